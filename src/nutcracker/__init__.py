@@ -1,0 +1,3 @@
+"""Nutcracker: a deterministic, maker-only rebalancing engine for crypto spot accounts."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""Exact units of the core: integer ticks, lots and quote units.
+
+A price is an integer number of ticks, a quantity an integer number of lots. Money is an
+integer number of *quote units* (qu): one tick·lot is ``QU_PER_TICK_LOT`` qu, so a maker fee
+given in parts per million is exact too (``fee_qu = price * qty * fee_ppm``). Decimals live
+only at the edges (config, exchange adapters, reports).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+QU_PER_TICK_LOT = 1_000_000
+PPM = 1_000_000
+
+
+def notional_qu(price: int, qty: int) -> int:
+    """Return the notional of ``qty`` lots at ``price`` ticks in quote units."""
+    return price * qty * QU_PER_TICK_LOT
+
+
+def fee_qu(price: int, qty: int, fee_ppm: int) -> int:
+    """Return the exact fee in quote units of a fill."""
+    return price * qty * fee_ppm
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True, slots=True)
+class Precision:
+    """The exchange grid of one market, converting between Decimals and integer units."""
+
+    tick: Decimal
+    lot: Decimal
+
+    @property
+    def quote_unit(self) -> Decimal:
+        return self.tick * self.lot / QU_PER_TICK_LOT
+
+    def price_to_ticks(self, price: Decimal, rounding: str = ROUND_FLOOR) -> int:
+        return int((price / self.tick).to_integral_value(rounding=rounding))
+
+    def qty_to_lots(self, qty: Decimal, rounding: str = ROUND_FLOOR) -> int:
+        return int((qty / self.lot).to_integral_value(rounding=rounding))
+
+    def quote_to_qu(self, quote: Decimal, rounding: str = ROUND_FLOOR) -> int:
+        return int((quote / self.quote_unit).to_integral_value(rounding=rounding))
+
+    def ticks_to_price(self, ticks: int) -> Decimal:
+        return ticks * self.tick
+
+    def lots_to_qty(self, lots: int) -> Decimal:
+        return lots * self.lot
+
+    def qu_to_quote(self, qu: int) -> Decimal:
+        return qu * self.quote_unit
+
+    def exact_ticks(self, price: Decimal) -> int:
+        """Return ``price`` in ticks, refusing a price off the tick grid."""
+        ticks = price / self.tick
+        if ticks != ticks.to_integral_value():
+            raise ValueError(f"price {price} is not a multiple of tick {self.tick}")
+        return int(ticks)
+
+
+__all__ = ["PPM", "QU_PER_TICK_LOT", "ROUND_CEILING", "ROUND_FLOOR", "Precision", "ceil_div", "fee_qu",
+           "notional_qu"]
