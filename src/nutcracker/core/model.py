@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 
 
@@ -67,7 +68,8 @@ class Snapshot:
 
     ``candles`` are closed candles, oldest first, at least the ones newer than the
     indicator state; ``fills`` are our fills not yet applied to the ledger, oldest first.
-    Balances are free amounts (not locked in orders).
+    Balances are free amounts (not locked in orders). ``quote_allowance`` is granted by the
+    engine's portfolio rails when several symbols spend one quote asset.
     """
 
     symbol: str
@@ -78,6 +80,7 @@ class Snapshot:
     free_quote: int  # quote units
     open_orders: tuple[OpenOrder, ...]
     fills: tuple[Fill, ...] = ()
+    quote_allowance: int | None = None  # qu more this symbol may commit under portfolio rails
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,27 @@ class CancelOrder:
 
     client_order_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarketInfo:
+    """The exchange's rules for one spot market."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_notional: Decimal
+    maker_fee: Decimal  # a fraction, e.g. 0.001 for 10 bps
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStatus:
+    """What the exchange says about one order, looked up by client order id."""
+
+    order: OpenOrder
+    status: str  # "open", "filled", "cancelled", "rejected"
 
 
 Intent = PlaceLimit | CancelOrder

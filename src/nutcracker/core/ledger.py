@@ -1,0 +1,181 @@
+"""The lot and cycle ledger: inventory bought by the engine and the buy-to-sell cycles it closes.
+
+A *lot* is the inventory one ladder level bought. A *cycle* closes when the inventory it
+bought is sold: one lot in per-lot mode (grid), every lot of the sequence in pooled mode
+(martingale). Realized PnL is exact, net of both maker fees, in quote units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from nutcracker.core.model import Fill, Side
+from nutcracker.core.units import PPM, QU_PER_TICK_LOT, ceil_div, notional_qu
+
+
+@dataclass(frozen=True, slots=True)
+class Lot:
+    level: int
+    cycle_id: int
+    price: int  # ticks of the first buy fill
+    bought: int  # lots
+    sold: int  # lots
+    cost: int  # qu: notional of the buys
+    buy_fees: int  # qu
+    proceeds: int  # qu: notional of the sells so far
+    sell_fees: int  # qu
+    opened_ts_ms: int
+
+    @property
+    def held(self) -> int:
+        return self.bought - self.sold
+
+    @property
+    def held_cost(self) -> int:
+        """Return the cost of the lots still held (floor), for the quote rail."""
+        return self.cost * self.held // self.bought if self.bought else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedCycle:
+    cycle_id: int
+    cost: int  # qu
+    proceeds: int  # qu
+    fees: int  # qu
+    pnl: int  # qu, net of fees
+    opened_ts_ms: int
+    closed_ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    lots: tuple[Lot, ...] = ()  # sorted by level
+    next_cycle_id: int = 1
+    sequence_cycle_id: int = 0  # pooled mode: the cycle every lot of the running sequence joins (0: none)
+    cycles_closed: int = 0
+    realized_pnl: int = 0  # qu
+    fees_paid: int = 0  # qu
+    last_buy_fill_ts_ms: int = -1
+    last_sell_fill_ts_ms: int = -1
+
+    @property
+    def held(self) -> int:
+        return sum(lot.held for lot in self.lots)
+
+    @property
+    def held_cost(self) -> int:
+        return sum(lot.held_cost for lot in self.lots)
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """Where one fill went: the cycle it opened, added to or closed."""
+
+    trade_id: str
+    cycle_id: int
+
+
+def min_sell_price(lots: Iterable[Lot], fee_ppm: int, min_profit_ppm: int) -> int:
+    """Return the lowest price (ticks) at which selling every held lot nets the minimum profit.
+
+    Net profit = proceeds - sell fees - cost - buy fees >= min_profit x cost, counting what
+    was already sold of these lots. Exact integer arithmetic, rounded up to the next tick.
+    """
+    cost = buy_fees = sell_fees = proceeds = held = 0
+    for lot in lots:
+        cost += lot.cost
+        buy_fees += lot.buy_fees
+        sell_fees += lot.sell_fees
+        proceeds += lot.proceeds
+        held += lot.held
+    if held <= 0:
+        raise ValueError("min_sell_price needs lots with inventory")
+    # p * held * (PPM - fee) * QU/PPM >= cost + fees - proceeds + cost * min_profit / PPM, scaled by PPM
+    need = PPM * (cost + buy_fees + sell_fees - proceeds) + cost * min_profit_ppm
+    per_tick = held * (PPM - fee_ppm) * QU_PER_TICK_LOT
+    return max(1, ceil_div(need, per_tick))
+
+
+def book_fill(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Ledger, Booking, ClosedCycle | None]:
+    """Return the ledger after one of our fills on ladder ``level`` (-1: the pooled exit)."""
+    if fill.side is Side.BUY:
+        return _book_buy(ledger, fill, level, pooled)
+    return _book_sell(ledger, fill, level, pooled)
+
+
+def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Ledger, Booking, None]:
+    notional = notional_qu(fill.price, fill.qty)
+    lots = list(ledger.lots)
+    next_cycle_id, sequence_cycle_id = ledger.next_cycle_id, ledger.sequence_cycle_id
+    for i, lot in enumerate(lots):
+        if lot.level == level:
+            lots[i] = replace(
+                lot, bought=lot.bought + fill.qty, cost=lot.cost + notional, buy_fees=lot.buy_fees + fill.fee
+            )
+            cycle_id = lot.cycle_id
+            break
+    else:
+        if pooled and sequence_cycle_id:
+            cycle_id = sequence_cycle_id
+        else:
+            cycle_id, next_cycle_id = next_cycle_id, next_cycle_id + 1
+            if pooled:
+                sequence_cycle_id = cycle_id
+        lots.append(Lot(level, cycle_id, fill.price, fill.qty, 0, notional, fill.fee, 0, 0, fill.ts_ms))
+        lots.sort(key=lambda lot: lot.level)
+    new = replace(
+        ledger,
+        lots=tuple(lots),
+        next_cycle_id=next_cycle_id,
+        sequence_cycle_id=sequence_cycle_id,
+        fees_paid=ledger.fees_paid + fill.fee,
+        last_buy_fill_ts_ms=max(ledger.last_buy_fill_ts_ms, fill.ts_ms),
+    )
+    return new, Booking(fill.trade_id, cycle_id), None
+
+
+def _book_sell(
+    ledger: Ledger, fill: Fill, level: int, pooled: bool
+) -> tuple[Ledger, Booking, ClosedCycle | None]:
+    lots = list(ledger.lots)
+    targets = [i for i, lot in enumerate(lots) if lot.held > 0 and (pooled or lot.level == level)]
+    if not targets:
+        raise ValueError(f"sell fill {fill.trade_id} closes no held lot (level {level})")
+    left, fee = fill.qty, fill.fee
+    for i in targets:  # pooled: lowest level first; the whole fee goes to the first lot touched
+        take = min(left, lots[i].held)
+        if take == 0:
+            break
+        lot = lots[i]
+        lots[i] = replace(
+            lot, sold=lot.sold + take, proceeds=lot.proceeds + notional_qu(fill.price, take),
+            sell_fees=lot.sell_fees + fee,
+        )
+        left, fee = left - take, 0
+    if left:
+        raise ValueError(f"sell fill {fill.trade_id} of {fill.qty} lots exceeds the engine's inventory")
+    cycle_id = lots[targets[0]].cycle_id
+    group = [lot for lot in lots if lot.cycle_id == cycle_id]
+    ledger = replace(
+        ledger,
+        fees_paid=ledger.fees_paid + fill.fee,
+        last_sell_fill_ts_ms=max(ledger.last_sell_fill_ts_ms, fill.ts_ms),
+    )
+    if any(lot.held for lot in group):
+        return replace(ledger, lots=tuple(lots)), Booking(fill.trade_id, cycle_id), None
+    cost = sum(lot.cost for lot in group)
+    proceeds = sum(lot.proceeds for lot in group)
+    fees = sum(lot.buy_fees + lot.sell_fees for lot in group)
+    closed = ClosedCycle(
+        cycle_id, cost, proceeds, fees, proceeds - cost - fees, min(lot.opened_ts_ms for lot in group), fill.ts_ms
+    )
+    remaining = tuple(lot for lot in lots if lot.cycle_id != cycle_id)
+    ledger = replace(
+        ledger,
+        lots=remaining,
+        sequence_cycle_id=0 if ledger.sequence_cycle_id == cycle_id else ledger.sequence_cycle_id,
+        cycles_closed=ledger.cycles_closed + 1,
+        realized_pnl=ledger.realized_pnl + closed.pnl,
+    )
+    return ledger, Booking(fill.trade_id, cycle_id), closed

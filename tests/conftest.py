@@ -1,0 +1,22 @@
+"""Shared test settings: hypothesis profiles and the location of the shared market data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.load_profile("dev")
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Return ../shared/data, skipping the test with a reason when the shared data set is absent."""
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"shared market data not found at {DATA_DIR}: tests on real candles need it")
+    return DATA_DIR

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+
+from nutcracker.core.ledger import Ledger, book_fill, min_sell_price
+from nutcracker.core.model import Fill, Side
+from nutcracker.core.units import QU_PER_TICK_LOT
+
+FEE_PPM = 1000  # 10 bps
+
+
+def _fill(side: Side, price: int, qty: int, trade_id: str, ts_ms: int = 0) -> Fill:
+    return Fill(trade_id, f"x-{trade_id}", side, price, qty, price * qty * FEE_PPM, ts_ms)
+
+
+def test_a_buy_fill_opens_a_lot_and_a_cycle() -> None:
+    ledger, booking, closed = book_fill(Ledger(), _fill(Side.BUY, 10_000, 50, "1"), level=0, pooled=False)
+    assert closed is None
+    assert booking.cycle_id == 1
+    (lot,) = ledger.lots
+    assert (lot.level, lot.held, lot.cost, lot.buy_fees) == (0, 50, 10_000 * 50 * QU_PER_TICK_LOT, 500_000_000)
+    assert ledger.fees_paid == 500_000_000
+
+
+def test_selling_a_lot_closes_its_cycle_with_exact_net_pnl() -> None:
+    ledger, _, _ = book_fill(Ledger(), _fill(Side.BUY, 10_000, 50, "1"), level=0, pooled=False)
+    ledger, booking, closed = book_fill(ledger, _fill(Side.SELL, 10_100, 50, "2", ts_ms=5), level=0, pooled=False)
+    assert closed is not None
+    assert booking.cycle_id == 1
+    cost, proceeds = 10_000 * 50 * QU_PER_TICK_LOT, 10_100 * 50 * QU_PER_TICK_LOT
+    fees = (10_000 + 10_100) * 50 * FEE_PPM
+    assert closed.pnl == proceeds - cost - fees
+    assert ledger.lots == ()
+    assert ledger.realized_pnl == closed.pnl
+    assert ledger.cycles_closed == 1
+
+
+def test_partial_sells_close_the_cycle_only_when_the_lot_is_empty() -> None:
+    ledger, _, _ = book_fill(Ledger(), _fill(Side.BUY, 10_000, 50, "1"), level=2, pooled=False)
+    ledger, _, closed = book_fill(ledger, _fill(Side.SELL, 10_100, 20, "2"), level=2, pooled=False)
+    assert closed is None
+    assert ledger.lots[0].held == 30
+    ledger, _, closed = book_fill(ledger, _fill(Side.SELL, 10_200, 30, "3"), level=2, pooled=False)
+    assert closed is not None
+    assert closed.proceeds == (10_100 * 20 + 10_200 * 30) * QU_PER_TICK_LOT
+
+
+def test_pooled_mode_closes_one_cycle_for_the_whole_sequence() -> None:
+    ledger, b1, _ = book_fill(Ledger(), _fill(Side.BUY, 10_000, 10, "1"), level=0, pooled=True)
+    ledger, b2, _ = book_fill(ledger, _fill(Side.BUY, 9_000, 20, "2"), level=1, pooled=True)
+    assert b1.cycle_id == b2.cycle_id == 1
+    ledger, _, closed = book_fill(ledger, _fill(Side.SELL, 9_500, 30, "3"), level=-1, pooled=True)
+    assert closed is not None
+    assert closed.cost == (10_000 * 10 + 9_000 * 20) * QU_PER_TICK_LOT
+    assert ledger.lots == ()
+    assert ledger.sequence_cycle_id == 0
+    ledger, b4, _ = book_fill(ledger, _fill(Side.BUY, 9_000, 10, "4"), level=0, pooled=True)
+    assert b4.cycle_id == 2
+
+
+def test_a_sell_larger_than_the_inventory_is_a_broken_invariant() -> None:
+    ledger, _, _ = book_fill(Ledger(), _fill(Side.BUY, 10_000, 10, "1"), level=0, pooled=False)
+    with pytest.raises(ValueError, match="exceeds"):
+        book_fill(ledger, _fill(Side.SELL, 11_000, 11, "2"), level=0, pooled=False)
+
+
+@pytest.mark.parametrize(("min_profit_ppm", "expected"), [(0, 10_021), (1000, 10_031), (10_000, 10_121)])
+def test_min_sell_price_covers_both_fees_and_the_min_profit(min_profit_ppm: int, expected: int) -> None:
+    ledger, _, _ = book_fill(Ledger(), _fill(Side.BUY, 10_000, 50, "1"), level=0, pooled=False)
+    price = min_sell_price(ledger.lots, FEE_PPM, min_profit_ppm)
+    assert price == expected
+    # selling at that price nets at least the minimum; one tick lower does not
+    for p, ok in ((price, True), (price - 1, False)):
+        proceeds = p * 50 * QU_PER_TICK_LOT
+        net = proceeds - p * 50 * FEE_PPM - ledger.lots[0].cost - ledger.lots[0].buy_fees
+        assert (net * 1_000_000 >= min_profit_ppm * ledger.lots[0].cost) is ok
