@@ -1,0 +1,904 @@
+"""The user's configuration: one frozen pydantic tree, read from TOML, turned into core params.
+
+Money, prices and rates are Decimals here (TOML strings or numbers); ``SymbolConfig.to_params``
+converts them exactly into the core's integer units (ticks, lots, quote units, ppm) and refuses
+any value off the exchange grid. Every problem surfaces as one ``ConfigError`` that names the field
+path (``symbol[0].rails.max_quote``) and says what to change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from decimal import ROUND_CEILING, Decimal
+from pathlib import Path
+from typing import Annotated, Any, Final, Self, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from nutcracker.core.params import (
+    GateParams,
+    GridParams,
+    KeltnerParams,
+    MarketMakingParams,
+    MarketParams,
+    MartingaleParams,
+    MeanReversionParams,
+    RailParams,
+    Spacing,
+    SymbolParams,
+)
+from nutcracker.core.units import Precision
+from nutcracker.errors import ConfigError
+
+CLIENT_ORDER_ID_MAX: Final = 36  # Binance newClientOrderId limit
+CLIENT_ORDER_ID_SUFFIX_MAX: Final = 12  # what the engine appends to the prefix
+ORDER_ID_PREFIX_MAX: Final = CLIENT_ORDER_ID_MAX - CLIENT_ORDER_ID_SUFFIX_MAX
+MAX_LADDER_LEVELS: Final = 100  # exchanges cap open orders per symbol (Binance: 200)
+
+_BPS_PER_UNIT: Final = Decimal(10_000)
+_CENT: Final = Decimal("0.01")
+_PPM_PER_BPS: Final = 100
+_PPM_PER_PCT: Final = 10_000
+_MS_PER_S: Final = 1_000
+
+_ENGINE_ID = re.compile(r"^[a-z0-9]{1,8}$")
+_EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_SYMBOL = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)$")
+_ASSET = re.compile(r"^[A-Z0-9]+$")
+_NOT_IN_ORDER_ID = re.compile(r"[^A-Za-z0-9-]")
+
+PositiveDecimal = Annotated[Decimal, Field(gt=0)]
+NonNegativeDecimal = Annotated[Decimal, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+
+
+class _BrokenRulesError(ValueError):
+    """Cross-field problems, each as (field path relative to the validated model, problem and fix)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {text}" for field, text in problems))
+        self.problems = problems
+
+
+class _Problems:
+    """Collect the problems a validator finds, then raise them together."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, text: str) -> None:
+        self.items.append((field, text))
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise _BrokenRulesError(self.items)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- engine and portfolio -------------------------------------------------------------------------
+
+
+class EngineConfig(_Section):
+    """``[engine]``: settings of this engine instance."""
+
+    id: str = Field(default="demo", examples=["demo"])
+    cancel_on_shutdown: StrictBool = True
+    pulse_interval_s: PositiveInt = 60
+
+    @field_validator("id")
+    @classmethod
+    def _id_fits_order_ids(cls, value: str) -> str:
+        if not _ENGINE_ID.match(value):
+            raise ValueError(
+                f"{_show(value)} is not a valid engine id; use 1 to 8 lowercase letters or digits, "
+                'e.g. "demo" (it goes into every client order id)'
+            )
+        return value
+
+
+class PortfolioRailsConfig(_Section):
+    """``[portfolio.<QUOTE>]``: a budget shared by every symbol that spends this quote asset."""
+
+    max_quote: PositiveDecimal = Field(examples=["8000"])
+
+
+# --- one symbol -----------------------------------------------------------------------------------
+
+
+class MarketConfig(_Section):
+    """``[symbol.market]``: where to trade and the exchange's rules for the pair."""
+
+    exchange: str = Field(examples=["binance"])
+    symbol: str = Field(examples=["BTC/USDT"])
+    tick_size: PositiveDecimal = Field(examples=["0.01"])
+    lot_size: PositiveDecimal = Field(examples=["0.00001"])
+    min_notional: NonNegativeDecimal = Field(examples=["5"])
+    maker_fee_bps: NonNegativeDecimal = Field(lt=10_000, examples=["10"])
+    api_url: str | None = None
+
+    @field_validator("exchange")
+    @classmethod
+    def _exchange_is_ccxt_id(cls, value: str) -> str:
+        if not _EXCHANGE_ID.match(value):
+            raise ValueError(
+                f'{_show(value)} is not a ccxt exchange id; use the lowercase id, e.g. "binance"'
+            )
+        return value
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol_is_ccxt_spot(cls, value: str) -> str:
+        if not _SYMBOL.match(value):
+            hint = f'"{value.upper()}"' if _SYMBOL.match(value.upper()) else '"BTC/USDT"'
+            raise ValueError(
+                f"{_show(value)} is not a spot symbol in ccxt form BASE/QUOTE; write it in capitals "
+                f"with one slash, e.g. {hint}"
+            )
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://\S+$", value):
+            raise ValueError(
+                f'{_show(value)} is not an http(s) URL; write e.g. "http://127.0.0.1:8900", '
+                "or remove api_url to use the exchange itself"
+            )
+        return value
+
+    @property
+    def base(self) -> str:
+        return self.symbol.split("/")[0]
+
+    @property
+    def quote(self) -> str:
+        return self.symbol.split("/")[1]
+
+    @property
+    def precision(self) -> Precision:
+        return Precision(tick=self.tick_size, lot=self.lot_size)
+
+
+class RailsConfig(_Section):
+    """``[symbol.rails]``: the hard inventory and quote limits of this symbol."""
+
+    max_base: PositiveDecimal = Field(examples=["0.1"])
+    max_quote: PositiveDecimal = Field(examples=["5000"])
+    reserve_base: NonNegativeDecimal = Decimal(0)
+    reserve_quote: NonNegativeDecimal = Decimal(0)
+
+    @model_validator(mode="after")
+    def _reserves_below_limits(self) -> Self:
+        problems = _Problems()
+        for side, reserve, limit in (
+            ("base", self.reserve_base, self.max_base),
+            ("quote", self.reserve_quote, self.max_quote),
+        ):
+            if reserve >= limit:
+                problems.add(
+                    f"reserve_{side}",
+                    f"reserve_{side}={_fmt(reserve)} is not below max_{side}={_fmt(limit)}, which leaves "
+                    f"nothing to trade; lower reserve_{side} below max_{side} (0 = no reserve)",
+                )
+        problems.raise_any()
+        return self
+
+
+class ProfitConfig(_Section):
+    """``[symbol.profit]``: the minimum net profit of a buy->sell cycle."""
+
+    min_net_bps: PositiveDecimal = Field(examples=["20"])
+
+
+class KeltnerConfig(_Section):
+    """``[symbol.keltner]``: the volatility bands (EMA mid ± multiplier·ATR) and the buy gate."""
+
+    enabled: StrictBool = False
+    ema_period: PositiveInt = 20
+    atr_period: PositiveInt = 14
+    multiplier: PositiveFloat = 2.0
+    confirm_closes: PositiveInt = 2
+    hysteresis_bps: NonNegativeDecimal = Decimal(5)
+    long_period: PositiveInt = 240
+
+
+class MeanReversionConfig(_Section):
+    """``[symbol.mean_reversion]``: buy at the lower band, sell toward the mean."""
+
+    enabled: StrictBool = False
+
+
+class GridConfig(_Section):
+    """``[symbol.grid]``: the buy ladder and its order size (the size every component uses)."""
+
+    enabled: StrictBool = False
+    levels: PositiveInt = Field(default=5, le=MAX_LADDER_LEVELS)
+    spacing_bps: PositiveDecimal | None = None
+    spacing_atr: PositiveFloat | None = None
+    order_quote: PositiveDecimal | None = Field(default=None, examples=["100"])
+    trailing_up: StrictBool = True
+    trailing_down: StrictBool = False
+
+
+class MartingaleConfig(_Section):
+    """``[symbol.martingale]``: deeper ladder levels farther apart and larger, exited together."""
+
+    enabled: StrictBool = False
+    volume_scale: PositiveFloat = 1.5
+    step_scale: PositiveFloat = 1.2
+    max_steps: PositiveInt = Field(default=4, le=MAX_LADDER_LEVELS - 1)
+
+
+class MarketMakingConfig(_Section):
+    """``[symbol.market_making]``: quote both sides around the mean, skewed toward a target inventory."""
+
+    enabled: StrictBool = False
+    half_spread_bps: PositiveDecimal = Decimal(25)
+    inventory_target: NonNegativeDecimal = Decimal(0)
+    skew_bps: NonNegativeDecimal = Decimal(20)
+
+
+class DepthConfig(_Section):
+    """``[symbol.depth]``: how far behind the top of book orders rest."""
+
+    offset_bps: NonNegativeDecimal = Decimal(0)
+
+
+class VolatilityConfig(_Section):
+    """``[symbol.volatility]``: the backstop on ATR% (ATR as a percentage of price); 0 = off."""
+
+    max_atr_pct: NonNegativeDecimal = Decimal("1.0")
+    min_atr_pct: NonNegativeDecimal = Decimal(0)
+
+    @model_validator(mode="after")
+    def _band_is_not_empty(self) -> Self:
+        if self.max_atr_pct > 0 and self.min_atr_pct >= self.max_atr_pct:
+            problems = _Problems()
+            problems.add(
+                "min_atr_pct",
+                f"min_atr_pct={_fmt(self.min_atr_pct)} is not below max_atr_pct={_fmt(self.max_atr_pct)}, "
+                "so no buy could ever pass; lower min_atr_pct (0 = off) or raise max_atr_pct",
+            )
+            problems.raise_any()
+        return self
+
+
+class CooldownConfig(_Section):
+    """``[symbol.cooldown]``: seconds to wait after a fill before placing again on that side."""
+
+    buy_s: NonNegativeInt = 0
+    sell_s: NonNegativeInt = 0
+
+
+class OrdersConfig(_Section):
+    """``[symbol.orders]``: when to move and when to purge resting orders."""
+
+    requote_bps: NonNegativeDecimal = Decimal(10)
+    purge_bps: NonNegativeDecimal = Decimal(300)
+
+
+class SymbolConfig(_Section):
+    """``[[symbol]]``: everything about one traded pair; convert with ``to_params``."""
+
+    market: MarketConfig
+    rails: RailsConfig
+    profit: ProfitConfig
+    keltner: KeltnerConfig = KeltnerConfig()
+    mean_reversion: MeanReversionConfig = MeanReversionConfig()
+    grid: GridConfig = GridConfig()
+    martingale: MartingaleConfig = MartingaleConfig()
+    market_making: MarketMakingConfig = MarketMakingConfig()
+    depth: DepthConfig = DepthConfig()
+    volatility: VolatilityConfig = VolatilityConfig()
+    cooldown: CooldownConfig = CooldownConfig()
+    orders: OrdersConfig = OrdersConfig()
+
+    @property
+    def ladder_levels(self) -> int:
+        """Return how many buy levels the ladder holds (as ``SymbolParams.ladder_levels``)."""
+        if self.martingale.enabled:
+            return self.martingale.max_steps + 1
+        if self.grid.enabled:
+            return self.grid.levels
+        return 1
+
+    def ladder_quote(self) -> Decimal:
+        """Return the quote the whole buy ladder needs when every level is filled."""
+        order_quote = self.grid.order_quote or Decimal(0)
+        if not self.martingale.enabled:
+            return order_quote * self.ladder_levels
+        scale = _decimal(self.martingale.volume_scale)
+        return sum((order_quote * scale**k for k in range(self.ladder_levels)), Decimal(0))
+
+    def to_params(self, engine_id: str) -> SymbolParams:
+        """Return this symbol in the core's exact integer units.
+
+        Raises:
+            ConfigError: ``engine_id`` is invalid or a value is off the exchange grid.
+        """
+        if not _ENGINE_ID.match(engine_id):
+            raise ConfigError(
+                f"engine.id: {_show(engine_id)} is not a valid engine id; use 1 to 8 lowercase "
+                'letters or digits, e.g. "demo"'
+            )
+        params, problems = self._convert(engine_id)
+        if problems:
+            raise ConfigError(_format_problems(self.market.symbol, problems))
+        return params
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        problems = _Problems()
+        self._check_strategy(problems)
+        self._check_cycle_spreads(problems)
+        if self.grid.order_quote is not None:
+            self._check_sizes(self.grid.order_quote, problems)
+        for field, text in self._convert("check")[1]:
+            problems.add(field, text)
+        problems.raise_any()
+        return self
+
+    def _check_strategy(self, problems: _Problems) -> None:
+        grid, martingale = self.grid, self.martingale
+        components = (self.keltner, self.mean_reversion, grid, martingale, self.market_making)
+        if not any(component.enabled for component in components):
+            problems.add(
+                "",
+                "no strategy component is enabled, so nothing would ever be placed; set enabled = true "
+                "in at least one of [symbol.keltner], [symbol.mean_reversion], [symbol.grid], "
+                "[symbol.martingale], [symbol.market_making]",
+            )
+        if grid.spacing_bps is not None and grid.spacing_atr is not None:
+            problems.add(
+                "grid.spacing_bps",
+                "both spacing_bps and spacing_atr are set; keep exactly one (spacing_bps for a fixed step, "
+                "spacing_atr for a step in ATR multiples) and remove the other",
+            )
+        elif (grid.enabled or martingale.enabled) and grid.spacing_bps is None and grid.spacing_atr is None:
+            problems.add(
+                "grid.spacing_bps",
+                'the ladder has no spacing; set exactly one of spacing_bps (e.g. "50") or spacing_atr '
+                "(e.g. 1.5) in [symbol.grid]",
+            )
+        if grid.order_quote is None:
+            problems.add(
+                "grid.order_quote",
+                f"missing; set the {self.market.quote} size of one order in [symbol.grid], e.g. "
+                'order_quote = "100" (every component sizes its orders from it)',
+            )
+
+    def _check_cycle_spreads(self, problems: _Problems) -> None:
+        needed = _min_cycle_spread_bps(self.profit.min_net_bps, self.market.maker_fee_bps)
+        cannot_earn = (
+            f"cannot earn profit.min_net_bps={_fmt(self.profit.min_net_bps)} after two maker fees of "
+            f"{_fmt(self.market.maker_fee_bps)} bps: a buy->sell cycle needs a spread of more than "
+            f"{_fmt(needed.quantize(_CENT))} bps ((min_net_bps + 2 × maker_fee_bps) / (1 - maker fee))"
+        )
+        spacing = self.grid.spacing_bps
+        if self.grid.enabled and spacing is not None and spacing <= needed:
+            problems.add(
+                "grid.spacing_bps",
+                f"spacing_bps={_fmt(spacing)} {cannot_earn}; raise grid.spacing_bps to at least "
+                f"{_fmt(_just_above(needed))} or lower profit.min_net_bps",
+            )
+        half_spread = self.market_making.half_spread_bps
+        if self.market_making.enabled and 2 * half_spread <= needed:
+            problems.add(
+                "market_making.half_spread_bps",
+                f"a spread of 2 × half_spread_bps={_fmt(2 * half_spread)} {cannot_earn}; raise "
+                f"market_making.half_spread_bps to at least {_fmt(_just_above(needed / 2))} or lower "
+                "profit.min_net_bps",
+            )
+
+    def _check_sizes(self, order_quote: Decimal, problems: _Problems) -> None:
+        market, rails, martingale, quote = self.market, self.rails, self.martingale, self.market.quote
+        min_notional = _fmt(market.min_notional)
+        if order_quote < market.min_notional:
+            problems.add(
+                "grid.order_quote",
+                f"{_fmt(order_quote)} {quote} is below market.min_notional {min_notional} {quote}, so no "
+                f"order could be placed; raise grid.order_quote to at least {min_notional}",
+            )
+        elif martingale.enabled and martingale.volume_scale < 1:
+            factor = _decimal(martingale.volume_scale) ** martingale.max_steps
+            smallest = order_quote * factor
+            if smallest < market.min_notional:
+                needed = (market.min_notional / factor).quantize(_CENT, rounding=ROUND_CEILING)
+                problems.add(
+                    "martingale.volume_scale",
+                    f"the smallest martingale order (step {martingale.max_steps}: order_quote "
+                    f"{_fmt(order_quote)} × {martingale.volume_scale}^{martingale.max_steps} = "
+                    f"{_fmt(smallest.quantize(_CENT))} {quote}) is below market.min_notional "
+                    f"{min_notional} {quote}; raise grid.order_quote to at least {_fmt(needed)}, raise "
+                    "volume_scale, or lower max_steps",
+                )
+        ladder, levels = self.ladder_quote(), self.ladder_levels
+        if ladder > rails.max_quote:
+            if martingale.enabled:
+                scale = martingale.volume_scale
+                how = f"{levels} martingale levels from {_fmt(order_quote)}, each {scale}× the one before"
+                lower = "grid.order_quote, martingale.volume_scale or martingale.max_steps"
+            else:
+                how = f"{levels} level{'s' if levels > 1 else ''} × order_quote {_fmt(order_quote)}"
+                lower = "grid.order_quote or grid.levels" if self.grid.enabled else "grid.order_quote"
+            needed = ladder.quantize(_CENT, rounding=ROUND_CEILING)
+            problems.add(
+                "rails.max_quote",
+                f"the buy ladder needs {_fmt(needed)} {quote} ({how}) but rails.max_quote is "
+                f"{_fmt(rails.max_quote)} {quote}; raise rails.max_quote to at least {_fmt(needed)} "
+                f"or lower {lower}",
+            )
+        target = self.market_making.inventory_target
+        if self.market_making.enabled and target > rails.max_base:
+            problems.add(
+                "market_making.inventory_target",
+                f"{_fmt(target)} {market.base} is above rails.max_base {_fmt(rails.max_base)}; lower "
+                "inventory_target to at most rails.max_base",
+            )
+
+    def _convert(self, engine_id: str) -> tuple[SymbolParams, list[tuple[str, str]]]:
+        market = self.market
+        exact = _ExactUnits(market)
+        grid, mm, keltner = self.grid, self.market_making, self.keltner
+        spacing = Spacing.ATR if grid.spacing_atr is not None else Spacing.BPS
+        params = SymbolParams(
+            market=MarketParams(
+                exchange=market.exchange,
+                symbol=market.symbol,
+                base=market.base,
+                quote=market.quote,
+                precision=market.precision,
+                min_notional_qu=exact.quote_units("market.min_notional", market.min_notional),
+                maker_fee_ppm=exact.ppm("market.maker_fee_bps", market.maker_fee_bps, _PPM_PER_BPS, "bps"),
+            ),
+            rails=RailParams(
+                max_base_lots=exact.lots("rails.max_base", self.rails.max_base),
+                max_quote_qu=exact.quote_units("rails.max_quote", self.rails.max_quote),
+                reserve_base_lots=exact.lots("rails.reserve_base", self.rails.reserve_base),
+                reserve_quote_qu=exact.quote_units("rails.reserve_quote", self.rails.reserve_quote),
+            ),
+            min_profit_ppm=exact.ppm("profit.min_net_bps", self.profit.min_net_bps, _PPM_PER_BPS, "bps"),
+            keltner=KeltnerParams(
+                enabled=keltner.enabled,
+                ema_period=keltner.ema_period,
+                atr_period=keltner.atr_period,
+                multiplier=keltner.multiplier,
+                confirm_closes=keltner.confirm_closes,
+                hysteresis_ppm=exact.ppm(
+                    "keltner.hysteresis_bps", keltner.hysteresis_bps, _PPM_PER_BPS, "bps"
+                ),
+                long_period=keltner.long_period,
+            ),
+            mean_reversion=MeanReversionParams(enabled=self.mean_reversion.enabled),
+            grid=GridParams(
+                enabled=grid.enabled,
+                levels=grid.levels,
+                spacing=spacing,
+                spacing_ppm=exact.ppm(
+                    "grid.spacing_bps", grid.spacing_bps or Decimal(0), _PPM_PER_BPS, "bps"
+                ),
+                spacing_atr=grid.spacing_atr or 0.0,
+                order_quote_qu=exact.quote_units("grid.order_quote", grid.order_quote or Decimal(0)),
+                trailing_up=grid.trailing_up,
+                trailing_down=grid.trailing_down,
+            ),
+            martingale=MartingaleParams(
+                enabled=self.martingale.enabled,
+                volume_scale=self.martingale.volume_scale,
+                step_scale=self.martingale.step_scale,
+                max_steps=self.martingale.max_steps,
+            ),
+            market_making=MarketMakingParams(
+                enabled=mm.enabled,
+                half_spread_ppm=exact.ppm(
+                    "market_making.half_spread_bps", mm.half_spread_bps, _PPM_PER_BPS, "bps"
+                ),
+                inventory_target_lots=exact.lots("market_making.inventory_target", mm.inventory_target),
+                skew_ppm=exact.ppm("market_making.skew_bps", mm.skew_bps, _PPM_PER_BPS, "bps"),
+            ),
+            gates=GateParams(
+                depth_ppm=exact.ppm("depth.offset_bps", self.depth.offset_bps, _PPM_PER_BPS, "bps"),
+                max_atr_ppm=exact.ppm(
+                    "volatility.max_atr_pct", self.volatility.max_atr_pct, _PPM_PER_PCT, "%"
+                ),
+                min_atr_ppm=exact.ppm(
+                    "volatility.min_atr_pct", self.volatility.min_atr_pct, _PPM_PER_PCT, "%"
+                ),
+                cooldown_buy_ms=self.cooldown.buy_s * _MS_PER_S,
+                cooldown_sell_ms=self.cooldown.sell_s * _MS_PER_S,
+                requote_ppm=exact.ppm("orders.requote_bps", self.orders.requote_bps, _PPM_PER_BPS, "bps"),
+                purge_ppm=exact.ppm("orders.purge_bps", self.orders.purge_bps, _PPM_PER_BPS, "bps"),
+            ),
+            order_id_prefix=order_id_prefix(engine_id, market.base, market.quote),
+        )
+        return params, exact.problems.items
+
+
+# --- the whole file -------------------------------------------------------------------------------
+
+
+class NutcrackerConfig(_Section):
+    """The whole configuration file: the engine, shared quote budgets and one or more symbols."""
+
+    engine: EngineConfig = EngineConfig()
+    portfolio: dict[str, PortfolioRailsConfig] = Field(default_factory=dict)
+    symbol: tuple[SymbolConfig, ...]
+
+    @property
+    def symbols(self) -> tuple[SymbolConfig, ...]:
+        return self.symbol
+
+    def to_params(self) -> tuple[SymbolParams, ...]:
+        """Return the core params of every symbol, in file order."""
+        return tuple(symbol.to_params(self.engine.id) for symbol in self.symbol)
+
+    def to_toml(self) -> str:
+        """Return the effective configuration (every default filled in) as TOML that loads back."""
+        return "\n".join(_toml_lines(self))
+
+    @model_validator(mode="after")
+    def _check_across_symbols(self) -> Self:
+        problems = _Problems()
+        if not self.symbol:
+            problems.add("symbol", "no symbol is configured; add at least one [[symbol]] table")
+        seen: dict[tuple[str, str], int] = {}
+        for index, symbol in enumerate(self.symbol):
+            key = (symbol.market.exchange, symbol.market.symbol)
+            if key in seen:
+                problems.add(
+                    f"symbol[{index}].market.symbol",
+                    f"{key[1]} on {key[0]} is already configured in symbol[{seen[key]}]; each market may "
+                    "appear once, so remove or merge one of the two [[symbol]] tables",
+                )
+            seen.setdefault(key, index)
+        quotes = sorted({symbol.market.quote for symbol in self.symbol})
+        for asset in self.portfolio:
+            if asset in quotes:
+                continue
+            if asset.upper() in quotes:
+                fix = f"write it in capitals: [portfolio.{asset.upper()}]"
+            elif not _ASSET.match(asset):
+                fix = "write the asset code in capitals, e.g. [portfolio.USDT]"
+            else:
+                fix = f"remove [portfolio.{asset}] or use one of: {', '.join(quotes)}"
+            problems.add(f"portfolio.{asset}", f"no symbol quotes {asset!r}; {fix}")
+        problems.raise_any()
+        return self
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> NutcrackerConfig:
+    """Return the validated configuration read from the TOML file at ``path``.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not TOML, or invalid; the message says what to fix.
+    """
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{file}: no such file; check the path (examples/ holds templates)") from e
+    except IsADirectoryError as e:
+        raise ConfigError(f"{file}: is a directory; give the path of a .toml file") from e
+    except OSError as e:
+        raise ConfigError(f"{file}: cannot be read ({e.strerror}); check the path and its permissions") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{file}: is not UTF-8 text; save it as UTF-8") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{file}: invalid TOML: {e}; fix the syntax there") from e
+    return parse_config(data, source=str(file))
+
+
+def parse_config(data: Mapping[str, Any], source: str = "config") -> NutcrackerConfig:
+    """Return the validated configuration from parsed TOML ``data``.
+
+    Raises:
+        ConfigError: listing every problem as field path, problem and fix; ``source`` heads the message.
+    """
+    try:
+        return NutcrackerConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, source)) from e
+
+
+def order_id_prefix(engine_id: str, base: str, quote: str) -> str:
+    """Return the client order id prefix of a symbol: ``nc{engine_id}{BASE}{QUOTE}``, at most 24 chars.
+
+    The engine appends up to ``CLIENT_ORDER_ID_SUFFIX_MAX`` characters, which keeps the whole id
+    within Binance's 36-character ``newClientOrderId`` (``^[.A-Z:/a-z0-9_-]{1,36}$``).
+    """
+    return _NOT_IN_ORDER_ID.sub("", f"nc{engine_id}{base}{quote}")[:ORDER_ID_PREFIX_MAX]
+
+
+# --- exact units ----------------------------------------------------------------------------------
+
+
+class _ExactUnits:
+    """Convert Decimals to integer units, recording every value the conversion would round."""
+
+    def __init__(self, market: MarketConfig) -> None:
+        self._market = market
+        self._precision = market.precision
+        self.problems = _Problems()
+
+    def lots(self, field: str, qty: Decimal) -> int:
+        lots = self._precision.qty_to_lots(qty)
+        if self._precision.lots_to_qty(lots) != qty:
+            lot = self._market.lot_size
+            self.problems.add(
+                field,
+                f"{_fmt(qty)} {self._market.base} is not a multiple of market.lot_size {_fmt(lot)}; "
+                f"use e.g. {_fmt(lots * lot)} or {_fmt((lots + 1) * lot)}",
+            )
+        return lots
+
+    def quote_units(self, field: str, amount: Decimal) -> int:
+        units = self._precision.quote_to_qu(amount)
+        if self._precision.qu_to_quote(units) != amount:
+            unit = self._precision.quote_unit
+            self.problems.add(
+                field,
+                f"{_fmt(amount)} {self._market.quote} is finer than the smallest quote unit {unit:E} "
+                f"(tick_size × lot_size / 1e6); round it to e.g. {_fmt(units * unit)}",
+            )
+        return units
+
+    def ppm(self, field: str, value: Decimal, ppm_per_unit: int, unit: str) -> int:
+        scaled = value * ppm_per_unit
+        ppm = int(scaled.to_integral_value())
+        if scaled != ppm:
+            step = Decimal(1) / ppm_per_unit
+            self.problems.add(
+                field,
+                f"{_fmt(value)} {unit} is finer than the engine's resolution of {_fmt(step)} {unit} "
+                f"(1 ppm); round it to e.g. {_fmt(value.quantize(step))}",
+            )
+        return ppm
+
+
+def _min_cycle_spread_bps(min_net_bps: Decimal, maker_fee_bps: Decimal) -> Decimal:
+    """Return the buy->sell spread (bps) at which a cycle nets exactly ``min_net_bps`` of its cost.
+
+    As the core's ledger counts it (``ledger.min_sell_price``): a buy of cost P pays fee P·f, the
+    sell at P(1+s) pays P(1+s)·f, and net = P(1+s)(1-f) - P(1+f) >= m·P when s >= (m + 2f) / (1-f).
+    """
+    m, f = min_net_bps / _BPS_PER_UNIT, maker_fee_bps / _BPS_PER_UNIT
+    return (m + 2 * f) / (1 - f) * _BPS_PER_UNIT
+
+
+# --- messages -------------------------------------------------------------------------------------
+
+
+_EXPECTED_TYPES: Final = {
+    "int_type": "a whole number such as 5 (no quotes, no decimals)",
+    "bool_type": "true or false (no quotes)",
+    "float_type": "a number such as 1.5 (no quotes)",
+    "decimal_type": 'a decimal number, best quoted, such as "0.01"',
+    "decimal_parsing": 'a decimal number, best quoted, such as "0.01"',
+    "string_type": 'a quoted string such as "text"',
+    "model_type": "a table, e.g. [section] or key = { ... }",
+    "dict_type": "a table of tables, e.g. [portfolio.USDT]",
+    "tuple_type": "one or more [[symbol]] tables",
+    "list_type": "one or more [[symbol]] tables",
+    "finite_number": "a finite number",
+}
+_BOUNDS: Final = {  # pydantic error type -> (problem, fix), formatted with the limit
+    "greater_than": ("must be greater than {}", "set a value above {}"),
+    "greater_than_equal": ("must be at least {}", "set a value of {} or more"),
+    "less_than": ("must be less than {}", "set a value below {}"),
+    "less_than_equal": ("must be at most {}", "set a value of {} or less"),
+}
+
+
+def _explain(error: ValidationError, source: str) -> str:
+    lines: list[str] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, _BrokenRulesError):
+            lines += [_problem_line(_join(_path(loc), field), text) for field, text in cause.problems]
+        else:
+            lines.append(_describe(item["type"], loc, item))
+    return _format_lines(source, lines)
+
+
+def _format_problems(source: str, problems: list[tuple[str, str]]) -> str:
+    return _format_lines(source, [_problem_line(field, text) for field, text in problems])
+
+
+def _format_lines(source: str, lines: list[str]) -> str:
+    count = f"{len(lines)} problem" + ("s" if len(lines) != 1 else "")
+    return f"{source}: {count}:\n" + "\n".join(f"  - {line}" for line in lines)
+
+
+def _problem_line(path: str, text: str) -> str:
+    return f"{path or 'top level'}: {text}"
+
+
+def _describe(kind: str, loc: tuple[int | str, ...], item: Mapping[str, Any]) -> str:
+    path, value, ctx = _path(loc), item.get("input"), item.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return _unknown_key(loc)
+    if kind == "missing":
+        return _problem_line(path, _missing(loc))
+    if kind == "value_error":
+        return _problem_line(path, str(ctx.get("error", item["msg"])))
+    if kind in _EXPECTED_TYPES:
+        return _problem_line(
+            path, f"expected {_EXPECTED_TYPES[kind]}, got {_show(value)}; change it to that type"
+        )
+    if kind in _BOUNDS:
+        limit = next(iter(ctx.values()))
+        problem, fix = _BOUNDS[kind]
+        return _problem_line(path, f"{problem.format(limit)}, got {_show(value)}; {fix.format(limit)}")
+    return _problem_line(path, f"{item['msg']} (got {_show(value)})")
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    key, parent = str(loc[-1]), loc[:-1]
+    where = f"in {_path(parent)}" if parent else "at the top level"
+    model = _model_at(parent)
+    allowed = list(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key {key!r} {where}; {hint}allowed: {', '.join(allowed)}"
+
+
+def _missing(loc: tuple[int | str, ...]) -> str:
+    parent, key = loc[:-1], str(loc[-1])
+    model = _model_at(parent)
+    field = model.model_fields.get(key) if model is not None else None
+    table = _table(parent)
+    if field is not None and _is_model(field.annotation):
+        return f"missing section; add a [{_table(loc)}] table"
+    if key == "symbol" and not parent:
+        return "no symbol is configured; add at least one [[symbol]] table"
+    example = field.examples[0] if field is not None and field.examples else "..."
+    shown = f'"{example}"' if isinstance(example, str) else str(example)
+    under = f" under [{table}]" if table else ""
+    return f"missing required key; add {key} = {shown}{under}"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """Return the model class found at ``loc`` inside ``NutcrackerConfig``, if any."""
+    kind: Any = NutcrackerConfig
+    for part in loc:
+        origin, args = get_origin(kind), get_args(kind)
+        if _is_model(kind) and isinstance(part, str) and part in kind.model_fields:
+            kind = kind.model_fields[part].annotation
+        elif origin in (tuple, list) and isinstance(part, int):
+            kind = args[0]
+        elif origin is dict and isinstance(part, str):
+            kind = args[1]
+        else:
+            return None
+    return kind if _is_model(kind) else None
+
+
+def _is_model(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, BaseModel)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _table(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc if isinstance(part, str))
+
+
+def _join(base: str, field: str) -> str:
+    return ".".join(part for part in (base, field) if part)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return str(value)
+
+
+def _fmt(value: Decimal) -> str:
+    """Return ``value`` in plain notation without trailing zeros (``1E+3`` -> ``1000``)."""
+    return f"{value.normalize():f}"
+
+
+def _just_above(value: Decimal) -> Decimal:
+    """Return the smallest multiple of 0.01 strictly above ``value``."""
+    above = value.quantize(_CENT, rounding=ROUND_CEILING)
+    return above + _CENT if above == value else above
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(value))
+
+
+# --- effective config as TOML ---------------------------------------------------------------------
+
+
+def _toml_lines(config: NutcrackerConfig) -> Iterator[str]:
+    yield from _toml_table("engine", config.engine)
+    for asset, rails in config.portfolio.items():
+        yield from _toml_table(f"portfolio.{_toml_key(asset)}", rails)
+    for symbol in config.symbol:
+        yield "[[symbol]]"
+        for name in type(symbol).model_fields:
+            yield from _toml_table(f"symbol.{name}", getattr(symbol, name))
+
+
+def _toml_table(header: str, section: BaseModel) -> Iterator[str]:
+    yield f"[{header}]"
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        yield f"# {name} is not set" if value is None else f"{name} = {_toml_value(value)}"
+    yield ""
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return f'"{_fmt(value)}"'
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def _toml_key(key: str) -> str:
+    return key if re.match(r"^[A-Za-z0-9_-]+$", key) else json.dumps(key)
+
+
+__all__ = [
+    "CLIENT_ORDER_ID_MAX",
+    "CLIENT_ORDER_ID_SUFFIX_MAX",
+    "MAX_LADDER_LEVELS",
+    "ORDER_ID_PREFIX_MAX",
+    "CooldownConfig",
+    "DepthConfig",
+    "EngineConfig",
+    "GridConfig",
+    "KeltnerConfig",
+    "MarketConfig",
+    "MarketMakingConfig",
+    "MartingaleConfig",
+    "MeanReversionConfig",
+    "NutcrackerConfig",
+    "OrdersConfig",
+    "PortfolioRailsConfig",
+    "ProfitConfig",
+    "RailsConfig",
+    "SymbolConfig",
+    "VolatilityConfig",
+    "load_config",
+    "order_id_prefix",
+    "parse_config",
+]
