@@ -7,6 +7,26 @@ from decimal import Decimal
 from typing import Protocol
 
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit
+from nutcracker.core.records import (
+    INTENT_STATUSES,
+    OPEN_INTENT_STATUSES,
+    ClosedCycleRecord,
+    IntentRecord,
+    PulseRecord,
+    StoredSymbol,
+)
+
+__all__ = [
+    "INTENT_STATUSES",
+    "OPEN_INTENT_STATUSES",
+    "Clock",
+    "ClosedCycleRecord",
+    "Exchange",
+    "IntentRecord",
+    "Journal",
+    "PulseRecord",
+    "StoredSymbol",
+]
 
 
 class Clock(Protocol):
@@ -49,3 +69,37 @@ class Exchange(Protocol):
         ...
 
     async def cancel(self, symbol: str, client_order_id: str) -> None: ...
+
+
+class Journal(Protocol):
+    """Durable engine state: append-only events plus read models. Narrow, so Redis can follow."""
+
+    def commit_pulse(self, record: PulseRecord) -> None: ...
+
+    def update_intents(self, symbol: str, updates: Sequence[tuple[str, str, str]], ts_ms: int) -> None:
+        """Set (client_order_id, status, detail) of recorded intents."""
+        ...
+
+    def open_intents(self, symbol: str) -> list[IntentRecord]: ...
+
+    def load_symbol(self, symbol: str) -> StoredSymbol | None: ...
+
+    def known_trade_ids(self, symbol: str, since_ms: int) -> set[str]: ...
+
+    def set_status(self, symbol: str, status: str, reason: str, ts_ms: int) -> None: ...
+
+    def save_state(self, symbol: str, state_json: str, ts_ms: int) -> None:
+        """Store the strategy state without a durable commit (indicator progress of idle pulses)."""
+        ...
+
+    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None: ...
+
+    def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None: ...
+
+    def symbols(self) -> list[StoredSymbol]: ...
+
+    def flush(self) -> None:
+        """Make everything written so far durable."""
+        ...
+
+    def close(self) -> None: ...

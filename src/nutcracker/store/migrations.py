@@ -1,0 +1,194 @@
+"""The SQLite journal's schema as ordered migration steps, tracked by ``PRAGMA user_version``.
+
+Step ``n`` (1-based) takes a file from version ``n - 1`` to ``n``; each runs in its own
+transaction together with the version bump, so a crash mid-migration leaves the previous
+version intact. Never edit a released step: append a new one. A file whose version is newer
+than ``LATEST_VERSION`` was written by a newer Nutcracker and is refused.
+
+Quote-unit amounts (``*_qu``, ``fee``) are TEXT holding decimal integers: they can exceed
+SQLite's 64-bit INTEGER. Tables are STRICT (SQLite >= 3.37), so a wrong type fails loudly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from nutcracker.errors import NutcrackerError
+
+# "NUTC": marks a SQLite file as a Nutcracker journal, so another application's file is refused.
+APPLICATION_ID = 0x4E555443
+MIN_SQLITE = (3, 37, 0)  # STRICT tables
+
+
+class JournalError(NutcrackerError):
+    """The journal could not read or write its store; nothing of the failed call was kept."""
+
+
+class JournalVersionError(JournalError):
+    """The journal file was written by a newer Nutcracker, or is not a Nutcracker journal."""
+
+
+Migration = tuple[str, ...]  # the statements of one step, run in one transaction
+
+MIGRATIONS: tuple[Migration, ...] = (
+    # 1: events log and read models.
+    (
+        f"PRAGMA application_id = {APPLICATION_ID}",
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            ts_ms INTEGER NOT NULL,
+            symbol TEXT NOT NULL,          -- '' for account-wide events (audit)
+            kind TEXT NOT NULL,            -- pulse, intents, status, params, audit
+            payload TEXT NOT NULL          -- JSON, see nutcracker.core.records
+        ) STRICT
+        """,
+        "CREATE INDEX events_by_symbol ON events (symbol, seq)",
+        """
+        CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END
+        """,
+        """
+        CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END
+        """,
+        """
+        CREATE TABLE symbols (
+            symbol TEXT PRIMARY KEY,
+            state_json TEXT NOT NULL,      -- opaque strategy state; '' until one was stored
+            last_fill_ts_ms INTEGER NOT NULL DEFAULT -1,
+            status TEXT NOT NULL,
+            status_reason TEXT NOT NULL DEFAULT '',
+            updated_ts_ms INTEGER NOT NULL
+        ) STRICT
+        """,
+        """
+        CREATE TABLE fills (
+            symbol TEXT NOT NULL REFERENCES symbols (symbol),
+            trade_id TEXT NOT NULL,
+            client_order_id TEXT NOT NULL,
+            side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+            price INTEGER NOT NULL,        -- ticks
+            qty INTEGER NOT NULL,          -- lots
+            fee TEXT NOT NULL,             -- qu
+            ts_ms INTEGER NOT NULL,
+            cycle_id INTEGER NOT NULL,
+            PRIMARY KEY (symbol, trade_id)
+        ) STRICT
+        """,
+        "CREATE INDEX fills_by_time ON fills (symbol, ts_ms)",
+        """
+        CREATE TABLE intents (
+            seq INTEGER PRIMARY KEY,       -- record order: an update goes to the latest intent of an id
+            symbol TEXT NOT NULL REFERENCES symbols (symbol),
+            client_order_id TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('place', 'cancel')),
+            side TEXT NOT NULL,            -- '' for a cancel
+            price INTEGER NOT NULL,        -- ticks, 0 for a cancel
+            qty INTEGER NOT NULL,          -- lots, 0 for a cancel
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            created_ts_ms INTEGER NOT NULL,
+            updated_ts_ms INTEGER NOT NULL,
+            UNIQUE (symbol, client_order_id, action)
+        ) STRICT
+        """,
+        "CREATE INDEX intents_by_status ON intents (symbol, status)",
+        """
+        CREATE TABLE cycles (
+            symbol TEXT NOT NULL REFERENCES symbols (symbol),
+            cycle_id INTEGER NOT NULL,
+            cost_qu TEXT NOT NULL,
+            proceeds_qu TEXT NOT NULL,
+            fees_qu TEXT NOT NULL,
+            pnl_qu TEXT NOT NULL,
+            opened_ts_ms INTEGER NOT NULL,
+            closed_ts_ms INTEGER NOT NULL,
+            PRIMARY KEY (symbol, cycle_id)
+        ) STRICT
+        """,
+        """
+        CREATE TABLE params (
+            symbol TEXT NOT NULL,          -- no foreign key: params may precede the first pulse
+            version INTEGER NOT NULL,
+            params_json TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            why TEXT NOT NULL,
+            ts_ms INTEGER NOT NULL,
+            PRIMARY KEY (symbol, version)
+        ) STRICT
+        """,
+        """
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            ts_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL
+        ) STRICT
+        """,
+        """
+        CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END
+        """,
+        """
+        CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END
+        """,
+    ),
+)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """Return the schema version (``PRAGMA user_version``) of the open file."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def check_file(conn: sqlite3.Connection, path: str, latest: int = LATEST_VERSION) -> int:
+    """Return the file's schema version; raise JournalVersionError if this code cannot use the file."""
+    version = schema_version(conn)
+    (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+    (tables,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    if app_id != APPLICATION_ID and (app_id != 0 or version > 0 or tables > 0):
+        raise JournalVersionError(
+            f"{path}: not a Nutcracker journal (application_id {app_id}, user_version {version}, "
+            f"{tables} schema objects); point the journal at a new file or an existing journal"
+        )
+    if version > latest:
+        raise JournalVersionError(
+            f"{path}: journal schema version {version} is newer than this Nutcracker knows ({latest}); "
+            f"upgrade Nutcracker, or point the journal at another file"
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: str, steps: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the file up to the latest schema version and return it; a current file is left untouched.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+
+    Raises:
+        JournalVersionError: the file is newer than ``steps`` or belongs to another application.
+    """
+    latest = len(steps)
+    version = check_file(conn, path, latest)
+    while version < latest:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = check_file(conn, path, latest)
+            if version < latest:
+                for statement in steps[version]:
+                    conn.execute(statement)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return version

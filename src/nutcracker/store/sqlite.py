@@ -1,0 +1,412 @@
+"""``SqliteJournal``: the embedded default journal, one SQLite file in WAL mode with durable commits."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+from nutcracker.core.model import Side
+from nutcracker.core.records import (
+    ACCOUNT,
+    NEW_SYMBOL_STATUS,
+    OPEN_INTENT_STATUSES,
+    AuditRow,
+    CycleRow,
+    EventRow,
+    FillRow,
+    IntentRecord,
+    IntentRow,
+    ParamsRow,
+    PulseRecord,
+    StoredSymbol,
+    audit_payload,
+    check_intent_updates,
+    check_symbol_status,
+    cycle_row,
+    fill_row,
+    intents_payload,
+    params_payload,
+    pulse_payload,
+    status_payload,
+)
+from nutcracker.store.migrations import MIN_SQLITE, JournalError, check_file, migrate
+
+_WRITE_STATE = """
+    INSERT INTO symbols (symbol, state_json, last_fill_ts_ms, status, status_reason, updated_ts_ms)
+    VALUES (?, ?, ?, ?, '', ?)
+    ON CONFLICT (symbol) DO UPDATE SET
+        state_json = excluded.state_json,
+        last_fill_ts_ms = max(last_fill_ts_ms, excluded.last_fill_ts_ms),
+        updated_ts_ms = excluded.updated_ts_ms
+"""
+_WRITE_STATUS = """
+    INSERT INTO symbols (symbol, state_json, last_fill_ts_ms, status, status_reason, updated_ts_ms)
+    VALUES (?, '', -1, ?, ?, ?)
+    ON CONFLICT (symbol) DO UPDATE SET
+        status = excluded.status,
+        status_reason = excluded.status_reason,
+        updated_ts_ms = excluded.updated_ts_ms
+"""
+# ON CONFLICT DO NOTHING skips only repeats; INSERT OR IGNORE would also hide NOT NULL or CHECK failures.
+_INSERT_FILL = """
+    INSERT INTO fills (symbol, trade_id, client_order_id, side, price, qty, fee, ts_ms, cycle_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (symbol, trade_id) DO NOTHING
+"""
+_INSERT_CYCLE = """
+    INSERT INTO cycles (symbol, cycle_id, cost_qu, proceeds_qu, fees_qu, pnl_qu, opened_ts_ms, closed_ts_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (symbol, cycle_id) DO NOTHING
+"""
+_INSERT_INTENT = """
+    INSERT INTO intents
+        (symbol, client_order_id, action, side, price, qty, status, reason, created_ts_ms, updated_ts_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (symbol, client_order_id, action) DO NOTHING
+"""
+_INSERT_EVENT = "INSERT INTO events (ts_ms, symbol, kind, payload) VALUES (?, ?, ?, ?)"
+_SYMBOL_COLUMNS = "symbol, state_json, last_fill_ts_ms, status, status_reason, updated_ts_ms"
+_INTENT_COLUMNS = (
+    "symbol, client_order_id, action, side, price, qty, status, reason, detail, created_ts_ms, updated_ts_ms"
+)
+_OPEN = ", ".join(f"'{status}'" for status in OPEN_INTENT_STATUSES)
+
+
+class SqliteJournal:
+    """The ``Journal`` on one SQLite file: WAL, ``synchronous=FULL``, one connection, explicit transactions.
+
+    Every write except ``save_state`` is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction that is
+    on disk when the call returns, so a crash or SIGKILL right after loses nothing. ``save_state``
+    only buffers the state in memory; the buffer is written with the next durable write (of any
+    symbol) or ``flush``. A crash may therefore lose buffered indicator progress of idle pulses,
+    which the engine rebuilds from candles; fills, cycles, intents and the state committed with
+    them are never in the buffer. Reads see buffered states.
+
+    Safe to share between threads (calls are serialised); other processes may open the same file
+    to read while this one writes. Failures of SQLite raise ``JournalError`` and keep nothing of
+    the failed call; a call that breaks an invariant raises ``ValueError`` and keeps nothing either.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0) -> None:
+        self._path = str(path)
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise JournalError(f"SQLite {sqlite3.sqlite_version} is too old for the journal; it needs 3.37+")
+        self._lock = threading.RLock()
+        self._buffered: dict[str, tuple[str, int]] = {}  # symbol -> (state_json, ts_ms), in call order
+        self._closed = False
+        with self._translated("open"):
+            conn = sqlite3.connect(
+                self._path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+        try:
+            with self._translated("open"):
+                check_file(conn, self._path)  # before switching a stranger's file to WAL
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                if mode != "wal":
+                    raise JournalError(f"{self._path}: SQLite cannot use WAL mode here (got {mode!r})")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                migrate(conn, self._path)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def __enter__(self) -> SqliteJournal:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def commit_pulse(self, record: PulseRecord) -> None:
+        """Store what one pulse changed in one durable transaction; repeated fills, cycles and intents once.
+
+        Raises:
+            ValueError: an intent reuses a recorded (client order id, action) for a different order.
+        """
+        symbol = record.symbol
+        last_fill_ts_ms = max((fill.ts_ms for fill in record.fills), default=-1)
+        with self._lock, self._translated(f"commit pulse of {symbol}"), self._transaction() as conn:
+            conn.execute(
+                _WRITE_STATE, (symbol, record.state_json, last_fill_ts_ms, NEW_SYMBOL_STATUS, record.ts_ms)
+            )
+            fills = []
+            for fill, cycle_id in zip(record.fills, record.cycle_ids, strict=True):
+                row = fill_row(symbol, fill, cycle_id)
+                values = (symbol, row.trade_id, row.client_order_id, row.side.value, row.price, row.qty)
+                if conn.execute(_INSERT_FILL, (*values, str(row.fee), row.ts_ms, row.cycle_id)).rowcount:
+                    fills.append(row)
+            cycles = []
+            for cycle in record.closed_cycles:
+                c = cycle_row(symbol, cycle)
+                amounts = (str(c.cost_qu), str(c.proceeds_qu), str(c.fees_qu), str(c.pnl_qu))
+                if conn.execute(
+                    _INSERT_CYCLE, (symbol, c.cycle_id, *amounts, c.opened_ts_ms, c.closed_ts_ms)
+                ).rowcount:
+                    cycles.append(c)
+            intents = [intent for intent in record.intents if self._insert_intent(conn, intent)]
+            payload = pulse_payload(record, fills, cycles, intents)
+            conn.execute(_INSERT_EVENT, (record.ts_ms, symbol, "pulse", payload))
+
+    def update_intents(self, symbol: str, updates: Sequence[tuple[str, str, str]], ts_ms: int) -> None:
+        """Set (client_order_id, status, detail) of recorded intents in one durable transaction.
+
+        An update goes to the latest intent recorded for the id: a cancel is recorded after the
+        placement it cancels, so resolve a placement before recording its cancel.
+
+        Raises:
+            ValueError: a status is unknown or an id was never recorded; no update is kept.
+        """
+        if not updates:
+            return
+        check_intent_updates(updates)
+        with self._lock, self._translated(f"update intents of {symbol}"), self._transaction() as conn:
+            applied = []
+            for client_order_id, status, detail in updates:
+                found = conn.execute(
+                    "SELECT seq, action FROM intents WHERE symbol = ? AND client_order_id = ?"
+                    " ORDER BY seq DESC LIMIT 1",
+                    (symbol, client_order_id),
+                ).fetchone()
+                if found is None:
+                    raise ValueError(f"{symbol}: no intent {client_order_id!r} was recorded")
+                seq, action = found
+                conn.execute(
+                    "UPDATE intents SET status = ?, detail = ?, updated_ts_ms = ? WHERE seq = ?",
+                    (status, detail, ts_ms, seq),
+                )
+                applied.append((client_order_id, str(action), status, detail))
+            conn.execute(_INSERT_EVENT, (ts_ms, symbol, "intents", intents_payload(applied)))
+
+    def set_status(self, symbol: str, status: str, reason: str, ts_ms: int) -> None:
+        """Durably set the symbol's status (see ``SYMBOL_STATUSES``) and why."""
+        check_symbol_status(symbol, status)
+        with self._lock, self._translated(f"set status of {symbol}"), self._transaction() as conn:
+            conn.execute(_WRITE_STATUS, (symbol, status, reason, ts_ms))
+            conn.execute(_INSERT_EVENT, (ts_ms, symbol, "status", status_payload(status, reason)))
+
+    def save_state(self, symbol: str, state_json: str, ts_ms: int) -> None:
+        """Keep the symbol's strategy state in memory until the next durable write or ``flush``."""
+        with self._lock:
+            self._buffered.pop(symbol, None)  # keep call order: flush writes oldest first
+            self._buffered[symbol] = (state_json, ts_ms)
+
+    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None:
+        """Durably append the next version of the symbol's parameters (JSON), with who and why."""
+        with self._lock, self._translated(f"record params of {symbol}"), self._transaction() as conn:
+            (version,) = conn.execute(
+                "SELECT coalesce(max(version), 0) + 1 FROM params WHERE symbol = ?", (symbol,)
+            ).fetchone()
+            payload = params_payload(version, params_json, actor, why)
+            conn.execute(
+                "INSERT INTO params (symbol, version, params_json, actor, why, ts_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (symbol, version, params_json, actor, why, ts_ms),
+            )
+            conn.execute(_INSERT_EVENT, (ts_ms, symbol, "params", payload))
+
+    def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None:
+        """Durably append an audit entry (account-wide)."""
+        with self._lock, self._translated("audit"), self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO audit (ts_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
+                (ts_ms, actor, action, detail),
+            )
+            conn.execute(_INSERT_EVENT, (ts_ms, ACCOUNT, "audit", audit_payload(actor, action, detail)))
+
+    def flush(self) -> None:
+        """Make buffered states durable in one transaction (everything else already is)."""
+        with self._lock:
+            if self._buffered:
+                with self._translated("flush"), self._transaction():
+                    pass
+
+    def close(self) -> None:
+        """Flush, then close the file; closing twice is harmless."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self.flush()
+            finally:
+                self._closed = True
+                self._conn.close()
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def load_symbol(self, symbol: str) -> StoredSymbol | None:
+        """Return what the journal holds for the symbol, or None if it never saw it."""
+        with self._lock, self._translated(f"load {symbol}"):
+            row = self._conn.execute(
+                f"SELECT {_SYMBOL_COLUMNS} FROM symbols WHERE symbol = ?", (symbol,)
+            ).fetchone()
+            stored = _stored_symbol(row) if row is not None else None
+            return stored if symbol not in self._buffered else self._with_buffered(symbol, stored)
+
+    def symbols(self) -> list[StoredSymbol]:
+        """Return every symbol the journal holds, by symbol."""
+        with self._lock, self._translated("list symbols"):
+            rows = self._conn.execute(f"SELECT {_SYMBOL_COLUMNS} FROM symbols ORDER BY symbol").fetchall()
+            stored = {row[0]: _stored_symbol(row) for row in rows}
+            for symbol in self._buffered:
+                stored[symbol] = self._with_buffered(symbol, stored.get(symbol))
+            return [stored[symbol] for symbol in sorted(stored)]
+
+    def known_trade_ids(self, symbol: str, since_ms: int) -> set[str]:
+        """Return the trade ids of the symbol's booked fills at or after ``since_ms``."""
+        with self._lock, self._translated(f"read trade ids of {symbol}"):
+            rows = self._conn.execute(
+                "SELECT trade_id FROM fills WHERE symbol = ? AND ts_ms >= ?", (symbol, since_ms)
+            ).fetchall()
+            return {str(trade_id) for (trade_id,) in rows}
+
+    def open_intents(self, symbol: str) -> list[IntentRecord]:
+        """Return the symbol's intents still pending or ambiguous, in record order."""
+        with self._lock, self._translated(f"read open intents of {symbol}"):
+            rows = self._conn.execute(
+                f"SELECT {_INTENT_COLUMNS} FROM intents"
+                f" WHERE symbol = ? AND status IN ({_OPEN}) ORDER BY seq",
+                (symbol,),
+            ).fetchall()
+            return [_intent_row(row).as_record() for row in rows]
+
+    def intents(self, symbol: str) -> list[IntentRow]:
+        """Return every intent recorded for the symbol, in record order."""
+        with self._lock, self._translated(f"read intents of {symbol}"):
+            rows = self._conn.execute(
+                f"SELECT {_INTENT_COLUMNS} FROM intents WHERE symbol = ? ORDER BY seq", (symbol,)
+            ).fetchall()
+            return [_intent_row(row) for row in rows]
+
+    def fills(self, symbol: str) -> list[FillRow]:
+        """Return the symbol's booked fills, oldest first."""
+        with self._lock, self._translated(f"read fills of {symbol}"):
+            rows = self._conn.execute(
+                "SELECT symbol, trade_id, client_order_id, side, price, qty, fee, ts_ms, cycle_id"
+                " FROM fills WHERE symbol = ? ORDER BY ts_ms, rowid",
+                (symbol,),
+            ).fetchall()
+            return [
+                FillRow(s, t, c, Side(side), p, q, int(fee), ts, cyc)
+                for s, t, c, side, p, q, fee, ts, cyc in rows
+            ]
+
+    def cycles(self, symbol: str) -> list[CycleRow]:
+        """Return the symbol's closed cycles by cycle id."""
+        with self._lock, self._translated(f"read cycles of {symbol}"):
+            rows = self._conn.execute(
+                "SELECT symbol, cycle_id, cost_qu, proceeds_qu, fees_qu, pnl_qu, opened_ts_ms, closed_ts_ms"
+                " FROM cycles WHERE symbol = ? ORDER BY cycle_id",
+                (symbol,),
+            ).fetchall()
+            return [
+                CycleRow(s, cid, int(cost), int(proceeds), int(fees), int(pnl), opened, closed)
+                for s, cid, cost, proceeds, fees, pnl, opened, closed in rows
+            ]
+
+    def params_history(self, symbol: str) -> list[ParamsRow]:
+        """Return every recorded version of the symbol's parameters, oldest first."""
+        with self._lock, self._translated(f"read params of {symbol}"):
+            rows = self._conn.execute(
+                "SELECT symbol, version, params_json, actor, why, ts_ms"
+                " FROM params WHERE symbol = ? ORDER BY version",
+                (symbol,),
+            ).fetchall()
+            return [ParamsRow(*row) for row in rows]
+
+    def audit_log(self, limit: int) -> list[AuditRow]:
+        """Return the latest ``limit`` audit entries, newest first."""
+        if limit <= 0:
+            return []
+        with self._lock, self._translated("read audit"):
+            rows = self._conn.execute(
+                "SELECT seq, ts_ms, actor, action, detail FROM audit ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+            return [AuditRow(*row) for row in rows]
+
+    def recent_events(self, symbol: str, limit: int) -> list[EventRow]:
+        """Return the symbol's latest ``limit`` events (``ACCOUNT`` for audit), newest first."""
+        if limit <= 0:
+            return []
+        with self._lock, self._translated(f"read events of {symbol}"):
+            rows = self._conn.execute(
+                "SELECT seq, ts_ms, symbol, kind, payload"
+                " FROM events WHERE symbol = ? ORDER BY seq DESC LIMIT ?",
+                (symbol, limit),
+            ).fetchall()
+            return [EventRow(*row) for row in rows]
+
+    def pragmas(self) -> dict[str, str | int]:
+        """Return the connection's durability settings: journal_mode, synchronous, foreign_keys."""
+        with self._lock, self._translated("read pragmas"):
+            return {
+                name: self._conn.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("journal_mode", "synchronous", "foreign_keys")
+            }
+
+    # -- internals ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise JournalError(f"{self._path}: {doing} failed: {e}") from e
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the body in one write transaction that also writes the buffered states."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for symbol, (state_json, ts_ms) in self._buffered.items():
+                conn.execute(_WRITE_STATE, (symbol, state_json, -1, NEW_SYMBOL_STATUS, ts_ms))
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._buffered.clear()
+
+    def _insert_intent(self, conn: sqlite3.Connection, intent: IntentRecord) -> bool:
+        """Record the intent and return True, or False if that very intent was recorded before."""
+        values = (intent.symbol, intent.client_order_id, intent.action, intent.side, intent.price, intent.qty)
+        if conn.execute(
+            _INSERT_INTENT, (*values, intent.status, intent.reason, intent.ts_ms, intent.ts_ms)
+        ).rowcount:
+            return True
+        row = conn.execute(
+            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE symbol = ? AND client_order_id = ? AND action = ?",
+            values[:3],
+        ).fetchone()
+        if not _intent_row(row).as_record().same_order(intent):
+            raise ValueError(
+                f"{intent.symbol}: intent {intent.client_order_id} ({intent.action}) was recorded"
+                " for another order"
+            )
+        return False
+
+    def _with_buffered(self, symbol: str, stored: StoredSymbol | None) -> StoredSymbol:
+        state_json, ts_ms = self._buffered[symbol]
+        if stored is None:
+            return StoredSymbol(symbol, state_json, -1, NEW_SYMBOL_STATUS, "", ts_ms)
+        return StoredSymbol(
+            symbol, state_json, stored.last_fill_ts_ms, stored.status, stored.status_reason, ts_ms
+        )
+
+
+def _stored_symbol(row: tuple[str, str, int, str, str, int]) -> StoredSymbol:
+    return StoredSymbol(*row)
+
+
+def _intent_row(row: tuple[str, str, str, str, int, int, str, str, str, int, int]) -> IntentRow:
+    return IntentRow(*row)

@@ -1,0 +1,389 @@
+"""SqliteJournal on real files: durability across reopen and SIGKILL, migrations, pragmas, WAL readers."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from nutcracker.core.model import Fill, Side
+from nutcracker.core.records import (
+    ClosedCycleRecord,
+    CycleRow,
+    FillRow,
+    IntentRecord,
+    PulseRecord,
+    StoredSymbol,
+)
+from nutcracker.store.migrations import LATEST_VERSION, MIGRATIONS, JournalError, JournalVersionError, migrate
+from nutcracker.store.sqlite import SqliteJournal
+
+BTC, ETH = "BTC/USDT", "ETH/USDT"
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "journal.sqlite"
+
+
+@pytest.fixture
+def journal(path: Path) -> Iterator[SqliteJournal]:
+    with SqliteJournal(path) as opened:
+        yield opened
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    """Return a plain connection to the file, the way another process would see it."""
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def count(path: Path, table: str) -> int:
+    with closing(raw(path)) as conn:
+        (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(n)
+
+
+def fill(trade_id: str, *, ts_ms: int = 1_000) -> Fill:
+    return Fill(trade_id, "nct-B0-1", Side.BUY, 10_000, 50, 5, ts_ms)
+
+
+def place(client_order_id: str, *, ts_ms: int = 1_000) -> IntentRecord:
+    return IntentRecord(BTC, client_order_id, "place", "buy", 9_900, 50, "pending", "grid level 0", ts_ms)
+
+
+def pulse(
+    *,
+    symbol: str = BTC,
+    ts_ms: int = 1_000,
+    state: str = '{"seq": 1}',
+    fills: tuple[Fill, ...] = (),
+    intents: tuple[IntentRecord, ...] = (),
+) -> PulseRecord:
+    return PulseRecord(symbol, ts_ms, state, fills, tuple(1 for _ in fills), (), intents, ())
+
+
+# -- durability -----------------------------------------------------------------------------------
+
+
+def test_everything_committed_is_there_after_reopening_the_file(path: Path) -> None:
+    cycle = ClosedCycleRecord(1, 500, 505, 2, 3, 1_000, 2_000)
+    with SqliteJournal(path) as journal:
+        journal.commit_pulse(
+            PulseRecord(
+                BTC, 2_000, '{"seq": 1}', (fill("t1", ts_ms=1_500),), (1,), (cycle,), (place("a"),), ()
+            )
+        )
+        journal.set_status(BTC, "trading", "", 2_100)
+        journal.record_params(BTC, '{"levels": 5}', "owner", "first", 2_200)
+        journal.audit("owner", "start", "", 2_300)
+        journal.save_state(ETH, '{"ema": 1}', 2_400)  # written by close()
+    with SqliteJournal(path) as journal:
+        assert journal.symbols() == [
+            StoredSymbol(BTC, '{"seq": 1}', 1_500, "trading", "", 2_100),
+            StoredSymbol(ETH, '{"ema": 1}', -1, "idle", "", 2_400),
+        ]
+        assert journal.fills(BTC) == [FillRow(BTC, "t1", "nct-B0-1", Side.BUY, 10_000, 50, 5, 1_500, 1)]
+        assert journal.cycles(BTC) == [CycleRow(BTC, 1, 500, 505, 2, 3, 1_000, 2_000)]
+        assert journal.open_intents(BTC) == [place("a")]
+        assert [p.version for p in journal.params_history(BTC)] == [1]
+        assert [a.action for a in journal.audit_log(10)] == ["start"]
+        assert [e.kind for e in journal.recent_events(BTC, 10)] == ["params", "status", "pulse"]
+
+
+def test_a_fill_committed_twice_is_one_row_in_the_file(path: Path) -> None:
+    with SqliteJournal(path) as journal:
+        journal.commit_pulse(pulse(fills=(fill("t1"),)))
+    with SqliteJournal(path) as journal:
+        journal.commit_pulse(pulse(ts_ms=2_000, fills=(fill("t1"),)))
+    assert count(path, "fills") == 1
+
+
+def test_the_intent_lifecycle_survives_reopening(path: Path) -> None:
+    with SqliteJournal(path) as journal:
+        journal.commit_pulse(pulse(intents=(place("a"), place("b"))))
+        journal.update_intents(BTC, [("a", "acked", ""), ("b", "ambiguous", "timeout")], 1_100)
+    with SqliteJournal(path) as journal:
+        assert [(i.client_order_id, i.status) for i in journal.open_intents(BTC)] == [("b", "ambiguous")]
+        journal.update_intents(BTC, [("b", "never_placed", "unknown to the exchange")], 1_200)
+    with SqliteJournal(path) as journal:
+        assert journal.open_intents(BTC) == []
+        assert [(i.status, i.detail) for i in journal.intents(BTC)] == [
+            ("acked", ""),
+            ("never_placed", "unknown to the exchange"),
+        ]
+
+
+def test_a_saved_state_waits_in_memory_until_the_next_durable_write_of_any_symbol(
+    journal: SqliteJournal, path: Path
+) -> None:
+    journal.commit_pulse(pulse())
+    journal.save_state(ETH, '{"ema": 1}', 1_100)
+    assert count(path, "symbols") == 1
+    journal.commit_pulse(pulse(ts_ms=1_200, state='{"seq": 2}'))
+    with closing(raw(path)) as conn:
+        assert conn.execute("SELECT state_json FROM symbols WHERE symbol = ?", (ETH,)).fetchone() == (
+            '{"ema": 1}',
+        )
+
+
+def test_a_refused_write_keeps_the_saved_state_buffered(journal: SqliteJournal, path: Path) -> None:
+    journal.commit_pulse(pulse(intents=(place("a"),)))
+    journal.save_state(ETH, '{"ema": 1}', 1_100)
+    with pytest.raises(ValueError, match="no intent"):
+        journal.update_intents(BTC, [("ghost", "acked", "")], 1_200)
+    assert count(path, "symbols") == 1
+    journal.flush()
+    assert count(path, "symbols") == 2
+
+
+# -- SIGKILL --------------------------------------------------------------------------------------
+
+CHILD = """
+import os, signal, sys
+from nutcracker.core.model import Fill, Side
+from nutcracker.core.records import IntentRecord, PulseRecord
+from nutcracker.store.sqlite import SqliteJournal
+
+def pulse(i):
+    fills = tuple(Fill(f"t{i}{leg}", f"c{i}", Side.BUY, 100, 1, 1, i) for leg in "ab")
+    intent = IntentRecord("BTC/USDT", f"c{i}", "place", "buy", 100, 1, "pending", "", i)
+    return PulseRecord("BTC/USDT", i, f'{{"seq": {i}}}', fills, (i, i), (), (intent,), ())
+
+journal = SqliteJournal(sys.argv[1])
+mode = sys.argv[2]
+if mode == "stream":
+    for i in range(1, 1_000_000):
+        journal.commit_pulse(pulse(i))
+        print(i, flush=True)
+journal.commit_pulse(pulse(1))
+if mode in ("buffered", "flushed"):
+    journal.save_state("BTC/USDT", '{"ema": 9}', 2)
+if mode == "flushed":
+    journal.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def killed_child(path: Path, mode: str) -> None:
+    """Run the child, which kills itself with SIGKILL right after its last journal call returns."""
+    child = subprocess.run([sys.executable, "-c", CHILD, str(path), mode], timeout=60, check=False)
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_a_commit_survives_a_sigkill_right_after_it_returns(path: Path) -> None:
+    killed_child(path, "commit")
+    with SqliteJournal(path) as journal:
+        assert journal.load_symbol(BTC) == StoredSymbol(BTC, '{"seq": 1}', 1, "idle", "", 1)
+        assert journal.known_trade_ids(BTC, 0) == {"t1a", "t1b"}
+        assert [i.client_order_id for i in journal.open_intents(BTC)] == ["c1"]
+
+
+def test_a_sigkill_loses_only_the_saved_state_not_yet_written(path: Path) -> None:
+    killed_child(path, "buffered")
+    with SqliteJournal(path) as journal:
+        stored = journal.load_symbol(BTC)
+        assert stored is not None
+        assert stored.state_json == '{"seq": 1}'
+        assert journal.known_trade_ids(BTC, 0) == {"t1a", "t1b"}
+
+
+def test_a_flushed_state_survives_a_sigkill(path: Path) -> None:
+    killed_child(path, "flushed")
+    with SqliteJournal(path) as journal:
+        stored = journal.load_symbol(BTC)
+        assert stored is not None
+        assert stored.state_json == '{"ema": 9}'
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.0003, 0.001, 0.003])
+def test_a_sigkill_at_any_moment_keeps_every_reported_pulse_whole(path: Path, delay_s: float) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), "stream"], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    while int(child.stdout.readline()) < 20:
+        pass
+    time.sleep(delay_s)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    reported = max(int(line) for line in [*child.stdout.read().splitlines(), "20"] if line.strip())
+    child.stdout.close()
+
+    with SqliteJournal(path) as journal:
+        pulses = len([e for e in journal.recent_events(BTC, 10**6) if e.kind == "pulse"])
+        assert pulses in (reported, reported + 1)  # the last commit may have landed unreported
+        assert len(journal.fills(BTC)) == 2 * pulses
+        assert len(journal.intents(BTC)) == pulses
+        stored = journal.load_symbol(BTC)
+        assert stored is not None
+        assert stored.state_json == f'{{"seq": {pulses}}}'
+    with closing(raw(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+# -- migrations -----------------------------------------------------------------------------------
+
+
+def test_a_fresh_file_ends_at_the_latest_schema_version(journal: SqliteJournal, path: Path) -> None:
+    with closing(raw(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (LATEST_VERSION,)
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"events", "symbols", "fills", "intents", "cycles", "params", "audit"}
+
+
+def test_reopening_a_current_file_writes_nothing(path: Path) -> None:
+    SqliteJournal(path).close()
+    with closing(raw(path)) as other:
+        (schema_before,) = other.execute("PRAGMA schema_version").fetchone()
+        other.execute("BEGIN IMMEDIATE")  # a migration would need this lock and time out
+        SqliteJournal(path, busy_timeout_s=0.05).close()
+        other.execute("ROLLBACK")
+        assert other.execute("PRAGMA schema_version").fetchone() == (schema_before,)
+        assert other.execute("PRAGMA user_version").fetchone() == (LATEST_VERSION,)
+
+
+def test_a_file_from_a_newer_nutcracker_is_refused_with_a_message(path: Path) -> None:
+    SqliteJournal(path).close()
+    with closing(raw(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    with pytest.raises(
+        JournalVersionError, match=f"version {LATEST_VERSION + 1} is newer than .* upgrade Nutcracker"
+    ):
+        SqliteJournal(path)
+
+
+def test_a_file_of_another_application_is_refused_and_left_as_it_was(path: Path) -> None:
+    with closing(raw(path)) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    with pytest.raises(JournalVersionError, match="not a Nutcracker journal"):
+        SqliteJournal(path)
+    with closing(raw(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert conn.execute("PRAGMA user_version").fetchone() == (0,)
+
+
+def test_a_new_step_applies_on_top_of_an_older_file_which_older_code_then_refuses(path: Path) -> None:
+    SqliteJournal(path).close()
+    with closing(raw(path)) as conn:
+        assert (
+            migrate(conn, str(path), (*MIGRATIONS, ("CREATE TABLE lots (x INTEGER) STRICT",)))
+            == LATEST_VERSION + 1
+        )
+        assert (
+            migrate(conn, str(path), (*MIGRATIONS, ("CREATE TABLE lots (x INTEGER) STRICT",)))
+            == LATEST_VERSION + 1
+        )
+        assert conn.execute("SELECT count(*) FROM lots").fetchone() == (0,)
+    with pytest.raises(JournalVersionError, match="newer"):
+        SqliteJournal(path)
+
+
+def test_a_failing_migration_step_leaves_the_previous_version_intact(path: Path) -> None:
+    SqliteJournal(path).close()
+    broken = (*MIGRATIONS, ("CREATE TABLE lots (x INTEGER) STRICT", "CREATE TABLE oops ("))
+    with closing(raw(path)) as conn:
+        with pytest.raises(sqlite3.OperationalError, match="incomplete input"):
+            migrate(conn, str(path), broken)
+        assert conn.execute("PRAGMA user_version").fetchone() == (LATEST_VERSION,)
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'lots'").fetchone() == (0,)
+    SqliteJournal(path).close()
+
+
+# -- pragmas, errors ------------------------------------------------------------------------------
+
+
+def test_the_connection_runs_in_wal_mode_with_full_sync_and_foreign_keys(
+    journal: SqliteJournal, path: Path
+) -> None:
+    assert journal.pragmas() == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
+    with closing(raw(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # stored in the file
+
+
+def test_events_and_audit_cannot_be_rewritten(journal: SqliteJournal, path: Path) -> None:
+    journal.commit_pulse(pulse())
+    journal.audit("owner", "start", "", 1)
+    with closing(raw(path)) as conn:
+        with pytest.raises(sqlite3.IntegrityError, match="events are append-only"):
+            conn.execute("UPDATE events SET kind = 'forged'")
+        with pytest.raises(sqlite3.IntegrityError, match="audit is append-only"):
+            conn.execute("DELETE FROM audit")
+
+
+def test_a_locked_file_raises_a_journal_error_and_keeps_nothing(journal: SqliteJournal, path: Path) -> None:
+    with SqliteJournal(path, busy_timeout_s=0.05) as impatient:
+        with closing(raw(path)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(JournalError, match="commit pulse of BTC/USDT failed: database is locked"):
+                impatient.commit_pulse(pulse(fills=(fill("t1"),)))
+            other.execute("ROLLBACK")
+        impatient.commit_pulse(pulse(fills=(fill("t2"),)))
+    assert [f.trade_id for f in journal.fills(BTC)] == ["t2"]
+
+
+def test_a_closed_journal_raises_a_journal_error_and_closes_twice_quietly(path: Path) -> None:
+    journal = SqliteJournal(path)
+    journal.close()
+    journal.close()
+    with pytest.raises(JournalError, match="closed database"):
+        journal.load_symbol(BTC)
+
+
+# -- readers while writing ------------------------------------------------------------------------
+
+
+def test_a_reader_is_not_blocked_by_an_open_write_and_sees_the_last_commit(
+    journal: SqliteJournal, path: Path
+) -> None:
+    journal.commit_pulse(pulse(fills=(fill("t1"),)))
+    with SqliteJournal(path, busy_timeout_s=0.05) as reader, closing(raw(path)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE symbols SET state_json = 'uncommitted'")
+        stored = reader.load_symbol(BTC)
+        assert stored is not None
+        assert stored.state_json == '{"seq": 1}'
+        writer.execute("ROLLBACK")
+
+
+def test_a_writer_commits_while_a_reader_holds_a_snapshot(journal: SqliteJournal, path: Path) -> None:
+    journal.commit_pulse(pulse(fills=(fill("t1"),)))
+    with closing(raw(path)) as reader:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM fills").fetchone() == (1,)
+        journal.commit_pulse(pulse(ts_ms=2_000, fills=(fill("t2"),)))  # no busy wait: WAL
+        assert reader.execute("SELECT count(*) FROM fills").fetchone() == (1,)
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT count(*) FROM fills").fetchone() == (2,)
+
+
+def test_a_reader_thread_sees_a_growing_journal_while_a_writer_commits(
+    journal: SqliteJournal, path: Path
+) -> None:
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for i in range(1, 101):
+                journal.commit_pulse(pulse(ts_ms=i, fills=(fill(f"t{i}", ts_ms=i),)))
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    writer = threading.Thread(target=write)
+    with SqliteJournal(path) as reader:
+        writer.start()
+        while writer.is_alive():
+            seen.append(len(reader.fills(BTC)))
+        writer.join()
+        seen.append(len(reader.fills(BTC)))
+    assert errors == []
+    assert seen == sorted(seen)
+    assert seen[-1] == 100
