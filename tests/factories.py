@@ -50,7 +50,13 @@ def symbol_params(**sections: Any) -> SymbolParams:
 def flat_candles(n: int, price: int, start_ts_ms: int = 0, spread: int = 100) -> tuple[Candle, ...]:
     """Return ``n`` one-minute candles oscillating +-spread ticks around ``price``."""
     return tuple(
-        Candle(start_ts_ms + i * 60_000, price, price + spread, price - spread, price + (spread // 2) * (i % 2 * 2 - 1))
+        Candle(
+            start_ts_ms + i * 60_000,
+            price,
+            price + spread,
+            price - spread,
+            price + (spread // 2) * (i % 2 * 2 - 1),
+        )
         for i in range(n)
     )
 
@@ -80,5 +86,7 @@ def snapshot(
     )
 
 
-def fill(order_id: str, side: Side, price: int, qty: int, ts_ms: int, trade_id: str = "", fee_ppm: int = 1000) -> Fill:
+def fill(
+    order_id: str, side: Side, price: int, qty: int, ts_ms: int, trade_id: str = "", fee_ppm: int = 1000
+) -> Fill:
     return Fill(trade_id or f"t-{order_id}", order_id, side, price, qty, price * qty * fee_ppm, ts_ms)

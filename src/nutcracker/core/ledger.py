@@ -97,7 +97,9 @@ def min_sell_price(lots: Iterable[Lot], fee_ppm: int, min_profit_ppm: int) -> in
     return max(1, ceil_div(need, per_tick))
 
 
-def book_fill(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Ledger, Booking, ClosedCycle | None]:
+def book_fill(
+    ledger: Ledger, fill: Fill, level: int, pooled: bool
+) -> tuple[Ledger, Booking, ClosedCycle | None]:
     """Return the ledger after one of our fills on ladder ``level`` (-1: the pooled exit)."""
     if fill.side is Side.BUY:
         return _book_buy(ledger, fill, level, pooled)
@@ -149,7 +151,9 @@ def _book_sell(
             break
         lot = lots[i]
         lots[i] = replace(
-            lot, sold=lot.sold + take, proceeds=lot.proceeds + notional_qu(fill.price, take),
+            lot,
+            sold=lot.sold + take,
+            proceeds=lot.proceeds + notional_qu(fill.price, take),
             sell_fees=lot.sell_fees + fee,
         )
         left, fee = left - take, 0
@@ -168,7 +172,13 @@ def _book_sell(
     proceeds = sum(lot.proceeds for lot in group)
     fees = sum(lot.buy_fees + lot.sell_fees for lot in group)
     closed = ClosedCycle(
-        cycle_id, cost, proceeds, fees, proceeds - cost - fees, min(lot.opened_ts_ms for lot in group), fill.ts_ms
+        cycle_id,
+        cost,
+        proceeds,
+        fees,
+        proceeds - cost - fees,
+        min(lot.opened_ts_ms for lot in group),
+        fill.ts_ms,
     )
     remaining = tuple(lot for lot in lots if lot.cycle_id != cycle_id)
     ledger = replace(

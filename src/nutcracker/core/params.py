@@ -7,12 +7,12 @@ parses Decimals. Prices are ticks, quantities lots, money quote units (qu), rate
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from nutcracker.core.units import Precision
 
 
-class Spacing(str, Enum):
+class Spacing(StrEnum):
     BPS = "bps"  # a fixed fraction of price
     ATR = "atr"  # a multiple of the current ATR: the "smart" grid
 

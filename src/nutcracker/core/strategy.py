@@ -193,7 +193,9 @@ def _ladder(
     return tuple(prices)
 
 
-def _ladder_top(market: _Market, ind: IndicatorState, params: SymbolParams, anchor: int, deviation: float) -> int:
+def _ladder_top(
+    market: _Market, ind: IndicatorState, params: SymbolParams, anchor: int, deviation: float
+) -> int:
     floating: list[float] = []
     if params.keltner.enabled:
         floating.append(ind.ema)
@@ -307,7 +309,9 @@ def _buys(
         slot = buy_slot(level)
         resting = partial.get(slot)
         if resting is not None and resting.side is Side.BUY:
-            wants.append(_Want(slot, Side.BUY, resting.price, resting.remaining, "partially filled", as_is=True))
+            wants.append(
+                _Want(slot, Side.BUY, resting.price, resting.remaining, "partially filled", as_is=True)
+            )
             continue
         if level in held_levels or (pooled and level <= deepest):
             continue
@@ -357,8 +361,12 @@ def _reconcile(
     for slot, order in resting.items():
         if slot not in wanted:
             cancels.append(CancelOrder(order.client_order_id, f"{slot} is no longer wanted"))
-    buy_cooling = snap.ts_ms < ledger.last_buy_fill_ts_ms + gates.cooldown_buy_ms
-    sell_cooling = snap.ts_ms < ledger.last_sell_fill_ts_ms + gates.cooldown_sell_ms
+    buy_cooling = (
+        ledger.last_buy_fill_ts_ms >= 0 and snap.ts_ms < ledger.last_buy_fill_ts_ms + gates.cooldown_buy_ms
+    )
+    sell_cooling = (
+        ledger.last_sell_fill_ts_ms >= 0 and snap.ts_ms < ledger.last_sell_fill_ts_ms + gates.cooldown_sell_ms
+    )
 
     placements: list[PlaceLimit] = []
     free_base = snap.free_base - rails.reserve_base_lots
@@ -414,26 +422,29 @@ def _reconcile(
 
     def fits_rails(qty: int, notional: int) -> bool:
         """Count open buys as if filled: inventory and deployed quote stay within the rails."""
-        return committed_base + qty <= rails.max_base_lots and committed_quote + notional <= rails.max_quote_qu
+        return (
+            committed_base + qty <= rails.max_base_lots and committed_quote + notional <= rails.max_quote_qu
+        )
+
     for want in buys:
-        order = resting.get(want.slot)
-        if order is not None and keep(want, order, buy_cooling):
-            notional = notional_qu(order.price, order.remaining)
-            if fits_rails(order.remaining, notional):
-                committed_base += order.remaining
+        current = resting.get(want.slot)
+        if current is not None and keep(want, current, buy_cooling):
+            notional = notional_qu(current.price, current.remaining)
+            if fits_rails(current.remaining, notional):
+                committed_base += current.remaining
                 committed_quote += notional
                 continue
             reasons.append(f"{want.slot} cancelled: it no longer fits the rails")
-            cancels.append(CancelOrder(order.client_order_id, f"{want.slot} no longer fits the rails"))
-            free_quote += notional_qu(order.price, order.remaining)
+            cancels.append(CancelOrder(current.client_order_id, f"{want.slot} no longer fits the rails"))
+            free_quote += notional_qu(current.price, current.remaining)
             continue
         if not replace_or_place(want, buy_cooling):
             continue
         notional = notional_qu(want.price, want.qty)
         if not fits_rails(want.qty, notional):
             reasons.append(
-                f"{want.slot} not placed: rails (base {committed_base}+{want.qty} of {rails.max_base_lots} lots, "
-                f"quote {committed_quote}+{notional} of {rails.max_quote_qu} qu)"
+                f"{want.slot} not placed: rails (base {committed_base}+{want.qty} of "
+                f"{rails.max_base_lots} lots, quote {committed_quote}+{notional} of {rails.max_quote_qu} qu)"
             )
             continue
         cost = notional + notional * params.market.maker_fee_ppm // PPM

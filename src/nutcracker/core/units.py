@@ -66,5 +66,13 @@ class Precision:
         return int(ticks)
 
 
-__all__ = ["PPM", "QU_PER_TICK_LOT", "ROUND_CEILING", "ROUND_FLOOR", "Precision", "ceil_div", "fee_qu",
-           "notional_qu"]
+__all__ = [
+    "PPM",
+    "QU_PER_TICK_LOT",
+    "ROUND_CEILING",
+    "ROUND_FLOOR",
+    "Precision",
+    "ceil_div",
+    "fee_qu",
+    "notional_qu",
+]

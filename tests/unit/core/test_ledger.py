@@ -18,13 +18,20 @@ def test_a_buy_fill_opens_a_lot_and_a_cycle() -> None:
     assert closed is None
     assert booking.cycle_id == 1
     (lot,) = ledger.lots
-    assert (lot.level, lot.held, lot.cost, lot.buy_fees) == (0, 50, 10_000 * 50 * QU_PER_TICK_LOT, 500_000_000)
+    assert (lot.level, lot.held, lot.cost, lot.buy_fees) == (
+        0,
+        50,
+        10_000 * 50 * QU_PER_TICK_LOT,
+        500_000_000,
+    )
     assert ledger.fees_paid == 500_000_000
 
 
 def test_selling_a_lot_closes_its_cycle_with_exact_net_pnl() -> None:
     ledger, _, _ = book_fill(Ledger(), _fill(Side.BUY, 10_000, 50, "1"), level=0, pooled=False)
-    ledger, booking, closed = book_fill(ledger, _fill(Side.SELL, 10_100, 50, "2", ts_ms=5), level=0, pooled=False)
+    ledger, booking, closed = book_fill(
+        ledger, _fill(Side.SELL, 10_100, 50, "2", ts_ms=5), level=0, pooled=False
+    )
     assert closed is not None
     assert booking.cycle_id == 1
     cost, proceeds = 10_000 * 50 * QU_PER_TICK_LOT, 10_100 * 50 * QU_PER_TICK_LOT

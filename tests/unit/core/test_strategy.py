@@ -1,0 +1,165 @@
+"""The decision function by example: what it places, keeps, cancels, and why it idles."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from factories import PREFIX, fill, flat_candles, snapshot, symbol_params
+from nutcracker.core.ledger import min_sell_price
+from nutcracker.core.model import CancelOrder, OpenOrder, PlaceLimit, Side
+from nutcracker.core.params import GateParams, MartingaleParams, MeanReversionParams, RailParams
+from nutcracker.core.strategy import decide, initial_state
+
+PRICE = 10_000_000  # 100,000.00 USDT in ticks
+CANDLES = flat_candles(40, PRICE)
+
+
+def _places(decision_intents: tuple[object, ...]) -> list[PlaceLimit]:
+    return [i for i in decision_intents if isinstance(i, PlaceLimit)]
+
+
+def test_a_ready_grid_places_its_ladder_below_the_anchor() -> None:
+    d = decide(snapshot(CANDLES), symbol_params(), initial_state())
+    buys = _places(d.intents)
+    assert [b.client_order_id for b in buys] == [f"{PREFIX}-B{k}-{k + 1}" for k in range(5)]
+    assert d.state.anchor == CANDLES[-1].close
+    assert buys[0].price == int(CANDLES[-1].close * (1 - 0.005))
+    assert all(b.side is Side.BUY for b in buys)
+    assert [b.price for b in buys] == sorted((b.price for b in buys), reverse=True)
+    assert d.state.next_seq == 6
+
+
+def test_warming_up_places_no_buys_and_says_why() -> None:
+    d = decide(snapshot(CANDLES[:10]), symbol_params(), initial_state())
+    assert d.intents == ()
+    assert any("warming up" in r for r in d.reasons)
+
+
+def test_the_same_ladder_resting_is_kept_without_churn() -> None:
+    first = decide(snapshot(CANDLES), symbol_params(), initial_state())
+    resting = tuple(OpenOrder(p.client_order_id, p.side, p.price, p.qty) for p in _places(first.intents))
+    again = decide(snapshot(CANDLES, open_orders=resting), symbol_params(), first.state)
+    assert again.intents == ()
+
+
+def test_a_buy_fill_books_a_lot_and_places_its_exit_above_the_min_profit_price() -> None:
+    params = symbol_params()
+    first = decide(snapshot(CANDLES), params, initial_state())
+    b0 = _places(first.intents)[0]
+    others = tuple(OpenOrder(p.client_order_id, p.side, p.price, p.qty) for p in _places(first.intents)[1:])
+    filled = fill(b0.client_order_id, Side.BUY, b0.price, b0.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
+    snap = snapshot(CANDLES, bid=b0.price - 100, open_orders=others, free_base=b0.qty, fills=(filled,))
+    d = decide(snap, params, first.state)
+    (lot,) = d.state.ledger.lots
+    assert (lot.level, lot.held) == (0, b0.qty)
+    (sell,) = [p for p in _places(d.intents) if p.side is Side.SELL]
+    assert sell.client_order_id.startswith(f"{PREFIX}-S0-")
+    assert sell.qty == b0.qty
+    assert sell.price >= min_sell_price(d.state.ledger.lots, 1000, params.min_profit_ppm)
+    assert sell.price == -(-b0.price * 1005 // 1000)  # one grid spacing (50 bps) up
+    assert d.bookings[0].cycle_id == 1
+    assert d.state.ladder[0] == b0.price  # the ladder froze where it was placed
+
+
+def test_the_exit_fill_closes_the_cycle_with_a_net_profit() -> None:
+    params = symbol_params()
+    first = decide(snapshot(CANDLES), params, initial_state())
+    b0 = _places(first.intents)[0]
+    ts = CANDLES[-1].ts_ms + 60_000
+    bought = fill(b0.client_order_id, Side.BUY, b0.price, b0.qty, ts_ms=ts)
+    second = decide(snapshot(CANDLES, free_base=b0.qty, fills=(bought,)), params, first.state)
+    (sell,) = [p for p in _places(second.intents) if p.side is Side.SELL]
+    sold = fill(sell.client_order_id, Side.SELL, sell.price, sell.qty, ts_ms=ts + 60_000)
+    third = decide(snapshot(CANDLES, fills=(sold,)), params, second.state)
+    (cycle,) = third.closed_cycles
+    assert cycle.pnl > 0
+    assert cycle.pnl * 1_000_000 >= params.min_profit_ppm * cycle.cost
+    assert third.state.ledger.lots == ()
+    assert third.state.ladder == ()
+
+
+def test_rails_count_open_buys_as_if_filled() -> None:
+    params = symbol_params(
+        rails=RailParams(max_base_lots=250, max_quote_qu=10**20, reserve_base_lots=0, reserve_quote_qu=0)
+    )
+    d = decide(snapshot(CANDLES), params, initial_state())
+    assert sum(p.qty for p in _places(d.intents)) <= 250
+    assert len(_places(d.intents)) == 2
+    assert any("rails" in r for r in d.reasons)
+
+
+def test_the_volatility_backstop_cancels_resting_buys() -> None:
+    params = symbol_params(gates=GateParams(0, 1, 0, 0, 0, 1000, 0))  # max ATR% of 1 ppm: always too wild
+    resting = (OpenOrder(f"{PREFIX}-B0-1", Side.BUY, PRICE - 50_000, 100),)
+    d = decide(snapshot(CANDLES, open_orders=resting), params, initial_state())
+    assert d.intents == (CancelOrder(f"{PREFIX}-B0-1", "B0 is no longer wanted"),)
+    assert any("volatility" in r for r in d.reasons)
+
+
+def test_a_buy_cooldown_keeps_resting_orders_but_places_nothing_new() -> None:
+    params = symbol_params(gates=GateParams(0, 0, 0, 3_600_000, 0, 1000, 0))
+    first = decide(snapshot(CANDLES), params, initial_state())
+    b0 = _places(first.intents)[0]
+    bought = fill(b0.client_order_id, Side.BUY, b0.price, b0.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
+    d = decide(snapshot(CANDLES, free_base=b0.qty, fills=(bought,)), params, first.state)
+    assert [p.side for p in _places(d.intents)] == [Side.SELL]
+    assert any("cooldown" in r for r in d.reasons)
+
+
+def test_orders_not_ours_are_never_touched() -> None:
+    foreign = (OpenOrder("someone-else-1", Side.BUY, PRICE - 10, 5),)
+    d = decide(snapshot(CANDLES, open_orders=foreign), symbol_params(), initial_state())
+    assert not [i for i in d.intents if isinstance(i, CancelOrder)]
+
+
+def test_a_duplicate_order_for_one_slot_is_cancelled() -> None:
+    first = decide(snapshot(CANDLES), symbol_params(), initial_state())
+    resting = [OpenOrder(p.client_order_id, p.side, p.price, p.qty) for p in _places(first.intents)]
+    resting.append(replace(resting[0], client_order_id=f"{PREFIX}-B0-99"))
+    d = decide(snapshot(CANDLES, open_orders=tuple(resting)), symbol_params(), first.state)
+    assert d.intents == (CancelOrder(f"{PREFIX}-B0-99", "duplicate order for one slot"),)
+
+
+def test_martingale_steps_grow_in_size_and_distance() -> None:
+    params = symbol_params(martingale=MartingaleParams(True, 2.0, 2.0, 3))
+    buys = _places(decide(snapshot(CANDLES), params, initial_state()).intents)
+    assert len(buys) == 4
+    sizes = [b.qty for b in buys]
+    assert sizes[1] >= 2 * sizes[0] - 2
+    assert sizes[2] >= 2 * sizes[1] - 2
+    gaps = [buys[k].price - buys[k + 1].price for k in range(3)]
+    assert gaps[1] > 1.9 * gaps[0]
+    assert gaps[2] > 1.9 * gaps[1]
+
+
+def test_martingale_exits_the_whole_sequence_in_one_pooled_sell() -> None:
+    params = symbol_params(martingale=MartingaleParams(True, 2.0, 2.0, 3))
+    first = decide(snapshot(CANDLES), params, initial_state())
+    b0, b1 = _places(first.intents)[:2]
+    ts = CANDLES[-1].ts_ms + 60_000
+    fills = (
+        fill(b0.client_order_id, Side.BUY, b0.price, b0.qty, ts),
+        fill(b1.client_order_id, Side.BUY, b1.price, b1.qty, ts),
+    )
+    d = decide(snapshot(CANDLES, free_base=b0.qty + b1.qty, fills=fills), params, first.state)
+    (sell,) = [p for p in _places(d.intents) if p.side is Side.SELL]
+    assert sell.client_order_id.startswith(f"{PREFIX}-SP-")
+    assert sell.qty == b0.qty + b1.qty
+    assert sell.price >= min_sell_price(d.state.ledger.lots, 1000, params.min_profit_ppm)
+    assert d.bookings[0].cycle_id == d.bookings[1].cycle_id
+
+
+def test_mean_reversion_with_confirmation_waits_for_an_excursion() -> None:
+    params = symbol_params(
+        mean_reversion=MeanReversionParams(True), keltner=replace(symbol_params().keltner, confirm_closes=2)
+    )
+    d = decide(snapshot(CANDLES), params, initial_state())
+    assert _places(d.intents) == []
+    assert any("excursion" in r for r in d.reasons)
+
+
+def test_the_portfolio_allowance_caps_new_buys() -> None:
+    one_order = 100 * 1_000_000 * PRICE  # about one ladder level in quote units
+    d = decide(snapshot(CANDLES, quote_allowance=one_order), symbol_params(), initial_state())
+    assert len(_places(d.intents)) == 1
+    assert any("portfolio" in r for r in d.reasons)
