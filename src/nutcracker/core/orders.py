@@ -3,56 +3,52 @@
 An id is ``{prefix}-{slot}-{seq}``: the prefix names the engine and symbol (restart
 reconciliation adopts open orders by it), the slot the ladder level or exit the order serves
 (``B3`` buy level 3, ``S3`` the exit of level 3's lot, ``SP`` the pooled exit) and ``seq`` a
-counter kept in the strategy state. Binance allows 36 characters.
+counter kept in the strategy state, in hex. Binance allows 36 characters.
+
+Slots are plain strings: they are hashed on every pulse, and strings hash fastest.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_ID_LENGTH = 36
-POOLED_EXIT = "SP"
+POOLED_SLOT = "SP"
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
-    kind: str  # "B" buy level, "S" per-lot exit, "SP" pooled exit
-    level: int  # ladder level; -1 for the pooled exit
-
-    def __str__(self) -> str:
-        return POOLED_EXIT if self.kind == POOLED_EXIT else f"{self.kind}{self.level}"
+_BUY_SLOTS = tuple(f"B{level}" for level in range(128))
+_EXIT_SLOTS = tuple(f"S{level}" for level in range(128))
 
 
-def buy_slot(level: int) -> Slot:
-    return Slot("B", level)
+def buy_slot(level: int) -> str:
+    return _BUY_SLOTS[level] if level < 128 else f"B{level}"
 
 
-def exit_slot(level: int) -> Slot:
-    return Slot("S", level)
+def exit_slot(level: int) -> str:
+    return _EXIT_SLOTS[level] if level < 128 else f"S{level}"
 
 
-POOLED_SLOT = Slot(POOLED_EXIT, -1)
+def slot_level(slot: str) -> int:
+    """Return the ladder level a slot serves; -1 for the pooled exit."""
+    return -1 if slot == POOLED_SLOT else int(slot[1:])
 
 
-def format_order_id(prefix: str, slot: Slot, seq: int) -> str:
-    """Return the client order id of the ``seq``-th order this engine places for ``slot``."""
+def format_order_id(prefix: str, slot: str, seq: int) -> str:
+    """Return the client order id of the ``seq``-th order this engine places, for ``slot``."""
     order_id = f"{prefix}-{slot}-{seq:x}"
     if len(order_id) > MAX_ID_LENGTH:
         raise ValueError(f"client order id {order_id!r} is longer than {MAX_ID_LENGTH} characters")
     return order_id
 
 
-def parse_slot(prefix: str, order_id: str) -> Slot | None:
+@lru_cache(maxsize=65536)  # a pure function of two strings; every pulse parses the same few ids
+def parse_slot(prefix: str, order_id: str) -> str | None:
     """Return the slot of one of our order ids, or None when the id is not ours."""
-    if not order_id.startswith(prefix + "-"):
+    if not order_id.startswith(prefix) or order_id[len(prefix) : len(prefix) + 1] != "-":
         return None
-    parts = order_id[len(prefix) + 1 :].split("-")
-    if len(parts) != 2:
+    slot, sep, seq = order_id[len(prefix) + 1 :].partition("-")
+    if not sep or not seq or "-" in seq:
         return None
-    slot = parts[0]
-    if slot == POOLED_EXIT:
-        return POOLED_SLOT
-    kind, digits = slot[:1], slot[1:]
-    if kind not in ("B", "S") or not digits.isdigit():
-        return None
-    return Slot(kind, int(digits))
+    if slot == POOLED_SLOT or (slot[:1] in ("B", "S") and slot[1:].isdigit()):
+        return slot
+    return None

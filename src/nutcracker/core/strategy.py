@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from nutcracker.core import indicators
+from nutcracker.core.hold import ASK, ATR_PPM, BID, EMA, LOWER, STEP, Hold, HoldBuilder
 from nutcracker.core.indicators import IndicatorState
 from nutcracker.core.ledger import Booking, ClosedCycle, Ledger, Lot, book_fill, min_sell_price
 from nutcracker.core.model import CancelOrder, Intent, OpenOrder, PlaceLimit, Side, Snapshot
-from nutcracker.core.orders import POOLED_SLOT, Slot, buy_slot, exit_slot, format_order_id, parse_slot
+from nutcracker.core.orders import POOLED_SLOT, buy_slot, exit_slot, format_order_id, parse_slot, slot_level
 from nutcracker.core.params import Spacing, SymbolParams
 from nutcracker.core.units import PPM, QU_PER_TICK_LOT, ceil_div, notional_qu
 
@@ -56,21 +58,21 @@ class Decision:
     reasons: tuple[str, ...]  # what the pulse wants and, when idle, why
     bookings: tuple[Booking, ...]  # the cycle each new fill went to
     closed_cycles: tuple[ClosedCycle, ...]
+    hold: Hold | None = None  # asked for with ``with_hold``; None: decide again on the next pulse
 
 
-@dataclass(frozen=True, slots=True)
-class _Want:
-    slot: Slot
+class _Want(NamedTuple):  # a NamedTuple: built ~20 times a pulse, and cheaper than a frozen dataclass
+    slot: str
     side: Side
     price: int
     qty: int
     reason: str
     floor: int = 0  # a sell never rests below this
     as_is: bool = False  # keep the resting order untouched (a partially filled buy)
+    terms: tuple[_Term, ...] = ()  # what a moving price was computed from (for the hold)
 
 
-@dataclass(frozen=True, slots=True)
-class _Market:
+class _Market(NamedTuple):
     """The pulse's view of the market, derived once."""
 
     bid: int
@@ -84,8 +86,42 @@ class _Market:
     step: float  # grid spacing as a fraction of price (nan while the ATR is warming up)
 
 
-def decide(snap: Snapshot, params: SymbolParams, state: StrategyState) -> Decision:
-    """Return the intents that move this symbol's resting orders to what its strategy wants."""
+class _Term(NamedTuple):
+    """One candidate price, ``coef * variable`` or ``base * (1 + coef * step)`` or a book price."""
+
+    kind: str  # "var", "step", "buy_top", "sell_bottom"
+    var: int
+    coef: float
+    base: float
+    value: float
+
+
+def _var_term(var: int, coef: float, x: float) -> _Term:
+    return _Term("var", var, coef, 0.0, coef * x if coef != 1.0 else x)
+
+
+def _step_term(base: float, sign: float, step: float) -> _Term:
+    return _Term("step", STEP, sign, base, base * (1 + sign * step))
+
+
+class _Outcomes:
+    """What happened to each wanted order, for the hold (only filled in when a hold is asked for)."""
+
+    __slots__ = ("blocked", "levels", "placed_or_kept")
+
+    def __init__(self) -> None:
+        self.levels: list[tuple[int, str, int]] = []  # (level, outcome, price)
+        self.placed_or_kept: dict[str, int] = {}  # slot -> resting price after this pulse
+        self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
+
+
+def decide(
+    snap: Snapshot, params: SymbolParams, state: StrategyState, *, with_hold: bool = False
+) -> Decision:
+    """Return the intents that move this symbol's resting orders to what its strategy wants.
+
+    With ``with_hold`` the decision also says where it would stay the same (see ``core.hold``).
+    """
     reasons: list[str] = []
     ind = indicators.update(state.indicators, snap.candles, params.keltner)
     ledger, bookings, closed = _book_fills(state.ledger, snap, params, reasons)
@@ -95,16 +131,38 @@ def decide(snap: Snapshot, params: SymbolParams, state: StrategyState) -> Decisi
         new_state = replace(state, indicators=ind, ledger=ledger)
         return Decision((), new_state, tuple(reasons), bookings, closed)
 
+    outcomes = _Outcomes() if with_hold else None
+    resting, duplicates = _our_orders(snap.open_orders, params.order_id_prefix)
     market = _market_view(snap, params, ind)
     anchor = _trail_anchor(state.anchor, ledger, market, params)
-    ladder = _ladder(state, ledger, market, ind, params, anchor, snap.open_orders, reasons)
+    ladder, top_terms = _ladder(state, ledger, market, ind, params, anchor, resting, reasons)
     exits = _exits(ledger, market, ind, params, reasons)
-    buys = _buys(ledger, market, ind, params, ladder, snap.open_orders, reasons)
-    intents, next_seq = _reconcile(snap, params, ledger, exits, buys, state.next_seq, reasons)
+    buys = _buys(ledger, market, ind, params, ladder, resting, reasons, outcomes)
+    intents, next_seq = _reconcile(
+        snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes
+    )
     new_state = StrategyState(ind, ledger, anchor, ladder if ledger.lots else (), next_seq)
     if not intents and not snap.open_orders and not reasons:
         reasons.append("idle: nothing to place")
-    return Decision(tuple(intents), new_state, tuple(reasons), bookings, closed)
+    hold = None
+    if outcomes is not None:
+        hold = _hold(snap, params, new_state, market, top_terms, exits, outcomes)
+    return Decision(tuple(intents), new_state, tuple(reasons), bookings, closed, hold)
+
+
+def _our_orders(orders: tuple[OpenOrder, ...], prefix: str) -> tuple[dict[str, OpenOrder], list[OpenOrder]]:
+    """Return our resting orders by slot, and the extra orders found for an already taken slot."""
+    resting: dict[str, OpenOrder] = {}
+    duplicates: list[OpenOrder] = []
+    for order in orders:
+        slot = parse_slot(prefix, order.client_order_id)
+        if slot is None:
+            continue  # not ours: never touched
+        if slot in resting:
+            duplicates.append(order)
+        else:
+            resting[slot] = order
+    return resting, duplicates
 
 
 def _book_fills(
@@ -118,7 +176,7 @@ def _book_fills(
         if slot is None:
             reasons.append(f"fill {fill.trade_id} is not one of ours: ignored")
             continue
-        ledger, booking, cycle = book_fill(ledger, fill, slot.level, pooled)
+        ledger, booking, cycle = book_fill(ledger, fill, slot_level(slot), pooled)
         bookings.append(booking)
         if cycle is not None:
             closed.append(cycle)
@@ -160,22 +218,24 @@ def _ladder(
     ind: IndicatorState,
     params: SymbolParams,
     anchor: int,
-    open_orders: tuple[OpenOrder, ...],
+    resting: dict[str, OpenOrder],
     reasons: list[str],
-) -> tuple[int, ...]:
-    """Return the buy levels' prices: frozen while holding inventory, else hung from the top.
+) -> tuple[tuple[int, ...], tuple[_Term, ...]]:
+    """Return the buy levels' prices (frozen while holding inventory, else hung from the top) and its terms.
 
     A ladder freezes on the pulse that books its first fill: each level keeps the price of its
     lot or resting order, so grid levels and martingale steps stay where they were placed.
     """
     if ledger.lots and state.ladder:
-        return state.ladder
+        return state.ladder, ()
     if not market.ready:
-        return ()
-    top = _ladder_top(market, ind, params, anchor, _inventory_deviation(ledger, params))
+        return (), ()
+    terms = _ladder_top_terms(market, ind, params, anchor, _inventory_deviation(ledger, params))
+    top_value = min(term.value for term in terms)
+    top = math.floor(top_value) if math.isfinite(top_value) else 0
     if top <= 0:
         reasons.append("idle: no ladder top (a component has no price yet)")
-        return ()
+        return (), terms
     prices = [top]
     scale = params.martingale.step_scale if params.martingale.enabled else 1.0
     distance = market.step
@@ -183,36 +243,38 @@ def _ladder(
         prices.append(math.floor(prices[-1] * (1 - distance)))
         distance *= scale
     if ledger.lots:
-        for order in open_orders:
-            slot = parse_slot(params.order_id_prefix, order.client_order_id)
-            if slot is not None and slot.kind == "B" and 0 <= slot.level < len(prices):
-                prices[slot.level] = order.price
+        for slot, order in resting.items():
+            level = slot_level(slot)
+            if slot[0] == "B" and 0 <= level < len(prices):
+                prices[level] = order.price
         for lot in ledger.lots:
             if 0 <= lot.level < len(prices):
                 prices[lot.level] = lot.price
-    return tuple(prices)
+    return tuple(prices), terms
 
 
-def _ladder_top(
+def _ladder_top_terms(
     market: _Market, ind: IndicatorState, params: SymbolParams, anchor: int, deviation: float
-) -> int:
-    floating: list[float] = []
+) -> tuple[_Term, ...]:
+    """Return the candidate tops of the ladder; the top is the lowest, rounded down to a tick."""
+    floating: list[_Term] = []
     if params.keltner.enabled:
-        floating.append(ind.ema)
+        floating.append(_var_term(EMA, 1.0, ind.ema))
     if params.mean_reversion.enabled:
-        armed = params.keltner.confirm_closes > 0 and ind.buy_armed
-        floating.append(market.buy_top if armed else ind.lower)
+        if params.keltner.confirm_closes > 0 and ind.buy_armed:
+            floating.append(_Term("buy_top", -1, 0.0, 0.0, market.buy_top))
+        else:
+            floating.append(_var_term(LOWER, 1.0, ind.lower))
     if params.market_making.enabled:
         mm = params.market_making
-        floating.append(ind.ema * (1 - mm.half_spread_ppm / PPM - mm.skew_ppm / PPM * deviation))
-    if not floating and not params.grid.enabled:
-        floating.append(market.buy_top)  # martingale alone: start the sequence at the top of book
-    top = math.inf
-    if floating:
-        top = min(min(floating), market.buy_top)  # a floating ladder never starts above the book
+        floating.append(_var_term(EMA, 1 - mm.half_spread_ppm / PPM - mm.skew_ppm / PPM * deviation, ind.ema))
+    terms = list(floating)
+    if floating or not params.grid.enabled:
+        # a floating ladder never starts above the book; martingale alone starts at the top of book
+        terms.append(_Term("buy_top", -1, 0.0, 0.0, market.buy_top))
     if params.grid.enabled:
-        top = min(top, anchor * (1 - market.step))  # grid levels above the book are skipped, not moved
-    return math.floor(top) if math.isfinite(top) else 0
+        terms.append(_step_term(anchor, -1.0, market.step))  # grid levels above the book are skipped
+    return tuple(terms)
 
 
 def _inventory_deviation(ledger: Ledger, params: SymbolParams) -> float:
@@ -226,51 +288,55 @@ def _exits(
 ) -> list[_Want]:
     if not ledger.lots:
         return []
-    pooled = params.martingale.enabled
-    groups: list[tuple[Slot, list[Lot]]]
-    if pooled:
+    groups: list[tuple[str, list[Lot]]]
+    if params.martingale.enabled:
         groups = [(POOLED_SLOT, [lot for lot in ledger.lots if lot.held > 0])]
     else:
         groups = [(exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.held > 0]
     wants: list[_Want] = []
     deviation = _inventory_deviation(ledger, params)
-    fee, min_profit = params.market.maker_fee_ppm, params.min_profit_ppm
+    fee, min_profit, purge = params.market.maker_fee_ppm, params.min_profit_ppm, params.gates.purge_ppm
     for slot, lots in groups:
         if not lots:
             continue
         held = sum(lot.held for lot in lots)
         floor = min_sell_price(lots, fee, min_profit)
-        target = _exit_target(lots, market, ind, params, deviation)
+        terms = _exit_terms(lots, market, ind, params, deviation)
+        target = math.ceil(min(term.value for term in terms)) if terms else 0
         price = max(floor, target, market.sell_bottom)
-        purge = params.gates.purge_ppm
         if purge and price > market.ask * (PPM + purge) // PPM:
             reasons.append(f"{slot} exit waits: its price {price} is beyond the purge distance")
+            wants.append(_Want(slot, Side.SELL, price, 0, "skipped", floor, terms=terms))
             continue
         if notional_qu(price, held) < params.market.min_notional_qu:
             reasons.append(f"{slot} exit of {held} lots is below the minimum notional: held until it grows")
+            wants.append(_Want(slot, Side.SELL, price, 0, "skipped", floor, terms=terms))
             continue
         why = "exit at the minimum-profit price" if price == floor else "exit at its target"
-        wants.append(_Want(slot, Side.SELL, price, held, why, floor=floor))
+        wants.append(_Want(slot, Side.SELL, price, held, why, floor, terms=terms))
     return wants
 
 
-def _exit_target(
+def _exit_terms(
     lots: list[Lot], market: _Market, ind: IndicatorState, params: SymbolParams, deviation: float
-) -> int:
-    targets: list[float] = []
+) -> tuple[_Term, ...]:
+    """Return the enabled components' exit targets; the exit goes to the lowest, never below min profit."""
+    terms: list[_Term] = []
     if params.grid.enabled and not math.isnan(market.step):
         bought = sum(lot.bought for lot in lots)
         average = sum(lot.cost for lot in lots) / (bought * QU_PER_TICK_LOT)
-        targets.append(average * (1 + market.step))
+        terms.append(_step_term(average, 1.0, market.step))
     if market.ready:
         if params.mean_reversion.enabled:
-            targets.append(ind.ema)
+            terms.append(_var_term(EMA, 1.0, ind.ema))
         if params.market_making.enabled:
             mm = params.market_making
-            targets.append(ind.ema * (1 + mm.half_spread_ppm / PPM - mm.skew_ppm / PPM * deviation))
-        if params.keltner.enabled and ind.sell_armed:
-            targets.append(market.sell_bottom)  # a confirmed incursion from above: exit now
-    return math.ceil(min(targets)) if targets else 0
+            terms.append(
+                _var_term(EMA, 1 + mm.half_spread_ppm / PPM - mm.skew_ppm / PPM * deviation, ind.ema)
+            )
+        if params.keltner.enabled and ind.sell_armed:  # a confirmed incursion from above: exit now
+            terms.append(_Term("sell_bottom", -1, 0.0, 0.0, market.sell_bottom))
+    return tuple(terms)
 
 
 def _buys(
@@ -279,8 +345,9 @@ def _buys(
     ind: IndicatorState,
     params: SymbolParams,
     ladder: tuple[int, ...],
-    open_orders: tuple[OpenOrder, ...],
+    resting: dict[str, OpenOrder],
     reasons: list[str],
+    outcomes: _Outcomes | None,
 ) -> list[_Want]:
     if not market.ready:
         reasons.append(f"no buys: indicators warming up ({ind.count} candles applied)")
@@ -300,29 +367,37 @@ def _buys(
         if params.mean_reversion.enabled and params.keltner.confirm_closes > 0 and not ind.buy_armed:
             reasons.append("no new sequence: waiting for a confirmed excursion below the lower band")
             return []
-    partial = {parse_slot(params.order_id_prefix, o.client_order_id): o for o in open_orders if o.filled}
     pooled = params.martingale.enabled
     held_levels = {lot.level for lot in ledger.lots if lot.held > 0}
     deepest = max(held_levels, default=-1)
+    purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []
     for level, price in enumerate(ladder):
         slot = buy_slot(level)
-        resting = partial.get(slot)
-        if resting is not None and resting.side is Side.BUY:
+        partial = resting.get(slot)
+        if partial is not None and partial.filled and partial.side is Side.BUY:
             wants.append(
-                _Want(slot, Side.BUY, resting.price, resting.remaining, "partially filled", as_is=True)
+                _Want(slot, Side.BUY, partial.price, partial.remaining, "partially filled", as_is=True)
             )
             continue
         if level in held_levels or (pooled and level <= deepest):
             continue
         if price > market.buy_top:
             reasons.append(f"{slot} at {price} is above the top of book ({market.buy_top}): skipped")
+            if outcomes is not None:
+                outcomes.levels.append((level, "above_top", price))
             continue
-        if gates.purge_ppm and price < market.bid * (PPM - gates.purge_ppm) // PPM:
+        if price < purge_line:
             reasons.append(f"{slot} at {price} is beyond the purge distance: skipped")
+            if outcomes is not None:
+                outcomes.levels.append((level, "purged", price))
             continue
         if price <= 0:
+            if outcomes is not None:
+                outcomes.levels.append((level, "nonpositive", price))
             continue
+        if outcomes is not None:
+            outcomes.levels.append((level, "wanted", price))
         wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), f"ladder level {level}"))
     return wants
 
@@ -336,31 +411,45 @@ def _level_qty(level: int, price: int, params: SymbolParams) -> int:
     return max(size // per_lot, ceil_div(params.market.min_notional_qu, per_lot))
 
 
+def _keep(want: _Want, order: OpenOrder | None, requote_ppm: int, cooling: bool) -> bool:
+    """Return whether a resting order already serves ``want`` closely enough to stay."""
+    if order is None or order.side is not want.side:
+        return False
+    if want.as_is:
+        return True
+    if cooling and (want.side is Side.BUY or order.price >= want.floor):
+        return True  # during a cooldown resting orders stay where they are
+    tolerance = order.price * requote_ppm // PPM
+    if abs(order.price - want.price) > tolerance or order.price < want.floor:
+        return False
+    if want.side is Side.SELL:
+        return order.remaining == want.qty
+    # a buy's size follows its price: allow what the price tolerance implies
+    return order.filled == 0 and abs(order.qty - want.qty) <= 2 + order.qty * 2 * requote_ppm // PPM
+
+
 def _reconcile(
     snap: Snapshot,
     params: SymbolParams,
     ledger: Ledger,
+    resting: dict[str, OpenOrder],
+    duplicates: list[OpenOrder],
     exits: list[_Want],
     buys: list[_Want],
     next_seq: int,
     reasons: list[str],
+    outcomes: _Outcomes | None,
 ) -> tuple[list[Intent], int]:
     """Return cancels then placements turning our open orders into the wanted ones, within the rails."""
     prefix, gates, rails = params.order_id_prefix, params.gates, params.rails
-    resting: dict[Slot, OpenOrder] = {}
-    cancels: list[CancelOrder] = []
-    for order in snap.open_orders:
-        slot = parse_slot(prefix, order.client_order_id)
-        if slot is None:
-            continue  # not ours: never touched
-        if slot in resting:
-            cancels.append(CancelOrder(order.client_order_id, "duplicate order for one slot"))
-        else:
-            resting[slot] = order
-    wanted = {w.slot: w for w in (*exits, *buys)}
+    requote = gates.requote_ppm
+    cancels = [CancelOrder(o.client_order_id, "duplicate order for one slot") for o in duplicates]
+    released = list(duplicates)
+    wanted = {w.slot for w in (*exits, *buys) if w.qty > 0}
     for slot, order in resting.items():
         if slot not in wanted:
             cancels.append(CancelOrder(order.client_order_id, f"{slot} is no longer wanted"))
+            released.append(order)
     buy_cooling = (
         ledger.last_buy_fill_ts_ms >= 0 and snap.ts_ms < ledger.last_buy_fill_ts_ms + gates.cooldown_buy_ms
     )
@@ -371,50 +460,51 @@ def _reconcile(
     placements: list[PlaceLimit] = []
     free_base = snap.free_base - rails.reserve_base_lots
     free_quote = snap.free_quote - rails.reserve_quote_qu
-    for c in cancels:  # what the cancels release can fund this pulse's placements
-        order = next(o for o in snap.open_orders if o.client_order_id == c.client_order_id)
+    for order in released:  # what the cancels release can fund this pulse's placements
         if order.side is Side.BUY:
             free_quote += notional_qu(order.price, order.remaining)
         else:
             free_base += order.remaining
 
-    def keep(want: _Want, order: OpenOrder | None, cooling: bool) -> bool:
-        if order is None or order.side is not want.side:
-            return False
-        if want.as_is:
-            return True
-        if cooling and (want.side is Side.BUY or order.price >= want.floor):
-            return True  # during a cooldown resting orders stay where they are
-        tolerance = want.price * gates.requote_ppm // PPM
-        same_size = order.remaining == want.qty if want.side is Side.SELL else order.qty == want.qty
-        return same_size and abs(order.price - want.price) <= tolerance and order.price >= want.floor
+    def blocked(want: _Want, why: str) -> None:
+        if outcomes is not None:
+            outcomes.blocked.append((want, why))
 
-    def replace_or_place(want: _Want, cooling: bool) -> bool:
-        """Return True when a new order should be placed for ``want``."""
+    def placed_or_kept(slot: str, price: int) -> None:
+        if outcomes is not None:
+            outcomes.placed_or_kept[slot] = price
+
+    def cancel_for_requote(want: _Want) -> None:
+        """Cancel the resting order of ``want``'s slot, if any, and count what it releases."""
+        nonlocal free_quote, free_base
         order = resting.get(want.slot)
-        if keep(want, order, cooling):
-            return False
-        if order is not None:
-            cancels.append(CancelOrder(order.client_order_id, f"{want.slot} re-priced to {want.price}"))
-            if order.side is Side.BUY:
-                nonlocal free_quote
-                free_quote += notional_qu(order.price, order.remaining)
-            else:
-                nonlocal free_base
-                free_base += order.remaining
-        if cooling:
-            reasons.append(f"{want.slot} waits: {want.side.value} cooldown")
-            return False
-        return True
+        if order is None:
+            return
+        cancels.append(CancelOrder(order.client_order_id, f"{want.slot} re-priced to {want.price}"))
+        if order.side is Side.BUY:
+            free_quote += notional_qu(order.price, order.remaining)
+        else:
+            free_base += order.remaining
 
     for want in exits:
-        if not replace_or_place(want, sell_cooling):
+        if want.qty == 0:
+            continue  # skipped (purge distance or dust); any resting order was cancelled above
+        current = resting.get(want.slot)
+        if _keep(want, current, requote, sell_cooling):
+            placed_or_kept(want.slot, current.price if current else want.price)
+            continue
+        cancel_for_requote(want)
+        if sell_cooling:
+            reasons.append(f"{want.slot} waits: sell cooldown")
+            blocked(want, "cooldown")
             continue
         if want.qty > free_base:
             reasons.append(f"{want.slot} exit of {want.qty} lots exceeds the free base above the reserve")
+            blocked(want, "balance")
             continue
         free_base -= want.qty
         placements.append(_place(prefix, want, next_seq + len(placements)))
+        placed_or_kept(want.slot, want.price)
 
     committed_base = ledger.held
     committed_quote = ledger.held_cost
@@ -428,17 +518,22 @@ def _reconcile(
 
     for want in buys:
         current = resting.get(want.slot)
-        if current is not None and keep(want, current, buy_cooling):
+        if current is not None and _keep(want, current, requote, buy_cooling):
             notional = notional_qu(current.price, current.remaining)
             if fits_rails(current.remaining, notional):
                 committed_base += current.remaining
                 committed_quote += notional
+                placed_or_kept(want.slot, current.price)
                 continue
             reasons.append(f"{want.slot} cancelled: it no longer fits the rails")
             cancels.append(CancelOrder(current.client_order_id, f"{want.slot} no longer fits the rails"))
             free_quote += notional_qu(current.price, current.remaining)
+            blocked(want, "rails")
             continue
-        if not replace_or_place(want, buy_cooling):
+        cancel_for_requote(want)
+        if buy_cooling:
+            reasons.append(f"{want.slot} waits: buy cooldown")
+            blocked(want, "cooldown")
             continue
         notional = notional_qu(want.price, want.qty)
         if not fits_rails(want.qty, notional):
@@ -446,13 +541,16 @@ def _reconcile(
                 f"{want.slot} not placed: rails (base {committed_base}+{want.qty} of "
                 f"{rails.max_base_lots} lots, quote {committed_quote}+{notional} of {rails.max_quote_qu} qu)"
             )
+            blocked(want, "rails")
             continue
         cost = notional + notional * params.market.maker_fee_ppm // PPM
         if cost > free_quote:
             reasons.append(f"{want.slot} not placed: free quote above the reserve is too low")
+            blocked(want, "balance")
             continue
         if allowance is not None and notional > allowance:
             reasons.append(f"{want.slot} not placed: the portfolio quote budget is spent")
+            blocked(want, "balance")
             continue
         if allowance is not None:
             allowance -= notional
@@ -460,8 +558,203 @@ def _reconcile(
         committed_base += want.qty
         committed_quote += notional
         placements.append(_place(prefix, want, next_seq + len(placements)))
+        placed_or_kept(want.slot, want.price)
     return [*cancels, *placements], next_seq + len(placements)
 
 
 def _place(prefix: str, want: _Want, seq: int) -> PlaceLimit:
     return PlaceLimit(format_order_id(prefix, want.slot, seq), want.side, want.price, want.qty, want.reason)
+
+
+def _hold(
+    snap: Snapshot,
+    params: SymbolParams,
+    state: StrategyState,
+    market: _Market,
+    top_terms: tuple[_Term, ...],
+    exits: list[_Want],
+    outcomes: _Outcomes,
+) -> Hold | None:
+    """Return the region of markets on which the next pulse, with ``state``, would change nothing."""
+    ind, ledger, gates = state.indicators, state.ledger, params.gates
+    if any(why == "balance" for _, why in outcomes.blocked) or any(w.qty == 0 for w in exits):
+        return None  # outcomes that hang on balances or on a skipped exit: decide again next pulse
+    hb = HoldBuilder()
+    for last_fill, cooldown in (
+        (ledger.last_buy_fill_ts_ms, gates.cooldown_buy_ms),
+        (ledger.last_sell_fill_ts_ms, gates.cooldown_sell_ms),
+    ):
+        if last_fill >= 0 and last_fill + cooldown > snap.ts_ms:
+            hb.until(last_fill + cooldown)
+    if ind.ready:
+        _hold_volatility(hb, ind.atr_ppm, gates.max_atr_ppm, gates.min_atr_ppm)
+    _hold_ladder(hb, params, state, market, top_terms, outcomes)
+    if params.grid.enabled and market.ready and not ledger.lots:
+        _hold_trailing(hb, params, state.anchor, market.step)
+    for want in exits:
+        price = outcomes.placed_or_kept.get(want.slot)
+        if price is not None:
+            _hold_exit(hb, params, market, want, price)
+    return hb.build((ind.ready, ind.above_run > 0, ind.buy_armed, ind.sell_armed))
+
+
+def _hold_volatility(hb: HoldBuilder, atr_ppm: float, max_ppm: int, min_ppm: int) -> bool:
+    """Bound the volatility gates where they are; return whether buys pass them."""
+    if max_ppm:
+        if atr_ppm > max_ppm:
+            hb.at_least(ATR_PPM, max_ppm)
+            return False
+        hb.at_most(ATR_PPM, max_ppm)
+    if min_ppm:
+        if atr_ppm < min_ppm:
+            hb.at_most(ATR_PPM, min_ppm)
+            return False
+        hb.at_least(ATR_PPM, min_ppm)
+    return True
+
+
+def _hold_ladder(
+    hb: HoldBuilder,
+    params: SymbolParams,
+    state: StrategyState,
+    market: _Market,
+    top_terms: tuple[_Term, ...],
+    outcomes: _Outcomes,
+) -> None:
+    """Bound the buy levels' outcomes."""
+    depth, purge, requote = params.gates.depth_ppm, params.gates.purge_ppm, params.gates.requote_ppm
+    atr_spacing = params.grid.spacing is Spacing.ATR
+    moving = not state.ladder and (atr_spacing or any(t.kind != "step" for t in top_terms))
+    if not outcomes.levels:
+        return
+    if not moving:
+        spread = 0
+    else:
+        slack = math.inf
+        for level, outcome, price in outcomes.levels:
+            if outcome == "nonpositive":
+                hb.void = True
+                return
+            if outcome != "wanted":
+                continue
+            resting = outcomes.placed_or_kept.get(buy_slot(level))
+            if resting is None:
+                if any(w.slot == buy_slot(level) and why == "rails" for w, why in outcomes.blocked):
+                    hb.void = True  # a moving level's size decides the rails: no room to move
+                    return
+                continue  # cooling down: nothing is placed either way until the cooldown ends
+            tolerance = resting * requote // PPM
+            slack = min(slack, tolerance - abs(price - resting) - (level + 1))
+        if slack == math.inf:
+            slack = max(1, outcomes.levels[0][2] * requote // PPM)
+        if slack < 0:
+            hb.void = True
+            return
+        top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(p for _, _, p in outcomes.levels)
+        top_room = int(slack // 2) if atr_spacing else int(slack)
+        if atr_spacing:
+            scale = params.martingale.step_scale if params.martingale.enabled else 1.0
+            reach = sum(scale**j for j in range(params.ladder_levels))
+            room = (slack - top_room) / (top * 1.01 * reach)
+            hb.at_least(STEP, market.step - room)
+            hb.at_most(STEP, market.step + room)
+        current_top = min(top_terms, key=lambda t: t.value)
+        top_now = math.floor(current_top.value)
+        for term in top_terms:
+            _term_at_least(hb, term, top_now - top_room, depth, market)
+        _term_at_most(hb, current_top, top_now + top_room, depth, market)
+        spread = int(slack) + params.ladder_levels + 1
+    for level, outcome, price in outcomes.levels:
+        if outcome == "wanted" and buy_slot(level) in outcomes.placed_or_kept:
+            hb.buy_top_at_least(price + spread, depth)
+            if purge:
+                hb.at_most(BID, ceil_div((price - spread + 1) * PPM, PPM - purge) - 1)
+        elif outcome == "above_top":
+            hb.buy_top_at_most(price - spread - 1, depth, market.bid, market.ask)
+        elif outcome == "purged":
+            hb.at_least(BID, ceil_div((price + spread + 1) * PPM, PPM - purge))
+
+
+def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, step: float) -> None:
+    """Keep the grid anchor where it is: no trailing up or down on the next pulse."""
+    grid = params.grid
+    if not (grid.trailing_up or grid.trailing_down):
+        return
+    if grid.spacing is Spacing.ATR:  # the step moves with the ATR: bound it, then assume its lowest value
+        if not math.isfinite(hb.lo[STEP]):
+            hb.at_least(STEP, step * 0.999)
+            hb.at_most(STEP, step * 1.001)
+        step_lo = hb.lo[STEP]
+    else:
+        step_lo = step
+    if grid.trailing_up:
+        limit = anchor * (1 + step_lo)
+        hb.at_most(BID, math.floor(limit - abs(limit) * 1e-9))
+    if grid.trailing_down:
+        limit = anchor * (1 - step_lo * (grid.levels + 1))
+        hb.at_least(ASK, math.ceil(limit + abs(limit) * 1e-9))
+
+
+def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int) -> None:
+    """Keep an exit's wanted price within the requote tolerance of the order resting at ``resting``."""
+    depth, purge = params.gates.depth_ppm, params.gates.purge_ppm
+    tolerance = resting * params.gates.requote_ppm // PPM
+    hi, lo = resting + tolerance, resting - tolerance
+    terms = want.terms
+    if terms:
+        _term_at_most(hb, min(terms, key=lambda t: t.value), hi, depth, market)
+    hb.sell_bottom_at_most(hi, depth)
+    target = math.ceil(min(t.value for t in terms)) if terms else 0
+    if want.floor >= lo:
+        pass
+    elif target >= lo:
+        for term in terms:
+            _term_at_least(hb, term, lo - 1 + 1e-6, depth, market)
+    elif market.sell_bottom >= lo:
+        hb.sell_bottom_at_least(lo, depth, market.bid, market.ask)
+    else:
+        hb.void = True
+    if purge:
+        hb.at_least(ASK, ceil_div(hi * PPM, PPM + purge))
+    if notional_qu(lo, want.qty) < params.market.min_notional_qu:
+        hb.void = True
+
+
+def _term_at_least(hb: HoldBuilder, term: _Term, x: float, depth: int, market: _Market) -> None:
+    """Require the term's value to stay >= x."""
+    if term.kind == "var":
+        if term.coef <= 0:
+            hb.void = True
+        else:
+            hb.at_least(term.var, x / term.coef)
+    elif term.kind == "step":
+        if term.base <= 0:
+            hb.void = True
+        elif term.coef > 0:
+            hb.at_least(STEP, (x / term.base - 1) / term.coef)
+        else:
+            hb.at_most(STEP, (1 - x / term.base) / -term.coef)
+    elif term.kind == "buy_top":
+        hb.buy_top_at_least(math.ceil(x), depth)
+    else:
+        hb.sell_bottom_at_least(math.ceil(x), depth, market.bid, market.ask)
+
+
+def _term_at_most(hb: HoldBuilder, term: _Term, y: float, depth: int, market: _Market) -> None:
+    """Require the term's value to stay <= y."""
+    if term.kind == "var":
+        if term.coef <= 0:
+            hb.void = True
+        else:
+            hb.at_most(term.var, y / term.coef)
+    elif term.kind == "step":
+        if term.base <= 0:
+            hb.void = True
+        elif term.coef > 0:
+            hb.at_most(STEP, (y / term.base - 1) / term.coef)
+        else:
+            hb.at_least(STEP, (1 - y / term.base) / -term.coef)
+    elif term.kind == "buy_top":
+        hb.buy_top_at_most(math.floor(y), depth, market.bid, market.ask)
+    else:
+        hb.sell_bottom_at_most(math.floor(y), depth)

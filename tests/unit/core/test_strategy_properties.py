@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from factories import PREFIX, symbol_params
 from nutcracker.core.ledger import min_sell_price
 from nutcracker.core.model import Book, CancelOrder, Candle, Fill, OpenOrder, PlaceLimit, Side, Snapshot
-from nutcracker.core.orders import parse_slot
+from nutcracker.core.orders import parse_slot, slot_level
 from nutcracker.core.params import (
     GateParams,
     GridParams,
@@ -153,7 +153,8 @@ def _check_invariants(snap: Snapshot, params: SymbolParams, d: Decision, world_a
             # b. never below the net-of-fees minimum-profit price of the lots it closes
             slot = parse_slot(PREFIX, intent.client_order_id)
             assert slot is not None
-            lots = [lot for lot in ledger.lots if lot.held and (slot.level == -1 or lot.level == slot.level)]
+            level = slot_level(slot)
+            lots = [lot for lot in ledger.lots if lot.held and (level == -1 or lot.level == level)]
             assert intent.price >= min_sell_price(lots, params.market.maker_fee_ppm, params.min_profit_ppm)
             assert intent.qty == sum(lot.held for lot in lots)
 
