@@ -106,12 +106,14 @@ if __name__ == "__main__":
 
 
 def _mount_commands() -> None:
-    """Add the command groups that live beside their adapters (imported here: this is the composition root)."""
+    """Add the command groups that live beside their adapters; this module is the composition root."""
     from nutcracker.exchange.key_probe import verify_key
     from nutcracker.exchange.sim_cli import sim_exchange
     from nutcracker.secrets.cli_keys import make_keys_app
 
-    app.command("sim-exchange", help="Serve a Binance-compatible simulated exchange on 127.0.0.1.")(sim_exchange)
+    app.command("sim-exchange", help="Serve a Binance-compatible simulated exchange on 127.0.0.1.")(
+        sim_exchange
+    )
     app.add_typer(make_keys_app(verifier=verify_key), name="keys", help="Store and verify exchange API keys.")
 
 

@@ -94,7 +94,7 @@ class HoldBuilder:
         else:
             self.void = True
 
-    def build(self, flags: tuple[bool, bool, bool, bool]) -> Hold | None:
+    def build(self, flags: tuple[bool | None, bool | None, bool | None, bool | None]) -> Hold | None:
         if self.void or any(lo > hi for lo, hi in zip(self.lo, self.hi, strict=True)):
             return None
         return Hold(tuple(self.lo), tuple(self.hi), flags, self.until_ts_ms)

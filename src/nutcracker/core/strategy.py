@@ -295,7 +295,7 @@ def _exits(
         groups = [(exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.held > 0]
     wants: list[_Want] = []
     deviation = _inventory_deviation(ledger, params)
-    fee, min_profit, purge = params.market.maker_fee_ppm, params.min_profit_ppm, params.gates.purge_ppm
+    fee, min_profit = params.market.maker_fee_ppm, params.min_profit_ppm
     for slot, lots in groups:
         if not lots:
             continue
@@ -304,13 +304,9 @@ def _exits(
         terms = _exit_terms(lots, market, ind, params, deviation)
         target = math.ceil(min(term.value for term in terms)) if terms else 0
         price = max(floor, target, market.sell_bottom)
-        if purge and price > market.ask * (PPM + purge) // PPM:
-            reasons.append(f"{slot} exit waits: its price {price} is beyond the purge distance")
-            wants.append(_Want(slot, Side.SELL, price, 0, "skipped", floor, terms=terms))
-            continue
         if notional_qu(price, held) < params.market.min_notional_qu:
             reasons.append(f"{slot} exit of {held} lots is below the minimum notional: held until it grows")
-            wants.append(_Want(slot, Side.SELL, price, 0, "skipped", floor, terms=terms))
+            wants.append(_Want(slot, Side.SELL, price, 0, "dust", floor, terms=terms))
             continue
         why = "exit at the minimum-profit price" if price == floor else "exit at its target"
         wants.append(_Want(slot, Side.SELL, price, held, why, floor, terms=terms))
@@ -577,8 +573,8 @@ def _hold(
 ) -> Hold | None:
     """Return the region of markets on which the next pulse, with ``state``, would change nothing."""
     ind, ledger, gates = state.indicators, state.ledger, params.gates
-    if any(why == "balance" for _, why in outcomes.blocked) or any(w.qty == 0 for w in exits):
-        return None  # outcomes that hang on balances or on a skipped exit: decide again next pulse
+    if any(why == "balance" for _, why in outcomes.blocked):
+        return None  # outcomes that hang on balances: decide again next pulse
     hb = HoldBuilder()
     for last_fill, cooldown in (
         (ledger.last_buy_fill_ts_ms, gates.cooldown_buy_ms),
@@ -595,7 +591,25 @@ def _hold(
         price = outcomes.placed_or_kept.get(want.slot)
         if price is not None:
             _hold_exit(hb, params, market, want, price)
-    return hb.build((ind.ready, ind.above_run > 0, ind.buy_armed, ind.sell_armed))
+        elif want.qty == 0:
+            _hold_skipped_exit(hb, params, want)
+    keltner = params.keltner
+    flat = not ledger.lots
+    waits_for_arming = params.mean_reversion.enabled and keltner.confirm_closes > 0 and flat
+    vetoed_anyway = waits_for_arming and not ind.buy_armed  # closes above the band change nothing then
+    return hb.build(
+        (
+            ind.ready,
+            ind.above_run > 0 if keltner.enabled and flat and not vetoed_anyway else None,
+            ind.buy_armed if waits_for_arming else None,
+            ind.sell_armed if keltner.enabled and not flat else None,
+        )
+    )
+
+
+def _hold_skipped_exit(hb: HoldBuilder, params: SymbolParams, want: _Want) -> None:
+    """Keep a dust exit skipped: only while its price cannot rise enough to meet the minimum notional."""
+    hb.void = True
 
 
 def _hold_volatility(hb: HoldBuilder, atr_ppm: float, max_ppm: int, min_ppm: int) -> bool:
@@ -697,7 +711,7 @@ def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, step: flo
 
 def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int) -> None:
     """Keep an exit's wanted price within the requote tolerance of the order resting at ``resting``."""
-    depth, purge = params.gates.depth_ppm, params.gates.purge_ppm
+    depth = params.gates.depth_ppm
     tolerance = resting * params.gates.requote_ppm // PPM
     hi, lo = resting + tolerance, resting - tolerance
     terms = want.terms
@@ -714,8 +728,6 @@ def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Wa
         hb.sell_bottom_at_least(lo, depth, market.bid, market.ask)
     else:
         hb.void = True
-    if purge:
-        hb.at_least(ASK, ceil_div(hi * PPM, PPM + purge))
     if notional_qu(lo, want.qty) < params.market.min_notional_qu:
         hb.void = True
 

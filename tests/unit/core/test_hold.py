@@ -32,13 +32,7 @@ def market_values(
 
 
 def _contains(hold: Hold, values: tuple[float, ...], flags: tuple[bool, bool, bool, bool], ts: int) -> bool:
-    # nan never lies inside a bound; a variable the decision did not read has infinite bounds
-    if ts >= hold.until_ts_ms or flags != hold.flags:
-        return False
-    return all(
-        (math.isinf(lo) and math.isinf(hi)) or lo <= v <= hi
-        for lo, v, hi in zip(hold.lo, values, hold.hi, strict=True)
-    )
+    return hold.contains(values, flags, ts)
 
 
 @settings(max_examples=1000, deadline=None)

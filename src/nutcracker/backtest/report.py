@@ -1,0 +1,500 @@
+"""The backtest's HTML report: one self-contained page of plotly charts and the summary table.
+
+Per symbol, four charts (each a ``<section class="nc-chart">`` with a stable id):
+
+- ``price-{i}``: the candles' high/low range and close, the Keltner bands, the resting grid (the
+  highest and lowest resting buy, the lowest resting sell) and the fills;
+- ``equity-{i}``: the strategy's equity against buying and holding, in quote;
+- ``inventory-{i}``: the inventory (base) and the committed quote against their rails;
+- ``cycles-{i}``: a histogram of the closed cycles' net PnL.
+
+The page embeds plotly.js inline (no CDN: it opens offline) and forbids every network access with
+a Content-Security-Policy. Long series are downsampled before they are written: a series over a
+regular time grid keeps at most ``max_points`` points per line (min/max per time bucket, so spikes
+and wicks survive), laid out with ``x0``/``dx`` instead of an x array. The size of the page is thus
+bounded whatever the length of the backtest: plotly.js (~4.8 MB) plus ~110 kB per line at the
+default 10,000 points.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+I64: TypeAlias = npt.NDArray[np.int64]
+F64: TypeAlias = npt.NDArray[np.float64]
+BoolArr: TypeAlias = npt.NDArray[np.bool_]
+
+DEFAULT_MAX_POINTS: Final = 10_000
+"""Points per line at most (a line over a regular grid; fills are capped per side at this count)."""
+
+HISTOGRAM_BINS: Final = 50
+CHART_KINDS: Final = ("price", "equity", "inventory", "cycles")
+
+_CSP: Final = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:"
+)
+_BUY_COLOR, _SELL_COLOR = "#1a9850", "#d73027"
+_PLOT_CONFIG: Final = {"displaylogo": False, "responsive": True, "scrollZoom": False}
+_RENDERED_JS: Final = "document.getElementById('{plot_id}').closest('section').dataset.rendered = '1';"
+
+Reducer: TypeAlias = Literal["minmax", "min", "max"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SymbolSeries:
+    """Everything the report draws for one symbol. Prices in price units, money in quote.
+
+    Per-candle arrays all have the length of ``ts_ms`` (candle open times, epoch ms, increasing,
+    on the ``interval_ms`` grid; gaps allowed). NaN means "no value here": the Keltner bands while
+    warming up, the grid lines while no order of that kind rests. The fill arrays have one entry
+    per fill, ``cycle_pnl_quote`` one per closed cycle.
+    """
+
+    symbol: str
+    interval_ms: int
+    ts_ms: I64
+    close: F64
+    high: F64
+    low: F64
+    keltner_mid: F64
+    keltner_upper: F64
+    keltner_lower: F64
+    best_buy: F64  # the highest resting buy price
+    deepest_buy: F64  # the lowest resting buy price
+    best_sell: F64  # the lowest resting sell price
+    equity_quote: F64
+    buy_and_hold_quote: F64
+    inventory_base: F64
+    committed_quote: F64  # cost of the held lots plus the notional of the open buys
+    max_base: float  # rails.max_base
+    max_quote: float  # rails.max_quote
+    fill_ts_ms: I64
+    fill_is_buy: BoolArr
+    fill_price: F64
+    cycle_pnl_quote: F64
+
+    def __post_init__(self) -> None:
+        if self.interval_ms <= 0:
+            raise ValueError(f"SymbolSeries({self.symbol}).interval_ms must be > 0, got {self.interval_ms}")
+        _same_length(self, _CANDLE_FIELDS, "ts_ms")
+        _same_length(self, _FILL_FIELDS, "fill_ts_ms")
+        if np.ndim(self.cycle_pnl_quote) != 1:
+            raise ValueError(f"SymbolSeries({self.symbol}).cycle_pnl_quote must be 1-d")
+        ts = np.asarray(self.ts_ms)
+        if len(ts) > 1 and not np.all(np.diff(ts) > 0):
+            raise ValueError(f"SymbolSeries({self.symbol}).ts_ms must be strictly increasing")
+
+
+_CANDLE_FIELDS: Final = (
+    "ts_ms",
+    "close",
+    "high",
+    "low",
+    "keltner_mid",
+    "keltner_upper",
+    "keltner_lower",
+    "best_buy",
+    "deepest_buy",
+    "best_sell",
+    "equity_quote",
+    "buy_and_hold_quote",
+    "inventory_base",
+    "committed_quote",
+)
+_FILL_FIELDS: Final = ("fill_ts_ms", "fill_is_buy", "fill_price")
+
+
+def _same_length(series: SymbolSeries, names: tuple[str, ...], reference: str) -> None:
+    n = len(getattr(series, reference))
+    for name in names:
+        a = getattr(series, name)
+        if np.ndim(a) != 1 or len(a) != n:
+            raise ValueError(
+                f"SymbolSeries({series.symbol}).{name} must be 1-d of length {n} (as {reference}), "
+                f"got shape {np.shape(a)}"
+            )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ReportData:
+    """The whole report: a title, the run's summary (shown as a table) and the series of each symbol.
+
+    ``summary`` is the content of ``summary.json``: scalar entries become rows of the table, a
+    ``symbols`` mapping becomes one column per symbol, and ``config`` is shown as JSON.
+    """
+
+    title: str
+    summary: Mapping[str, Any]
+    symbols: tuple[SymbolSeries, ...] = field(default=())
+
+
+# --------------------------------------------------------------------------------------------
+# downsampling
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Regular:
+    """A line on a regular x grid: point ``k`` sits at ``x0 + k * dx`` (epoch ms); NaN = gap."""
+
+    x0: float
+    dx: float
+    y: F64
+
+
+def downsample(
+    ts_ms: I64, values: F64, interval_ms: int, max_points: int, how: Reducer = "minmax"
+) -> Regular:
+    """Return ``values`` on a regular time grid of at most ``max_points`` points.
+
+    While the series spans at most ``max_points`` candle slots, every candle keeps its point
+    (missing candles become NaN gaps). Beyond that, the span is cut into equal time buckets of
+    whole candles and each bucket gives two points: its minimum and maximum (``minmax``, in the
+    order they make the bucket's trend: max first when the bucket falls) or its minimum / maximum
+    twice (``min`` / ``max``, for the edges of a range). NaNs are ignored inside a bucket; an empty
+    or all-NaN bucket gives NaN. Pure numpy, O(n).
+    """
+    if max_points < 2:
+        raise ValueError(f"max_points must be >= 2, got {max_points}")
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)
+    if len(ts) == 0:
+        return Regular(0.0, float(interval_ms), np.zeros(0))
+    ts0 = int(ts[0])
+    slot = (ts - ts0) // interval_ms
+    n_slots = int(slot[-1]) + 1
+    if n_slots <= max_points:
+        y = np.full(n_slots, np.nan)
+        y[slot] = v
+        return Regular(float(ts0), float(interval_ms), y)
+    per_bucket = math.ceil(n_slots / (max_points // 2))
+    bucket = slot // per_bucket
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ends = np.r_[starts[1:], len(v)]
+    present = bucket[starts]
+    lo = np.fmin.reduceat(v, starts)
+    hi = np.fmax.reduceat(v, starts)
+    if how == "minmax":
+        falling = v[starts] > v[ends - 1]  # NaN compares False: drawn as rising
+        first, second = np.where(falling, hi, lo), np.where(falling, lo, hi)
+    elif how == "min":
+        first = second = lo
+    else:
+        first = second = hi
+    n_buckets = int(present[-1]) + 1
+    y = np.full(2 * n_buckets, np.nan)
+    y[2 * present] = first
+    y[2 * present + 1] = second
+    return Regular(float(ts0), per_bucket * interval_ms / 2, y)
+
+
+def sample_indices(n: int, max_points: int) -> npt.NDArray[np.intp]:
+    """Return at most ``max_points`` indices spread evenly over ``range(n)``, first and last kept."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(np.intp))
+
+
+# --------------------------------------------------------------------------------------------
+# charts
+
+
+def _line(
+    series: SymbolSeries,
+    values: F64,
+    name: str,
+    max_points: int,
+    how: Reducer = "minmax",
+    **style: Any,
+) -> go.Scatter:
+    r = downsample(series.ts_ms, values, series.interval_ms, max_points, how)
+    return go.Scatter(x0=r.x0, dx=r.dx, y=r.y, name=name, mode="lines", **style)
+
+
+def _layout(title: str, height: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "x": 0.01},
+        "height": height,
+        "template": "plotly_white",
+        "margin": {"l": 70, "r": 70, "t": 50, "b": 40},
+        "legend": {"orientation": "h", "y": -0.12, "traceorder": "normal"},
+        "hovermode": "x",
+        "xaxis": {"type": "date"},
+        **extra,
+    }
+
+
+def _price_figure(s: SymbolSeries, max_points: int) -> go.Figure:
+    traces: list[go.Scatter] = [
+        _line(s, s.low, "low", max_points, "min", line={"width": 0}, showlegend=False, hoverinfo="skip"),
+        _line(
+            s,
+            s.high,
+            "high/low range",
+            max_points,
+            "max",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor="rgba(120,120,120,0.18)",
+            hoverinfo="skip",
+        ),
+        _line(s, s.close, "close", max_points, line={"color": "#333333", "width": 1}),
+        _line(s, s.keltner_upper, "Keltner upper", max_points, line={"color": "#7b3294", "width": 1}),
+        _line(s, s.keltner_mid, "Keltner mid", max_points, line={"color": "#7b3294", "dash": "dot"}),
+        _line(s, s.keltner_lower, "Keltner lower", max_points, line={"color": "#7b3294", "width": 1}),
+        _line(s, s.best_buy, "highest resting buy", max_points, line={"color": _BUY_COLOR, "shape": "hv"}),
+        _line(
+            s,
+            s.deepest_buy,
+            "lowest resting buy",
+            max_points,
+            line={"color": _BUY_COLOR, "shape": "hv", "dash": "dash", "width": 1},
+        ),
+        _line(s, s.best_sell, "lowest resting sell", max_points, line={"color": _SELL_COLOR, "shape": "hv"}),
+    ]
+    fill_ts = np.asarray(s.fill_ts_ms, dtype=np.float64)
+    fill_price = np.asarray(s.fill_price, dtype=np.float64)
+    is_buy = np.asarray(s.fill_is_buy, dtype=np.bool_)
+    for side, mask, symbol, color in (
+        ("buy", is_buy, "triangle-up", _BUY_COLOR),
+        ("sell", ~is_buy, "triangle-down", _SELL_COLOR),
+    ):
+        where = np.flatnonzero(mask)
+        keep = where[sample_indices(len(where), max_points)]
+        label = f"{side} fills ({len(where):,})"
+        if len(keep) < len(where):
+            label = f"{side} fills ({len(keep):,} of {len(where):,} shown)"
+        traces.append(
+            go.Scatter(
+                x=fill_ts[keep],
+                y=fill_price[keep],
+                name=label,
+                mode="markers",
+                marker={"symbol": symbol, "color": color, "size": 8, "line": {"width": 0.5, "color": "#000"}},
+            )
+        )
+    return go.Figure(traces, _layout(f"{s.symbol}: price, Keltner bands, grid and fills", 520))
+
+
+def _equity_figure(s: SymbolSeries, max_points: int) -> go.Figure:
+    traces = [
+        _line(s, s.equity_quote, "strategy equity", max_points, line={"color": "#2166ac"}),
+        _line(s, s.buy_and_hold_quote, "buy and hold", max_points, line={"color": "#999999", "dash": "dot"}),
+    ]
+    return go.Figure(traces, _layout(f"{s.symbol}: equity vs buy and hold (quote)", 360))
+
+
+def _inventory_figure(s: SymbolSeries, max_points: int) -> go.Figure:
+    span = [float(s.ts_ms[0]), float(s.ts_ms[-1])] if len(s.ts_ms) else [0.0, 0.0]
+    traces = [
+        _line(s, s.inventory_base, "inventory (base)", max_points, line={"color": "#e08214"}),
+        go.Scatter(
+            x=span,
+            y=[s.max_base, s.max_base],
+            name="rail max_base",
+            mode="lines",
+            line={"color": "#e08214", "dash": "dash"},
+        ),
+        _line(s, s.committed_quote, "committed quote", max_points, line={"color": "#542788"}, yaxis="y2"),
+        go.Scatter(
+            x=span,
+            y=[s.max_quote, s.max_quote],
+            name="rail max_quote",
+            mode="lines",
+            line={"color": "#542788", "dash": "dash"},
+            yaxis="y2",
+        ),
+    ]
+    layout = _layout(
+        f"{s.symbol}: inventory and committed quote vs the rails",
+        360,
+        yaxis={"title": {"text": "base"}, "rangemode": "tozero"},
+        yaxis2={"title": {"text": "quote"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+    )
+    return go.Figure(traces, layout)
+
+
+def _cycles_figure(s: SymbolSeries) -> go.Figure:
+    pnl = np.asarray(s.cycle_pnl_quote, dtype=np.float64)
+    pnl = pnl[np.isfinite(pnl)]
+    layout = _layout(
+        f"{s.symbol}: net PnL per closed cycle ({len(pnl):,} cycles)",
+        340,
+        xaxis={"title": {"text": "net PnL (quote)"}},
+        yaxis={"title": {"text": "cycles"}},
+        bargap=0.05,
+        hovermode="closest",
+    )
+    if len(pnl) == 0:
+        note = {"text": "no closed cycles", "showarrow": False, "xref": "paper", "yref": "paper"}
+        layout["annotations"] = [{**note, "x": 0.5, "y": 0.5}]
+        return go.Figure([], layout)
+    lo, hi = float(pnl.min()), float(pnl.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(pnl, bins=HISTOGRAM_BINS, range=(lo, hi))
+    centers = (edges[:-1] + edges[1:]) / 2
+    colors = np.where(centers >= 0, _BUY_COLOR, _SELL_COLOR)
+    bar = go.Bar(
+        x=centers,
+        y=counts,
+        width=float(edges[1] - edges[0]),
+        name="cycles",
+        marker={"color": colors.tolist()},
+        customdata=np.stack([edges[:-1], edges[1:]], axis=1),
+        hovertemplate="%{customdata[0]:.4g} .. %{customdata[1]:.4g}: %{y} cycles<extra></extra>",
+    )
+    return go.Figure([bar], layout)
+
+
+def figures(series: SymbolSeries, max_points: int = DEFAULT_MAX_POINTS) -> dict[str, go.Figure]:
+    """Return the four figures of one symbol by chart kind (see ``CHART_KINDS``)."""
+    return {
+        "price": _price_figure(series, max_points),
+        "equity": _equity_figure(series, max_points),
+        "inventory": _inventory_figure(series, max_points),
+        "cycles": _cycles_figure(series),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# the page
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:,.6g}" if abs(value) < 1e15 else repr(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value is None:
+        return "—"
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+    else:
+        out[prefix] = value
+
+
+def _summary_html(summary: Mapping[str, Any]) -> str:
+    rows: dict[str, Any] = {}
+    per_symbol: dict[str, dict[str, Any]] = {}
+    for key, value in summary.items():
+        if key == "config":
+            continue
+        if key == "symbols" and isinstance(value, Mapping):
+            for symbol, section in value.items():
+                flat: dict[str, Any] = {}
+                _flatten("", section, flat)
+                per_symbol[str(symbol)] = flat
+            continue
+        _flatten(str(key), value, rows)
+    esc = html.escape
+    parts = ['<table id="summary" class="nc-summary">', "<thead><tr><th>metric</th>"]
+    symbols = list(per_symbol)
+    if symbols:
+        parts += [f"<th>{esc(sym)}</th>" for sym in symbols]
+        parts.append("<th>total</th>")
+    else:
+        parts.append("<th>value</th>")
+    parts.append("</tr></thead><tbody>")
+    keys = list(dict.fromkeys([*(k for flat in per_symbol.values() for k in flat), *rows]))
+    for key in keys:
+        cells = [f"<td>{esc(_scalar(per_symbol[sym].get(key, '')))}</td>" for sym in symbols]
+        total = rows.get(key, "") if symbols else rows.get(key)
+        parts.append(f"<tr><th>{esc(key)}</th>{''.join(cells)}<td>{esc(_scalar(total))}</td></tr>")
+    parts.append("</tbody></table>")
+    if "config" in summary:
+        config = json.dumps(summary["config"], indent=2, default=str, sort_keys=False)
+        parts.append(
+            '<details id="config"><summary>effective configuration</summary>'
+            f"<pre>{esc(config)}</pre></details>"
+        )
+    return "".join(parts)
+
+
+_STYLE: Final = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table.nc-summary { border-collapse: collapse; font-size: 0.9em; margin-bottom: 1em; }
+table.nc-summary th, table.nc-summary td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+table.nc-summary th:first-child { text-align: left; font-weight: normal; font-family: monospace; }
+details pre { background: #f6f6f6; padding: 0.8em; overflow: auto; max-height: 30em; }
+section.nc-chart { margin: 0.5em 0 1.5em 0; }
+"""
+
+
+def render_html(data: ReportData, max_points: int = DEFAULT_MAX_POINTS) -> str:
+    """Return the report page as one self-contained HTML string."""
+    esc = html.escape
+    body: list[str] = [f"<h1>{esc(data.title)}</h1>", _summary_html(data.summary)]
+    for i, series in enumerate(data.symbols):
+        body.append(f'<h2 id="symbol-{i}">{esc(series.symbol)}</h2>')
+        for kind, fig in figures(series, max_points).items():
+            div = pio.to_html(
+                fig,
+                include_plotlyjs=False,
+                full_html=False,
+                div_id=f"{kind}-{i}-plot",
+                config=_PLOT_CONFIG,
+                post_script=_RENDERED_JS,
+                validate=False,
+            )
+            body.append(
+                f'<section id="{kind}-{i}" class="nc-chart nc-{kind}" data-symbol="{esc(series.symbol)}" '
+                f'data-traces="{len(fig.data)}">{div}</section>'
+            )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(data.title)}</title><style>{_STYLE}</style>"
+        f'<script type="text/javascript">window.PlotlyConfig = {{MathJaxConfig: "local"}};</script>'
+        f'<script type="text/javascript">{get_plotlyjs()}</script>'
+        "</head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def write_report(path: Path, data: ReportData, *, max_points: int = DEFAULT_MAX_POINTS) -> None:
+    """Write the report of ``data`` to ``path`` (HTML, self-contained), atomically."""
+    text = render_html(data, max_points)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+__all__ = [
+    "CHART_KINDS",
+    "DEFAULT_MAX_POINTS",
+    "Regular",
+    "ReportData",
+    "SymbolSeries",
+    "downsample",
+    "figures",
+    "render_html",
+    "sample_indices",
+    "write_report",
+]
