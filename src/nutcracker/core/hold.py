@@ -28,16 +28,20 @@ NEVER_TS = 2**62
 class Hold:
     lo: tuple[float, ...]  # per variable, inclusive
     hi: tuple[float, ...]
-    flags: tuple[
-        bool, bool, bool, bool
-    ]  # indicators ready, closes above the upper band, buy armed, sell armed
+    # indicators ready, closes above the upper band, buy armed, sell armed; None: the decision did not read it
+    flags: tuple[bool | None, bool | None, bool | None, bool | None]
     until_ts_ms: int  # the region ends at this pulse time (a cooldown expires)
 
     def contains(self, values: tuple[float, ...], flags: tuple[bool, bool, bool, bool], ts_ms: int) -> bool:
         """Return whether a pulse at ``ts_ms`` on this market would change nothing."""
-        if ts_ms >= self.until_ts_ms or flags != self.flags:
+        if ts_ms >= self.until_ts_ms:
             return False
-        return all(lo <= v <= hi for lo, v, hi in zip(self.lo, values, self.hi, strict=True))
+        if any(want is not None and want != have for want, have in zip(self.flags, flags, strict=True)):
+            return False
+        return all(  # a variable the decision did not read has infinite bounds (and may be nan)
+            (math.isinf(lo) and math.isinf(hi)) or lo <= v <= hi
+            for lo, v, hi in zip(self.lo, values, self.hi, strict=True)
+        )
 
 
 def _margin(x: float) -> float:
