@@ -118,3 +118,77 @@ def _mount_commands() -> None:
 
 
 _mount_commands()
+
+
+@app.command("backtest")
+def backtest(
+    config_file: Annotated[Path, typer.Option("--config", help="TOML configuration file.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for summary.json, fills.csv, orders.csv, report.html.")
+    ],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="Candle CSV: FILE (symbol from its name, or the config's only symbol) or "
+            "BASE/QUOTE=FILE. Without it: the built-in seeded synthetic market.",
+            metavar="[SYMBOL=]FILE",
+        ),
+    ] = None,
+    synthetic: Annotated[
+        int, typer.Option(help="Synthetic candles per symbol when no --data is given.")
+    ] = 43_200,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    skip: Annotated[
+        bool, typer.Option(help="Skip candles on which nothing can change (same results, faster).")
+    ] = True,
+) -> None:
+    """Run the live decision code over historical (or synthetic) candles and write the results."""
+    from nutcracker.backtest.data import assign_data, load_data
+    from nutcracker.backtest.output import write_outputs
+    from nutcracker.backtest.runner import run_backtest
+    from nutcracker.marketdata.candles import DataError
+
+    err = Console(stderr=True)
+    try:
+        config = load_config(config_file)
+        candles = load_data(config, assign_data(config, data or []), synthetic=synthetic, seed=seed)
+    except (ConfigError, DataError, OSError) as e:
+        err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=EXIT_CONFIG) from None
+    total = sum(len(c.ts_ms) for c in candles.values())
+    if err.is_terminal:
+        from rich.progress import Progress
+
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("backtest", total=total)
+            result = run_backtest(
+                config, candles, skip=skip, progress=lambda i: progress.update(task, completed=i)
+            )
+    else:
+        result = run_backtest(config, candles, skip=skip)
+    summary = write_outputs(result, config, out, report=report)
+    _print_summary(Console(), summary, out, report)
+
+
+def _print_summary(console: Console, summary: dict[str, object], out: Path, report: bool) -> None:
+    table = Table(title="backtest summary", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if key not in ("config", "symbols", "starting_balances"):
+            table.add_row(key, str(value))
+    console.print(table)
+    console.print(f"results: {out}/summary.json, fills.csv, orders.csv", markup=False, highlight=False)
+    if report:
+        console.print(f"report: {(out / 'report.html').resolve()}", markup=False, highlight=False)
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo writes its results.")] = Path("out/demo"),
+) -> None:
+    """Run the demo: the example grid over a day-long seeded synthetic market, with the HTML report."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "grid-btc-usdt.toml"
+    backtest(config_file=example, out=out, data=None, synthetic=43_200, seed=7, report=True, skip=True)

@@ -53,9 +53,11 @@ class SymbolTrace:
     held_lots: list[int] = field(default_factory=list)
     committed_qu: list[int] = field(default_factory=list)  # held cost + open buy notional
     max_buy: list[int] = field(default_factory=list)  # highest resting buy after the pulse (0: none)
+    min_buy: list[int] = field(default_factory=list)  # deepest resting buy (0: none)
     min_sell: list[int] = field(default_factory=list)
     cycle_pnl_qu: list[int] = field(default_factory=list)
     rail_violations: int = 0
+    peak_held: int = 0  # the most inventory held at any moment, lots
     pulses: int = 0
     cycles_closed: int = 0
     realized_pnl_qu: int = 0
@@ -259,7 +261,10 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
 
 def _record(run: _Run, engine: MatchingEngine, i: int, fills: list[Fill], decision: Decision) -> None:
     trace, params = run.trace, run.trace.params
-    for fill in fills:
+    held = trace.held_lots[-1] if trace.held_lots else 0
+    for fill in fills:  # the inventory peaks between fills of one candle, not only after them
+        held += fill.qty if fill.side is Side.BUY else -fill.qty
+        trace.peak_held = max(trace.peak_held, held)
         notional = notional_qu(fill.price, fill.qty)
         run.cash_qu += -notional - fill.fee if fill.side is Side.BUY else notional - fill.fee
         trace.fees_qu += fill.fee
@@ -282,6 +287,7 @@ def _record(run: _Run, engine: MatchingEngine, i: int, fills: list[Fill], decisi
     trace.held_lots.append(ledger.held)
     trace.committed_qu.append(committed)
     trace.max_buy.append(max((o.price for o in buys), default=0))
+    trace.min_buy.append(min((o.price for o in buys), default=0))
     trace.min_sell.append(min((o.price for o in orders if o.side is Side.SELL), default=0))
 
 

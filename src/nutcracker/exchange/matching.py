@@ -21,7 +21,9 @@ Book. ``set_book`` sets it; after each candle it becomes best bid = close, best 
 fills nothing. Before any book is known, only our own resting orders can make an order cross.
 
 Candles. A resting buy fills, fully, only when the candle traded strictly below its price
-(``low < price``); a sell only when ``high > price``. A touch does not fill: we may have been at
+(``low < price``); a sell only when ``high > price``; and only when the candle's range holds the
+price (a candle that gapped past an order never printed at its price: no fill, pessimistically).
+A touch does not fill: we may have been at
 the back of the queue at that price. Fills carry the candle's close time, ``ts + interval - 1``.
 
 Trade prints (``on_trade``): queue-aware partial fills. An order placed at the book's best price
@@ -333,7 +335,13 @@ class MatchingEngine:
             low, high = candle.low, candle.high
             bid, ask = _bounds_of(m)
             if (bid is not None and bid > low) or (ask is not None and ask < high):
-                hit = [o for o in m.orders.values() if (o.price > low if o.is_buy else o.price < high)]
+                # traded through, inside the candle's range: a candle that gapped past an order
+                # (its whole range beyond it) never printed at its price: no fill (pessimistic)
+                hit = [
+                    o
+                    for o in m.orders.values()
+                    if (low < o.price <= high if o.is_buy else low <= o.price < high)
+                ]
                 hit.sort(key=_by_priority)
                 ts_ms = candle.ts_ms + interval_ms - 1
                 for order in hit:

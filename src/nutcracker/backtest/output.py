@@ -1,0 +1,265 @@
+"""Write a backtest's results: summary.json, fills.csv, orders.csv and report.html.
+
+Money and quantities in ``summary.json`` and the CSV files are exact decimal strings (the
+independent checker compares them to the unit); ratios and timings are numbers. Equity is the
+strategy's own account: the quote rail it was given, plus the cash flow of its fills, plus its
+inventory at the close. Buy-and-hold puts the same quote rail into the base at the first close.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nutcracker.backtest.report import ReportData, SymbolSeries, write_report
+from nutcracker.backtest.runner import BacktestResult, SymbolTrace
+from nutcracker.config import NutcrackerConfig
+
+F64 = npt.NDArray[np.float64]
+
+FILLS_HEADER = (
+    "ts_ms",
+    "symbol",
+    "side",
+    "price",
+    "qty",
+    "fee_quote",
+    "client_order_id",
+    "cycle_id",
+    "liquidity",
+)
+ORDERS_HEADER = ("ts_ms", "symbol", "event", "side", "price", "qty", "client_order_id", "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Curves:
+    """A symbol's per-candle curves, expanded from the step functions its pulses left."""
+
+    equity: F64
+    buy_and_hold: F64
+    inventory: F64
+    committed: F64
+    best_buy: F64
+    deepest_buy: F64
+    best_sell: F64
+
+
+def _steps(trace: SymbolTrace, values: list[int], n: int, before: float = 0.0) -> F64:
+    """Return ``values`` (one per pulse) held from each pulse until the next, per candle."""
+    out = np.full(n, before, dtype=np.float64)
+    if not trace.pulse_index:
+        return out
+    index = np.asarray(trace.pulse_index)
+    ends = np.append(index[1:], n)
+    out[index[0] :] = np.repeat(np.asarray(values, dtype=np.float64), ends - index)
+    return out
+
+
+def curves(trace: SymbolTrace) -> Curves:
+    """Return the per-candle equity, buy-and-hold, inventory, committed quote and resting prices."""
+    params = trace.params
+    precision = params.market.precision
+    n = len(trace.candles.ts_ms)
+    tick, lot, unit = float(precision.tick), float(precision.lot), float(precision.quote_unit)
+    close = trace.candles.close.astype(np.float64) * tick
+    budget = float(precision.qu_to_quote(params.rails.max_quote_qu))
+    held = _steps(trace, trace.held_lots, n) * lot
+    equity = budget + _steps(trace, trace.cash_qu, n) * unit + held * close
+    buy_and_hold = budget / close[0] * close if n else close
+
+    def prices(values: list[int]) -> F64:
+        out = _steps(trace, values, n) * tick
+        out[out == 0] = np.nan
+        return out
+
+    return Curves(
+        equity,
+        buy_and_hold,
+        held,
+        _steps(trace, trace.committed_qu, n) * unit,
+        prices(trace.max_buy),
+        prices(trace.min_buy),
+        prices(trace.min_sell),
+    )
+
+
+def _max_drawdown_pct(equity: F64) -> float:
+    if len(equity) == 0:
+        return 0.0
+    peak = np.maximum.accumulate(equity)
+    return float(np.max((peak - equity) / peak) * 100)
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def symbol_summary(result: BacktestResult, trace: SymbolTrace, c: Curves) -> dict[str, Any]:
+    """Return one symbol's summary section."""
+    params = trace.params
+    precision = params.market.precision
+    symbol = params.market.symbol
+    events = [e for e in result.engine.events if e.symbol == symbol]
+    n = len(trace.candles.ts_ms)
+    last_close = precision.ticks_to_price(int(trace.candles.close[-1])) if n else Decimal(0)
+    budget = precision.qu_to_quote(params.rails.max_quote_qu)
+    held = precision.lots_to_qty(trace.held_lots[-1] if trace.held_lots else 0)
+    cash = precision.qu_to_quote(trace.cash_qu[-1] if trace.cash_qu else 0)
+    first_close = precision.ticks_to_price(int(trace.candles.close[0])) if n else Decimal(1)
+    return {
+        "candles": n,
+        "pulses": trace.pulses,
+        "fills": sum(1 for f in result.engine.fills if f.trade_id in trace.bookings),
+        "orders_placed": sum(1 for e in events if e.event == "placed"),
+        "post_only_rejects": sum(1 for e in events if e.event == "rejected" and "immediately" in e.reason),
+        "cycles_closed": trace.cycles_closed,
+        "realized_pnl_quote": _plain(precision.qu_to_quote(trace.realized_pnl_qu)),
+        "fees_quote": _plain(precision.qu_to_quote(trace.fees_qu)),
+        "max_inventory_base": _plain(precision.lots_to_qty(trace.peak_held)),
+        "max_committed_quote": _plain(precision.qu_to_quote(max(trace.committed_qu, default=0))),
+        "rail_violations": trace.rail_violations,
+        "final_equity_quote": _plain(budget + cash + held * last_close),
+        "buy_and_hold_equity_quote": _plain((budget / first_close * last_close).quantize(Decimal("1e-8"))),
+        "max_drawdown_pct": round(_max_drawdown_pct(c.equity), 4),
+        "open_orders_at_end": len(result.engine.open_orders(symbol)),
+        "inventory_at_end_base": _plain(held),
+    }
+
+
+def summary(
+    result: BacktestResult, config: NutcrackerConfig, all_curves: dict[str, Curves]
+) -> dict[str, Any]:
+    """Return summary.json: the totals, each symbol's section, and the effective config."""
+    sections = {s: symbol_summary(result, t, all_curves[s]) for s, t in result.traces.items()}
+    candles = result.candles
+    out: dict[str, Any] = {
+        "candles": candles,
+        "elapsed_s": round(result.elapsed_s, 6),
+        "candles_per_s": round(candles / result.elapsed_s) if result.elapsed_s > 0 else None,
+        "pulses": sum(s["pulses"] for s in sections.values()),
+        "fills": sum(s["fills"] for s in sections.values()),
+        "orders_placed": sum(s["orders_placed"] for s in sections.values()),
+        "post_only_rejects": sum(s["post_only_rejects"] for s in sections.values()),
+        "cycles_closed": sum(s["cycles_closed"] for s in sections.values()),
+        "rail_violations": sum(s["rail_violations"] for s in sections.values()),
+    }
+    for key in ("realized_pnl_quote", "fees_quote", "final_equity_quote", "buy_and_hold_equity_quote"):
+        quotes = {result.traces[s].params.market.quote for s in sections}
+        if len(quotes) == 1:  # totals only add up within one quote asset
+            out[key] = _plain(sum((Decimal(s[key]) for s in sections.values()), Decimal(0)))
+    if len(sections) == 1:
+        only = next(iter(sections.values()))
+        for key in ("max_inventory_base", "max_committed_quote", "max_drawdown_pct"):
+            out[key] = only[key]
+    else:
+        out["max_drawdown_pct"] = max(s["max_drawdown_pct"] for s in sections.values())
+    out["symbols"] = sections
+    out["starting_balances"] = {asset: _plain(v) for asset, v in result.starting_balances.items()}
+    out["config"] = json.loads(config.model_dump_json())
+    return out
+
+
+def write_csvs(result: BacktestResult, out_dir: Path) -> None:
+    """Write fills.csv and orders.csv: deterministic, exact decimal strings."""
+    precisions = {s: t.params.market.precision for s, t in result.traces.items()}
+    cycles = {trade: cycle for t in result.traces.values() for trade, cycle in t.bookings.items()}
+    with (out_dir / "fills.csv").open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(FILLS_HEADER)
+        for fill in result.engine.fills:
+            symbol = (
+                next(s for s, t in result.traces.items() if fill.trade_id in t.bookings)
+                if len(result.traces) > 1
+                else next(iter(result.traces))
+            )
+            p = precisions[symbol]
+            writer.writerow(
+                (
+                    fill.ts_ms,
+                    symbol,
+                    fill.side.value,
+                    _plain(p.ticks_to_price(fill.price)),
+                    _plain(p.lots_to_qty(fill.qty)),
+                    _plain(p.qu_to_quote(fill.fee)),
+                    fill.client_order_id,
+                    cycles.get(fill.trade_id, ""),
+                    "maker",
+                )
+            )
+    with (out_dir / "orders.csv").open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(ORDERS_HEADER)
+        for e in result.engine.events:
+            p = precisions[e.symbol]
+            writer.writerow(
+                (
+                    e.ts_ms,
+                    e.symbol,
+                    e.event,
+                    e.side.value,
+                    _plain(p.ticks_to_price(e.price)),
+                    _plain(p.lots_to_qty(e.qty)),
+                    e.client_order_id,
+                    e.reason,
+                )
+            )
+
+
+def report_data(
+    result: BacktestResult, summary_: dict[str, Any], all_curves: dict[str, Curves]
+) -> ReportData:
+    series = []
+    for symbol, trace in result.traces.items():
+        c, tick = all_curves[symbol], float(trace.params.market.precision.tick)
+        fills = [f for f in result.engine.fills if f.trade_id in trace.bookings]
+        s = trace.series
+        series.append(
+            SymbolSeries(
+                symbol=symbol,
+                interval_ms=trace.candles.interval_ms,
+                ts_ms=trace.candles.ts_ms,
+                close=trace.candles.close.astype(np.float64) * tick,
+                high=trace.candles.high.astype(np.float64) * tick,
+                low=trace.candles.low.astype(np.float64) * tick,
+                keltner_mid=s.ema * tick,
+                keltner_upper=s.upper * tick,
+                keltner_lower=s.lower * tick,
+                best_buy=c.best_buy,
+                deepest_buy=c.deepest_buy,
+                best_sell=c.best_sell,
+                equity_quote=c.equity,
+                buy_and_hold_quote=c.buy_and_hold,
+                inventory_base=c.inventory,
+                committed_quote=c.committed,
+                max_base=float(trace.params.market.precision.lots_to_qty(trace.params.rails.max_base_lots)),
+                max_quote=float(trace.params.market.precision.qu_to_quote(trace.params.rails.max_quote_qu)),
+                fill_ts_ms=np.asarray([f.ts_ms for f in fills], dtype=np.int64),
+                fill_is_buy=np.asarray([f.side.value == "buy" for f in fills], dtype=np.bool_),
+                fill_price=np.asarray([f.price * tick for f in fills], dtype=np.float64),
+                cycle_pnl_quote=np.asarray(trace.cycle_pnl_qu, dtype=np.float64)
+                * float(trace.params.market.precision.quote_unit),
+            )
+        )
+    return ReportData("Nutcracker backtest", summary_, tuple(series))
+
+
+def write_outputs(
+    result: BacktestResult, config: NutcrackerConfig, out_dir: Path, *, report: bool = True
+) -> dict[str, Any]:
+    """Write every output file into ``out_dir`` and return the summary."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_curves = {s: curves(t) for s, t in result.traces.items()}
+    summary_ = summary(result, config, all_curves)
+    (out_dir / "summary.json").write_text(json.dumps(summary_, indent=2) + "\n")
+    write_csvs(result, out_dir)
+    if report:
+        write_report(out_dir / "report.html", report_data(result, summary_, all_curves))
+    return summary_
