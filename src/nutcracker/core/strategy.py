@@ -658,9 +658,9 @@ def _hold_ladder(
                     return
                 continue  # cooling down: nothing is placed either way until the cooldown ends
             tolerance = resting * requote // PPM
-            slack = min(slack, tolerance - abs(price - resting) - (level + 1))
+            slack = min(slack, float(tolerance - abs(price - resting) - (level + 1)))
         if slack == math.inf:
-            slack = max(1, outcomes.levels[0][2] * requote // PPM)
+            slack = float(max(1, outcomes.levels[0][2] * requote // PPM))
         if slack < 0:
             hb.void = True
             return
