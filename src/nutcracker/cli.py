@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,10 @@ from rich.table import Table
 
 from nutcracker.config import NutcrackerConfig, SymbolConfig, load_config
 from nutcracker.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nutcracker.secrets.permissions import KeyPermissions
+    from nutcracker.secrets.store import ApiCredentials
 
 EXIT_CONFIG = 2
 
@@ -107,14 +111,22 @@ if __name__ == "__main__":
 
 def _mount_commands() -> None:
     """Add the command groups that live beside their adapters; this module is the composition root."""
-    from nutcracker.exchange.key_probe import verify_key
     from nutcracker.exchange.sim_cli import sim_exchange
     from nutcracker.secrets.cli_keys import make_keys_app
 
     app.command("sim-exchange", help="Serve a Binance-compatible simulated exchange on 127.0.0.1.")(
         sim_exchange
     )
-    app.add_typer(make_keys_app(verifier=verify_key), name="keys", help="Store and verify exchange API keys.")
+    app.add_typer(
+        make_keys_app(verifier=_verify_key), name="keys", help="Store and verify exchange API keys."
+    )
+
+
+async def _verify_key(credentials: ApiCredentials) -> KeyPermissions:
+    """Probe a key's permissions through ccxt (imported only when a key is checked: ccxt is large)."""
+    from nutcracker.exchange.key_probe import verify_key
+
+    return await verify_key(credentials)
 
 
 _mount_commands()

@@ -111,6 +111,9 @@ def synthetic_candles(
     ).candles
 
 
+_CHUNK = 16_384  # bars per intrabar chunk
+
+
 def synthetic_market(
     seed: int,
     n: int,
@@ -181,21 +184,25 @@ def synthetic_market(
         if t >= n:
             break
 
-    # intrabar Brownian bridges from x[t-1] to x[t]
+    # intrabar Brownian bridges from x[t-1] to x[t], a chunk of bars at a time: the same draws in
+    # the same order as one big array, in a bounded amount of memory
     k = substeps
-    steps = rng.standard_normal(size=(n, k)) * (sigma / np.sqrt(k))[:, None]
-    walk = np.cumsum(steps, axis=1)
     frac = np.arange(1, k + 1) / k
-    bridge = walk - frac[None, :] * walk[:, -1:]
-    path = np.empty((n, k + 1))
-    path[:, 0] = x[:-1]
-    path[:, 1:] = x[:-1, None] + frac[None, :] * (x[1:] - x[:-1])[:, None] + bridge
-    path[:, -1] = x[1:]  # exactly, so that the next open equals this close
-    ticks = np.maximum(np.rint(start_ticks * np.exp(path)), 1.0).astype(np.int64)
-    open_ = ticks[:, 0]
-    close = ticks[:, -1]
-    high = ticks.max(axis=1)
-    low = ticks.min(axis=1)
+    open_, high, low, close = (np.empty(n, dtype=np.int64) for _ in range(4))
+    for a in range(0, n, _CHUNK):
+        b = min(n, a + _CHUNK)
+        steps = rng.standard_normal(size=(b - a, k)) * (sigma[a:b] / np.sqrt(k))[:, None]
+        walk = np.cumsum(steps, axis=1)
+        bridge = walk - frac[None, :] * walk[:, -1:]
+        path = np.empty((b - a, k + 1))
+        path[:, 0] = x[a:b]
+        path[:, 1:] = x[a:b, None] + frac[None, :] * (x[a + 1 : b + 1] - x[a:b])[:, None] + bridge
+        path[:, -1] = x[a + 1 : b + 1]  # exactly, so that the next open equals this close
+        ticks = np.maximum(np.rint(start_ticks * np.exp(path)), 1.0).astype(np.int64)
+        open_[a:b] = ticks[:, 0]
+        close[a:b] = ticks[:, -1]
+        high[a:b] = ticks.max(axis=1)
+        low[a:b] = ticks.min(axis=1)
 
     # volume: base units, larger in wild regimes and on wide bars
     rel_range = (high - low) / np.maximum(close, 1) / np.maximum(sigma, 1e-12)
