@@ -204,3 +204,65 @@ def demo(
     """Run the demo: the example grid over a day-long seeded synthetic market, with the HTML report."""
     example = Path(__file__).resolve().parents[2] / "examples" / "grid-btc-usdt.toml"
     backtest(config_file=example, out=out, data=None, synthetic=43_200, seed=7, report=True, skip=True)
+
+
+data_app = typer.Typer(help="Market data: download candles.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("download")
+def data_download(
+    exchange: Annotated[str, typer.Option(help="ccxt exchange id, e.g. binance.")],
+    symbol: Annotated[str, typer.Option(help="Spot symbol, e.g. BTC/USDT.")],
+    since: Annotated[str, typer.Option(help="First candle: a UTC date (2025-05-20) or epoch milliseconds.")],
+    out: Annotated[
+        Path, typer.Option(help="CSV to write (gzip when it ends in .gz); resumed when it exists.")
+    ],
+    timeframe: Annotated[str, typer.Option(help="Candle timeframe, e.g. 1m.")] = "1m",
+    until: Annotated[str | None, typer.Option(help="Stop before this UTC date or epoch ms.")] = None,
+    exchange_url: Annotated[
+        str | None,
+        typer.Option("--exchange-url", help="Base URL of a Binance-compatible exchange (the simulator)."),
+    ] = None,
+) -> None:
+    """Download closed candles through ccxt: paginated, resumable and rate-limited."""
+    import ccxt
+
+    from nutcracker.exchange.ccxt_exchange import rebase_urls
+    from nutcracker.marketdata.download import download_candles
+
+    err = Console(stderr=True)
+    try:
+        since_ms, until_ms = _epoch_ms(since), (_epoch_ms(until) if until else None)
+        client = getattr(ccxt, exchange)(
+            {
+                "enableRateLimit": False,
+                "options": {"fetchCurrencies": False, "fetchMarkets": {"types": ["spot"]}},
+            }
+        )
+    except (AttributeError, ValueError) as e:
+        err.print(f"✗ {e}", markup=False, highlight=False)
+        raise typer.Exit(code=EXIT_CONFIG) from None
+    if exchange_url:
+        client.urls["api"] = rebase_urls(client.urls["api"], exchange_url.rstrip("/"))
+    try:
+        rows = download_candles(client, symbol, timeframe, since_ms, out, until_ms=until_ms)
+    except ccxt.BaseError as e:
+        err.print(
+            f"✗ download stopped ({type(e).__name__}); run the same command again to resume", markup=False
+        )
+        raise typer.Exit(code=1) from None
+    Console().print(f"{rows} candles written to {out}", markup=False, highlight=False)
+
+
+def _epoch_ms(text: str) -> int:
+    """Return epoch milliseconds from digits or an ISO UTC date/time."""
+    from datetime import UTC, datetime
+
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise ValueError(f"{text!r} is neither epoch milliseconds nor a date like 2025-05-20") from e
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
