@@ -200,10 +200,18 @@ def _print_summary(console: Console, summary: dict[str, object], out: Path, repo
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo writes its results.")] = Path("out/demo"),
+    speed: Annotated[
+        float, typer.Option(help="Candles per second (the default takes about a minute).")
+    ] = 40.0,
+    candles: Annotated[int, typer.Option(help="Candles to replay.")] = 2_400,
 ) -> None:
-    """Run the demo: the example grid over a day-long seeded synthetic market, with the HTML report."""
+    """Run the demo: the live engine replays the example grid on the seeded synthetic market."""
     example = Path(__file__).resolve().parents[2] / "examples" / "grid-btc-usdt.toml"
-    backtest(config_file=example, out=out, data=None, synthetic=43_200, seed=7, report=True, skip=True)
+    journal = out / "demo.db"
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("demo.db*"):  # every demo starts from a fresh journal
+        stale.unlink()
+    asyncio_run_replay(example, [], speed, candles, 20_000, 7, journal, out, False)
 
 
 data_app = typer.Typer(help="Market data: download candles.", no_args_is_help=True)
@@ -266,3 +274,118 @@ def _epoch_ms(text: str) -> int:
     except ValueError as e:
         raise ValueError(f"{text!r} is neither epoch milliseconds nor a date like 2025-05-20") from e
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+@app.command("run")
+def run(
+    config_file: Annotated[Path, typer.Option("--config", help="TOML configuration file.")],
+    mode: Annotated[str, typer.Option(help="replay (simulated exchange), paper or live.")] = "replay",
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="replay: candle CSV per symbol ([SYMBOL=]FILE); default: the synthetic market.",
+            metavar="[SYMBOL=]FILE",
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="replay: candles per second of wall time (0: as fast as possible).")
+    ] = 20.0,
+    candles: Annotated[int | None, typer.Option(help="replay: stop after this many candles.")] = None,
+    synthetic: Annotated[
+        int, typer.Option(help="replay: synthetic candles per symbol without --data.")
+    ] = 43_200,
+    seed: Annotated[int, typer.Option(help="replay: seed of the synthetic market.")] = 7,
+    journal: Annotated[Path, typer.Option(help="The SQLite journal (state, fills, intents, audit).")] = Path(
+        "nutcracker.db"
+    ),
+    out: Annotated[
+        Path | None, typer.Option(help="replay: write summary, CSVs and report.html here at the end.")
+    ] = None,
+    headless: Annotated[bool, typer.Option(help="key=value log lines instead of the live view.")] = False,
+) -> None:
+    """Run the engine: replay on the simulated exchange; paper and live need an exchange connection."""
+    err = Console(stderr=True)
+    if mode in ("paper", "live"):
+        err.print(
+            f"✗ --mode {mode} needs a connection to the exchange and, for live, a stored key that passes the "
+            "withdrawal guard (`nutcracker keys add`); this build wires replay only: use --mode replay",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=EXIT_CONFIG)
+    if mode != "replay":
+        err.print(f"✗ --mode must be replay, paper or live, not {mode!r}", markup=False)
+        raise typer.Exit(code=EXIT_CONFIG)
+    asyncio_run_replay(config_file, data or [], speed, candles, synthetic, seed, journal, out, headless)
+
+
+def asyncio_run_replay(
+    config_file: Path,
+    data: list[str],
+    speed: float,
+    candles: int | None,
+    synthetic: int,
+    seed: int,
+    journal_path: Path,
+    out: Path | None,
+    headless: bool,
+) -> None:
+    """Wire and run a replay; SIGINT/SIGTERM stop it gracefully (pulses stop, the journal is flushed)."""
+    import asyncio
+    import signal
+
+    from rich.live import Live
+
+    from nutcracker.backtest.data import assign_data, load_data
+    from nutcracker.backtest.output import write_outputs
+    from nutcracker.marketdata.candles import DataError
+    from nutcracker.replay.driver import build_replay, run_replay
+    from nutcracker.store.sqlite import SqliteJournal
+    from nutcracker.terminal import print_log, status_table
+
+    err, console = Console(stderr=True), Console()
+    try:
+        config = load_config(config_file)
+        market_data = load_data(config, assign_data(config, data), synthetic=synthetic, seed=seed)
+    except (ConfigError, DataError, OSError) as e:
+        err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=EXIT_CONFIG) from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
+        store = SqliteJournal(journal_path)
+        try:
+            setup = build_replay(config, market_data, store)
+            latest: dict[str, object] = {}
+            if headless or not console.is_terminal:
+                result = await run_replay(
+                    setup,
+                    market_data,
+                    speed=speed,
+                    candles=candles,
+                    stop=stop,
+                    on_report=lambda r: print_log(console, r),
+                )
+            else:
+                with Live(console=console, refresh_per_second=8) as live:
+
+                    def show(report: object) -> None:
+                        latest[getattr(report, "symbol")] = report  # noqa: B009
+                        live.update(status_table(latest.values()))  # type: ignore[arg-type]
+
+                    result = await run_replay(
+                        setup, market_data, speed=speed, candles=candles, stop=stop, on_report=show
+                    )
+        finally:
+            store.close()
+        target = out or Path("out") / "replay"
+        summary = write_outputs(result, config, target, report=True)
+        _print_summary(console, summary, target, True)
+
+    asyncio.run(main())

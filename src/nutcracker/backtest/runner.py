@@ -199,7 +199,7 @@ def _prepare(params: SymbolParams, candles: CandleArrays) -> _Run:
         trace,
         values,
         np.ascontiguousarray(flags),
-        candles.ts_ms + candles.interval_ms,
+        candles.ts_ms + (candles.interval_ms - 1),  # a pulse sees the exchange at its candle's close time
         forced,
         initial_state(),
     )

@@ -1,0 +1,1 @@
+"""Replay: the live engine over SimExchange on historical or synthetic candles, paced for a person."""
