@@ -389,3 +389,67 @@ def asyncio_run_replay(
         _print_summary(console, summary, target, True)
 
     asyncio.run(main())
+
+
+@app.command("status")
+def status(
+    journal: Annotated[Path, typer.Option(help="The engine's SQLite journal.")] = Path("nutcracker.db"),
+) -> None:
+    """Print the state of every symbol from the journal: trading, idle (and why), stalled, paused, killed."""
+    import json
+    from datetime import UTC, datetime
+
+    from nutcracker.core.serialize import state_from_dict
+    from nutcracker.store.sqlite import SqliteJournal
+
+    err = Console(stderr=True)
+    if not journal.exists():
+        err.print(
+            f"✗ no journal at {journal}: run the engine first, or pass --journal PATH",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=EXIT_CONFIG)
+    store = SqliteJournal(journal)
+    try:
+        rows = store.symbols()
+        table = Table(title=f"journal {journal}", title_justify="left")
+        for column in (
+            "symbol",
+            "status",
+            "why",
+            "inventory lots",
+            "lots",
+            "cycles",
+            "realized PnL qu",
+            "open intents",
+            "updated (UTC)",
+        ):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            held = lots = cycles = pnl = "-"
+            if row.state_json:
+                doc = json.loads(row.state_json)
+                state = state_from_dict(doc.get("strategy", doc))
+                held, lots = str(state.ledger.held), str(len(state.ledger.lots))
+                cycles, pnl = str(state.ledger.cycles_closed), str(state.ledger.realized_pnl)
+            updated = datetime.fromtimestamp(row.updated_ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            table.add_row(
+                row.symbol,
+                row.status,
+                row.status_reason,
+                held,
+                lots,
+                cycles,
+                pnl,
+                str(len(store.open_intents(row.symbol))),
+                updated,
+            )
+    finally:
+        store.close()
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not fold the table into a narrow default width
+        console = Console(width=200)
+    console.print(table)
+    if not rows:
+        console.print("the journal holds no symbol yet", markup=False)

@@ -1,0 +1,62 @@
+"""``nutcracker run --mode replay`` and ``nutcracker status`` through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from nutcracker.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+GRID = str(ROOT / "examples" / "grid-btc-usdt.toml")
+
+
+def test_a_replay_journals_every_pulse_and_ends_with_the_backtest_outputs(tmp_path: Path) -> None:
+    journal, out = tmp_path / "engine.db", tmp_path / "out"
+    args = [
+        "run",
+        "--config",
+        GRID,
+        "--mode",
+        "replay",
+        "--speed",
+        "0",
+        "--candles",
+        "400",
+        "--synthetic",
+        "1500",
+        "--journal",
+        str(journal),
+        "--out",
+        str(out),
+        "--headless",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("symbol=BTC/USDT")]
+    assert len(lines) == 400
+    assert all("status=" in line and "reason=" in line for line in lines)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rail_violations"] == 0
+    assert summary["pulses"] == 400
+    assert (out / "report.html").exists()
+
+    shown = CliRunner().invoke(app, ["status", "--journal", str(journal)])
+    assert shown.exit_code == 0, shown.output
+    assert "BTC/USDT" in shown.output
+
+
+def test_live_mode_refuses_with_a_clear_message(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["run", "--config", GRID, "--mode", "live", "--journal", str(tmp_path / "j.db")]
+    )
+    assert result.exit_code == 2
+    assert "withdrawal guard" in result.output
+
+
+def test_status_without_a_journal_says_what_to_do(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["status", "--journal", str(tmp_path / "missing.db")])
+    assert result.exit_code == 2
+    assert "run the engine first" in result.output
