@@ -185,7 +185,7 @@ def backtest(
 
 
 def _print_summary(console: Console, summary: dict[str, object], out: Path, report: bool) -> None:
-    table = Table(title="backtest summary", title_justify="left")
+    table = Table(title="summary", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in summary.items():
