@@ -299,10 +299,12 @@ def _exits(
     for slot, lots in groups:
         if not lots:
             continue
-        held = sum(lot.held for lot in lots)
+        held = lots[0].held if len(lots) == 1 else sum(lot.held for lot in lots)
         floor = min_sell_price(lots, fee, min_profit)
         terms = _exit_terms(lots, market, ind, params, deviation)
-        target = math.ceil(min(term.value for term in terms)) if terms else 0
+        target = 0
+        if terms:
+            target = math.ceil(terms[0].value if len(terms) == 1 else min(term.value for term in terms))
         price = max(floor, target, market.sell_bottom)
         if notional_qu(price, held) < params.market.min_notional_qu:
             reasons.append(f"{slot} exit of {held} lots is below the minimum notional: held until it grows")
@@ -319,8 +321,11 @@ def _exit_terms(
     """Return the enabled components' exit targets; the exit goes to the lowest, never below min profit."""
     terms: list[_Term] = []
     if params.grid.enabled and not math.isnan(market.step):
-        bought = sum(lot.bought for lot in lots)
-        average = sum(lot.cost for lot in lots) / (bought * QU_PER_TICK_LOT)
+        if len(lots) == 1:
+            bought, cost = lots[0].bought, lots[0].cost
+        else:
+            bought, cost = sum(lot.bought for lot in lots), sum(lot.cost for lot in lots)
+        average = cost / (bought * QU_PER_TICK_LOT)
         terms.append(_step_term(average, 1.0, market.step))
     if market.ready:
         if params.mean_reversion.enabled:
