@@ -1,0 +1,434 @@
+"""Benchmark the live engine's pulse: 500 symbols on one core against the in-process SimExchange.
+
+Run: ``.venv/bin/python bench/engine.py [--symbols 500] [--rounds 60] [--extra-pulses 1]``. Each
+symbol (``S000/USDT`` ...) trades its own seeded synthetic candles (``marketdata.synthetic``) with
+a 5-level trailing grid; the journal is a real ``SqliteJournal`` (WAL, ``synchronous=FULL``) in a
+temporary directory. A round advances every market by one candle, then pulses every symbol once;
+``--extra-pulses`` more pulses per round find no new candle, as when the pulse interval is
+shorter than the candle interval (a 30 s pulse on 1 m candles by default).
+
+Pass 1, symbols pulsed in turn: per pulse, the wall time and the time spent awaiting the exchange
+(every port method is timed by a wrapper). The engine's *overhead* is the difference: hydrating,
+deciding, journaling, dispatch bookkeeping, the report. Pulses are split into *idle* ones (no
+intent: at most a buffered state save) and *dispatching* ones (one durable ``commit_pulse`` before
+sending, one ``update_intents`` after); the durable writes are timed on their own, in the same run.
+
+Passes 2 and 3, throughput the way the runtime runs: one long-lived task per symbol, journal calls
+inline or in the journal's own thread (``EngineSettings.journal_in_thread``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit
+from nutcracker.core.params import (
+    GateParams,
+    GridParams,
+    KeltnerParams,
+    MarketMakingParams,
+    MarketParams,
+    MartingaleParams,
+    MeanReversionParams,
+    RailParams,
+    Spacing,
+    SymbolParams,
+)
+from nutcracker.core.records import IntentRecord, PulseRecord, StoredSymbol
+from nutcracker.core.units import Precision
+from nutcracker.engine.worker import SymbolWorker, WorkerSettings
+from nutcracker.exchange.matching import MatchingEngine
+from nutcracker.exchange.simulated import SimExchange
+from nutcracker.marketdata.candles import to_candles
+from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.store.sqlite import SqliteJournal
+
+TARGET_PULSES_PER_S = 5_000
+TARGET_IDLE_P99_US = 1_000.0
+WARMUP_CANDLES = 80
+PRECISION = Precision(Decimal("0.01"), Decimal("0.001"))
+
+
+class TimedExchange:
+    """The Exchange port around a SimExchange, adding up the time spent awaiting it."""
+
+    def __init__(self, inner: SimExchange) -> None:
+        self.inner = inner
+        self.spent_ns = 0
+
+    async def market(self, symbol: str) -> MarketInfo:
+        t = time.perf_counter_ns()
+        try:
+            return await self.inner.market(symbol)
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+    async def server_time_ms(self) -> int:
+        t = time.perf_counter_ns()
+        try:
+            return await self.inner.server_time_ms()
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+    async def fetch_candles(self, symbol: str, since_ms: int, limit: int) -> Sequence[Candle]:
+        t = time.perf_counter_ns()
+        try:
+            return await self.inner.fetch_candles(symbol, since_ms, limit)
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+    async def fetch_book(self, symbol: str) -> Book:
+        t = time.perf_counter_ns()
+        try:
+            return await self.inner.fetch_book(symbol)
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+    async def fetch_balances(self) -> Mapping[str, Decimal]:
+        t = time.perf_counter_ns()
+        try:
+            return await self.inner.fetch_balances()
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+    async def fetch_open_orders(self, symbol: str) -> Sequence[OpenOrder]:
+        t = time.perf_counter_ns()
+        try:
+            return await self.inner.fetch_open_orders(symbol)
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+    async def fetch_fills(self, symbol: str, since_ms: int) -> Sequence[Fill]:
+        t = time.perf_counter_ns()
+        try:
+            return await self.inner.fetch_fills(symbol, since_ms)
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderStatus | None:
+        t = time.perf_counter_ns()
+        try:
+            return await self.inner.fetch_order(symbol, client_order_id)
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+    async def place(self, symbol: str, order: PlaceLimit) -> str:
+        t = time.perf_counter_ns()
+        try:
+            return await self.inner.place(symbol, order)
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        t = time.perf_counter_ns()
+        try:
+            await self.inner.cancel(symbol, client_order_id)
+        finally:
+            self.spent_ns += time.perf_counter_ns() - t
+
+
+class TimedJournal:
+    """The Journal port around a SqliteJournal, timing its durable writes."""
+
+    def __init__(self, inner: SqliteJournal) -> None:
+        self.inner = inner
+        self.commits_us: list[float] = []
+        self.updates_us: list[float] = []
+
+    def commit_pulse(self, record: PulseRecord) -> None:
+        t = time.perf_counter_ns()
+        self.inner.commit_pulse(record)
+        self.commits_us.append((time.perf_counter_ns() - t) / 1000)
+
+    def update_intents(self, symbol: str, updates: Sequence[tuple[str, str, str]], ts_ms: int) -> None:
+        t = time.perf_counter_ns()
+        self.inner.update_intents(symbol, updates, ts_ms)
+        if updates:
+            self.updates_us.append((time.perf_counter_ns() - t) / 1000)
+
+    def open_intents(self, symbol: str) -> list[IntentRecord]:
+        return self.inner.open_intents(symbol)
+
+    def load_symbol(self, symbol: str) -> StoredSymbol | None:
+        return self.inner.load_symbol(symbol)
+
+    def known_trade_ids(self, symbol: str, since_ms: int) -> set[str]:
+        return self.inner.known_trade_ids(symbol, since_ms)
+
+    def set_status(self, symbol: str, status: str, reason: str, ts_ms: int) -> None:
+        self.inner.set_status(symbol, status, reason, ts_ms)
+
+    def save_state(self, symbol: str, state_json: str, ts_ms: int) -> None:
+        self.inner.save_state(symbol, state_json, ts_ms)
+
+    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None:
+        self.inner.record_params(symbol, params_json, actor, why, ts_ms)
+
+    def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None:
+        self.inner.audit(actor, action, detail, ts_ms)
+
+    def symbols(self) -> list[StoredSymbol]:
+        return self.inner.symbols()
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class SimClock:
+    def __init__(self, sim: SimExchange) -> None:
+        self.sim = sim
+
+    def now_ms(self) -> int:
+        return self.sim.now_ms
+
+
+def params_of(symbol: str, base: str) -> SymbolParams:
+    qu = PRECISION.quote_to_qu
+    return SymbolParams(
+        market=MarketParams("sim", symbol, base, "USDT", PRECISION, qu(Decimal(5)), 1000),
+        rails=RailParams(
+            max_base_lots=10**9, max_quote_qu=qu(Decimal(5000)), reserve_base_lots=0, reserve_quote_qu=0
+        ),
+        min_profit_ppm=1000,
+        keltner=KeltnerParams(False, 20, 14, 2.0, 0, 0, 30),
+        mean_reversion=MeanReversionParams(False),
+        grid=GridParams(True, 5, Spacing.BPS, 3000, 0.0, qu(Decimal(100)), True, True),
+        martingale=MartingaleParams(False, 1.5, 1.2, 4),
+        market_making=MarketMakingParams(False, 2500, 0, 2000),
+        gates=GateParams(0, 0, 0, 0, 0, 1000, 0),
+        order_id_prefix=f"ncb{base}",
+    )
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+class Market:
+    """The benchmark's market: symbols, rules and seeded candles (built once, replayed per pass)."""
+
+    def __init__(self, n_symbols: int, rounds: int) -> None:
+        self.symbols = [f"S{i:03d}/USDT" for i in range(n_symbols)]
+        self.infos = {
+            s: MarketInfo(
+                s, s.split("/")[0], "USDT", PRECISION.tick, PRECISION.lot, Decimal(5), Decimal("0.001")
+            )
+            for s in self.symbols
+        }
+        self.candles = {
+            s: to_candles(
+                synthetic_candles(i, WARMUP_CANDLES + rounds + 1, Decimal(50 + i % 200), PRECISION, symbol=s)
+            )
+            for i, s in enumerate(self.symbols)
+        }
+
+    def simulator(self) -> SimExchange:
+        sim = SimExchange(MatchingEngine(self.infos, {"USDT": Decimal(10**9)}), max_history=500)
+        for s in self.symbols:
+            for c in self.candles[s][:WARMUP_CANDLES]:
+                sim.advance(s, c)
+        return sim
+
+    def params(self) -> list[SymbolParams]:
+        return [params_of(s, self.infos[s].base) for s in self.symbols]
+
+    def advance(self, sim: SimExchange, r: int) -> int:
+        return sum(len(sim.advance(s, self.candles[s][WARMUP_CANDLES + r])) for s in self.symbols)
+
+
+@dataclass
+class Overheads:
+    """The first pass: per-pulse overheads (µs) and the journal's durable writes (µs)."""
+
+    cold: list[float] = field(default_factory=list)  # cold start: history + first ladder
+    idle_new: list[float] = field(default_factory=list)  # idle pulses that folded a new candle
+    idle_same: list[float] = field(default_factory=list)  # idle pulses with no new candle
+    dispatch: list[float] = field(default_factory=list)  # pulses that journaled and sent intents
+    walls: list[float] = field(default_factory=list)  # wall time of every pulse
+    idle_walls: list[float] = field(default_factory=list)
+    commits: list[float] = field(default_factory=list)
+    updates: list[float] = field(default_factory=list)
+    pulses: int = 0
+    decided: int = 0  # pulses that ran decide (the others stayed inside a hold region)
+    fills: int = 0
+    rate: float = 0.0  # pulses per second of this pass
+
+
+async def overhead_pass(market: Market, rounds: int, extra_pulses: int, tmp: Path) -> Overheads:
+    """Pulse every symbol in turn, timing each pulse, its exchange calls and its journal writes."""
+    sim = market.simulator()
+    exchange = TimedExchange(sim)
+    journal = TimedJournal(SqliteJournal(tmp / "overhead.sqlite"))
+    clock = SimClock(sim)
+    settings = WorkerSettings(candle_interval_ms=60_000)
+    workers = [SymbolWorker(p, exchange, journal, clock, settings=settings) for p in market.params()]
+    out = Overheads()
+    for w in workers:
+        await w.start()
+        t = time.perf_counter_ns()
+        await w.pulse()
+        out.cold.append((time.perf_counter_ns() - t) / 1000)
+    loop_s = 0.0
+    for r in range(rounds):
+        out.fills += market.advance(sim, r)
+        for k in range(1 + extra_pulses):
+            t_round = time.perf_counter()
+            for w in workers:
+                exchange.spent_ns = 0
+                t = time.perf_counter_ns()
+                report = await w.pulse()
+                wall = (time.perf_counter_ns() - t) / 1000
+                overhead = wall - exchange.spent_ns / 1000
+                out.walls.append(wall)
+                out.decided += report.decided
+                if report.intents:
+                    out.dispatch.append(overhead)
+                    continue
+                out.idle_walls.append(wall)
+                (out.idle_new if k == 0 else out.idle_same).append(overhead)
+            loop_s += time.perf_counter() - t_round
+            out.pulses += len(workers)
+    journal.close()
+    out.commits, out.updates = journal.commits_us, journal.updates_us
+    out.rate = out.pulses / loop_s
+    return out
+
+
+async def throughput_pass(
+    market: Market, rounds: int, extra_pulses: int, tmp: Path, *, journal_thread: bool
+) -> tuple[float, float]:
+    """Run the engine's workers as the runtime does: one long-lived task per symbol, no barrier.
+
+    Each task advances its own market by a candle and pulses ``1 + extra_pulses`` times, yielding
+    to the others in between, as interval-driven tasks would. Return pulses per second without and
+    with the time the simulator spent advancing the markets.
+    """
+    sim = market.simulator()
+    executor = ThreadPoolExecutor(max_workers=1) if journal_thread else None
+    with SqliteJournal(tmp / f"throughput-{journal_thread}.sqlite") as journal:
+        clock = SimClock(sim)
+        # the simulator has one clock for every market and the tasks drift apart by a few candles
+        # (a task waiting on the journal falls behind): no staleness check here
+        settings = WorkerSettings(candle_interval_ms=60_000, stale_after_candles=0)
+        workers = [
+            SymbolWorker(p, sim, journal, clock, settings=settings, journal_executor=executor)
+            for p in market.params()
+        ]
+        for w in workers:
+            await w.start()
+            await w.pulse()  # cold start, not timed
+        advance_ns = 0
+
+        async def symbol_task(i: int, worker: SymbolWorker) -> None:
+            nonlocal advance_ns
+            symbol, candles = market.symbols[i], market.candles[market.symbols[i]]
+            for r in range(rounds):
+                t = time.perf_counter_ns()
+                sim.advance(symbol, candles[WARMUP_CANDLES + r])
+                advance_ns += time.perf_counter_ns() - t
+                for _ in range(1 + extra_pulses):
+                    await worker.pulse()
+                    await asyncio.sleep(0)  # the next pulse comes after the others had their turn
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(symbol_task(i, w) for i, w in enumerate(workers)))
+        elapsed = time.perf_counter() - t0
+    if executor is not None:
+        executor.shutdown()
+    pulses = len(workers) * rounds * (1 + extra_pulses)
+    return pulses / (elapsed - advance_ns / 1e9), pulses / elapsed
+
+
+async def run(n_symbols: int, rounds: int, extra_pulses: int) -> None:
+    t0 = time.perf_counter()
+    market = Market(n_symbols, rounds)
+    setup_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        o = await overhead_pass(market, rounds, extra_pulses, Path(tmp))
+        inline = await throughput_pass(market, rounds, extra_pulses, Path(tmp), journal_thread=False)
+        threaded = await throughput_pass(market, rounds, extra_pulses, Path(tmp), journal_thread=True)
+    shape = f"{n_symbols} symbols x {rounds} rounds x {1 + extra_pulses} pulses"
+    print(
+        f"engine pulse benchmark: {shape}, one core, SimExchange in process,\n"
+        f"SqliteJournal (WAL, synchronous=FULL) on this machine's disk; "
+        f"python {sys.version.split()[0]}; set-up {setup_s:.1f} s"
+    )
+    print(
+        f"cold-start pulse (history of {WARMUP_CANDLES} candles, first ladder): median "
+        f"{statistics.median(o.cold):.0f} µs; fills {o.fills}; decide ran on {o.decided / o.pulses:.1%} "
+        "of pulses, the others stayed inside the last decision's hold region\n"
+    )
+    print("engine overhead per pulse = wall time less time awaiting the exchange (symbols pulsed in turn):")
+    print(f"{'':60} {'median':>8} {'p99':>8} {'count':>7} {'target':>11} {'x target':>8}")
+
+    def row(name: str, samples: list[float], target: float | None = None) -> None:
+        med, p99 = statistics.median(samples), percentile(samples, 0.99)
+        tgt, ratio = (f"p99 <= {target:.0f}", f"{p99 / target:8.2f}") if target else ("", "")
+        print(f"{name:60} {med:8.1f} {p99:8.1f} {len(samples):7d} {tgt:>11} {ratio:>8}")
+
+    row("idle pulse, µs", o.idle_new + o.idle_same, TARGET_IDLE_P99_US)
+    row("  idle, folding a new candle", o.idle_new)
+    if o.idle_same:
+        row("  idle, no new candle", o.idle_same)
+    row("dispatching pulse, µs (with its 2 durable journal writes)", o.dispatch)
+    row("  durable commit_pulse, µs (write-ahead, before sending)", o.commits)
+    row("  durable update_intents, µs (outcomes, after sending)", o.updates)
+    row("pulse wall time, µs (engine + in-process exchange)", o.walls)
+    print()
+    print(f"{'symbol-pulses per second':60} {'value':>8} {'target':>28} {'x target':>8}")
+    target = f">= {TARGET_PULSES_PER_S}"
+    rows = (
+        ("symbols pulsed in turn, journal calls inline", o.rate, None),
+        ("a task per symbol, journal calls inline", *inline),
+        ("a task per symbol, journal calls in their own thread", *threaded),
+    )
+    for name, value, with_market in rows:
+        print(f"{name:60} {value:8.0f} {target:>28} {value / TARGET_PULSES_PER_S:8.2f}")
+        if with_market is not None:
+            print(f"{'  counting the simulator advancing the markets':60} {with_market:8.0f}")
+    idle_rate = 1e6 / statistics.mean(o.idle_walls)
+    print(f"{'idle pulses alone (1 / mean idle wall time)':60} {idle_rate:8.0f}")
+    waits = statistics.median(o.commits) + statistics.median(o.updates)
+    durable_s = (sum(o.commits) + sum(o.updates)) / 1e6
+    print(
+        f"\ndispatching pulses: {len(o.dispatch)} of {o.pulses} ({len(o.dispatch) / o.pulses:.1%}), each "
+        f"waiting ~{waits:.0f} µs (medians) on two durable SQLite commits: {durable_s:.1f} s of the "
+        f"pass's {o.pulses / o.rate:.1f} s"
+    )
+    rate = max(o.rate, inline[0], threaded[0])
+    idle_p99 = percentile(o.idle_new + o.idle_same, 0.99)
+    rate_ok = "met" if rate >= TARGET_PULSES_PER_S else "NOT met"
+    idle_ok = "met" if idle_p99 <= TARGET_IDLE_P99_US else "NOT met"
+    print(
+        f"targets: >= {TARGET_PULSES_PER_S} symbol-pulses/s: {rate_ok} ({rate:.0f}); "
+        f"idle-pulse p99 <= {TARGET_IDLE_P99_US:.0f} µs: {idle_ok} ({idle_p99:.0f} µs)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument(
+        "--extra-pulses", type=int, default=1, help="pulses per round that find no new candle"
+    )
+    args = parser.parse_args()
+    asyncio.run(run(args.symbols, args.rounds, args.extra_pulses))
+
+
+if __name__ == "__main__":
+    main()

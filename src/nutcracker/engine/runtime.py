@@ -1,0 +1,434 @@
+"""The engine runtime: one ``SymbolWorker`` task per symbol, the monitor, a clock, shutdown, observers.
+
+``Engine`` holds the workers (``worker.py``), the shared quote budgets (``portfolio.py``) and the
+monitor (``monitor.py``). ``run`` pulses every symbol in its own asyncio task, each at its own
+interval (``EngineSettings.pulse_interval_s``, per symbol ``pulse_intervals``), so a slow or
+data-stalled symbol never holds up another; a stalled symbol waits its backoff instead. SIGINT or
+SIGTERM (or ``request_stop``) stops it gracefully: no new pulse starts, running ones finish (up to
+``shutdown_timeout_s``), resting orders are cancelled when ``cancel_on_shutdown`` is set, and the
+journal is flushed. Funds stay with the exchange. ``pulse_all`` runs one pulse of every symbol
+instead, for drivers that own the clock (replay, tests, benchmarks).
+
+Clocks (``RunClock``): ``WallClock`` for live and paper; ``SimulatedClock`` for replay, moved by
+the driver (``advance_to``), whose ``sleep`` returns once simulated time has caught up.
+
+Control: ``pause``, ``resume`` and ``kill`` per symbol or for all (``symbol=None``), and
+``apply_params``; each waits for the symbol's running pulse, is journaled with who and why, and
+produces a report like a pulse does.
+
+Observer hook. After every pulse or control action the engine hands a ``PulseReport`` to every
+callback added with ``add_observer(fn)`` (called synchronously in the engine's loop: keep it quick;
+an exception is logged and ignored) and puts it on every queue returned by ``subscribe()`` (a
+full queue drops its oldest report: a slow view never slows the engine). ``latest()`` returns the
+last report of every symbol. ``PulseReport`` (frozen; integer units of the symbol's market, with
+``price(ticks)``, ``qty(lots)`` and ``quote(qu)`` returning ``Decimal``s through ``precision``):
+
+==========================  ==================================================================
+``symbol``, ``seq``         the market (``BTC/USDT``) and the worker's pulse counter
+``ts_ms``                   exchange time of the pulse (the engine clock for control reports)
+``status``                  ``trading`` (orders rest), ``idle``, ``stalled`` (data-stall),
+                            ``paused`` (by a person, or halted on a broken invariant), ``killed``
+``status_reason``           why: the decision's idle reasons, the stall's error, who paused
+``reasons``                 every reason ``decide`` gave this pulse (wants, gates, skips)
+``intents``                 ``IntentOutcome``\\ s: client id, action, side, price, qty, status
+                            (``acked``, ``rejected``, ``ambiguous``, ``pending``, ``done``...),
+                            the strategy's reason and the exchange's answer (``detail``)
+``fills``                   our fills booked this pulse (``core.model.Fill``)
+``closed_cycles``           cycles closed this pulse, exact PnL in qu
+``book``, ``close``         top of book (ticks, None before the first hydrate), last close
+``bands``                   ``Bands``: ema, lower, upper, long, atr (ticks), atr_ppm, ready
+``held_lots``               inventory the engine bought, against ``max_base_lots``
+``committed_quote_qu``      held cost + open buy notional, against ``max_quote_qu``
+``quote_allowance_qu``      what the shared quote budget still allowed (None: no budget)
+``realized_pnl_qu``         net PnL of closed cycles so far
+``open_orders``             our orders resting after the pulse (``core.model.OpenOrder``)
+``retry_in_s``              while stalled: the backoff before the next try
+``decided``                 whether ``decide`` ran (False: the market stayed inside the last
+                            decision's hold region, so that decision and its reasons stand;
+                            False for control reports too)
+``dispatched``              (property) whether anything was sent this pulse
+==========================  ==================================================================
+
+Journal calls run in the event loop's thread by default. ``journal_in_thread`` moves them to one
+thread of their own (the journal must be thread-safe, as ``SqliteJournal`` is), so that a durable
+commit's fsync waits there; with the GIL it buys latency for the other symbols, not throughput
+(``bench/engine.py`` measures both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Protocol
+
+from nutcracker.core.params import SymbolParams
+from nutcracker.engine.monitor import MarketReader, Monitor
+from nutcracker.engine.portfolio import PortfolioRails
+from nutcracker.engine.ports import Exchange, Journal
+from nutcracker.engine.worker import (
+    Bands,
+    IntentOutcome,
+    LogLine,
+    PulseReport,
+    SymbolWorker,
+    WorkerSettings,
+)
+
+__all__ = [
+    "Bands",
+    "Engine",
+    "EngineSettings",
+    "IntentOutcome",
+    "PulseReport",
+    "RunClock",
+    "SimulatedClock",
+    "WallClock",
+]
+
+logger = logging.getLogger("nutcracker.engine")
+
+Observer = Callable[[PulseReport], None]
+
+
+class RunClock(Protocol):
+    """The engine's clock: the time for the journal and the waits between pulses."""
+
+    def now_ms(self) -> int: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """Real time (live and paper)."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class SimulatedClock:
+    """Simulated time (replay): moved by the driver; ``sleep`` returns once time has caught up."""
+
+    def __init__(self, now_ms: int = 0) -> None:
+        self._now_ms = now_ms
+        self._sleepers: list[tuple[int, asyncio.Future[None]]] = []
+
+    def now_ms(self) -> int:
+        return self._now_ms
+
+    def advance_to(self, ts_ms: int) -> None:
+        """Move the clock to ``ts_ms`` (never backwards) and wake the sleepers that are due."""
+        self._now_ms = max(self._now_ms, ts_ms)
+        waiting = []
+        for due, future in self._sleepers:
+            if future.done():
+                continue
+            if due <= self._now_ms:
+                future.set_result(None)
+            else:
+                waiting.append((due, future))
+        self._sleepers = waiting
+
+    async def sleep(self, seconds: float) -> None:
+        due = self._now_ms + int(seconds * 1000)
+        if due <= self._now_ms:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((due, future))
+        await future
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """The runtime's settings; the CLI builds them from ``[engine]``."""
+
+    pulse_interval_s: float = 60.0
+    pulse_intervals: Mapping[str, float] = field(default_factory=dict)  # per symbol, overriding
+    monitor_interval_s: float | None = 5.0  # None: no monitor
+    cancel_on_shutdown: bool = True
+    shutdown_timeout_s: float = 30.0
+    journal_in_thread: bool = False  # run journal calls in one thread: needs a thread-safe journal
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+
+    def __post_init__(self) -> None:
+        intervals = [self.pulse_interval_s, *self.pulse_intervals.values()]
+        if any(i <= 0 for i in intervals):
+            raise ValueError("pulse intervals must be positive")
+        if self.shutdown_timeout_s <= 0:
+            raise ValueError("shutdown_timeout_s must be positive")
+        object.__setattr__(self, "pulse_intervals", MappingProxyType(dict(self.pulse_intervals)))
+
+    def interval_of(self, symbol: str) -> float:
+        return self.pulse_intervals.get(symbol, self.pulse_interval_s)
+
+
+class Engine:
+    """The live engine: workers, monitor, portfolio rails, run loop, control and observers."""
+
+    def __init__(
+        self,
+        params: Sequence[SymbolParams],
+        exchange: Exchange,
+        journal: Journal,
+        clock: RunClock,
+        *,
+        settings: EngineSettings | None = None,
+        portfolio_budgets: Mapping[str, Decimal] | None = None,
+        monitor_reader: MarketReader | None = None,
+    ) -> None:
+        """Build one worker per symbol.
+
+        Args:
+            params: the symbols' parameters (one market each).
+            exchange, journal: the ports the CLI picked (``CcxtExchange``/``SimExchange``, a journal).
+            portfolio_budgets: ``max_quote`` per quote asset shared by its symbols (``[portfolio]``).
+            monitor_reader: where the monitor reads (default: ``exchange``).
+        """
+        self._settings = settings or EngineSettings()
+        self._journal = journal
+        self._clock = clock
+        symbols = [p.market.symbol for p in params]
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"each symbol may appear once, got {symbols}")
+        self.portfolio = PortfolioRails(portfolio_budgets) if portfolio_budgets else None
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+            if self._settings.journal_in_thread
+            else None
+        )
+        self._workers: dict[str, SymbolWorker] = {
+            p.market.symbol: SymbolWorker(
+                p,
+                exchange,
+                journal,
+                clock,
+                settings=self._settings.worker,
+                portfolio=self.portfolio,
+                journal_executor=self._executor,
+            )
+            for p in params
+        }
+        interval = self._settings.monitor_interval_s
+        self.monitor = (
+            Monitor(list(self._workers.values()), monitor_reader or exchange, interval_s=interval)
+            if interval is not None
+            else None
+        )
+        self._observers: list[Observer] = []
+        self._queues: list[asyncio.Queue[PulseReport]] = []
+        self._latest: dict[str, PulseReport] = {}
+        self._stop: asyncio.Event | None = None
+        self._started = False
+
+    # -- views -----------------------------------------------------------------------------------
+
+    @property
+    def workers(self) -> Mapping[str, SymbolWorker]:
+        return MappingProxyType(self._workers)
+
+    def worker(self, symbol: str) -> SymbolWorker:
+        try:
+            return self._workers[symbol]
+        except KeyError:
+            raise KeyError(f"{symbol} is not traded by this engine ({', '.join(self._workers)})") from None
+
+    def latest(self) -> dict[str, PulseReport]:
+        """Return the last report of every symbol that produced one."""
+        return dict(self._latest)
+
+    # -- observers -------------------------------------------------------------------------------
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call ``observer(report)`` after every pulse and control action."""
+        self._observers.append(observer)
+
+    def subscribe(self, maxsize: int = 1000) -> asyncio.Queue[PulseReport]:
+        """Return a queue receiving every report; when full, its oldest report is dropped."""
+        queue: asyncio.Queue[PulseReport] = asyncio.Queue(maxsize=maxsize)
+        self._queues.append(queue)
+        return queue
+
+    def _emit(self, report: PulseReport) -> None:
+        self._latest[report.symbol] = report
+        for observer in self._observers:
+            try:
+                observer(report)
+            except Exception:  # a view's bug must not stop trading
+                logger.exception(LogLine("observer_error", symbol=report.symbol))
+        for queue in self._queues:
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(report)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every symbol's state and status from the journal (idempotent)."""
+        if self._started:
+            return
+        for worker in self._workers.values():
+            await worker.start()
+        self._started = True
+
+    async def pulse_all(self, *, concurrently: bool = False) -> list[PulseReport]:
+        """Run one pulse of every symbol (in order, or concurrently) and return the reports."""
+        await self.start()
+        workers = list(self._workers.values())
+        if concurrently:
+            reports = list(await asyncio.gather(*(w.pulse() for w in workers)))
+        else:
+            reports = [await w.pulse() for w in workers]
+        for report in reports:
+            self._emit(report)
+        return reports
+
+    def request_stop(self) -> None:
+        """Ask ``run`` to stop gracefully (what SIGINT and SIGTERM do)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Pulse every symbol at its interval until stopped, then shut down gracefully."""
+        await self.start()
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self.request_stop)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+                    pass
+        logger.info(LogLine("engine_start", symbols=len(self._workers), monitor=self.monitor is not None))
+        tasks = [
+            asyncio.create_task(self._symbol_loop(w), name=f"pulse {w.symbol}")
+            for w in self._workers.values()
+        ]
+        if self.monitor is not None:
+            tasks.append(asyncio.create_task(self.monitor.run(self._stop, self._sleep), name="monitor"))
+        try:
+            await self._stop.wait()
+        finally:
+            self._stop.set()
+            try:
+                await self._shutdown(tasks)
+            finally:
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
+
+    async def _symbol_loop(self, worker: SymbolWorker) -> None:
+        interval = self._settings.interval_of(worker.symbol)
+        stop = self._stop
+        assert stop is not None
+        errors = 0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self._emit(await worker.pulse())
+                errors = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in one symbol's pulse must not stop the others
+                errors += 1
+                logger.exception(LogLine("pulse_error", symbol=worker.symbol, errors=errors))
+            delay = worker.next_delay_s(interval)
+            if worker.retry_in_s() is None:
+                delay -= time.monotonic() - started  # keep the cadence: the interval is start to start
+            if errors:
+                s = self._settings.worker
+                delay = max(delay, min(s.backoff_max_s, s.backoff_initial_s * 2 ** min(errors - 1, 62)))
+            await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on the engine's clock, returning early when a stop is requested."""
+        stop = self._stop
+        if stop is None or stop.is_set():
+            return
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, stopper):
+                task.cancel()
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        timeout = self._settings.shutdown_timeout_s
+        logger.info(LogLine("engine_stopping", cancel_on_shutdown=self._settings.cancel_on_shutdown))
+        if tasks:
+            _, running = await asyncio.wait(tasks, timeout=timeout)
+            for (
+                task
+            ) in running:  # a pulse stuck past the timeout: its intents stay pending, resolved on restart
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
+        if self._settings.cancel_on_shutdown:
+            results = await asyncio.gather(
+                *(
+                    asyncio.wait_for(w.cancel_all("engine shutdown"), timeout)
+                    for w in self._workers.values()
+                    if w.status != "killed"
+                ),
+                return_exceptions=True,
+            )
+            for worker, result in zip(
+                [w for w in self._workers.values() if w.status != "killed"], results, strict=True
+            ):
+                if result is not True:
+                    logger.warning(
+                        LogLine("shutdown_cancel_incomplete", symbol=worker.symbol, result=repr(result))
+                    )
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._journal.flush)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        else:
+            self._journal.flush()
+        logger.info(LogLine("engine_stopped"))
+
+    async def shutdown(self) -> None:
+        """Stop without a run loop: cancel resting orders if configured, then flush the journal."""
+        self._stop = self._stop or asyncio.Event()
+        self._stop.set()
+        await self._shutdown([])
+
+    # -- control ---------------------------------------------------------------------------------
+
+    def _targets(self, symbol: str | None) -> list[SymbolWorker]:
+        return list(self._workers.values()) if symbol is None else [self.worker(symbol)]
+
+    async def pause(self, symbol: str | None, actor: str, why: str) -> None:
+        """Pause one symbol, or all with ``symbol=None``: no decisions, resting orders stay."""
+        for report in await asyncio.gather(*(w.pause(actor, why) for w in self._targets(symbol))):
+            self._emit(report)
+
+    async def resume(self, symbol: str | None, actor: str, why: str) -> None:
+        """Resume one paused or killed symbol, or all with ``symbol=None``."""
+        for report in await asyncio.gather(*(w.resume(actor, why) for w in self._targets(symbol))):
+            self._emit(report)
+
+    async def kill(self, symbol: str | None, actor: str, why: str) -> None:
+        """Cancel all our resting orders of one symbol (or all) and stop pulsing it."""
+        for report in await asyncio.gather(*(w.kill(actor, why) for w in self._targets(symbol))):
+            self._emit(report)
+
+    async def apply_params(self, params: SymbolParams, actor: str, why: str) -> None:
+        """Apply new parameters to their symbol between two pulses (journaled with who and why)."""
+        await self.worker(params.market.symbol).apply_params(params, actor, why)

@@ -1,0 +1,166 @@
+"""The live code path end to end: SymbolWorker / Engine + CcxtExchange + SqliteJournal over the SimServer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from nutcracker.core.model import MarketInfo
+from nutcracker.core.orders import parse_slot
+from nutcracker.core.params import SymbolParams
+from nutcracker.core.units import Precision
+from nutcracker.engine.runtime import Engine, EngineSettings
+from nutcracker.engine.worker import STALLED, TRADING, SymbolWorker, WorkerSettings
+from nutcracker.exchange.ccxt_exchange import CcxtExchange
+from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
+from nutcracker.exchange.sim_server import SimServer
+from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.secrets.redaction import forget_all_secrets
+from nutcracker.store.sqlite import SqliteJournal
+
+SYMBOL = "BTC/USDT"
+PRECISION = Precision(Decimal("0.01"), Decimal("0.00001"))
+MARKET = MarketInfo(SYMBOL, "BTC", "USDT", PRECISION.tick, PRECISION.lot, Decimal(5), Decimal("0.001"))
+ACCOUNT = SimAccount("engine-key", "engine-secret", {"USDT": Decimal(10_000)})
+
+
+def params() -> SymbolParams:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from factories import symbol_params
+
+    return replace(symbol_params(), order_id_prefix="ncliveBTCUSDT")
+
+
+@pytest.fixture
+def server() -> Iterator[SimServer]:
+    candles = synthetic_candles(11, 400, Decimal(50_000), PRECISION, symbol=SYMBOL)
+    sim = SimServer({SYMBOL: MarketSpec(MARKET, candles)}, [ACCOUNT], warmup=100, seed=5)
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    factory = logging.getLogRecordFactory()
+    yield
+    logging.setLogRecordFactory(factory)
+    forget_all_secrets()
+
+
+def connect(server: SimServer) -> CcxtExchange:
+    return CcxtExchange(
+        "binance", api_key=ACCOUNT.api_key, secret=ACCOUNT.secret, api_url=server.url, rate_limit_ms=1
+    )
+
+
+class MarketClock:
+    """The engine's clock over the sim: its market time (for journal timestamps)."""
+
+    def __init__(self, server: SimServer) -> None:
+        self.server = server
+
+    def now_ms(self) -> int:
+        return self.server.now_ms
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds / 1000)  # a minute of market time passes in 60 ms
+
+
+def test_a_lost_answer_over_http_is_resolved_by_client_id_and_never_doubled(
+    server: SimServer, tmp_path: Path
+) -> None:
+    engine = server.engine(ACCOUNT.api_key)
+    prefix = params().order_id_prefix
+
+    async def main() -> None:
+        async with connect(server) as exchange:
+            with SqliteJournal(tmp_path / "j.sqlite") as journal:
+                worker = SymbolWorker(params(), exchange, journal, MarketClock(server))
+                server.fail_next("drop_after_accept", "POST /api/v3/order")
+                report = await worker.pulse()
+                assert [i.status for i in report.intents] == ["ambiguous"] + ["pending"] * 4
+                lost = report.intents[0].client_order_id
+                report = await worker.pulse()
+                assert {r.client_order_id: r.status for r in journal.intents(SYMBOL)}[lost] == "acked"
+                assert report.status == TRADING
+                for _ in range(30):
+                    server.advance(1)
+                    await worker.pulse()
+                assert sorted(f.trade_id for f in journal.fills(SYMBOL)) == sorted(
+                    f.trade_id for f in engine.fills if f.client_order_id.startswith(prefix)
+                )
+
+    asyncio.run(main())
+    sent = Counter(e.client_order_id for e in engine.events if e.event in ("placed", "rejected"))
+    assert max(sent.values()) == 1
+    slots = Counter(parse_slot(prefix, o.client_order_id) for o in engine.open_orders(SYMBOL))
+    assert max(slots.values()) == 1
+
+
+def test_an_exchange_outage_while_hydrating_stalls_the_symbol_then_it_resumes(
+    server: SimServer, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        async with connect(server) as exchange:
+            with SqliteJournal(tmp_path / "j.sqlite") as journal:
+                worker = SymbolWorker(
+                    params(), exchange, journal, MarketClock(server), settings=WorkerSettings()
+                )
+                assert (await worker.pulse()).status == TRADING
+                placed = len(server.engine(ACCOUNT.api_key).events)
+                server.fail_next("502", "GET /api/v3/depth")
+                server.advance(1)
+                report = await worker.pulse()
+                assert report.status == STALLED
+                assert "ExchangeNotAvailable" in report.status_reason
+                assert len(server.engine(ACCOUNT.api_key).events) == placed
+                stored = journal.load_symbol(SYMBOL)
+                assert stored is not None
+                assert stored.status == STALLED
+                assert (await worker.pulse()).status == TRADING
+
+    asyncio.run(main())
+
+
+def test_the_engine_runs_over_ccxt_and_cancels_its_orders_on_shutdown(
+    server: SimServer, tmp_path: Path
+) -> None:
+    engine = server.engine(ACCOUNT.api_key)
+
+    async def main() -> None:
+        async with connect(server) as exchange:
+            with SqliteJournal(tmp_path / "j.sqlite") as journal:
+                runtime = Engine(
+                    [params()],
+                    exchange,
+                    journal,
+                    MarketClock(server),
+                    settings=EngineSettings(pulse_interval_s=20.0, monitor_interval_s=20.0),
+                )
+                queue = runtime.subscribe()
+
+                async def market() -> None:
+                    for _ in range(10):
+                        await asyncio.sleep(0.03)
+                        server.advance(1)
+                    runtime.request_stop()
+
+                await asyncio.gather(runtime.run(handle_signals=False), market())
+                assert queue.qsize() >= 2
+                assert not [i for i in journal.intents(SYMBOL) if i.status in ("pending", "ambiguous")]
+
+    asyncio.run(main())
+    assert not engine.open_orders(SYMBOL)
+    assert any(e.event == "placed" for e in engine.events)
