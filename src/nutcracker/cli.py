@@ -289,7 +289,7 @@ def run(
         ),
     ] = None,
     speed: Annotated[
-        float, typer.Option(help="replay: candles per second of wall time (0: as fast as possible).")
+        float, typer.Option(help="replay: candles per second of wall time (0: no pause).")
     ] = 20.0,
     candles: Annotated[int | None, typer.Option(help="replay: stop after this many candles.")] = None,
     synthetic: Annotated[
@@ -300,25 +300,58 @@ def run(
         "nutcracker.db"
     ),
     out: Annotated[
-        Path | None, typer.Option(help="replay: write summary, CSVs and report.html here at the end.")
+        Path | None, typer.Option(help="replay: write summary, CSVs and report.html here.")
     ] = None,
     headless: Annotated[bool, typer.Option(help="key=value log lines instead of the live view.")] = False,
+    key: Annotated[str | None, typer.Option(help="live: the name of a key stored with `keys add`.")] = None,
+    keystore: Annotated[
+        Path | None, typer.Option(help="live: the keystore file (default: the user's).")
+    ] = None,
+    vault: Annotated[
+        bool, typer.Option(help="live: read the key from HashiCorp Vault (VAULT_* env).")
+    ] = False,
+    exchange_url: Annotated[
+        str | None,
+        typer.Option("--exchange-url", help="paper/live: base URL of a Binance-compatible exchange."),
+    ] = None,
+    pulse_interval: Annotated[float | None, typer.Option(help="paper/live: seconds between pulses.")] = None,
+    pulses: Annotated[
+        int | None, typer.Option(help="paper/live: stop after this many pulses per symbol.")
+    ] = None,
 ) -> None:
-    """Run the engine: replay on the simulated exchange; paper and live need an exchange connection."""
+    """Run the engine: replay on the simulated exchange, or paper and live through ccxt."""
     err = Console(stderr=True)
-    if mode in ("paper", "live"):
-        err.print(
-            f"✗ --mode {mode} needs a connection to the exchange and, for live, a stored key that passes the "
-            "withdrawal guard (`nutcracker keys add`); this build wires replay only: use --mode replay",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=EXIT_CONFIG)
-    if mode != "replay":
+    if mode == "replay":
+        asyncio_run_replay(config_file, data or [], speed, candles, synthetic, seed, journal, out, headless)
+        return
+    if mode not in ("paper", "live"):
         err.print(f"✗ --mode must be replay, paper or live, not {mode!r}", markup=False)
         raise typer.Exit(code=EXIT_CONFIG)
-    asyncio_run_replay(config_file, data or [], speed, candles, synthetic, seed, journal, out, headless)
+    from nutcracker.connected import run_blocking
+    from nutcracker.errors import ExchangeError, PermissionRefusedError, SecretsError
+    from nutcracker.terminal import print_log
+
+    console = Console()
+    try:
+        config = load_config(config_file)
+        run_blocking(
+            config,
+            mode=mode,
+            journal_path=journal,
+            exchange_url=exchange_url,
+            key_name=key,
+            keystore=keystore,
+            vault=vault,
+            pulse_interval_s=pulse_interval,
+            pulses=pulses,
+            on_report=lambda r: print_log(console, r),
+        )
+    except PermissionRefusedError as e:
+        err.print(f"✗ refused, nothing was placed: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    except (ConfigError, SecretsError, ExchangeError) as e:
+        err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=EXIT_CONFIG) from None
 
 
 def asyncio_run_replay(

@@ -1,0 +1,116 @@
+"""Paper and live sessions: the engine on the wall clock, connected to an exchange through ccxt.
+
+Part of the composition root (with ``cli``): it picks the concrete adapters. Live mode fetches the
+key just in time from the secret store, refuses it unless the exchange says it can only trade spot
+(the withdrawal guard, fail closed), checks that the config's market rules are the exchange's, and
+only then starts the engine; nothing is placed with a refused key. Paper mode reads public market
+data through ccxt and fills orders on a local matching engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from nutcracker.backtest.runner import starting_balances
+from nutcracker.config import NutcrackerConfig
+from nutcracker.engine.ports import Exchange
+from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, WallClock
+from nutcracker.errors import ConfigError
+from nutcracker.exchange.ccxt_exchange import CcxtExchange
+from nutcracker.exchange.key_probe import require_trade_only_key
+from nutcracker.exchange.paper import PaperExchange
+from nutcracker.secrets.cli_keys import open_secret_store
+from nutcracker.secrets.redaction import install_redaction
+from nutcracker.store.sqlite import SqliteJournal
+
+
+async def check_markets(config: NutcrackerConfig, exchange: Exchange) -> None:
+    """Refuse to start when the config's tick, lot or fee differ from what the exchange says."""
+    for symbol in config.symbols:
+        m = symbol.market
+        info = await exchange.market(m.symbol)
+        if info.tick_size != m.tick_size or info.lot_size != m.lot_size:
+            raise ConfigError(
+                f"{m.symbol}: the config says tick_size {m.tick_size}, lot_size {m.lot_size} but "
+                f"{m.exchange} says {info.tick_size}, {info.lot_size}; set market.tick_size and "
+                "market.lot_size to the exchange's values"
+            )
+
+
+async def run_connected(
+    config: NutcrackerConfig,
+    *,
+    mode: str,
+    journal_path: Path,
+    exchange_url: str | None,
+    key_name: str | None,
+    keystore: Path | None,
+    vault: bool,
+    pulse_interval_s: float | None,
+    pulses: int | None,
+    on_report: Callable[[PulseReport], None],
+) -> None:
+    """Run the engine in ``paper`` or ``live`` mode until SIGINT/SIGTERM or ``pulses`` pulses per symbol."""
+    install_redaction()
+    exchange_ids = {s.market.exchange for s in config.symbols}
+    if len(exchange_ids) != 1:
+        raise ConfigError(
+            f"one exchange per engine, the config names {sorted(exchange_ids)}: run one engine each"
+        )
+    exchange_id = exchange_ids.pop()
+    url = exchange_url or next((s.market.api_url for s in config.symbols if s.market.api_url), None)
+    source: CcxtExchange
+    exchange: Exchange
+    if mode == "live":
+        if key_name is None:
+            raise ConfigError("--mode live needs --key NAME: a key stored with `nutcracker keys add`")
+        credentials = open_secret_store(keystore, vault).get(key_name)
+        if credentials.exchange_id != exchange_id:
+            raise ConfigError(
+                f"key {key_name!r} is for {credentials.exchange_id}, the config trades on {exchange_id}"
+            )
+        source = CcxtExchange.from_credentials(credentials, **({"api_url": url} if url else {}))
+        exchange = source
+    else:
+        source = CcxtExchange.public(exchange_id, **({"api_url": url} if url else {}))
+        exchange = PaperExchange(source, [s.market.symbol for s in config.symbols], starting_balances(config))
+    async with source:
+        if mode == "live":
+            await require_trade_only_key(source)  # raises PermissionRefusedError: nothing is placed
+        await check_markets(config, exchange)
+        params = [s.to_params(config.engine.id) for s in config.symbols]
+        settings = EngineSettings(
+            pulse_interval_s=pulse_interval_s or float(config.engine.pulse_interval_s),
+            cancel_on_shutdown=config.engine.cancel_on_shutdown,
+        )
+        budgets = {asset: rail.max_quote for asset, rail in config.portfolio.items()}
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
+        journal = SqliteJournal(journal_path)
+        try:
+            engine = Engine(
+                params,
+                exchange,
+                journal,
+                WallClock(),
+                settings=settings,
+                portfolio_budgets=budgets or None,
+                monitor_reader=None,
+            )
+            counts: dict[str, int] = {}
+
+            def observe(report: PulseReport) -> None:
+                on_report(report)
+                counts[report.symbol] = counts.get(report.symbol, 0) + 1
+                if pulses is not None and all(counts.get(p.market.symbol, 0) >= pulses for p in params):
+                    engine.request_stop()
+
+            engine.add_observer(observe)
+            await engine.run()
+        finally:
+            journal.close()
+
+
+def run_blocking(config: NutcrackerConfig, **options: object) -> None:
+    asyncio.run(run_connected(config, **options))  # type: ignore[arg-type]
