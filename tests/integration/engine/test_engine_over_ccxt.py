@@ -164,3 +164,77 @@ def test_the_engine_runs_over_ccxt_and_cancels_its_orders_on_shutdown(
     asyncio.run(main())
     assert not engine.open_orders(SYMBOL)
     assert any(e.event == "placed" for e in engine.events)
+
+
+def test_hundreds_of_pulses_under_injected_faults_keep_rails_orders_and_fills_exact(
+    server: SimServer, tmp_path: Path
+) -> None:
+    from nutcracker.exchange.sim_server import FaultRule
+
+    engine = server.engine(ACCOUNT.api_key)
+    prefix = params().order_id_prefix
+    server.set_faults(
+        [
+            FaultRule("timeout", 0.03),
+            FaultRule("5xx", 0.04),
+            FaultRule("429", 0.03),
+            FaultRule("drop_after_accept", 0.05),
+            FaultRule("502", 0.02, frozenset({"GET /api/v3/depth", "GET /api/v3/klines"})),
+        ],
+        seed=17,
+        timeout_ms=300,
+    )
+    statuses: Counter[str] = Counter()
+
+    async def main() -> None:
+        exchange = CcxtExchange(
+            "binance",
+            api_key=ACCOUNT.api_key,
+            secret=ACCOUNT.secret,
+            api_url=server.url,
+            rate_limit_ms=1,
+            timeout_ms=200,
+        )
+        async with exchange:
+            with SqliteJournal(tmp_path / "j.sqlite") as journal:
+                tight = replace(params(), grid=replace(params().grid, spacing_ppm=1000))
+                worker = SymbolWorker(tight, exchange, journal, MarketClock(server))
+                for pulse in range(300):
+                    if pulse % 3 != 2:  # two candles in three pulses: some pulses see no new candle
+                        server.advance(1)
+                    report = await worker.pulse()
+                    statuses[report.status] += 1
+                server.set_faults(clear=True)
+                await worker.pulse()  # a clean pulse resolves whatever was left ambiguous
+                fills = sorted(f.trade_id for f in journal.fills(SYMBOL))
+                assert fills == sorted(
+                    f.trade_id for f in engine.fills if f.client_order_id.startswith(prefix)
+                )
+                assert len(fills) > 5
+
+    asyncio.run(main())
+    assert statuses["stalled"] > 0  # the faults really hit
+    assert statuses["trading"] > 100
+    sent = Counter(e.client_order_id for e in engine.events if e.event in ("placed", "rejected"))
+    assert max(sent.values()) == 1  # no client order id was ever sent twice
+    slots = Counter(parse_slot(prefix, o.client_order_id) for o in engine.open_orders(SYMBOL))
+    assert max(slots.values(), default=1) == 1
+    # the rails, replayed from the exchange's own order events: inventory + open buys within max_base
+    p = params()
+    held = open_buys = 0
+    resting: dict[str, int] = {}
+    for e in engine.events:
+        if not e.client_order_id.startswith(prefix):
+            continue
+        if e.event == "placed" and e.side.value == "buy":
+            resting[e.client_order_id] = e.qty
+        elif e.event in ("filled", "partially_filled"):
+            if e.side.value == "buy":
+                held += e.qty
+                resting[e.client_order_id] = resting.get(e.client_order_id, 0) - e.qty
+            else:
+                held -= e.qty
+        elif e.event == "cancelled":
+            resting.pop(e.client_order_id, None)
+        open_buys = sum(q for q in resting.values() if q > 0)
+        assert held + open_buys <= p.rails.max_base_lots
