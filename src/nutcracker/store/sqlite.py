@@ -157,10 +157,15 @@ class SqliteJournal:
             conn.execute(_INSERT_EVENT, (record.ts_ms, symbol, "pulse", payload))
 
     def update_intents(self, symbol: str, updates: Sequence[tuple[str, str, str]], ts_ms: int) -> None:
-        """Set (client_order_id, status, detail) of recorded intents in one durable transaction.
+        """Set (client_order_id, status, detail) of recorded intents in one transaction.
 
         An update goes to the latest intent recorded for the id: a cancel is recorded after the
         placement it cancels, so resolve a placement before recording its cancel.
+
+        This one transaction skips the fsync (``synchronous=NORMAL`` in WAL mode): it survives a
+        crash of the process, and a power loss can lose only these outcomes, which the engine
+        resolves again by client order id (an intent left pending is looked up before anything
+        else is placed). The write-ahead ``commit_pulse`` stays fully durable.
 
         Raises:
             ValueError: a status is unknown or an id was never recorded; no update is kept.
@@ -168,7 +173,11 @@ class SqliteJournal:
         if not updates:
             return
         check_intent_updates(updates)
-        with self._lock, self._translated(f"update intents of {symbol}"), self._transaction() as conn:
+        with (
+            self._lock,
+            self._translated(f"update intents of {symbol}"),
+            self._transaction(durable=False) as conn,
+        ):
             applied = []
             for client_order_id, status, detail in updates:
                 found = conn.execute(
@@ -362,19 +371,25 @@ class SqliteJournal:
             raise JournalError(f"{self._path}: {doing} failed: {e}") from e
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """Run the body in one write transaction that also writes the buffered states."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            for symbol, (state_json, ts_ms) in self._buffered.items():
-                conn.execute(_WRITE_STATE, (symbol, state_json, -1, NEW_SYMBOL_STATUS, ts_ms))
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for symbol, (state_json, ts_ms) in self._buffered.items():
+                    conn.execute(_WRITE_STATE, (symbol, state_json, -1, NEW_SYMBOL_STATUS, ts_ms))
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
         self._buffered.clear()
 
     def _insert_intent(self, conn: sqlite3.Connection, intent: IntentRecord) -> bool:
