@@ -190,6 +190,9 @@ def _where(path: Path, line: int) -> str:
     return f"{path}:{line}"
 
 
+_ROWS_PER_BLOCK = 32_768
+
+
 class _Table:
     """The raw bytes of a CSV body split into field offsets, one row per data line."""
 
@@ -203,13 +206,21 @@ class _Table:
                 f"{_where(path, 1)}: header is {shown!r}, expected {header!r}; "
                 f"fix: the first line must be exactly {header!r} (comma-separated, no index column)"
             )
-        body = b"" if nl < 0 else raw[nl + 1 :]
-        body = body.rstrip(b"\n")
-        body = body + b"\n" if body else b""
+        # a view of the body, not a copy (a year of candles is ~30 MB of text); trailing newlines are
+        # dropped and the end of the buffer ends the last line
+        data = np.frombuffer(raw, dtype=np.uint8)
+        body = data[nl + 1 :] if nl >= 0 else data[:0]
+        end = len(body)
+        while end and body[end - 1] == ord("\n"):
+            end -= 1
         ncols = header.count(",") + 1
-        self.buf: U8 = np.frombuffer(body, dtype=np.uint8)
+        self.buf: U8 = body[:end]
         seps = np.flatnonzero((self.buf == ord(",")) | (self.buf == ord("\n")))
-        line_ends = np.flatnonzero(self.buf[seps] == ord("\n"))
+        is_line_end = self.buf[seps] == ord("\n")
+        if end:
+            seps = np.append(seps, end)
+            is_line_end = np.append(is_line_end, True)
+        line_ends = np.flatnonzero(is_line_end)
         fields_per_line = np.diff(line_ends, prepend=-1)
         bad = np.flatnonzero(fields_per_line != ncols)
         if len(bad):
@@ -243,9 +254,12 @@ class _Table:
         lengths = ends - starts
         width = int(lengths.max()) if self.n else 0
         cols = np.arange(width)
-        valid = cols[None, :] < lengths[:, None]
-        idx = np.where(valid, starts[:, None] + cols[None, :], 0)
-        ch = np.where(valid, self.buf[idx] if len(self.buf) else 0, 0).astype(np.uint8)
+        ch = np.zeros((self.n, width), dtype=np.uint8)
+        for a in range(0, self.n, _ROWS_PER_BLOCK):  # blocks: the int64 index matrix stays small
+            b = min(self.n, a + _ROWS_PER_BLOCK)
+            valid = cols[None, :] < lengths[a:b, None]
+            idx = np.where(valid, starts[a:b, None] + cols[None, :], 0)
+            ch[a:b] = np.where(valid, self.buf[idx] if len(self.buf) else 0, 0)
         return ch, lengths
 
     def fail(self, row: int, col: int, name: str, problem: str, fix: str) -> DataError:
