@@ -48,12 +48,13 @@ def test_a_replay_journals_every_pulse_and_ends_with_the_backtest_outputs(tmp_pa
     assert "BTC/USDT" in shown.output
 
 
-def test_live_mode_refuses_with_a_clear_message(tmp_path: Path) -> None:
+def test_live_mode_without_a_key_refuses_with_a_clear_message(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["run", "--config", GRID, "--mode", "live", "--journal", str(tmp_path / "j.db")]
     )
     assert result.exit_code == 2
-    assert "withdrawal guard" in result.output
+    assert "needs --key NAME" in result.output
+    assert not (tmp_path / "j.db").exists()  # nothing started
 
 
 def test_status_without_a_journal_says_what_to_do(tmp_path: Path) -> None:
