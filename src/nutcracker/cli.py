@@ -418,7 +418,7 @@ def asyncio_run_replay(
         finally:
             store.close()
         target = out or Path("out") / "replay"
-        summary = write_outputs(result, config, target, report=True)
+        summary = write_outputs(result, config, target, report=True, title="Nutcracker replay")
         _print_summary(console, summary, target, True)
 
     asyncio.run(main())

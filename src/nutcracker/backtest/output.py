@@ -214,7 +214,7 @@ def write_csvs(result: BacktestResult, out_dir: Path) -> None:
 
 
 def report_data(
-    result: BacktestResult, summary_: dict[str, Any], all_curves: dict[str, Curves]
+    result: BacktestResult, summary_: dict[str, Any], all_curves: dict[str, Curves], title: str
 ) -> ReportData:
     series = []
     for symbol, trace in result.traces.items():
@@ -248,11 +248,16 @@ def report_data(
                 * float(trace.params.market.precision.quote_unit),
             )
         )
-    return ReportData("Nutcracker backtest", summary_, tuple(series))
+    return ReportData(title, summary_, tuple(series))
 
 
 def write_outputs(
-    result: BacktestResult, config: NutcrackerConfig, out_dir: Path, *, report: bool = True
+    result: BacktestResult,
+    config: NutcrackerConfig,
+    out_dir: Path,
+    *,
+    report: bool = True,
+    title: str = "Nutcracker backtest",
 ) -> dict[str, Any]:
     """Write every output file into ``out_dir`` and return the summary."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,5 +266,5 @@ def write_outputs(
     (out_dir / "summary.json").write_text(json.dumps(summary_, indent=2) + "\n")
     write_csvs(result, out_dir)
     if report:
-        write_report(out_dir / "report.html", report_data(result, summary_, all_curves))
+        write_report(out_dir / "report.html", report_data(result, summary_, all_curves, title))
     return summary_
