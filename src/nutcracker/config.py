@@ -12,7 +12,7 @@ import difflib
 import json
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final, Self, get_args, get_origin
@@ -594,11 +594,23 @@ def load_config(path: str | Path) -> NutcrackerConfig:
         ConfigError: the file is missing, unreadable, not TOML, or invalid; the message says what to fix.
     """
     file = Path(path)
+    data = read_toml(file, missing_hint="check the path (examples/ holds templates)")
+    return parse_config(data, source=str(file))
+
+
+def read_toml(
+    file: Path,
+    *,
+    kind: str = "file",
+    missing_hint: str = "check the path",
+    parse_float: Callable[[str], Any] = float,
+) -> dict[str, Any]:
+    """Return the TOML document in ``file``; every way it can fail is a ConfigError that says the fix."""
     try:
         with file.open("rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle, parse_float=parse_float)
     except FileNotFoundError as e:
-        raise ConfigError(f"{file}: no such file; check the path (examples/ holds templates)") from e
+        raise ConfigError(f"{file}: no such {kind}; {missing_hint}") from e
     except IsADirectoryError as e:
         raise ConfigError(f"{file}: is a directory; give the path of a .toml file") from e
     except OSError as e:
@@ -607,7 +619,6 @@ def load_config(path: str | Path) -> NutcrackerConfig:
         raise ConfigError(f"{file}: is not UTF-8 text; save it as UTF-8") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{file}: invalid TOML: {e}; fix the syntax there") from e
-    return parse_config(data, source=str(file))
 
 
 def parse_config(data: Mapping[str, Any], source: str = "config") -> NutcrackerConfig:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
@@ -42,6 +41,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from nutcracker.config import read_toml
 from nutcracker.core.model import MarketInfo
 from nutcracker.core.units import PPM, Precision
 from nutcracker.errors import ConfigError
@@ -162,19 +162,7 @@ def load_sim_setup(path: str | os.PathLike[str]) -> SimSetup:
         ConfigError: unreadable file, invalid TOML, or a field that is missing or wrong (named).
     """
     file = Path(path)
-    try:
-        with file.open("rb") as handle:
-            data = tomllib.load(handle, parse_float=Decimal)
-    except FileNotFoundError as e:
-        raise ConfigError(f"{file}: no such accounts file; check the path") from e
-    except IsADirectoryError as e:
-        raise ConfigError(f"{file}: is a directory; give the path of an accounts .toml file") from e
-    except OSError as e:
-        raise ConfigError(f"{file}: cannot be read ({e.strerror}); check the path and its permissions") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{file}: is not UTF-8 text; save it as UTF-8") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{file}: invalid TOML: {e}; fix the syntax there") from e
+    data = read_toml(file, kind="accounts file", parse_float=Decimal)
     return parse_sim_setup(data, source=str(file))
 
 
