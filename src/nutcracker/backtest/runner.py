@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -29,7 +29,7 @@ from nutcracker.config import NutcrackerConfig
 from nutcracker.core import indicators
 from nutcracker.core.hold import Hold
 from nutcracker.core.indicators import IndicatorSeries
-from nutcracker.core.model import Book, CancelOrder, Candle, Fill, MarketInfo, Side, Snapshot
+from nutcracker.core.model import Book, CancelOrder, Candle, Fill, MarketInfo, OpenOrder, Side, Snapshot
 from nutcracker.core.params import Spacing, SymbolParams
 from nutcracker.core.strategy import Decision, StrategyState, decide, initial_state
 from nutcracker.core.units import PPM, notional_qu
@@ -65,6 +65,45 @@ class SymbolTrace:
     bookings: dict[str, int] = field(default_factory=dict)  # trade id -> cycle id
     final_state: StrategyState | None = None
 
+    def record(
+        self,
+        i: int,
+        fills: Sequence[Fill],
+        closed_pnl_qu: Sequence[int],
+        held_lots: int,
+        committed_qu: int,
+        orders: Sequence[OpenOrder],
+    ) -> None:
+        """Add one pulse at candle ``i``: its fills and closed cycles, then the position it left."""
+        held = self.held_lots[-1] if self.held_lots else 0
+        cash = self.cash_qu[-1] if self.cash_qu else 0
+        for fill in fills:  # the inventory peaks between fills of one candle, not only after them
+            held += fill.qty if fill.side is Side.BUY else -fill.qty
+            self.peak_held = max(self.peak_held, held)
+            notional = notional_qu(fill.price, fill.qty)
+            cash += -notional - fill.fee if fill.side is Side.BUY else notional - fill.fee
+            self.fees_qu += fill.fee
+        for pnl in closed_pnl_qu:
+            self.cycle_pnl_qu.append(pnl)
+            self.cycles_closed += 1
+            self.realized_pnl_qu += pnl
+        buys = [o for o in orders if o.side is Side.BUY]
+        rails = self.params.rails
+        if (
+            held_lots + sum(o.remaining for o in buys) > rails.max_base_lots
+            or committed_qu > rails.max_quote_qu
+        ):
+            self.rail_violations += 1
+        self.peak_held = max(self.peak_held, held_lots)
+        self.pulses += 1
+        self.pulse_index.append(i)
+        self.cash_qu.append(cash)
+        self.held_lots.append(held_lots)
+        self.committed_qu.append(committed_qu)
+        self.max_buy.append(max((o.price for o in buys), default=0))
+        self.min_buy.append(min((o.price for o in buys), default=0))
+        self.min_sell.append(min((o.price for o in orders if o.side is Side.SELL), default=0))
+
 
 @dataclass
 class BacktestResult:
@@ -87,7 +126,6 @@ class _Run:
     forced: npt.NDArray[np.bool_]
     state: StrategyState
     hold: Hold | None = None
-    cash_qu: int = 0
 
 
 def starting_balances(config: NutcrackerConfig) -> dict[str, Decimal]:
@@ -260,35 +298,15 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
 
 
 def _record(run: _Run, engine: MatchingEngine, i: int, fills: list[Fill], decision: Decision) -> None:
-    trace, params = run.trace, run.trace.params
-    held = trace.held_lots[-1] if trace.held_lots else 0
-    for fill in fills:  # the inventory peaks between fills of one candle, not only after them
-        held += fill.qty if fill.side is Side.BUY else -fill.qty
-        trace.peak_held = max(trace.peak_held, held)
-        notional = notional_qu(fill.price, fill.qty)
-        run.cash_qu += -notional - fill.fee if fill.side is Side.BUY else notional - fill.fee
-        trace.fees_qu += fill.fee
+    trace = run.trace
     for booking in decision.bookings:
         trace.bookings[booking.trade_id] = booking.cycle_id
-    for cycle in decision.closed_cycles:
-        trace.cycle_pnl_qu.append(cycle.pnl)
-        trace.cycles_closed += 1
-        trace.realized_pnl_qu += cycle.pnl
-    orders = engine.open_orders(params.market.symbol)
+    orders = engine.open_orders(trace.symbol)
     ledger = decision.state.ledger
-    buys = [o for o in orders if o.side is Side.BUY]
-    open_buy_lots = sum(o.remaining for o in buys)
-    committed = ledger.held_cost + sum(notional_qu(o.price, o.remaining) for o in buys)
-    if ledger.held + open_buy_lots > params.rails.max_base_lots or committed > params.rails.max_quote_qu:
-        trace.rail_violations += 1
-    trace.pulses += 1
-    trace.pulse_index.append(i)
-    trace.cash_qu.append(run.cash_qu)
-    trace.held_lots.append(ledger.held)
-    trace.committed_qu.append(committed)
-    trace.max_buy.append(max((o.price for o in buys), default=0))
-    trace.min_buy.append(min((o.price for o in buys), default=0))
-    trace.min_sell.append(min((o.price for o in orders if o.side is Side.SELL), default=0))
+    committed = ledger.held_cost + sum(
+        notional_qu(o.price, o.remaining) for o in orders if o.side is Side.BUY
+    )
+    trace.record(i, fills, [c.pnl for c in decision.closed_cycles], ledger.held, committed, orders)
 
 
 def _next(run: _Run, engine: MatchingEngine, start: int) -> int:

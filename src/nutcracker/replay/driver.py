@@ -18,8 +18,7 @@ from decimal import Decimal
 from nutcracker.backtest.runner import BacktestResult, SymbolTrace, market_info, starting_balances
 from nutcracker.config import NutcrackerConfig
 from nutcracker.core import indicators
-from nutcracker.core.model import Candle, Side
-from nutcracker.core.units import notional_qu
+from nutcracker.core.model import Candle
 from nutcracker.engine.ports import Journal
 from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, SimulatedClock
 from nutcracker.engine.worker import WorkerSettings
@@ -86,37 +85,6 @@ def _candle(c: CandleArrays, i: int) -> Candle:
     )
 
 
-def _record(trace: SymbolTrace, i: int, report: PulseReport, cash: dict[str, int]) -> None:
-    symbol = trace.symbol
-    for fill in report.fills:
-        notional = notional_qu(fill.price, fill.qty)
-        cash[symbol] = cash.get(symbol, 0) + (
-            -notional - fill.fee if fill.side is Side.BUY else notional - fill.fee
-        )
-        trace.fees_qu += fill.fee
-        held = (trace.held_lots[-1] if trace.held_lots else 0) + (
-            fill.qty if fill.side is Side.BUY else -fill.qty
-        )
-        trace.peak_held = max(trace.peak_held, held)
-    for cycle in report.closed_cycles:
-        trace.cycle_pnl_qu.append(cycle.pnl_qu)
-        trace.cycles_closed += 1
-        trace.realized_pnl_qu += cycle.pnl_qu
-    buys = [o.price for o in report.open_orders if o.side is Side.BUY]
-    sells = [o.price for o in report.open_orders if o.side is Side.SELL]
-    trace.peak_held = max(trace.peak_held, report.held_lots)
-    if report.held_lots > report.max_base_lots or report.committed_quote_qu > report.max_quote_qu:
-        trace.rail_violations += 1
-    trace.pulses += 1
-    trace.pulse_index.append(i)
-    trace.cash_qu.append(cash.get(symbol, 0))
-    trace.held_lots.append(report.held_lots)
-    trace.committed_qu.append(report.committed_quote_qu)
-    trace.max_buy.append(max(buys, default=0))
-    trace.min_buy.append(min(buys, default=0))
-    trace.min_sell.append(min(sells, default=0))
-
-
 async def run_replay(
     setup: ReplaySetup,
     data: Mapping[str, CandleArrays],
@@ -134,7 +102,6 @@ async def run_replay(
         for symbol, c in data.items():
             exchange.advance(symbol, _candle(c, i))
     await engine.start()
-    cash: dict[str, int] = {}
     loop = asyncio.get_running_loop()
     started = loop.time()
     for pulses, i in enumerate(range(setup.warmup, last), start=1):
@@ -144,7 +111,14 @@ async def run_replay(
             exchange.advance(symbol, _candle(c, i))
         clock.advance_to(exchange.now_ms)
         for report in await engine.pulse_all():
-            _record(setup.traces[report.symbol], i, report, cash)
+            setup.traces[report.symbol].record(
+                i,
+                report.fills,
+                [c.pnl_qu for c in report.closed_cycles],
+                report.held_lots,
+                report.committed_quote_qu,
+                report.open_orders,
+            )
             on_report(report)
         if speed > 0:  # pace for a person: the simulated clock runs `speed` candles per wall second
             delay = started + pulses / speed - loop.time()
