@@ -3,14 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The core compiled with mypyc (setup.py): a change to these sources rebuilds it.
+CORE := $(wildcard src/nutcracker/core/*.py)
 
-.PHONY: demo test check bench clean
+.PHONY: demo test check bench build clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml setup.py $(CORE)
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+build: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/nutcracker demo
@@ -29,4 +33,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/backtest.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -f src/*.so src/nutcracker/core/*.so src/nutcracker/core/_compiled.json

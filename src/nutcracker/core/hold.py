@@ -61,11 +61,11 @@ class HoldBuilder:
 
     def at_least(self, var: int, x: float) -> None:
         """Require ``var >= x`` (float variables get a margin)."""
-        bound = x if var in (BID, ASK) else x + _margin(x)
+        bound = float(x) if var in (BID, ASK) else x + _margin(x)
         self.lo[var] = max(self.lo[var], bound)
 
     def at_most(self, var: int, x: float) -> None:
-        bound = x if var in (BID, ASK) else x - _margin(x)
+        bound = float(x) if var in (BID, ASK) else x - _margin(x)
         self.hi[var] = min(self.hi[var], bound)
 
     def until(self, ts_ms: int) -> None:
