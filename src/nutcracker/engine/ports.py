@@ -22,8 +22,11 @@ __all__ = [
     "Clock",
     "ClosedCycleRecord",
     "Exchange",
+    "GroupCommitJournal",
     "IntentRecord",
+    "IntentUpdates",
     "Journal",
+    "JournalWrite",
     "PulseRecord",
     "StoredSymbol",
 ]
@@ -103,3 +106,30 @@ class Journal(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+IntentUpdates = tuple[str, Sequence[tuple[str, str, str]], int]
+"""The arguments of ``Journal.update_intents``: (symbol, [(client_order_id, status, detail)], ts_ms)."""
+
+JournalWrite = PulseRecord | IntentUpdates
+"""One write of a group commit: a pulse (``commit_pulse``) or intent outcomes (``update_intents``)."""
+
+
+class GroupCommitJournal(Journal, Protocol):
+    """A journal that commits the writes of several symbols at once (optional; see ``JournalLane``).
+
+    ``stage_batch`` applies the writes, in order, in one transaction it leaves open: each write
+    applies whole or not at all, on its own, and the answer holds, in order, None for a write
+    kept or the exception its single call would have raised. ``commit_staged`` then commits them
+    with one commit (one fsync when a pulse is among them) and may be called from another thread
+    (the lane waits for the disk there, not in the event loop); until it returns nothing staged
+    is durable nor visible to readers, and the journal's other calls wait. ``stage_batch`` raises
+    when no transaction could be opened and ``commit_staged`` when the commit failed: then no
+    write of the batch is kept. A journal without these two methods still works: its writes go
+    one by one. (Redis could follow: queue the writes' scripts in a ``MULTI``, then ``EXEC`` and
+    wait for the fsync policy, with an answer per script.)
+    """
+
+    def stage_batch(self, writes: Sequence[JournalWrite]) -> list[Exception | None]: ...
+
+    def commit_staged(self) -> None: ...

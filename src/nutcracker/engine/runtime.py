@@ -51,8 +51,12 @@ last report of every symbol. ``PulseReport`` (frozen; integer units of the symbo
 
 Journal calls run in the event loop's thread by default. ``journal_in_thread`` moves them to one
 thread of their own (the journal must be thread-safe, as ``SqliteJournal`` is), so that a durable
-commit's fsync waits there; with the GIL it buys latency for the other symbols, not throughput
-(``bench/engine.py`` measures both).
+commit's fsync waits there while the loop pulses the other symbols. Either way the workers share
+one ``JournalLane`` (``journaling.py``): with ``group_commit`` (the default, for a journal that
+can, as ``SqliteJournal``) the write-ahead commits and intent outcomes of all the symbols that
+reach them in the same event-loop turn go to the journal as one transaction with one fsync,
+waited for in a thread of the lane's own while the loop goes on; each worker sends nothing
+before its own commit is durable (``bench/engine.py`` measures both modes).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from nutcracker.core.params import SymbolParams
+from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.monitor import MarketReader, Monitor
 from nutcracker.engine.portfolio import PortfolioRails
 from nutcracker.engine.ports import Exchange, Journal
@@ -159,6 +164,7 @@ class EngineSettings:
     cancel_on_shutdown: bool = True
     shutdown_timeout_s: float = 30.0
     journal_in_thread: bool = False  # run journal calls in one thread: needs a thread-safe journal
+    group_commit: bool = True  # the symbols' writes of one loop turn share a commit (journal permitting)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:
@@ -207,6 +213,7 @@ class Engine:
             if self._settings.journal_in_thread
             else None
         )
+        self.journal_lane = JournalLane(journal, self._executor, group_commit=self._settings.group_commit)
         self._workers: dict[str, SymbolWorker] = {
             p.market.symbol: SymbolWorker(
                 p,
@@ -215,7 +222,7 @@ class Engine:
                 clock,
                 settings=self._settings.worker,
                 portfolio=self.portfolio,
-                journal_executor=self._executor,
+                journal_lane=self.journal_lane,
             )
             for p in params
         }
@@ -395,6 +402,7 @@ class Engine:
                     logger.warning(
                         LogLine("shutdown_cancel_incomplete", symbol=worker.symbol, result=repr(result))
                     )
+        self.journal_lane.close()  # every write was awaited: no batch is in flight
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._journal.flush)
             self._executor.shutdown(wait=True)

@@ -38,6 +38,10 @@ is refused) halts the symbol: status ``paused`` with the reason, until a person 
 Journal calls run inline, or, given a ``journal_executor`` (one thread; the runtime makes it for
 a thread-safe journal such as ``SqliteJournal``), in that thread, so a durable commit's fsync
 never holds up the other symbols' pulses. Calls stay in order: each is awaited before the next.
+The runtime passes a ``journal_lane`` (``journaling.JournalLane``) shared by its workers instead:
+the write-ahead commits (and outcomes) of the workers that reach them in the same event-loop turn
+then share one transaction and one fsync (group commit); each worker still awaits its own
+commit's durability before it sends anything.
 
 The journal's ``state_json`` of a symbol is the worker's envelope
 ``{"engine": {"format": 1, "fills_from_ms": T}, "strategy": <core.serialize state>}``:
@@ -50,7 +54,6 @@ Logs are ``key=value`` (``event=...``), never secrets.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import math
@@ -71,6 +74,7 @@ from nutcracker.core.records import ClosedCycleRecord, IntentRecord, PulseRecord
 from nutcracker.core.serialize import dumps_params, state_from_dict, state_to_dict
 from nutcracker.core.strategy import Decision, StrategyState, decide, initial_state
 from nutcracker.core.units import PPM, Precision, notional_qu
+from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.portfolio import PortfolioRails
 from nutcracker.engine.ports import Clock, Exchange, Journal
 from nutcracker.errors import (
@@ -254,6 +258,7 @@ class SymbolWorker:
         settings: WorkerSettings | None = None,
         portfolio: PortfolioRails | None = None,
         journal_executor: Executor | None = None,
+        journal_lane: JournalLane | None = None,
     ) -> None:
         self._params = params
         self._exchange = exchange
@@ -261,7 +266,11 @@ class SymbolWorker:
         self._clock = clock
         self._settings = settings or WorkerSettings()
         self._portfolio = portfolio
-        self._executor = journal_executor
+        if journal_lane is None:
+            journal_lane = JournalLane(journal, journal_executor, group_commit=False)
+        elif journal_lane.journal is not journal or journal_executor is not None:
+            raise ValueError("a journal lane brings its journal and executor: pass the lane's journal only")
+        self._lane = journal_lane
         self._symbol = params.market.symbol
         self._our_prefix = params.order_id_prefix + "-"
         self.lock = asyncio.Lock()
@@ -367,10 +376,7 @@ class SymbolWorker:
 
     async def _j(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Call the journal inline, or in the journal's thread when there is one."""
-        if self._executor is None:
-            return fn(*args, **kwargs)
-        call = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await self._lane.call(fn, *args, **kwargs)
 
     async def pulse(self) -> PulseReport:
         """Run one pulse under the symbol's lock and return its report."""
@@ -390,7 +396,7 @@ class SymbolWorker:
     async def _pulse_locked(self) -> PulseReport:
         symbol = self._symbol
         try:
-            if await self._resolve_open_intents():
+            if self._may_have_open_intents and await self._resolve_open_intents():
                 self._hold = None
             hydrated = await self._hydrate()
             decision = self._held_decision(hydrated)
@@ -445,12 +451,20 @@ class SymbolWorker:
                     reserved = _committed(decision.state.ledger, kept) + _buy_notional(placements)
                     portfolio.reserve(symbol, reserved)
 
-        try:
-            await self._write_ahead(hydrated, decision, cancels, placements)
-        except BaseException:
-            if portfolio is not None:  # nothing is sent: give the reservation back
-                portfolio.reserve(symbol, _committed(decision.state.ledger, hydrated.open_orders))
-            raise
+        # _write_ahead has nothing to do when the state is the very same and nothing is to be sent
+        if (
+            decision.state is not old_state
+            or decision.intents
+            or hydrated.fills
+            or decision.closed_cycles
+            or not self._state_json
+        ):
+            try:
+                await self._write_ahead(hydrated, decision, cancels, placements)
+            except BaseException:
+                if portfolio is not None:  # nothing is sent: give the reservation back
+                    portfolio.reserve(symbol, _committed(decision.state.ledger, hydrated.open_orders))
+                raise
         self._state = decision.state
         if hydrated.fills:
             self._remember_booked(hydrated.fills)
@@ -472,9 +486,15 @@ class SymbolWorker:
         self._keep_hold(decision, outcomes, resting)
 
         if resting or any(o.status == "acked" for o in outcomes):
-            await self._set_status(TRADING, f"{len(resting)} orders resting")
+            status, reason = TRADING, f"{len(resting)} orders resting"
         else:
-            await self._set_status(IDLE, "; ".join(decision.reasons) or "nothing to do")
+            status, reason = IDLE, "; ".join(decision.reasons) or "nothing to do"
+        if (
+            status != self._status
+            or reason[:_MAX_REASON] != self._status_reason
+            or status != self._journaled_status[0]
+        ):
+            await self._set_status(status, reason)  # else _set_status would change nothing
         report = self._report(hydrated.ts_ms, decision, outcomes, hydrated.fills, allowance, committed)
         if (outcomes or hydrated.fills) and logger.isEnabledFor(logging.INFO):
             logger.info(
@@ -518,7 +538,7 @@ class SymbolWorker:
                     updates.append((cid, "done", f"order {'unknown' if found is None else found.status}"))
         finally:
             if updates:
-                await self._j(self._journal.update_intents, symbol, updates, self._clock.now_ms())
+                await self._lane.update_intents(symbol, updates, self._clock.now_ms())
                 logger.info(
                     LogLine(
                         "intents_resolved",
@@ -535,7 +555,11 @@ class SymbolWorker:
     async def _hydrate(self) -> _Hydrated:
         ex, symbol = self._exchange, self._symbol
         now = await ex.server_time_ms()
-        candles = await self._new_candles(now)
+        last = self._state.indicators.last_ts_ms
+        if last >= 0 and now < last + 2 * self._settings.candle_interval_ms - 1:
+            candles: tuple[Candle, ...] = ()  # as _new_candles: the next candle has not closed yet
+        else:
+            candles = await self._new_candles(now)
         book = await ex.fetch_book(symbol)
         # open orders before fills: an order gone from the list has its fills in the next read
         orders = await ex.fetch_open_orders(symbol)
@@ -643,7 +667,11 @@ class SymbolWorker:
         elif frozenset(orders) != self._hold_orders:
             return None
         params, state = self._params, self._state
-        ind = indicators.update(state.indicators, hydrated.candles, params.keltner)
+        ind = (
+            indicators.update(state.indicators, hydrated.candles, params.keltner)
+            if hydrated.candles
+            else state.indicators
+        )
         grid = params.grid
         if grid.spacing is Spacing.BPS:
             step = grid.spacing_ppm / PPM
@@ -654,8 +682,11 @@ class SymbolWorker:
         flags = (ind.ready, ind.above_run > 0, ind.buy_armed, ind.sell_armed)
         if not hold.contains(values, flags, hydrated.ts_ms):
             return None
+        reused = self._reused
         if ind is not state.indicators:
             state = StrategyState(ind, state.ledger, state.anchor, state.ladder, state.next_seq)
+        elif reused is not None and reused.state is state and reused.hold is hold:
+            return reused  # nothing moved since: the very same decision
         self._reused = Decision((), state, self._hold_reasons, (), (), hold)
         return self._reused
 
@@ -725,7 +756,11 @@ class SymbolWorker:
             tuple(intents),
             decision.reasons,
         )
-        await self._j(self._journal.commit_pulse, record)
+        try:
+            await self._lane.commit_pulse(record)
+        except BaseException:
+            self._may_have_open_intents = True  # a commit cut short (cancelled) may still land
+            raise
         self._state_json = state_json
         self._unsaved_candles = 0
 
@@ -779,7 +814,7 @@ class SymbolWorker:
         ):
             self._may_have_open_intents = True
         updates = [(cid, status, detail) for cid, (status, detail) in answers.items()]
-        await self._j(self._journal.update_intents, symbol, updates, ts_ms)
+        await self._lane.update_intents(symbol, updates, ts_ms)
         outcomes: list[IntentOutcome] = []
         for c in cancels:
             status, detail = answers.get(c.client_order_id, ("pending", ""))
@@ -943,9 +978,13 @@ class SymbolWorker:
         )
         self._state_json = self._encode(self._state)
         self._unsaved_candles = 0
-        await self._j(
-            self._journal.commit_pulse, PulseRecord(symbol, ts, self._state_json, (), (), (), records, (why,))
-        )
+        try:
+            await self._lane.commit_pulse(
+                PulseRecord(symbol, ts, self._state_json, (), (), (), records, (why,))
+            )
+        except BaseException:
+            self._may_have_open_intents = True  # a commit cut short (cancelled) may still land
+            raise
         updates: list[tuple[str, str, str]] = []
         try:
             for cid, _ in orders:
@@ -959,7 +998,7 @@ class SymbolWorker:
             self._may_have_open_intents = True
             logger.warning(LogLine("cancel_failed", symbol=symbol, why=why, error=e))
         finally:
-            await self._j(self._journal.update_intents, symbol, updates, ts)
+            await self._lane.update_intents(symbol, updates, ts)
         gone = tuple(cid for cid, _, _ in updates)
         self._open_orders = tuple(o for o in self._open_orders if o.client_order_id not in gone)
         if self._portfolio is not None:

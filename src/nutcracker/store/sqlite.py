@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -68,16 +69,24 @@ _INSERT_INTENT = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (symbol, client_order_id, action) DO NOTHING
 """
+# an update goes to the latest intent recorded for the id (a cancel is recorded after its placement)
+_UPDATE_INTENT = """
+    UPDATE intents SET status = ?, detail = ?, updated_ts_ms = ?
+    WHERE seq = (SELECT max(seq) FROM intents WHERE symbol = ? AND client_order_id = ?)
+    RETURNING action
+"""
 _INSERT_EVENT = "INSERT INTO events (ts_ms, symbol, kind, payload) VALUES (?, ?, ?, ?)"
 _SYMBOL_COLUMNS = "symbol, state_json, last_fill_ts_ms, status, status_reason, updated_ts_ms"
 _INTENT_COLUMNS = (
     "symbol, client_order_id, action, side, price, qty, status, reason, detail, created_ts_ms, updated_ts_ms"
 )
+BatchWrite = PulseRecord | tuple[str, Sequence[tuple[str, str, str]], int]
+"""A write of ``commit_batch``: a pulse, or the arguments of ``update_intents``."""
 _OPEN = ", ".join(f"'{status}'" for status in OPEN_INTENT_STATUSES)
 
 
 class SqliteJournal:
-    """The ``Journal`` on one SQLite file: WAL, ``synchronous=FULL``, one connection, explicit transactions.
+    """The ``Journal`` on one SQLite file: WAL, ``synchronous=FULL``, explicit transactions.
 
     Every write except ``save_state`` is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction that is
     on disk when the call returns, so a crash or SIGKILL right after loses nothing. ``save_state``
@@ -86,17 +95,26 @@ class SqliteJournal:
     which the engine rebuilds from candles; fills, cycles, intents and the state committed with
     them are never in the buffer. Reads see buffered states.
 
-    Safe to share between threads (calls are serialised); other processes may open the same file
-    to read while this one writes. Failures of SQLite raise ``JournalError`` and keep nothing of
-    the failed call; a call that breaks an invariant raises ``ValueError`` and keeps nothing either.
+    Group commit (``stage_batch`` then ``commit_staged``, or ``commit_batch`` for both): the
+    write-ahead commits and intent outcomes of several symbols in one transaction with one fsync.
+
+    Safe to share between threads: writes are serialised, reads go through a second connection
+    (they see what was committed, and buffered states) and never wait for a commit, nor does
+    ``save_state``. Other processes may open the same file to read while this one writes.
+    Failures of SQLite raise ``JournalError`` and keep nothing of the failed call; a call that
+    breaks an invariant raises ``ValueError`` and keeps nothing either.
     """
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0) -> None:
         self._path = str(path)
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise JournalError(f"SQLite {sqlite3.sqlite_version} is too old for the journal; it needs 3.37+")
-        self._lock = threading.RLock()
+        # the connection, one call at a time; held from stage_batch to commit_staged (any thread)
+        self._lock = threading.Lock()
+        self._buffer_lock = threading.Lock()  # the buffered states only
+        self._read_lock = threading.Lock()  # the reading connection
         self._buffered: dict[str, tuple[str, int]] = {}  # symbol -> (state_json, ts_ms), in call order
+        self._staged: _Staged | None = None  # the transaction stage_batch left open
         self._closed = False
         with self._translated("open"):
             conn = sqlite3.connect(
@@ -111,10 +129,22 @@ class SqliteJournal:
                 conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA foreign_keys = ON")
                 migrate(conn, self._path)
+            # reads go through a connection of their own: they never wait for a commit's fsync
+            with self._translated("open"):
+                reader = sqlite3.connect(
+                    self._path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+                )
+            try:
+                with self._translated("open"):
+                    reader.execute("PRAGMA query_only = ON")
+            except BaseException:
+                reader.close()
+                raise
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+        self._reader = reader
 
     def __enter__(self) -> SqliteJournal:
         return self
@@ -132,29 +162,8 @@ class SqliteJournal:
         Raises:
             ValueError: an intent reuses a recorded (client order id, action) for a different order.
         """
-        symbol = record.symbol
-        last_fill_ts_ms = max((fill.ts_ms for fill in record.fills), default=-1)
-        with self._lock, self._translated(f"commit pulse of {symbol}"), self._transaction() as conn:
-            conn.execute(
-                _WRITE_STATE, (symbol, record.state_json, last_fill_ts_ms, NEW_SYMBOL_STATUS, record.ts_ms)
-            )
-            fills = []
-            for fill, cycle_id in zip(record.fills, record.cycle_ids, strict=True):
-                row = fill_row(symbol, fill, cycle_id)
-                values = (symbol, row.trade_id, row.client_order_id, row.side.value, row.price, row.qty)
-                if conn.execute(_INSERT_FILL, (*values, str(row.fee), row.ts_ms, row.cycle_id)).rowcount:
-                    fills.append(row)
-            cycles = []
-            for cycle in record.closed_cycles:
-                c = cycle_row(symbol, cycle)
-                amounts = (str(c.cost_qu), str(c.proceeds_qu), str(c.fees_qu), str(c.pnl_qu))
-                if conn.execute(
-                    _INSERT_CYCLE, (symbol, c.cycle_id, *amounts, c.opened_ts_ms, c.closed_ts_ms)
-                ).rowcount:
-                    cycles.append(c)
-            intents = [intent for intent in record.intents if self._insert_intent(conn, intent)]
-            payload = pulse_payload(record, fills, cycles, intents)
-            conn.execute(_INSERT_EVENT, (record.ts_ms, symbol, "pulse", payload))
+        with self._lock, self._translated(f"commit pulse of {record.symbol}"), self._transaction() as conn:
+            self._write_pulse(conn, record)
 
     def update_intents(self, symbol: str, updates: Sequence[tuple[str, str, str]], ts_ms: int) -> None:
         """Set (client_order_id, status, detail) of recorded intents in one transaction.
@@ -178,22 +187,61 @@ class SqliteJournal:
             self._translated(f"update intents of {symbol}"),
             self._transaction(durable=False) as conn,
         ):
-            applied = []
-            for client_order_id, status, detail in updates:
-                found = conn.execute(
-                    "SELECT seq, action FROM intents WHERE symbol = ? AND client_order_id = ?"
-                    " ORDER BY seq DESC LIMIT 1",
-                    (symbol, client_order_id),
-                ).fetchone()
-                if found is None:
-                    raise ValueError(f"{symbol}: no intent {client_order_id!r} was recorded")
-                seq, action = found
-                conn.execute(
-                    "UPDATE intents SET status = ?, detail = ?, updated_ts_ms = ? WHERE seq = ?",
-                    (status, detail, ts_ms, seq),
-                )
-                applied.append((client_order_id, str(action), status, detail))
-            conn.execute(_INSERT_EVENT, (ts_ms, symbol, "intents", intents_payload(applied)))
+            self._write_updates(conn, symbol, updates, ts_ms)
+
+    def commit_batch(self, writes: Sequence[BatchWrite]) -> list[Exception | None]:
+        """Apply several writes in order in one transaction: one commit, one fsync for all (group commit).
+
+        A write is a ``PulseRecord`` (what ``commit_pulse`` takes) or a ``(symbol, updates, ts_ms)``
+        tuple (what ``update_intents`` takes). Each applies whole or not at all, on its own: the
+        answer holds, in the writes' order, None for a write kept or the ``ValueError`` (or
+        ``JournalError``) that refused it, as its single call would have raised. When the call
+        returns, every kept write is on disk as durably as its single call would have made it:
+        the transaction is fsynced when it holds a ``PulseRecord``; updates alone are not (as in
+        ``update_intents``).
+
+        Raises:
+            JournalError: the transaction itself failed (the file, the disk): no write is kept.
+        """
+        results = self.stage_batch(writes)
+        self.commit_staged()
+        return results
+
+    def stage_batch(self, writes: Sequence[BatchWrite]) -> list[Exception | None]:
+        """Apply the writes of ``commit_batch`` in a transaction left open; ``commit_staged`` ends it.
+
+        Nothing staged is visible to other connections or durable before ``commit_staged``
+        returns. The journal stays locked in between: ``commit_staged`` must follow (from any
+        thread: an event loop stages, a thread of its own waits for the fsync), and every other
+        call but ``save_state`` waits for it. Answers as ``commit_batch``.
+
+        Raises:
+            JournalError: the transaction could not be opened or written: nothing is staged.
+        """
+        durable = any(isinstance(write, PulseRecord) for write in writes)
+        self._lock.acquire()
+        try:
+            with self._translated("stage a batch"):
+                return self._stage(writes, durable)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def commit_staged(self) -> None:
+        """Commit (and fsync, as ``commit_batch`` says) what ``stage_batch`` staged, then unlock.
+
+        Raises:
+            JournalError: the commit failed: nothing of the batch is kept.
+        """
+        staged = self._staged
+        if staged is None:
+            raise RuntimeError("commit_staged without stage_batch")
+        self._staged = None
+        try:
+            with self._translated("commit a batch"):
+                self._end(staged.durable, staged.written)
+        finally:
+            self._lock.release()
 
     def set_status(self, symbol: str, status: str, reason: str, ts_ms: int) -> None:
         """Durably set the symbol's status (see ``SYMBOL_STATUSES``) and why."""
@@ -204,7 +252,7 @@ class SqliteJournal:
 
     def save_state(self, symbol: str, state_json: str, ts_ms: int) -> None:
         """Keep the symbol's strategy state in memory until the next durable write or ``flush``."""
-        with self._lock:
+        with self._buffer_lock:
             self._buffered.pop(symbol, None)  # keep call order: flush writes oldest first
             self._buffered[symbol] = (state_json, ts_ms)
 
@@ -234,9 +282,7 @@ class SqliteJournal:
     def flush(self) -> None:
         """Make buffered states durable in one transaction (everything else already is)."""
         with self._lock:
-            if self._buffered:
-                with self._translated("flush"), self._transaction():
-                    pass
+            self._flush_locked()
 
     def close(self) -> None:
         """Flush, then close the file; closing twice is harmless."""
@@ -244,43 +290,49 @@ class SqliteJournal:
             if self._closed:
                 return
             try:
-                self.flush()
+                self._flush_locked()
             finally:
                 self._closed = True
-                self._conn.close()
+                with self._read_lock:
+                    self._reader.close()
+                self._conn.close()  # the last connection: checkpoints the WAL into the file
 
     # -- reads ----------------------------------------------------------------------------------
 
     def load_symbol(self, symbol: str) -> StoredSymbol | None:
         """Return what the journal holds for the symbol, or None if it never saw it."""
-        with self._lock, self._translated(f"load {symbol}"):
-            row = self._conn.execute(
+        with self._buffer_lock:  # before reading: a commit may write and drop it meanwhile
+            buffered = self._buffered.get(symbol)
+        with self._read_lock, self._translated(f"load {symbol}"):
+            row = self._reader.execute(
                 f"SELECT {_SYMBOL_COLUMNS} FROM symbols WHERE symbol = ?", (symbol,)
             ).fetchone()
-            stored = _stored_symbol(row) if row is not None else None
-            return stored if symbol not in self._buffered else self._with_buffered(symbol, stored)
+        stored = _stored_symbol(row) if row is not None else None
+        return stored if buffered is None else _with_buffered(symbol, stored, buffered)
 
     def symbols(self) -> list[StoredSymbol]:
         """Return every symbol the journal holds, by symbol."""
-        with self._lock, self._translated("list symbols"):
-            rows = self._conn.execute(f"SELECT {_SYMBOL_COLUMNS} FROM symbols ORDER BY symbol").fetchall()
-            stored = {row[0]: _stored_symbol(row) for row in rows}
-            for symbol in self._buffered:
-                stored[symbol] = self._with_buffered(symbol, stored.get(symbol))
-            return [stored[symbol] for symbol in sorted(stored)]
+        with self._buffer_lock:  # before reading: a commit may write and drop them meanwhile
+            buffered = dict(self._buffered)
+        with self._read_lock, self._translated("list symbols"):
+            rows = self._reader.execute(f"SELECT {_SYMBOL_COLUMNS} FROM symbols ORDER BY symbol").fetchall()
+        stored = {row[0]: _stored_symbol(row) for row in rows}
+        for symbol, state in buffered.items():
+            stored[symbol] = _with_buffered(symbol, stored.get(symbol), state)
+        return [stored[symbol] for symbol in sorted(stored)]
 
     def known_trade_ids(self, symbol: str, since_ms: int) -> set[str]:
         """Return the trade ids of the symbol's booked fills at or after ``since_ms``."""
-        with self._lock, self._translated(f"read trade ids of {symbol}"):
-            rows = self._conn.execute(
+        with self._read_lock, self._translated(f"read trade ids of {symbol}"):
+            rows = self._reader.execute(
                 "SELECT trade_id FROM fills WHERE symbol = ? AND ts_ms >= ?", (symbol, since_ms)
             ).fetchall()
             return {str(trade_id) for (trade_id,) in rows}
 
     def open_intents(self, symbol: str) -> list[IntentRecord]:
         """Return the symbol's intents still pending or ambiguous, in record order."""
-        with self._lock, self._translated(f"read open intents of {symbol}"):
-            rows = self._conn.execute(
+        with self._read_lock, self._translated(f"read open intents of {symbol}"):
+            rows = self._reader.execute(
                 f"SELECT {_INTENT_COLUMNS} FROM intents"
                 f" WHERE symbol = ? AND status IN ({_OPEN}) ORDER BY seq",
                 (symbol,),
@@ -289,16 +341,16 @@ class SqliteJournal:
 
     def intents(self, symbol: str) -> list[IntentRow]:
         """Return every intent recorded for the symbol, in record order."""
-        with self._lock, self._translated(f"read intents of {symbol}"):
-            rows = self._conn.execute(
+        with self._read_lock, self._translated(f"read intents of {symbol}"):
+            rows = self._reader.execute(
                 f"SELECT {_INTENT_COLUMNS} FROM intents WHERE symbol = ? ORDER BY seq", (symbol,)
             ).fetchall()
             return [_intent_row(row) for row in rows]
 
     def fills(self, symbol: str) -> list[FillRow]:
         """Return the symbol's booked fills, oldest first."""
-        with self._lock, self._translated(f"read fills of {symbol}"):
-            rows = self._conn.execute(
+        with self._read_lock, self._translated(f"read fills of {symbol}"):
+            rows = self._reader.execute(
                 "SELECT symbol, trade_id, client_order_id, side, price, qty, fee, ts_ms, cycle_id"
                 " FROM fills WHERE symbol = ? ORDER BY ts_ms, rowid",
                 (symbol,),
@@ -310,8 +362,8 @@ class SqliteJournal:
 
     def cycles(self, symbol: str) -> list[CycleRow]:
         """Return the symbol's closed cycles by cycle id."""
-        with self._lock, self._translated(f"read cycles of {symbol}"):
-            rows = self._conn.execute(
+        with self._read_lock, self._translated(f"read cycles of {symbol}"):
+            rows = self._reader.execute(
                 "SELECT symbol, cycle_id, cost_qu, proceeds_qu, fees_qu, pnl_qu, opened_ts_ms, closed_ts_ms"
                 " FROM cycles WHERE symbol = ? ORDER BY cycle_id",
                 (symbol,),
@@ -323,8 +375,8 @@ class SqliteJournal:
 
     def params_history(self, symbol: str) -> list[ParamsRow]:
         """Return every recorded version of the symbol's parameters, oldest first."""
-        with self._lock, self._translated(f"read params of {symbol}"):
-            rows = self._conn.execute(
+        with self._read_lock, self._translated(f"read params of {symbol}"):
+            rows = self._reader.execute(
                 "SELECT symbol, version, params_json, actor, why, ts_ms"
                 " FROM params WHERE symbol = ? ORDER BY version",
                 (symbol,),
@@ -335,8 +387,8 @@ class SqliteJournal:
         """Return the latest ``limit`` audit entries, newest first."""
         if limit <= 0:
             return []
-        with self._lock, self._translated("read audit"):
-            rows = self._conn.execute(
+        with self._read_lock, self._translated("read audit"):
+            rows = self._reader.execute(
                 "SELECT seq, ts_ms, actor, action, detail FROM audit ORDER BY seq DESC LIMIT ?", (limit,)
             ).fetchall()
             return [AuditRow(*row) for row in rows]
@@ -345,8 +397,8 @@ class SqliteJournal:
         """Return the symbol's latest ``limit`` events (``ACCOUNT`` for audit), newest first."""
         if limit <= 0:
             return []
-        with self._lock, self._translated(f"read events of {symbol}"):
-            rows = self._conn.execute(
+        with self._read_lock, self._translated(f"read events of {symbol}"):
+            rows = self._reader.execute(
                 "SELECT seq, ts_ms, symbol, kind, payload"
                 " FROM events WHERE symbol = ? ORDER BY seq DESC LIMIT ?",
                 (symbol, limit),
@@ -370,27 +422,147 @@ class SqliteJournal:
         except sqlite3.Error as e:
             raise JournalError(f"{self._path}: {doing} failed: {e}") from e
 
+    def _flush_locked(self) -> None:
+        if self._buffered:  # a racy read is fine: a state saved meanwhile waits for the next write
+            with self._translated("flush"), self._transaction():
+                pass
+
     @contextmanager
     def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """Run the body in one write transaction that also writes the buffered states."""
+        written = self._begin(durable)
+        try:
+            yield self._conn
+        except BaseException:
+            self._abort(durable)
+            raise
+        self._end(durable, written)
+
+    def _begin(self, durable: bool) -> dict[str, tuple[str, int]]:
+        """Open a write transaction and write the buffered states into it; return those written."""
         conn = self._conn
         if not durable:
             conn.execute("PRAGMA synchronous=NORMAL")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                for symbol, (state_json, ts_ms) in self._buffered.items():
-                    conn.execute(_WRITE_STATE, (symbol, state_json, -1, NEW_SYMBOL_STATUS, ts_ms))
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            with self._buffer_lock:
+                written = dict(self._buffered)
+            for symbol, (state_json, ts_ms) in written.items():
+                conn.execute(_WRITE_STATE, (symbol, state_json, -1, NEW_SYMBOL_STATUS, ts_ms))
+        except BaseException:
+            self._abort(durable)
+            raise
+        return written
+
+    def _end(self, durable: bool, written: dict[str, tuple[str, int]]) -> None:
+        """Commit the open transaction, then drop from the buffer the states it wrote (if not saved again)."""
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._abort(durable)
+            raise
+        if not durable:
+            self._conn.execute("PRAGMA synchronous=FULL")
+        with self._buffer_lock:
+            for symbol, state in written.items():
+                if self._buffered.get(symbol) is state:
+                    del self._buffered[symbol]
+
+    def _abort(self, durable: bool) -> None:
+        conn = self._conn
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         finally:
             if not durable:
                 conn.execute("PRAGMA synchronous=FULL")
-        self._buffered.clear()
+
+    def _stage(self, writes: Sequence[BatchWrite], durable: bool) -> list[Exception | None]:
+        """Open a transaction holding the writes (each whole or not at all) and leave it open."""
+        conn = self._conn
+        written = self._begin(durable)
+        try:
+            for i, write in enumerate(writes):
+                try:
+                    self._write(conn, write)
+                except (ValueError, sqlite3.Error) as e:
+                    if not conn.in_transaction:  # SQLite gave the whole transaction up
+                        raise
+                    raise _RefusedWriteError(i) from e
+        except _RefusedWriteError:  # rare: again, with each write in a savepoint of its own
+            self._abort(durable)
+        except BaseException:
+            self._abort(durable)
+            raise
+        else:
+            self._staged = _Staged(durable, written)
+            return [None] * len(writes)
+        results: list[Exception | None] = [None] * len(writes)
+        written = self._begin(durable)
+        try:
+            for i, write in enumerate(writes):
+                conn.execute("SAVEPOINT write")
+                try:
+                    self._write(conn, write)
+                except (ValueError, sqlite3.Error) as e:
+                    if not conn.in_transaction:
+                        raise
+                    conn.execute("ROLLBACK TO write")
+                    what = write.symbol if isinstance(write, PulseRecord) else write[0]
+                    results[i] = (
+                        e if isinstance(e, ValueError) else JournalError(f"{self._path}: {what}: {e}")
+                    )
+                conn.execute("RELEASE write")
+        except BaseException:
+            self._abort(durable)
+            raise
+        self._staged = _Staged(durable, written)
+        return results
+
+    def _write(self, conn: sqlite3.Connection, write: BatchWrite) -> None:
+        if isinstance(write, PulseRecord):
+            self._write_pulse(conn, write)
+        else:
+            symbol, updates, ts_ms = write
+            if updates:
+                check_intent_updates(updates)
+                self._write_updates(conn, symbol, updates, ts_ms)
+
+    def _write_pulse(self, conn: sqlite3.Connection, record: PulseRecord) -> None:
+        symbol = record.symbol
+        last_fill_ts_ms = max((fill.ts_ms for fill in record.fills), default=-1)
+        conn.execute(
+            _WRITE_STATE, (symbol, record.state_json, last_fill_ts_ms, NEW_SYMBOL_STATUS, record.ts_ms)
+        )
+        fills = []
+        for fill, cycle_id in zip(record.fills, record.cycle_ids, strict=True):
+            row = fill_row(symbol, fill, cycle_id)
+            values = (symbol, row.trade_id, row.client_order_id, row.side.value, row.price, row.qty)
+            if conn.execute(_INSERT_FILL, (*values, str(row.fee), row.ts_ms, row.cycle_id)).rowcount:
+                fills.append(row)
+        cycles = []
+        for cycle in record.closed_cycles:
+            c = cycle_row(symbol, cycle)
+            amounts = (str(c.cost_qu), str(c.proceeds_qu), str(c.fees_qu), str(c.pnl_qu))
+            if conn.execute(
+                _INSERT_CYCLE, (symbol, c.cycle_id, *amounts, c.opened_ts_ms, c.closed_ts_ms)
+            ).rowcount:
+                cycles.append(c)
+        intents = [intent for intent in record.intents if self._insert_intent(conn, intent)]
+        payload = pulse_payload(record, fills, cycles, intents)
+        conn.execute(_INSERT_EVENT, (record.ts_ms, symbol, "pulse", payload))
+
+    def _write_updates(
+        self, conn: sqlite3.Connection, symbol: str, updates: Sequence[tuple[str, str, str]], ts_ms: int
+    ) -> None:
+        applied = []
+        for client_order_id, status, detail in updates:
+            found = conn.execute(_UPDATE_INTENT, (status, detail, ts_ms, symbol, client_order_id)).fetchall()
+            if not found:
+                raise ValueError(f"{symbol}: no intent {client_order_id!r} was recorded")
+            ((action,),) = found
+            applied.append((client_order_id, str(action), status, detail))
+        conn.execute(_INSERT_EVENT, (ts_ms, symbol, "intents", intents_payload(applied)))
 
     def _insert_intent(self, conn: sqlite3.Connection, intent: IntentRecord) -> bool:
         """Record the intent and return True, or False if that very intent was recorded before."""
@@ -410,13 +582,28 @@ class SqliteJournal:
             )
         return False
 
-    def _with_buffered(self, symbol: str, stored: StoredSymbol | None) -> StoredSymbol:
-        state_json, ts_ms = self._buffered[symbol]
-        if stored is None:
-            return StoredSymbol(symbol, state_json, -1, NEW_SYMBOL_STATUS, "", ts_ms)
-        return StoredSymbol(
-            symbol, state_json, stored.last_fill_ts_ms, stored.status, stored.status_reason, ts_ms
-        )
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    durable: bool  # the commit fsyncs
+    written: dict[str, tuple[str, int]]  # the buffered states the transaction wrote
+
+
+class _RefusedWriteError(Exception):
+    """A write of a batch was refused (internal: the batch is retried with savepoints)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+def _with_buffered(symbol: str, stored: StoredSymbol | None, buffered: tuple[str, int]) -> StoredSymbol:
+    state_json, ts_ms = buffered
+    if stored is None:
+        return StoredSymbol(symbol, state_json, -1, NEW_SYMBOL_STATUS, "", ts_ms)
+    return StoredSymbol(
+        symbol, state_json, stored.last_fill_ts_ms, stored.status, stored.status_reason, ts_ms
+    )
 
 
 def _stored_symbol(row: tuple[str, str, int, str, str, int]) -> StoredSymbol:

@@ -144,6 +144,121 @@ def test_a_refused_write_keeps_the_saved_state_buffered(journal: SqliteJournal, 
     assert count(path, "symbols") == 2
 
 
+# -- group commit ---------------------------------------------------------------------------------
+
+
+def eth_place(client_order_id: str) -> IntentRecord:
+    return IntentRecord(ETH, client_order_id, "place", "buy", 9_900, 50, "pending", "grid level 0", 1_000)
+
+
+def test_a_batch_commits_pulses_and_outcomes_of_several_symbols_at_once(path: Path) -> None:
+    with SqliteJournal(path) as journal:
+        journal.commit_pulse(pulse(intents=(place("a"),)))
+        answers = journal.commit_batch(
+            [
+                (BTC, [("a", "acked", "42")], 1_100),
+                pulse(symbol=ETH, ts_ms=1_100, intents=(eth_place("e"),)),
+                pulse(ts_ms=1_200, state='{"seq": 2}', fills=(fill("t1"),), intents=(place("b"),)),
+            ]
+        )
+        assert answers == [None, None, None]
+    with SqliteJournal(path) as journal:
+        assert [(i.client_order_id, i.status) for i in journal.intents(BTC)] == [
+            ("a", "acked"),
+            ("b", "pending"),
+        ]
+        assert [i.client_order_id for i in journal.open_intents(ETH)] == ["e"]
+        assert journal.known_trade_ids(BTC, 0) == {"t1"}
+        stored = journal.load_symbol(BTC)
+        assert stored is not None
+        assert stored.state_json == '{"seq": 2}'
+        assert [e.kind for e in journal.recent_events(BTC, 10)] == ["pulse", "intents", "pulse"]
+
+
+def test_a_refused_write_of_a_batch_keeps_nothing_of_its_own_and_lets_the_others_through(
+    journal: SqliteJournal, path: Path
+) -> None:
+    journal.commit_pulse(pulse(intents=(place("a"),)))
+    events = count(path, "events")
+    reused = IntentRecord(BTC, "a", "place", "sell", 10_100, 50, "pending", "", 1_200)
+    answers = journal.commit_batch(
+        [
+            pulse(symbol=ETH, intents=(eth_place("e"),)),
+            pulse(ts_ms=1_200, state='{"seq": 2}', fills=(fill("t1"),), intents=(place("b"), reused)),
+            (BTC, [("a", "acked", ""), ("ghost", "acked", "")], 1_300),
+            (BTC, [("a", "rejected", "post-only")], 1_400),
+        ]
+    )
+    assert answers[0] is None
+    assert isinstance(answers[1], ValueError)
+    assert "recorded for another order" in str(answers[1])
+    assert isinstance(answers[2], ValueError)
+    assert "no intent 'ghost'" in str(answers[2])
+    assert answers[3] is None
+    assert count(path, "events") == events + 2
+    assert journal.known_trade_ids(BTC, 0) == set()  # the refused pulse kept none of its rows
+    assert [(i.client_order_id, i.status) for i in journal.intents(BTC)] == [("a", "rejected")]
+    assert [i.client_order_id for i in journal.open_intents(ETH)] == ["e"]
+    stored = journal.load_symbol(BTC)
+    assert stored is not None
+    assert stored.state_json == '{"seq": 1}'
+
+
+def test_a_batch_of_outcomes_alone_skips_the_fsync_and_restores_full_sync(journal: SqliteJournal) -> None:
+    journal.commit_pulse(pulse(intents=(place("a"),)))
+    assert journal.commit_batch([(BTC, [("a", "acked", "")], 1_100)]) == [None]
+    assert journal.pragmas()["synchronous"] == 2  # FULL again after the NORMAL commit
+    assert journal.commit_batch([]) == []
+
+
+def test_a_staged_batch_is_invisible_until_committed_from_another_thread_and_blocks_other_writes(
+    journal: SqliteJournal, path: Path
+) -> None:
+    journal.commit_pulse(pulse(intents=(place("a"),)))
+    assert journal.stage_batch([pulse(ts_ms=2_000, fills=(fill("t1"),))]) == [None]
+    journal.save_state(ETH, '{"ema": 1}', 2_100)  # the buffer never waits for a commit
+    with closing(raw(path)) as other:
+        assert other.execute("SELECT count(*) FROM fills").fetchone() == (0,)
+    writer_done = threading.Event()
+
+    def write_status() -> None:
+        journal.set_status(BTC, "paused", "by hand", 2_200)
+        writer_done.set()
+
+    writer = threading.Thread(target=write_status)
+    writer.start()
+    assert not writer_done.wait(0.1)  # waits for the staged batch
+    committer = threading.Thread(target=journal.commit_staged)
+    committer.start()
+    committer.join(5)
+    writer.join(5)
+    assert writer_done.is_set()
+    assert count(path, "fills") == 1
+    stored = journal.load_symbol(ETH)
+    assert stored is not None
+    assert stored.state_json == '{"ema": 1}'  # saved during the commit, written with the status
+    with closing(raw(path)) as other:
+        assert other.execute("SELECT state_json FROM symbols WHERE symbol = ?", (ETH,)).fetchone() == (
+            '{"ema": 1}',
+        )
+    with pytest.raises(RuntimeError, match="without stage_batch"):
+        journal.commit_staged()
+
+
+def test_a_batch_that_cannot_commit_keeps_nothing_and_unlocks_the_journal(
+    journal: SqliteJournal, path: Path
+) -> None:
+    journal.commit_pulse(pulse(intents=(place("a"),)))
+    journal.save_state(ETH, '{"ema": 1}', 1_100)
+    with SqliteJournal(path, busy_timeout_s=0.05) as impatient, closing(raw(path)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(JournalError, match="stage a batch failed: database is locked"):
+            impatient.commit_batch([pulse(ts_ms=2_000, fills=(fill("t1"),))])
+        other.execute("ROLLBACK")
+        assert impatient.commit_batch([pulse(ts_ms=2_000, fills=(fill("t2"),))]) == [None]
+    assert journal.known_trade_ids(BTC, 0) == {"t2"}
+
+
 # -- SIGKILL --------------------------------------------------------------------------------------
 
 CHILD = """
@@ -162,6 +277,11 @@ mode = sys.argv[2]
 if mode == "stream":
     for i in range(1, 1_000_000):
         journal.commit_pulse(pulse(i))
+        print(i, flush=True)
+if mode == "batches":  # group commit: BTC's pulse, ETH's pulse and BTC's outcome in one transaction
+    for i in range(1, 1_000_000):
+        eth = PulseRecord("ETH/USDT", i, f'{{"seq": {i}}}', (), (), (), (), ())
+        journal.commit_batch([pulse(i), eth, ("BTC/USDT", [(f"c{i}", "acked", "")], i)])
         print(i, flush=True)
 journal.commit_pulse(pulse(1))
 if mode in ("buffered", "flushed"):
@@ -227,6 +347,34 @@ def test_a_sigkill_at_any_moment_keeps_every_reported_pulse_whole(path: Path, de
         assert stored.state_json == f'{{"seq": {pulses}}}'
     with closing(raw(path)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.001, 0.003])
+def test_a_sigkill_at_any_moment_keeps_every_reported_batch_and_no_part_of_another(
+    path: Path, delay_s: float
+) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), "batches"], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    while int(child.stdout.readline()) < 20:
+        pass
+    time.sleep(delay_s)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    reported = max(int(line) for line in [*child.stdout.read().splitlines(), "20"] if line.strip())
+    child.stdout.close()
+
+    with SqliteJournal(path) as journal:
+        batches = len([e for e in journal.recent_events(ETH, 10**6) if e.kind == "pulse"])
+        assert batches in (reported, reported + 1)  # the last batch may have landed unreported
+        assert len([e for e in journal.recent_events(BTC, 10**6) if e.kind == "pulse"]) == batches
+        assert len(journal.fills(BTC)) == 2 * batches
+        assert [i.status for i in journal.intents(BTC)] == ["acked"] * batches
+        for symbol in (BTC, ETH):
+            stored = journal.load_symbol(symbol)
+            assert stored is not None
+            assert stored.state_json == f'{{"seq": {batches}}}'
 
 
 # -- migrations -----------------------------------------------------------------------------------
