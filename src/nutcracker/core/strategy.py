@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 
 from nutcracker.core import indicators
 from nutcracker.core.hold import ASK, ATR_PPM, BID, EMA, LOWER, STEP, Hold, HoldBuilder
@@ -61,7 +60,13 @@ class Decision:
     hold: Hold | None = None  # asked for with ``with_hold``; None: decide again on the next pulse
 
 
-class _Want(NamedTuple):  # a NamedTuple: built ~20 times a pulse, and cheaper than a frozen dataclass
+# The pulse's working values are plain slotted dataclasses, not frozen ones (whose field
+# assignment goes through object.__setattr__) nor NamedTuples: compiled by mypyc they become
+# native classes, built and read in C. They never leave ``decide``.
+
+
+@dataclass(slots=True)
+class _Want:
     slot: str
     side: Side
     price: int
@@ -72,7 +77,8 @@ class _Want(NamedTuple):  # a NamedTuple: built ~20 times a pulse, and cheaper t
     terms: tuple[_Term, ...] = ()  # what a moving price was computed from (for the hold)
 
 
-class _Market(NamedTuple):
+@dataclass(slots=True)
+class _Market:
     """The pulse's view of the market, derived once."""
 
     bid: int
@@ -86,7 +92,8 @@ class _Market(NamedTuple):
     step: float  # grid spacing as a fraction of price (nan while the ATR is warming up)
 
 
-class _Term(NamedTuple):
+@dataclass(slots=True)
+class _Term:
     """One candidate price, ``coef * variable`` or ``base * (1 + coef * step)`` or a book price."""
 
     kind: str  # "var", "step", "buy_top", "sell_bottom"
@@ -290,9 +297,9 @@ def _exits(
         return []
     groups: list[tuple[str, list[Lot]]]
     if params.martingale.enabled:
-        groups = [(POOLED_SLOT, [lot for lot in ledger.lots if lot.held > 0])]
+        groups = [(POOLED_SLOT, [lot for lot in ledger.lots if lot.bought > lot.sold])]
     else:
-        groups = [(exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.held > 0]
+        groups = [(exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.bought > lot.sold]
     wants: list[_Want] = []
     deviation = _inventory_deviation(ledger, params)
     fee, min_profit = params.market.maker_fee_ppm, params.min_profit_ppm
@@ -369,7 +376,7 @@ def _buys(
             reasons.append("no new sequence: waiting for a confirmed excursion below the lower band")
             return []
     pooled = params.martingale.enabled
-    held_levels = {lot.level for lot in ledger.lots if lot.held > 0}
+    held_levels = {lot.level for lot in ledger.lots if lot.bought > lot.sold}
     deepest = max(held_levels, default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []
@@ -399,8 +406,12 @@ def _buys(
             continue
         if outcomes is not None:
             outcomes.levels.append((level, "wanted", price))
-        wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), f"ladder level {level}"))
+        reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
+        wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
     return wants
+
+
+_LEVEL_REASONS = tuple(f"ladder level {level}" for level in range(128))  # built once, not every pulse
 
 
 def _level_qty(level: int, price: int, params: SymbolParams) -> int:
@@ -446,7 +457,8 @@ def _reconcile(
     requote = gates.requote_ppm
     cancels = [CancelOrder(o.client_order_id, "duplicate order for one slot") for o in duplicates]
     released = list(duplicates)
-    wanted = {w.slot for w in (*exits, *buys) if w.qty > 0}
+    wanted = {w.slot for w in exits if w.qty > 0}
+    wanted.update(w.slot for w in buys if w.qty > 0)
     for slot, order in resting.items():
         if slot not in wanted:
             cancels.append(CancelOrder(order.client_order_id, f"{slot} is no longer wanted"))
@@ -457,6 +469,9 @@ def _reconcile(
     sell_cooling = (
         ledger.last_sell_fill_ts_ms >= 0 and snap.ts_ms < ledger.last_sell_fill_ts_ms + gates.cooldown_sell_ms
     )
+    # what each slot rests at after this pulse, and the wants left unplaced with why (for the hold)
+    kept: dict[str, int] = outcomes.placed_or_kept if outcomes is not None else {}
+    blocked: list[tuple[_Want, str]] = outcomes.blocked if outcomes is not None else []
 
     placements: list[PlaceLimit] = []
     free_base = snap.free_base - rails.reserve_base_lots
@@ -467,91 +482,77 @@ def _reconcile(
         else:
             free_base += order.remaining
 
-    def blocked(want: _Want, why: str) -> None:
-        if outcomes is not None:
-            outcomes.blocked.append((want, why))
-
-    def placed_or_kept(slot: str, price: int) -> None:
-        if outcomes is not None:
-            outcomes.placed_or_kept[slot] = price
-
-    def cancel_for_requote(want: _Want) -> None:
-        """Cancel the resting order of ``want``'s slot, if any, and count what it releases."""
-        nonlocal free_quote, free_base
-        order = resting.get(want.slot)
-        if order is None:
-            return
-        cancels.append(CancelOrder(order.client_order_id, f"{want.slot} re-priced to {want.price}"))
-        if order.side is Side.BUY:
-            free_quote += notional_qu(order.price, order.remaining)
-        else:
-            free_base += order.remaining
-
     for want in exits:
         if want.qty == 0:
             continue  # skipped (purge distance or dust); any resting order was cancelled above
         current = resting.get(want.slot)
         if _keep(want, current, requote, sell_cooling):
-            placed_or_kept(want.slot, current.price if current else want.price)
+            kept[want.slot] = current.price if current else want.price
             continue
-        cancel_for_requote(want)
+        if current is not None:  # re-priced: what the cancel releases funds the new order
+            cancels.append(CancelOrder(current.client_order_id, f"{want.slot} re-priced to {want.price}"))
+            if current.side is Side.BUY:
+                free_quote += notional_qu(current.price, current.remaining)
+            else:
+                free_base += current.remaining
         if sell_cooling:
             reasons.append(f"{want.slot} waits: sell cooldown")
-            blocked(want, "cooldown")
+            blocked.append((want, "cooldown"))
             continue
         if want.qty > free_base:
             reasons.append(f"{want.slot} exit of {want.qty} lots exceeds the free base above the reserve")
-            blocked(want, "balance")
+            blocked.append((want, "balance"))
             continue
         free_base -= want.qty
         placements.append(_place(prefix, want, next_seq + len(placements)))
-        placed_or_kept(want.slot, want.price)
+        kept[want.slot] = want.price
 
-    committed_base = ledger.held
-    committed_quote = ledger.held_cost
+    # open buys count as filled: inventory and deployed quote stay within the rails
+    committed_base, max_base = ledger.held, rails.max_base_lots
+    committed_quote, max_quote = ledger.held_cost, rails.max_quote_qu
     allowance = snap.quote_allowance
-
-    def fits_rails(qty: int, notional: int) -> bool:
-        """Count open buys as if filled: inventory and deployed quote stay within the rails."""
-        return (
-            committed_base + qty <= rails.max_base_lots and committed_quote + notional <= rails.max_quote_qu
-        )
-
+    fee = params.market.maker_fee_ppm
     for want in buys:
         current = resting.get(want.slot)
         if current is not None and _keep(want, current, requote, buy_cooling):
-            notional = notional_qu(current.price, current.remaining)
-            if fits_rails(current.remaining, notional):
-                committed_base += current.remaining
+            remaining = current.qty - current.filled
+            notional = current.price * remaining * QU_PER_TICK_LOT
+            if committed_base + remaining <= max_base and committed_quote + notional <= max_quote:
+                committed_base += remaining
                 committed_quote += notional
-                placed_or_kept(want.slot, current.price)
+                kept[want.slot] = current.price
                 continue
             reasons.append(f"{want.slot} cancelled: it no longer fits the rails")
             cancels.append(CancelOrder(current.client_order_id, f"{want.slot} no longer fits the rails"))
-            free_quote += notional_qu(current.price, current.remaining)
-            blocked(want, "rails")
+            free_quote += notional
+            blocked.append((want, "rails"))
             continue
-        cancel_for_requote(want)
+        if current is not None:  # re-priced: what the cancel releases funds the new order
+            cancels.append(CancelOrder(current.client_order_id, f"{want.slot} re-priced to {want.price}"))
+            if current.side is Side.BUY:
+                free_quote += notional_qu(current.price, current.remaining)
+            else:
+                free_base += current.remaining
         if buy_cooling:
             reasons.append(f"{want.slot} waits: buy cooldown")
-            blocked(want, "cooldown")
+            blocked.append((want, "cooldown"))
             continue
         notional = notional_qu(want.price, want.qty)
-        if not fits_rails(want.qty, notional):
+        if committed_base + want.qty > max_base or committed_quote + notional > max_quote:
             reasons.append(
                 f"{want.slot} not placed: rails (base {committed_base}+{want.qty} of "
-                f"{rails.max_base_lots} lots, quote {committed_quote}+{notional} of {rails.max_quote_qu} qu)"
+                f"{max_base} lots, quote {committed_quote}+{notional} of {max_quote} qu)"
             )
-            blocked(want, "rails")
+            blocked.append((want, "rails"))
             continue
-        cost = notional + notional * params.market.maker_fee_ppm // PPM
+        cost = notional + notional * fee // PPM
         if cost > free_quote:
             reasons.append(f"{want.slot} not placed: free quote above the reserve is too low")
-            blocked(want, "balance")
+            blocked.append((want, "balance"))
             continue
         if allowance is not None and notional > allowance:
             reasons.append(f"{want.slot} not placed: the portfolio quote budget is spent")
-            blocked(want, "balance")
+            blocked.append((want, "balance"))
             continue
         if allowance is not None:
             allowance -= notional
@@ -559,7 +560,7 @@ def _reconcile(
         committed_base += want.qty
         committed_quote += notional
         placements.append(_place(prefix, want, next_seq + len(placements)))
-        placed_or_kept(want.slot, want.price)
+        kept[want.slot] = want.price
     return [*cancels, *placements], next_seq + len(placements)
 
 
