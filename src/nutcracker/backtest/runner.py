@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
@@ -269,7 +269,7 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
     )
     fills = engine.on_candle(symbol, candle, c.interval_ms)
     ts = int(run.pulse_ts[i])
-    state = replace(run.state, indicators=indicators.state_at(trace.series, i))
+    state = run.state.with_indicators(indicators.state_at(trace.series, i))
     snap = Snapshot(
         symbol,
         ts,

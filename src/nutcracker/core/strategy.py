@@ -44,6 +44,10 @@ class StrategyState:
     ladder: tuple[int, ...] = ()  # frozen level prices while a sequence holds inventory
     next_seq: int = 1  # the next client order id's counter
 
+    def with_indicators(self, ind: IndicatorState) -> StrategyState:
+        """Return this state with other indicators (cheaper than ``dataclasses.replace``)."""
+        return StrategyState(ind, self.ledger, self.anchor, self.ladder, self.next_seq)
+
 
 def initial_state() -> StrategyState:
     """Return the state of a symbol that has never traded."""
@@ -114,12 +118,13 @@ def _step_term(base: float, sign: float, step: float) -> _Term:
 class _Outcomes:
     """What happened to each wanted order, for the hold (only filled in when a hold is asked for)."""
 
-    __slots__ = ("blocked", "levels", "placed_or_kept")
+    __slots__ = ("blocked", "cooling_kept", "levels", "placed_or_kept")
 
     def __init__(self) -> None:
         self.levels: list[tuple[int, str, int]] = []  # (level, outcome, price)
         self.placed_or_kept: dict[str, int] = {}  # slot -> resting price after this pulse
         self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
+        self.cooling_kept = False  # a cooldown kept an order that would otherwise be re-priced
 
 
 def decide(
@@ -440,6 +445,14 @@ def _keep(want: _Want, order: OpenOrder | None, requote_ppm: int, cooling: bool)
     return order.filled == 0 and abs(order.qty - want.qty) <= 2 + order.qty * 2 * requote_ppm // PPM
 
 
+def _cooling_keep(want: _Want, order: OpenOrder | None, outcomes: _Outcomes | None) -> bool:
+    """Return whether a cooldown keeps ``order`` that ``want`` would re-price (noted for the hold)."""
+    keep = _keep(want, order, 0, True)
+    if keep and outcomes is not None:
+        outcomes.cooling_kept = True  # the cooldown's end changes this decision
+    return keep
+
+
 def _reconcile(
     snap: Snapshot,
     params: SymbolParams,
@@ -486,7 +499,7 @@ def _reconcile(
         if want.qty == 0:
             continue  # skipped (purge distance or dust); any resting order was cancelled above
         current = resting.get(want.slot)
-        if _keep(want, current, requote, sell_cooling):
+        if _keep(want, current, requote, False) or (sell_cooling and _cooling_keep(want, current, outcomes)):
             kept[want.slot] = current.price if current else want.price
             continue
         if current is not None:  # re-priced: what the cancel releases funds the new order
@@ -514,7 +527,9 @@ def _reconcile(
     fee = params.market.maker_fee_ppm
     for want in buys:
         current = resting.get(want.slot)
-        if current is not None and _keep(want, current, requote, buy_cooling):
+        if current is not None and (
+            _keep(want, current, requote, False) or (buy_cooling and _cooling_keep(want, current, outcomes))
+        ):
             remaining = current.qty - current.filled
             notional = current.price * remaining * QU_PER_TICK_LOT
             if committed_base + remaining <= max_base and committed_quote + notional <= max_quote:
@@ -582,24 +597,29 @@ def _hold(
     if any(why == "balance" for _, why in outcomes.blocked):
         return None  # outcomes that hang on balances: decide again next pulse
     hb = HoldBuilder()
-    for last_fill, cooldown in (
-        (ledger.last_buy_fill_ts_ms, gates.cooldown_buy_ms),
-        (ledger.last_sell_fill_ts_ms, gates.cooldown_sell_ms),
-    ):
-        if last_fill >= 0 and last_fill + cooldown > snap.ts_ms:
-            hb.until(last_fill + cooldown)
+    if outcomes.cooling_kept or any(why == "cooldown" for _, why in outcomes.blocked):
+        # a cooldown shaped this decision: its end may change it (else the region covers its end)
+        for last_fill, cooldown in (
+            (ledger.last_buy_fill_ts_ms, gates.cooldown_buy_ms),
+            (ledger.last_sell_fill_ts_ms, gates.cooldown_sell_ms),
+        ):
+            if last_fill >= 0 and last_fill + cooldown > snap.ts_ms:
+                hb.until(last_fill + cooldown)
     if ind.ready:
         _hold_volatility(hb, ind.atr_ppm, gates.max_atr_ppm, gates.min_atr_ppm)
     _hold_ladder(hb, params, state, market, top_terms, outcomes)
     if params.grid.enabled and market.ready and not ledger.lots:
         _hold_trailing(hb, params, state.anchor, market.step)
+    keltner = params.keltner
+    exits_read_arming = False  # whether an exit's price hangs on the sell-armed flag
     for want in exits:
         price = outcomes.placed_or_kept.get(want.slot)
         if price is not None:
             _hold_exit(hb, params, market, want, price)
+            if keltner.enabled and not _hold_exit_arming(hb, params, market, want, price, ind.sell_armed):
+                exits_read_arming = True
         elif want.qty == 0:
             _hold_skipped_exit(hb, params, want)
-    keltner = params.keltner
     flat = not ledger.lots
     waits_for_arming = params.mean_reversion.enabled and keltner.confirm_closes > 0 and flat
     vetoed_anyway = waits_for_arming and not ind.buy_armed  # closes above the band change nothing then
@@ -608,7 +628,7 @@ def _hold(
             ind.ready,
             ind.above_run > 0 if keltner.enabled and flat and not vetoed_anyway else None,
             ind.buy_armed if waits_for_arming else None,
-            ind.sell_armed if keltner.enabled and not flat else None,
+            ind.sell_armed if exits_read_arming else None,
         )
     )
 
@@ -684,9 +704,12 @@ def _hold_ladder(
             _term_at_least(hb, term, top_now - top_room, depth, market)
         _term_at_most(hb, current_top, top_now + top_room, depth, market)
         spread = int(slack) + params.ladder_levels + 1
+    # a moving ladder hung below the top of book can never rise above it: no bound needed then
+    capped = moving and any(t.kind == "buy_top" for t in top_terms)
     for level, outcome, price in outcomes.levels:
         if outcome == "wanted" and buy_slot(level) in outcomes.placed_or_kept:
-            hb.buy_top_at_least(price + spread, depth)
+            if not capped:
+                hb.buy_top_at_least(price + spread, depth)
             if purge:
                 hb.at_most(BID, ceil_div((price - spread + 1) * PPM, PPM - purge) - 1)
         elif outcome == "above_top":
@@ -736,6 +759,31 @@ def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Wa
         hb.void = True
     if notional_qu(lo, want.qty) < params.market.min_notional_qu:
         hb.void = True
+
+
+def _hold_exit_arming(
+    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, armed: bool
+) -> bool:
+    """Keep an exit where it is whichever way the sell-armed flag turns; False when it cannot.
+
+    Armed, the exit is max(floor, sell bottom): disarming drops the sell-bottom term, which only
+    raises the price, so the other terms must stay under the tolerance. Unarmed, arming pulls
+    the price down to max(floor, sell bottom): the floor or the sell bottom must stay above it.
+    """
+    depth = params.gates.depth_ppm
+    tolerance = resting * params.gates.requote_ppm // PPM
+    if armed:
+        others = [t for t in want.terms if t.kind != "sell_bottom"]
+        if others:
+            _term_at_most(hb, min(others, key=lambda t: t.value), resting + tolerance, depth, market)
+        return True
+    low = resting - tolerance
+    if want.floor >= low:
+        return True
+    if market.sell_bottom >= low:
+        hb.sell_bottom_at_least(low, depth, market.bid, market.ask)
+        return True
+    return False
 
 
 def _term_at_least(hb: HoldBuilder, term: _Term, x: float, depth: int, market: _Market) -> None:
