@@ -220,7 +220,7 @@ def report_data(
     for symbol, trace in result.traces.items():
         c, tick = all_curves[symbol], float(trace.params.market.precision.tick)
         fills = [f for f in result.engine.fills if f.trade_id in trace.bookings]
-        s = trace.series
+        s = trace.bands
         series.append(
             SymbolSeries(
                 symbol=symbol,

@@ -609,7 +609,7 @@ def _hold(
         _hold_volatility(hb, ind.atr_ppm, gates.max_atr_ppm, gates.min_atr_ppm)
     _hold_ladder(hb, params, state, market, top_terms, outcomes)
     if params.grid.enabled and market.ready and not ledger.lots:
-        _hold_trailing(hb, params, state.anchor, market.step)
+        _hold_trailing(hb, params, state.anchor, market)
     keltner = params.keltner
     exits_read_arming = False  # whether an exit's price hangs on the sell-armed flag
     for want in exits:
@@ -718,15 +718,22 @@ def _hold_ladder(
             hb.at_least(BID, ceil_div((price + spread + 1) * PPM, PPM - purge))
 
 
-def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, step: float) -> None:
+def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _Market) -> None:
     """Keep the grid anchor where it is: no trailing up or down on the next pulse."""
     grid = params.grid
     if not (grid.trailing_up or grid.trailing_down):
         return
+    step = market.step
     if grid.spacing is Spacing.ATR:  # the step moves with the ATR: bound it, then assume its lowest value
         if not math.isfinite(hb.lo[STEP]):
-            hb.at_least(STEP, step * 0.999)
-            hb.at_most(STEP, step * 1.001)
+            # a wider step never trails: only a narrower one, so bound it from below, halfway
+            # between the step now and the one at which the book now would trail
+            room = step
+            if grid.trailing_up:
+                room = min(room, step - (market.bid / anchor - 1))
+            if grid.trailing_down:
+                room = min(room, step - (1 - market.ask / anchor) / (grid.levels + 1))
+            hb.at_least(STEP, step - max(0.0, room) / 2)
         step_lo = hb.lo[STEP]
     else:
         step_lo = step
