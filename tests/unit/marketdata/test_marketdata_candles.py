@@ -170,62 +170,44 @@ def _bad_file(tmp_path: Path, rows: list[str], header: str = CANDLE_HEADER, gz: 
     return path
 
 
-@pytest.mark.parametrize(
-    ("rows", "line", "words"),
-    [
-        pytest.param([*GOOD, GOOD[1]], 4, "duplicate timestamp", id="duplicate timestamp"),
-        pytest.param([GOOD[1], GOOD[0]], 3, "earlier than the previous", id="timestamps going back"),
-        pytest.param(
-            [GOOD[0], "1747699230000,100,100,100,100,1", GOOD[1]], 3, "not aligned", id="misaligned"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,100,100.4,99,100.5,1"], 3, "high 10040 < max", id="high below close"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,100,101,100.2,100.1,1"], 3, "low 10020 > min", id="low above close"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,0,1,0,1,1"], 3, "open price 0 ticks is not positive", id="zero"
-        ),
-        pytest.param([GOOD[0], "1747699260000,-1,1,-1,1,1"], 3, "not positive", id="negative price"),
-        pytest.param(
-            [GOOD[0], "1747699260000,100.005,101,99,100,1"], 3, "'100.005' is not a multiple", id="off tick"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,1e2,101,99,100,1"], 3, "'1e2' is not a plain decimal", id="exponent"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,,101,99,100,1"], 3, "open '' is not a plain decimal", id="empty"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,abc,101,99,100,1"], 3, "'abc' is not a plain decimal", id="text"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,1.2.3,101,99,100,1"], 3, "'1.2.3' is not a plain", id="two dots"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000.5,100,101,99,100,1"], 3, "is not an integer", id="fractional ms"
-        ),
-        pytest.param([GOOD[0], "1747699260000,100,101,99,100"], 3, "5 fields", id="missing column"),
-        pytest.param([GOOD[0], "", GOOD[1]], 3, "1 fields", id="blank line"),
-        pytest.param(
-            [GOOD[0], "1747699260000,100,101,99,100,-1"], 3, "volume -1.0 is negative", id="neg volume"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,100,101,99,100,nan"], 3, "'nan' is not a plain", id="nan volume"
-        ),
-        pytest.param([GOOD[0], "1747699260000,1" + "0" * 20 + ",101,99,100,1"], 3, "too large", id="huge"),
-        pytest.param(
-            [GOOD[0], "1747699260000,1" + "0" * 60 + ",101,99,100,1"], 3, "too large", id="long huge"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,100." + "0" * 60 + "1,101,99,100,1"], 3, "not a multiple", id="long"
-        ),
-        pytest.param(
-            [GOOD[0], "1747699260000,100,101,99,100,1." + "0" * 60 + "x"], 3, "not a plain", id="long bad"
-        ),
-    ],
-)
+BAD_ROWS = [
+    pytest.param([*GOOD, GOOD[1]], 4, "duplicate timestamp", id="duplicate timestamp"),
+    pytest.param([GOOD[1], GOOD[0]], 3, "earlier than the previous", id="timestamps going back"),
+    pytest.param([GOOD[0], "1747699230000,100,100,100,100,1", GOOD[1]], 3, "not aligned", id="misaligned"),
+    pytest.param(
+        [GOOD[0], "1747699260000,100,100.4,99,100.5,1"], 3, "high 10040 < max", id="high below close"
+    ),
+    pytest.param(
+        [GOOD[0], "1747699260000,100,101,100.2,100.1,1"], 3, "low 10020 > min", id="low above close"
+    ),
+    pytest.param([GOOD[0], "1747699260000,0,1,0,1,1"], 3, "open price 0 ticks is not positive", id="zero"),
+    pytest.param([GOOD[0], "1747699260000,-1,1,-1,1,1"], 3, "not positive", id="negative price"),
+    pytest.param(
+        [GOOD[0], "1747699260000,100.005,101,99,100,1"], 3, "'100.005' is not a multiple", id="off tick"
+    ),
+    pytest.param(
+        [GOOD[0], "1747699260000,1e2,101,99,100,1"], 3, "'1e2' is not a plain decimal", id="exponent"
+    ),
+    pytest.param([GOOD[0], "1747699260000,,101,99,100,1"], 3, "open '' is not a plain decimal", id="empty"),
+    pytest.param([GOOD[0], "1747699260000,abc,101,99,100,1"], 3, "'abc' is not a plain decimal", id="text"),
+    pytest.param([GOOD[0], "1747699260000,1.2.3,101,99,100,1"], 3, "'1.2.3' is not a plain", id="two dots"),
+    pytest.param([GOOD[0], "1747699260000.5,100,101,99,100,1"], 3, "is not an integer", id="fractional ms"),
+    pytest.param([GOOD[0], "1747699260000,100,101,99,100"], 3, "5 fields", id="missing column"),
+    pytest.param([GOOD[0], "", GOOD[1]], 3, "1 fields", id="blank line"),
+    pytest.param([GOOD[0], "1747699260000,100,101,99,100,-1"], 3, "volume -1.0 is negative", id="neg volume"),
+    pytest.param([GOOD[0], "1747699260000,100,101,99,100,nan"], 3, "'nan' is not a plain", id="nan volume"),
+    pytest.param([GOOD[0], "1747699260000,1" + "0" * 20 + ",101,99,100,1"], 3, "too large", id="huge"),
+    pytest.param([GOOD[0], "1747699260000,1" + "0" * 60 + ",101,99,100,1"], 3, "too large", id="long huge"),
+    pytest.param(
+        [GOOD[0], "1747699260000,100." + "0" * 60 + "1,101,99,100,1"], 3, "not a multiple", id="long"
+    ),
+    pytest.param(
+        [GOOD[0], "1747699260000,100,101,99,100,1." + "0" * 60 + "x"], 3, "not a plain", id="long bad"
+    ),
+]
+
+
+@pytest.mark.parametrize(("rows", "line", "words"), BAD_ROWS)
 def test_every_bad_candle_row_is_a_data_error_naming_the_file_the_line_and_the_fix(
     tmp_path: Path, rows: list[str], line: int, words: str
 ) -> None:
@@ -236,6 +218,68 @@ def test_every_bad_candle_row_is_a_data_error_naming_the_file_the_line_and_the_f
     assert f"{path}:{line}:" in message
     assert words in message
     assert "fix:" in message
+
+
+# ---------------------------------------------------------------------------- parsing in blocks
+
+TINY_BLOCKS = [1, 2, 7, 50]  # bytes: rows, CRLF pairs and trailing newlines straddle the blocks
+
+
+def _error(path: Path, **kwargs: int) -> str:
+    with pytest.raises(DataError) as err:
+        load_candles_csv(path, BTC, **kwargs)
+    return str(err.value)
+
+
+def test_a_real_file_loads_the_same_in_blocks_of_any_size(data_dir: Path) -> None:
+    whole = load_candles_csv(data_dir / GAP_FILE, BTC)
+    _same(load_candles_csv(data_dir / GAP_FILE, BTC, block_bytes=65_537), whole)
+    _same(load_candles_csv(data_dir / GAP_FILE, BTC, block_bytes=1 << 30), whole)
+
+
+@pytest.mark.parametrize("block_bytes", TINY_BLOCKS)
+@pytest.mark.parametrize("gz", [True, False])
+def test_rows_straddling_tiny_blocks_load_like_one_block(tmp_path: Path, block_bytes: int, gz: bool) -> None:
+    rows = [f"{T0 + 60_000 * i},100.0{i % 10},101.5,99,100.5,1.{i}" for i in range(30)]
+    path = _bad_file(tmp_path, rows, gz=gz)
+    crlf = tmp_path / "binance_BTC-USDT_1m_20250520.csv"
+    text = (gzip.decompress(path.read_bytes()) if gz else path.read_bytes()) + b"\n\n"
+    whole = load_candles_csv(path, BTC)
+    assert len(whole) == 30
+    _same(load_candles_csv(path, BTC, block_bytes=block_bytes), whole)
+    crlf.write_bytes(text.replace(b"\n", b"\r\n"))
+    _same(load_candles_csv(crlf, BTC, block_bytes=block_bytes), whole)
+
+
+@pytest.mark.parametrize(("rows", "line", "words"), BAD_ROWS)
+def test_a_bad_row_is_reported_the_same_in_tiny_blocks(
+    tmp_path: Path, rows: list[str], line: int, words: str
+) -> None:
+    path = _bad_file(tmp_path, rows)
+    expected = _error(path)
+    assert f":{line}: " in expected
+    assert [_error(path, block_bytes=b) for b in TINY_BLOCKS] == [expected] * len(TINY_BLOCKS)
+
+
+@pytest.mark.parametrize(
+    ("late", "words"),
+    [
+        pytest.param("1747699260000,100,101,99", "4 fields", id="field count beats an earlier value"),
+        pytest.param("", "1 fields", id="a blank line beats an earlier value"),
+        pytest.param("1747699260000,1x,101,99,100,1", "'1x' is not a plain", id="malformed beats off-grid"),
+    ],
+)
+def test_with_several_bad_rows_the_block_size_does_not_change_which_is_reported(
+    tmp_path: Path, late: str, words: str
+) -> None:
+    rows = [f"{T0 + 60_000 * i},100,101,99,100,1" for i in range(40)]
+    rows[1] = f"{T0 + 60_000},100.001,101,99,100,1"  # off the tick grid, in the first block
+    rows[30] = late
+    path = _bad_file(tmp_path, rows)
+    expected = _error(path)
+    assert ":32: " in expected
+    assert words in expected
+    assert _error(path, block_bytes=64) == expected
 
 
 def test_a_wrong_header_is_a_data_error_on_line_1_quoting_the_expected_header(tmp_path: Path) -> None:
