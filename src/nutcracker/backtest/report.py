@@ -66,6 +66,7 @@ _AXIS: Final = {
     "automargin": True,
 }
 
+_BAND: Final = {"color": "#7b3294", "width": 1}
 _PLOT_CONFIG: Final = {"displaylogo": False, "responsive": True, "scrollZoom": False}
 _RENDERED_JS: Final = "document.getElementById('{plot_id}').closest('section').dataset.rendered = '1';"
 
@@ -76,6 +77,9 @@ Reducer: TypeAlias = Literal["minmax", "min", "max"]
 class SymbolSeries:
     """Everything the report draws for one symbol. Prices in price units, money in quote.
 
+    The candle and Keltner arrays may instead be in ticks with ``tick`` the price of one: they
+    are then scaled after downsampling, so a long run never holds float copies of them.
+
     Per-candle arrays all have the length of ``ts_ms`` (candle open times, epoch ms, increasing,
     on the ``interval_ms`` grid; gaps allowed). NaN means "no value here": the Keltner bands while
     warming up, the grid lines while no order of that kind rests. The fill arrays have one entry
@@ -85,9 +89,9 @@ class SymbolSeries:
     symbol: str
     interval_ms: int
     ts_ms: I64
-    close: F64
-    high: F64
-    low: F64
+    close: F64 | I64
+    high: F64 | I64
+    low: F64 | I64
     keltner_mid: F64
     keltner_upper: F64
     keltner_lower: F64
@@ -104,6 +108,7 @@ class SymbolSeries:
     fill_is_buy: BoolArr
     fill_price: F64
     cycle_pnl_quote: F64
+    tick: float = 1.0  # the price of one unit of close, high, low and the Keltner bands
 
     def __post_init__(self) -> None:
         if self.interval_ms <= 0:
@@ -174,7 +179,7 @@ class Regular:
 
 
 def downsample(
-    ts_ms: I64, values: F64, interval_ms: int, max_points: int, how: Reducer = "minmax"
+    ts_ms: I64, values: F64 | I64, interval_ms: int, max_points: int, how: Reducer = "minmax"
 ) -> Regular:
     """Return ``values`` on a regular time grid of at most ``max_points`` points.
 
@@ -232,14 +237,16 @@ def sample_indices(n: int, max_points: int) -> npt.NDArray[np.intp]:
 
 def _line(
     series: SymbolSeries,
-    values: F64,
+    values: F64 | I64,
     name: str,
     max_points: int,
     how: Reducer = "minmax",
+    scale: float = 1.0,
     **style: Any,
 ) -> Trace:
     r = downsample(series.ts_ms, values, series.interval_ms, max_points, how)
-    return {"type": "scatter", "x0": r.x0, "dx": r.dx, "y": r.y, "name": name, "mode": "lines", **style}
+    y = r.y * scale if scale != 1.0 else r.y
+    return {"type": "scatter", "x0": r.x0, "dx": r.dx, "y": y, "name": name, "mode": "lines", **style}
 
 
 def _layout(title: str, height: int, **extra: Any) -> dict[str, Any]:
@@ -262,22 +269,25 @@ def _layout(title: str, height: int, **extra: Any) -> dict[str, Any]:
 
 def _price_figure(s: SymbolSeries, max_points: int) -> Figure:
     traces: list[Trace] = [
-        _line(s, s.low, "low", max_points, "min", line={"width": 0}, showlegend=False, hoverinfo="skip"),
+        _line(
+            s, s.low, "low", max_points, "min", s.tick, line={"width": 0}, showlegend=False, hoverinfo="skip"
+        ),
         _line(
             s,
             s.high,
             "high/low range",
             max_points,
             "max",
+            s.tick,
             line={"width": 0},
             fill="tonexty",
             fillcolor="rgba(120,120,120,0.18)",
             hoverinfo="skip",
         ),
-        _line(s, s.close, "close", max_points, line={"color": "#333333", "width": 1}),
-        _line(s, s.keltner_upper, "Keltner upper", max_points, line={"color": "#7b3294", "width": 1}),
-        _line(s, s.keltner_mid, "Keltner mid", max_points, line={"color": "#7b3294", "dash": "dot"}),
-        _line(s, s.keltner_lower, "Keltner lower", max_points, line={"color": "#7b3294", "width": 1}),
+        _line(s, s.close, "close", max_points, scale=s.tick, line={"color": "#333333", "width": 1}),
+        _line(s, s.keltner_upper, "Keltner upper", max_points, scale=s.tick, line=_BAND),
+        _line(s, s.keltner_mid, "Keltner mid", max_points, scale=s.tick, line={**_BAND, "dash": "dot"}),
+        _line(s, s.keltner_lower, "Keltner lower", max_points, scale=s.tick, line=_BAND),
         _line(s, s.best_buy, "highest resting buy", max_points, line={"color": _BUY_COLOR, "shape": "hv"}),
         _line(
             s,
