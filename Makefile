@@ -10,8 +10,10 @@ COMPILED := $(wildcard src/nutcracker/core/*.py) src/nutcracker/exchange/matchin
 
 $(STAMP): pyproject.toml setup.py $(COMPILED)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel mypy==2.4.1
-	$(BIN)/python -m pip install --quiet --no-build-isolation -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	NUTCRACKER_PURE_PYTHON=1 $(BIN)/python -m pip install --quiet -e '.[dev]'
+	# then compile in this venv: mypyc sees the same numpy types as `make check`
+	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
 build: $(STAMP)
