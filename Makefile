@@ -3,15 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The core compiled with mypyc (setup.py): a change to these sources rebuilds it.
-CORE := $(wildcard src/nutcracker/core/*.py)
+# The hot path is compiled with mypyc (setup.py): a change to its sources rebuilds it.
+COMPILED := $(wildcard src/nutcracker/core/*.py) src/nutcracker/exchange/matching.py src/nutcracker/backtest/runner.py
 
 .PHONY: demo test check bench build clean
 
-$(STAMP): pyproject.toml setup.py $(CORE)
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	NUTCRACKER_PURE_PYTHON=1 $(BIN)/python -m pip install --quiet -e '.[dev]'
+	# then compile in this venv: mypyc sees the same numpy types as `make check`
+	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
 build: $(STAMP)
@@ -34,4 +36,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
-	rm -f src/*.so src/nutcracker/core/*.so src/nutcracker/core/_compiled.json
+	rm -f src/*.so src/nutcracker/*/*.so src/nutcracker/_compiled.json

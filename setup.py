@@ -1,10 +1,10 @@
-"""Build hook: compile the decision core with mypyc; everything else ships as plain Python.
+"""Build hook: compile the hot path with mypyc; everything else ships as plain Python.
 
-The core is strictly typed already, so mypyc compiles the same source into C extensions
-(about 2x faster decisions; see bench/decide.py). Set ``NUTCRACKER_PURE_PYTHON=1`` to skip it,
-e.g. on a machine without a C compiler: the package then runs the same code uncompiled.
-Each build records the hash of every compiled source, and ``nutcracker.core`` refuses to
-import extensions built from other sources than the ones beside them (see ``core/_build.py``).
+The decision core, the matching engine and the backtest runner are strictly typed already, so
+mypyc compiles the same source into C extensions (about 2x faster pulses; see bench/). Set
+``NUTCRACKER_PURE_PYTHON=1`` to skip it, e.g. on a machine without a C compiler: the package
+then runs the same code uncompiled. Each build records the hash of every compiled source, and
+``import nutcracker`` refuses extensions built from other sources (see ``nutcracker/_build.py``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,20 @@ from pathlib import Path
 
 from setuptools import setup
 
-CORE = Path("src/nutcracker/core")
-COMPILED = ("units", "model", "params", "orders", "ledger", "hold", "indicators", "strategy")
-MANIFEST = CORE / "_compiled.json"
+PACKAGE = Path("src/nutcracker")
+COMPILED = (
+    "core/units",
+    "core/model",
+    "core/params",
+    "core/orders",
+    "core/ledger",
+    "core/hold",
+    "core/indicators",
+    "core/strategy",
+    "exchange/matching",
+    "backtest/runner",
+)
+MANIFEST = PACKAGE / "_compiled.json"
 
 
 def _ext_modules() -> list[object]:
@@ -27,13 +38,13 @@ def _ext_modules() -> list[object]:
         return []
     from mypyc.build import mypycify
 
-    sources = [CORE / f"{name}.py" for name in COMPILED]
-    hashes = {path.stem: hashlib.sha256(path.read_bytes()).hexdigest() for path in sources}
+    sources = {name: PACKAGE / f"{name}.py" for name in COMPILED}
+    hashes = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in sources.items()}
     MANIFEST.write_text(json.dumps(hashes, indent=1, sort_keys=True) + "\n")
     return mypycify(
-        ["--no-warn-unused-configs", *(str(path) for path in sources)],
+        ["--no-warn-unused-configs", *(str(path) for path in sources.values())],
         opt_level="3",
-        group_name="nutcracker_core",
+        group_name="nutcracker_hot",
     )
 
 

@@ -19,6 +19,9 @@ from nutcracker.config import NutcrackerConfig, SymbolConfig, load_config
 from nutcracker.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from nutcracker.core.records import ParamsRow
     from nutcracker.secrets.permissions import KeyPermissions
     from nutcracker.secrets.store import ApiCredentials
 
@@ -429,10 +432,8 @@ def status(
     journal: Annotated[Path, typer.Option(help="The engine's SQLite journal.")] = Path("nutcracker.db"),
 ) -> None:
     """Print the state of every symbol from the journal: trading, idle (and why), stalled, paused, killed."""
-    import json
     from datetime import UTC, datetime
 
-    from nutcracker.core.serialize import state_from_dict
     from nutcracker.store.sqlite import SqliteJournal
 
     err = Console(stderr=True)
@@ -451,32 +452,22 @@ def status(
             "symbol",
             "status",
             "why",
-            "inventory lots",
-            "lots",
+            "inventory",
+            "open lots",
             "cycles",
-            "realized PnL qu",
+            "realized PnL",
             "open intents",
             "updated (UTC)",
         ):
             table.add_column(column, overflow="fold")
         for row in rows:
-            held = lots = cycles = pnl = "-"
-            if row.state_json:
-                doc = json.loads(row.state_json)
-                state = state_from_dict(doc.get("strategy", doc))
-                held, lots = str(state.ledger.held), str(len(state.ledger.lots))
-                cycles, pnl = str(state.ledger.cycles_closed), str(state.ledger.realized_pnl)
-            updated = datetime.fromtimestamp(row.updated_ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
             table.add_row(
                 row.symbol,
                 row.status,
                 row.status_reason,
-                held,
-                lots,
-                cycles,
-                pnl,
+                *_ledger_cells(row.state_json, store.params_history(row.symbol)),
                 str(len(store.open_intents(row.symbol))),
-                updated,
+                datetime.fromtimestamp(row.updated_ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
             )
     finally:
         store.close()
@@ -486,3 +477,30 @@ def status(
     console.print(table)
     if not rows:
         console.print("the journal holds no symbol yet", markup=False)
+
+
+def _ledger_cells(state_json: str, params_history: Sequence[ParamsRow]) -> tuple[str, str, str, str]:
+    """Return inventory (base), open lots, cycles and realized PnL (quote) of a journaled state."""
+    import json
+
+    from nutcracker.core.serialize import loads_params, state_from_dict
+
+    if not state_json:
+        return "-", "-", "-", "-"
+    doc = json.loads(state_json)
+    ledger = state_from_dict(doc.get("strategy", doc)).ledger
+    if not params_history:  # no market known: the units the ledger counts in
+        return (
+            f"{ledger.held} lots",
+            str(len(ledger.lots)),
+            str(ledger.cycles_closed),
+            f"{ledger.realized_pnl} qu",
+        )
+    market = loads_params(params_history[-1].params_json).market
+    precision = market.precision
+    return (
+        f"{precision.lots_to_qty(ledger.held)} {market.base}",
+        str(len(ledger.lots)),
+        str(ledger.cycles_closed),
+        f"{precision.qu_to_quote(ledger.realized_pnl).normalize():f} {market.quote}",
+    )

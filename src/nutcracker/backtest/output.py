@@ -220,18 +220,18 @@ def report_data(
     for symbol, trace in result.traces.items():
         c, tick = all_curves[symbol], float(trace.params.market.precision.tick)
         fills = [f for f in result.engine.fills if f.trade_id in trace.bookings]
-        s = trace.series
+        s = trace.bands
         series.append(
             SymbolSeries(
                 symbol=symbol,
                 interval_ms=trace.candles.interval_ms,
                 ts_ms=trace.candles.ts_ms,
-                close=trace.candles.close.astype(np.float64) * tick,
-                high=trace.candles.high.astype(np.float64) * tick,
-                low=trace.candles.low.astype(np.float64) * tick,
-                keltner_mid=s.ema * tick,
-                keltner_upper=s.upper * tick,
-                keltner_lower=s.lower * tick,
+                close=trace.candles.close,  # in ticks, as the bands: scaled after downsampling
+                high=trace.candles.high,
+                low=trace.candles.low,
+                keltner_mid=s.ema,
+                keltner_upper=s.upper,
+                keltner_lower=s.lower,
                 best_buy=c.best_buy,
                 deepest_buy=c.deepest_buy,
                 best_sell=c.best_sell,
@@ -246,6 +246,7 @@ def report_data(
                 fill_price=np.asarray([f.price * tick for f in fills], dtype=np.float64),
                 cycle_pnl_quote=np.asarray(trace.cycle_pnl_qu, dtype=np.float64)
                 * float(trace.params.market.precision.quote_unit),
+                tick=tick,
             )
         )
     return ReportData(title, summary_, tuple(series))

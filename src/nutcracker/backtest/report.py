@@ -29,7 +29,6 @@ from typing import Any, Final, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
@@ -48,6 +47,26 @@ _CSP: Final = (
     "img-src data: blob:; font-src data:"
 )
 _BUY_COLOR, _SELL_COLOR = "#1a9850", "#d73027"
+# Figures are plain plotly JSON (dicts), not ``plotly.graph_objects``: building those validates
+# every property through validator modules imported on first use (about 30 MB on a one-year run).
+Trace: TypeAlias = dict[str, Any]
+Figure: TypeAlias = dict[str, Any]  # {"data": [Trace, ...], "layout": {...}}
+
+# The look of plotly's "plotly_white" template, inlined (a template name is resolved in Python).
+_WHITE: Final = {
+    "paper_bgcolor": "white",
+    "plot_bgcolor": "white",
+    "font": {"color": "#2a3f5f"},
+    "colorway": ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880"],
+}
+_AXIS: Final = {
+    "gridcolor": "#EBF0F8",
+    "linecolor": "#EBF0F8",
+    "zerolinecolor": "#EBF0F8",
+    "automargin": True,
+}
+
+_BAND: Final = {"color": "#7b3294", "width": 1}
 _PLOT_CONFIG: Final = {"displaylogo": False, "responsive": True, "scrollZoom": False}
 _RENDERED_JS: Final = "document.getElementById('{plot_id}').closest('section').dataset.rendered = '1';"
 
@@ -58,6 +77,9 @@ Reducer: TypeAlias = Literal["minmax", "min", "max"]
 class SymbolSeries:
     """Everything the report draws for one symbol. Prices in price units, money in quote.
 
+    The candle and Keltner arrays may instead be in ticks with ``tick`` the price of one: they
+    are then scaled after downsampling, so a long run never holds float copies of them.
+
     Per-candle arrays all have the length of ``ts_ms`` (candle open times, epoch ms, increasing,
     on the ``interval_ms`` grid; gaps allowed). NaN means "no value here": the Keltner bands while
     warming up, the grid lines while no order of that kind rests. The fill arrays have one entry
@@ -67,9 +89,9 @@ class SymbolSeries:
     symbol: str
     interval_ms: int
     ts_ms: I64
-    close: F64
-    high: F64
-    low: F64
+    close: F64 | I64
+    high: F64 | I64
+    low: F64 | I64
     keltner_mid: F64
     keltner_upper: F64
     keltner_lower: F64
@@ -86,6 +108,7 @@ class SymbolSeries:
     fill_is_buy: BoolArr
     fill_price: F64
     cycle_pnl_quote: F64
+    tick: float = 1.0  # the price of one unit of close, high, low and the Keltner bands
 
     def __post_init__(self) -> None:
         if self.interval_ms <= 0:
@@ -156,7 +179,7 @@ class Regular:
 
 
 def downsample(
-    ts_ms: I64, values: F64, interval_ms: int, max_points: int, how: Reducer = "minmax"
+    ts_ms: I64, values: F64 | I64, interval_ms: int, max_points: int, how: Reducer = "minmax"
 ) -> Regular:
     """Return ``values`` on a regular time grid of at most ``max_points`` points.
 
@@ -214,47 +237,57 @@ def sample_indices(n: int, max_points: int) -> npt.NDArray[np.intp]:
 
 def _line(
     series: SymbolSeries,
-    values: F64,
+    values: F64 | I64,
     name: str,
     max_points: int,
     how: Reducer = "minmax",
+    scale: float = 1.0,
     **style: Any,
-) -> go.Scatter:
+) -> Trace:
     r = downsample(series.ts_ms, values, series.interval_ms, max_points, how)
-    return go.Scatter(x0=r.x0, dx=r.dx, y=r.y, name=name, mode="lines", **style)
+    y = r.y * scale if scale != 1.0 else r.y
+    return {"type": "scatter", "x0": r.x0, "dx": r.dx, "y": y, "name": name, "mode": "lines", **style}
 
 
 def _layout(title: str, height: int, **extra: Any) -> dict[str, Any]:
-    return {
+    layout: dict[str, Any] = {
+        **_WHITE,
         "title": {"text": title, "x": 0.01},
         "height": height,
-        "template": "plotly_white",
         "margin": {"l": 70, "r": 70, "t": 50, "b": 40},
         "legend": {"orientation": "h", "y": -0.12, "traceorder": "normal"},
         "hovermode": "x",
         "xaxis": {"type": "date"},
+        "yaxis": {},
         **extra,
     }
+    for axis in ("xaxis", "yaxis", "yaxis2"):
+        if axis in layout:
+            layout[axis] = {**_AXIS, **layout[axis]}
+    return layout
 
 
-def _price_figure(s: SymbolSeries, max_points: int) -> go.Figure:
-    traces: list[go.Scatter] = [
-        _line(s, s.low, "low", max_points, "min", line={"width": 0}, showlegend=False, hoverinfo="skip"),
+def _price_figure(s: SymbolSeries, max_points: int) -> Figure:
+    traces: list[Trace] = [
+        _line(
+            s, s.low, "low", max_points, "min", s.tick, line={"width": 0}, showlegend=False, hoverinfo="skip"
+        ),
         _line(
             s,
             s.high,
             "high/low range",
             max_points,
             "max",
+            s.tick,
             line={"width": 0},
             fill="tonexty",
             fillcolor="rgba(120,120,120,0.18)",
             hoverinfo="skip",
         ),
-        _line(s, s.close, "close", max_points, line={"color": "#333333", "width": 1}),
-        _line(s, s.keltner_upper, "Keltner upper", max_points, line={"color": "#7b3294", "width": 1}),
-        _line(s, s.keltner_mid, "Keltner mid", max_points, line={"color": "#7b3294", "dash": "dot"}),
-        _line(s, s.keltner_lower, "Keltner lower", max_points, line={"color": "#7b3294", "width": 1}),
+        _line(s, s.close, "close", max_points, scale=s.tick, line={"color": "#333333", "width": 1}),
+        _line(s, s.keltner_upper, "Keltner upper", max_points, scale=s.tick, line=_BAND),
+        _line(s, s.keltner_mid, "Keltner mid", max_points, scale=s.tick, line={**_BAND, "dash": "dot"}),
+        _line(s, s.keltner_lower, "Keltner lower", max_points, scale=s.tick, line=_BAND),
         _line(s, s.best_buy, "highest resting buy", max_points, line={"color": _BUY_COLOR, "shape": "hv"}),
         _line(
             s,
@@ -278,45 +311,53 @@ def _price_figure(s: SymbolSeries, max_points: int) -> go.Figure:
         if len(keep) < len(where):
             label = f"{side} fills ({len(keep):,} of {len(where):,} shown)"
         traces.append(
-            go.Scatter(
-                x=fill_ts[keep],
-                y=fill_price[keep],
-                name=label,
-                mode="markers",
-                marker={"symbol": symbol, "color": color, "size": 8, "line": {"width": 0.5, "color": "#000"}},
-            )
+            {
+                "type": "scatter",
+                "x": fill_ts[keep],
+                "y": fill_price[keep],
+                "name": label,
+                "mode": "markers",
+                "marker": {
+                    "symbol": symbol,
+                    "color": color,
+                    "size": 8,
+                    "line": {"width": 0.5, "color": "#000"},
+                },
+            }
         )
-    return go.Figure(traces, _layout(f"{s.symbol}: price, Keltner bands, grid and fills", 520))
+    return {"data": traces, "layout": _layout(f"{s.symbol}: price, Keltner bands, grid and fills", 520)}
 
 
-def _equity_figure(s: SymbolSeries, max_points: int) -> go.Figure:
+def _equity_figure(s: SymbolSeries, max_points: int) -> Figure:
     traces = [
         _line(s, s.equity_quote, "strategy equity", max_points, line={"color": "#2166ac"}),
         _line(s, s.buy_and_hold_quote, "buy and hold", max_points, line={"color": "#999999", "dash": "dot"}),
     ]
-    return go.Figure(traces, _layout(f"{s.symbol}: equity vs buy and hold (quote)", 360))
+    return {"data": traces, "layout": _layout(f"{s.symbol}: equity vs buy and hold (quote)", 360)}
 
 
-def _inventory_figure(s: SymbolSeries, max_points: int) -> go.Figure:
+def _inventory_figure(s: SymbolSeries, max_points: int) -> Figure:
     span = [float(s.ts_ms[0]), float(s.ts_ms[-1])] if len(s.ts_ms) else [0.0, 0.0]
     traces = [
         _line(s, s.inventory_base, "inventory (base)", max_points, line={"color": "#e08214"}),
-        go.Scatter(
-            x=span,
-            y=[s.max_base, s.max_base],
-            name="rail max_base",
-            mode="lines",
-            line={"color": "#e08214", "dash": "dash"},
-        ),
+        {
+            "type": "scatter",
+            "x": span,
+            "y": [s.max_base, s.max_base],
+            "name": "rail max_base",
+            "mode": "lines",
+            "line": {"color": "#e08214", "dash": "dash"},
+        },
         _line(s, s.committed_quote, "committed quote", max_points, line={"color": "#542788"}, yaxis="y2"),
-        go.Scatter(
-            x=span,
-            y=[s.max_quote, s.max_quote],
-            name="rail max_quote",
-            mode="lines",
-            line={"color": "#542788", "dash": "dash"},
-            yaxis="y2",
-        ),
+        {
+            "type": "scatter",
+            "x": span,
+            "y": [s.max_quote, s.max_quote],
+            "name": "rail max_quote",
+            "mode": "lines",
+            "line": {"color": "#542788", "dash": "dash"},
+            "yaxis": "y2",
+        },
     ]
     layout = _layout(
         f"{s.symbol}: inventory and committed quote vs the rails",
@@ -324,10 +365,10 @@ def _inventory_figure(s: SymbolSeries, max_points: int) -> go.Figure:
         yaxis={"title": {"text": "base"}, "rangemode": "tozero"},
         yaxis2={"title": {"text": "quote"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
     )
-    return go.Figure(traces, layout)
+    return {"data": traces, "layout": layout}
 
 
-def _cycles_figure(s: SymbolSeries) -> go.Figure:
+def _cycles_figure(s: SymbolSeries) -> Figure:
     pnl = np.asarray(s.cycle_pnl_quote, dtype=np.float64)
     pnl = pnl[np.isfinite(pnl)]
     layout = _layout(
@@ -341,26 +382,27 @@ def _cycles_figure(s: SymbolSeries) -> go.Figure:
     if len(pnl) == 0:
         note = {"text": "no closed cycles", "showarrow": False, "xref": "paper", "yref": "paper"}
         layout["annotations"] = [{**note, "x": 0.5, "y": 0.5}]
-        return go.Figure([], layout)
+        return {"data": [], "layout": layout}
     lo, hi = float(pnl.min()), float(pnl.max())
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     counts, edges = np.histogram(pnl, bins=HISTOGRAM_BINS, range=(lo, hi))
     centers = (edges[:-1] + edges[1:]) / 2
     colors = np.where(centers >= 0, _BUY_COLOR, _SELL_COLOR)
-    bar = go.Bar(
-        x=centers,
-        y=counts,
-        width=float(edges[1] - edges[0]),
-        name="cycles",
-        marker={"color": colors.tolist()},
-        customdata=np.stack([edges[:-1], edges[1:]], axis=1),
-        hovertemplate="%{customdata[0]:.4g} .. %{customdata[1]:.4g}: %{y} cycles<extra></extra>",
-    )
-    return go.Figure([bar], layout)
+    bar = {
+        "type": "bar",
+        "x": centers,
+        "y": counts,
+        "width": float(edges[1] - edges[0]),
+        "name": "cycles",
+        "marker": {"color": colors.tolist()},
+        "customdata": np.stack([edges[:-1], edges[1:]], axis=1),
+        "hovertemplate": "%{customdata[0]:.4g} .. %{customdata[1]:.4g}: %{y} cycles<extra></extra>",
+    }
+    return {"data": [bar], "layout": layout}
 
 
-def figures(series: SymbolSeries, max_points: int = DEFAULT_MAX_POINTS) -> dict[str, go.Figure]:
+def figures(series: SymbolSeries, max_points: int = DEFAULT_MAX_POINTS) -> dict[str, Figure]:
     """Return the four figures of one symbol by chart kind (see ``CHART_KINDS``)."""
     return {
         "price": _price_figure(series, max_points),
@@ -462,7 +504,7 @@ def render_html(data: ReportData, max_points: int = DEFAULT_MAX_POINTS) -> str:
             )
             body.append(
                 f'<section id="{kind}-{i}" class="nc-chart nc-{kind}" data-symbol="{esc(series.symbol)}" '
-                f'data-traces="{len(fig.data)}">{div}</section>'
+                f'data-traces="{len(fig["data"])}">{div}</section>'
             )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
@@ -30,7 +30,7 @@ from nutcracker.core import indicators
 from nutcracker.core.hold import Hold
 from nutcracker.core.indicators import IndicatorSeries
 from nutcracker.core.model import Book, CancelOrder, Candle, Fill, MarketInfo, OpenOrder, Side, Snapshot
-from nutcracker.core.params import Spacing, SymbolParams
+from nutcracker.core.params import KeltnerParams, Spacing, SymbolParams
 from nutcracker.core.strategy import Decision, StrategyState, decide, initial_state
 from nutcracker.core.units import PPM, notional_qu
 from nutcracker.errors import OrderRejectedError
@@ -40,6 +40,28 @@ from nutcracker.marketdata.candles import CandleArrays
 F64 = npt.NDArray[np.float64]
 
 
+@dataclass(frozen=True, slots=True)
+class KeltnerBands:
+    """The Keltner bands per candle, for the report: copies, so the run's indicator series can go."""
+
+    ema: F64
+    lower: F64
+    upper: F64
+
+    @classmethod
+    def of(cls, series: IndicatorSeries) -> KeltnerBands:
+        return cls(series.ema.copy(), series.lower.copy(), series.upper.copy())
+
+    @classmethod
+    def over(cls, candles: CandleArrays, keltner: KeltnerParams) -> KeltnerBands:
+        return cls.of(_indicator_series(candles, keltner))
+
+
+def _indicator_series(candles: CandleArrays, keltner: KeltnerParams) -> IndicatorSeries:
+    high, low, close = (a.astype(np.float64) for a in (candles.high, candles.low, candles.close))
+    return indicators.batch(candles.ts_ms, high, low, close, keltner)
+
+
 @dataclass
 class SymbolTrace:
     """What one symbol did: the step functions the report and summary are computed from."""
@@ -47,7 +69,7 @@ class SymbolTrace:
     symbol: str
     params: SymbolParams
     candles: CandleArrays
-    series: IndicatorSeries
+    bands: KeltnerBands
     pulse_index: list[int] = field(default_factory=list)  # candle index of each pulse
     cash_qu: list[int] = field(default_factory=list)  # cumulative quote flow of our fills after the pulse
     held_lots: list[int] = field(default_factory=list)
@@ -120,7 +142,9 @@ class _Run:
     """Mutable per-symbol state while the backtest runs."""
 
     trace: SymbolTrace
-    values: F64  # (n, 6) hold variables per candle (bid/ask columns unused)
+    series: IndicatorSeries  # the indicator state after each candle: what each pulse starts from
+    step: F64  # hold variables per candle besides the series' EMA and lower band: grid spacing,
+    atr_ppm: F64  # and volatility (bid and ask come from the close)
     flags: npt.NDArray[np.bool_]  # (n, 4)
     pulse_ts: npt.NDArray[np.int64]  # candle close times: a pulse at candle i sees this exchange time
     forced: npt.NDArray[np.bool_]
@@ -207,35 +231,27 @@ def run_backtest(
 
 
 def _prepare(params: SymbolParams, candles: CandleArrays) -> _Run:
-    series = indicators.batch(
-        candles.ts_ms,
-        candles.high.astype(np.float64),
-        candles.low.astype(np.float64),
-        candles.close.astype(np.float64),
-        params.keltner,
-    )
+    series = _indicator_series(candles, params.keltner)
     n = len(candles.ts_ms)
-    values = np.zeros((n, 6))
-    values[:, 2] = series.ema
-    values[:, 3] = series.lower
     grid = params.grid
     if grid.spacing is Spacing.BPS:
-        values[:, 4] = grid.spacing_ppm / PPM
+        step = np.full(n, grid.spacing_ppm / PPM)
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
-            values[:, 4] = grid.spacing_atr * series.atr / series.ema  # the same operations as decide
-        values[~series.ready, 4] = np.nan
-    values[:, 5] = series.atr_ppm
+            step = grid.spacing_atr * series.atr / series.ema  # the same operations as decide
+        step[~series.ready] = np.nan
     flags = np.stack([series.ready, series.above_run > 0, series.buy_armed, series.sell_armed], axis=1)
     forced = np.zeros(n, dtype=np.bool_)
     if n > 1:
         forced[1:] = (
             np.diff(candles.ts_ms) > candles.interval_ms
         )  # resuming after a gap is like a data-stall's end
-    trace = SymbolTrace(params.market.symbol, params, candles, series)
+    trace = SymbolTrace(params.market.symbol, params, candles, KeltnerBands.of(series))
     return _Run(
         trace,
-        values,
+        series,
+        step,
+        series.atr_ppm,
         np.ascontiguousarray(flags),
         candles.ts_ms + (candles.interval_ms - 1),  # a pulse sees the exchange at its candle's close time
         forced,
@@ -269,7 +285,7 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
     )
     fills = engine.on_candle(symbol, candle, c.interval_ms)
     ts = int(run.pulse_ts[i])
-    state = replace(run.state, indicators=indicators.state_at(trace.series, i))
+    state = run.state.with_indicators(indicators.state_at(run.series, i))
     snap = Snapshot(
         symbol,
         ts,
@@ -322,7 +338,10 @@ def _next(run: _Run, engine: MatchingEngine, start: int) -> int:
             c.high,
             c.close,
             run.pulse_ts,
-            run.values,
+            run.series.ema,
+            run.series.lower,
+            run.step,
+            run.atr_ppm,
             run.flags,
             run.forced,
             np.asarray(hold.lo, dtype=np.float64),

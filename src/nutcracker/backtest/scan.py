@@ -25,7 +25,10 @@ def next_pulse(
     high: I64,
     close: I64,
     pulse_ts: I64,
-    values: F64,  # (n, 6): ema, lower, step, atr_ppm as columns 2..5 (0, 1 unused: bid/ask come from close)
+    ema: F64,  # the hold's float variables per candle (bid and ask come from the close)
+    lower: F64,
+    step: F64,
+    atr_ppm: F64,
     flags: Bools,  # (n, 4)
     forced: Bools,  # candles that must pulse (after a gap)
     lo: F64,
@@ -56,9 +59,12 @@ def next_pulse(
         ask = bid + 1.0
         if check[1] and not (lo[1] <= ask <= hi[1]):
             return j
-        for v in range(2, 6):
-            if check[v]:
-                x = values[j, v]
-                if not (lo[v] <= x <= hi[v]):
-                    return j
+        if check[2] and not (lo[2] <= ema[j] <= hi[2]):
+            return j
+        if check[3] and not (lo[3] <= lower[j] <= hi[3]):
+            return j
+        if check[4] and not (lo[4] <= step[j] <= hi[4]):
+            return j
+        if check[5] and not (lo[5] <= atr_ppm[j] <= hi[5]):
+            return j
     return int(n)

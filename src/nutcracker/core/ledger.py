@@ -7,7 +7,7 @@ bought is sold: one lot in per-lot mode (grid), every lot of the sequence in poo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from nutcracker.core.model import Fill, Side
@@ -76,7 +76,7 @@ class Booking:
     cycle_id: int
 
 
-def min_sell_price(lots: Iterable[Lot], fee_ppm: int, min_profit_ppm: int) -> int:
+def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int) -> int:
     """Return the lowest price (ticks) at which selling every held lot nets the minimum profit.
 
     Net profit = proceeds - sell fees - cost - buy fees >= min_profit x cost, counting what

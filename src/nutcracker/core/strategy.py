@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 
 from nutcracker.core import indicators
 from nutcracker.core.hold import ASK, ATR_PPM, BID, EMA, LOWER, STEP, Hold, HoldBuilder
@@ -45,6 +44,10 @@ class StrategyState:
     ladder: tuple[int, ...] = ()  # frozen level prices while a sequence holds inventory
     next_seq: int = 1  # the next client order id's counter
 
+    def with_indicators(self, ind: IndicatorState) -> StrategyState:
+        """Return this state with other indicators (cheaper than ``dataclasses.replace``)."""
+        return StrategyState(ind, self.ledger, self.anchor, self.ladder, self.next_seq)
+
 
 def initial_state() -> StrategyState:
     """Return the state of a symbol that has never traded."""
@@ -61,39 +64,76 @@ class Decision:
     hold: Hold | None = None  # asked for with ``with_hold``; None: decide again on the next pulse
 
 
-class _Want(NamedTuple):  # a NamedTuple: built ~20 times a pulse, and cheaper than a frozen dataclass
-    slot: str
-    side: Side
-    price: int
-    qty: int
-    reason: str
-    floor: int = 0  # a sell never rests below this
-    as_is: bool = False  # keep the resting order untouched (a partially filled buy)
-    terms: tuple[_Term, ...] = ()  # what a moving price was computed from (for the hold)
+# The pulse's working values are plain classes with an explicit __init__, not dataclasses: mypyc
+# compiles these into native classes built in C (~70 ns), while a dataclass keeps the __init__
+# the dataclasses module generates, run by the interpreter (~500 ns). They never leave ``decide``.
 
 
-class _Market(NamedTuple):
+class _Want:
+    """An order the strategy wants resting in one slot."""
+
+    __slots__ = ("as_is", "floor", "price", "qty", "reason", "side", "slot", "terms")
+
+    def __init__(
+        self,
+        slot: str,
+        side: Side,
+        price: int,
+        qty: int,
+        reason: str,
+        floor: int = 0,  # a sell never rests below this
+        as_is: bool = False,  # keep the resting order untouched (a partially filled buy)
+        terms: tuple[_Term, ...] = (),  # what a moving price was computed from (for the hold)
+    ) -> None:
+        self.slot = slot
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.reason = reason
+        self.floor = floor
+        self.as_is = as_is
+        self.terms = terms
+
+
+class _Market:
     """The pulse's view of the market, derived once."""
 
-    bid: int
-    ask: int
-    buy_top: int  # highest price a buy may rest at (post-only and depth)
-    sell_bottom: int  # lowest price a sell may rest at
-    ready: bool
-    ema: float
-    atr: float
-    lower: float
-    step: float  # grid spacing as a fraction of price (nan while the ATR is warming up)
+    __slots__ = ("ask", "atr", "bid", "buy_top", "ema", "lower", "ready", "sell_bottom", "step")
+
+    def __init__(
+        self,
+        bid: int,
+        ask: int,
+        buy_top: int,  # highest price a buy may rest at (post-only and depth)
+        sell_bottom: int,  # lowest price a sell may rest at
+        ready: bool,
+        ema: float,
+        atr: float,
+        lower: float,
+        step: float,  # grid spacing as a fraction of price (nan while the ATR is warming up)
+    ) -> None:
+        self.bid = bid
+        self.ask = ask
+        self.buy_top = buy_top
+        self.sell_bottom = sell_bottom
+        self.ready = ready
+        self.ema = ema
+        self.atr = atr
+        self.lower = lower
+        self.step = step
 
 
-class _Term(NamedTuple):
+class _Term:
     """One candidate price, ``coef * variable`` or ``base * (1 + coef * step)`` or a book price."""
 
-    kind: str  # "var", "step", "buy_top", "sell_bottom"
-    var: int
-    coef: float
-    base: float
-    value: float
+    __slots__ = ("base", "coef", "kind", "value", "var")
+
+    def __init__(self, kind: str, var: int, coef: float, base: float, value: float) -> None:
+        self.kind = kind  # "var", "step", "buy_top", "sell_bottom"
+        self.var = var
+        self.coef = coef
+        self.base = base
+        self.value = value
 
 
 def _var_term(var: int, coef: float, x: float) -> _Term:
@@ -107,12 +147,13 @@ def _step_term(base: float, sign: float, step: float) -> _Term:
 class _Outcomes:
     """What happened to each wanted order, for the hold (only filled in when a hold is asked for)."""
 
-    __slots__ = ("blocked", "levels", "placed_or_kept")
+    __slots__ = ("blocked", "cooling_kept", "levels", "placed_or_kept")
 
     def __init__(self) -> None:
         self.levels: list[tuple[int, str, int]] = []  # (level, outcome, price)
         self.placed_or_kept: dict[str, int] = {}  # slot -> resting price after this pulse
         self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
+        self.cooling_kept = False  # a cooldown kept an order that would otherwise be re-priced
 
 
 def decide(
@@ -290,9 +331,9 @@ def _exits(
         return []
     groups: list[tuple[str, list[Lot]]]
     if params.martingale.enabled:
-        groups = [(POOLED_SLOT, [lot for lot in ledger.lots if lot.held > 0])]
+        groups = [(POOLED_SLOT, [lot for lot in ledger.lots if lot.bought > lot.sold])]
     else:
-        groups = [(exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.held > 0]
+        groups = [(exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.bought > lot.sold]
     wants: list[_Want] = []
     deviation = _inventory_deviation(ledger, params)
     fee, min_profit = params.market.maker_fee_ppm, params.min_profit_ppm
@@ -369,7 +410,7 @@ def _buys(
             reasons.append("no new sequence: waiting for a confirmed excursion below the lower band")
             return []
     pooled = params.martingale.enabled
-    held_levels = {lot.level for lot in ledger.lots if lot.held > 0}
+    held_levels = {lot.level for lot in ledger.lots if lot.bought > lot.sold}
     deepest = max(held_levels, default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []
@@ -399,8 +440,12 @@ def _buys(
             continue
         if outcomes is not None:
             outcomes.levels.append((level, "wanted", price))
-        wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), f"ladder level {level}"))
+        reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
+        wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
     return wants
+
+
+_LEVEL_REASONS = tuple(f"ladder level {level}" for level in range(128))  # built once, not every pulse
 
 
 def _level_qty(level: int, price: int, params: SymbolParams) -> int:
@@ -429,6 +474,14 @@ def _keep(want: _Want, order: OpenOrder | None, requote_ppm: int, cooling: bool)
     return order.filled == 0 and abs(order.qty - want.qty) <= 2 + order.qty * 2 * requote_ppm // PPM
 
 
+def _cooling_keep(want: _Want, order: OpenOrder | None, outcomes: _Outcomes | None) -> bool:
+    """Return whether a cooldown keeps ``order`` that ``want`` would re-price (noted for the hold)."""
+    keep = _keep(want, order, 0, True)
+    if keep and outcomes is not None:
+        outcomes.cooling_kept = True  # the cooldown's end changes this decision
+    return keep
+
+
 def _reconcile(
     snap: Snapshot,
     params: SymbolParams,
@@ -446,7 +499,8 @@ def _reconcile(
     requote = gates.requote_ppm
     cancels = [CancelOrder(o.client_order_id, "duplicate order for one slot") for o in duplicates]
     released = list(duplicates)
-    wanted = {w.slot for w in (*exits, *buys) if w.qty > 0}
+    wanted = {w.slot for w in exits if w.qty > 0}
+    wanted.update(w.slot for w in buys if w.qty > 0)
     for slot, order in resting.items():
         if slot not in wanted:
             cancels.append(CancelOrder(order.client_order_id, f"{slot} is no longer wanted"))
@@ -457,6 +511,9 @@ def _reconcile(
     sell_cooling = (
         ledger.last_sell_fill_ts_ms >= 0 and snap.ts_ms < ledger.last_sell_fill_ts_ms + gates.cooldown_sell_ms
     )
+    # what each slot rests at after this pulse, and the wants left unplaced with why (for the hold)
+    kept: dict[str, int] = outcomes.placed_or_kept if outcomes is not None else {}
+    blocked: list[tuple[_Want, str]] = outcomes.blocked if outcomes is not None else []
 
     placements: list[PlaceLimit] = []
     free_base = snap.free_base - rails.reserve_base_lots
@@ -467,91 +524,79 @@ def _reconcile(
         else:
             free_base += order.remaining
 
-    def blocked(want: _Want, why: str) -> None:
-        if outcomes is not None:
-            outcomes.blocked.append((want, why))
-
-    def placed_or_kept(slot: str, price: int) -> None:
-        if outcomes is not None:
-            outcomes.placed_or_kept[slot] = price
-
-    def cancel_for_requote(want: _Want) -> None:
-        """Cancel the resting order of ``want``'s slot, if any, and count what it releases."""
-        nonlocal free_quote, free_base
-        order = resting.get(want.slot)
-        if order is None:
-            return
-        cancels.append(CancelOrder(order.client_order_id, f"{want.slot} re-priced to {want.price}"))
-        if order.side is Side.BUY:
-            free_quote += notional_qu(order.price, order.remaining)
-        else:
-            free_base += order.remaining
-
     for want in exits:
         if want.qty == 0:
             continue  # skipped (purge distance or dust); any resting order was cancelled above
         current = resting.get(want.slot)
-        if _keep(want, current, requote, sell_cooling):
-            placed_or_kept(want.slot, current.price if current else want.price)
+        if _keep(want, current, requote, False) or (sell_cooling and _cooling_keep(want, current, outcomes)):
+            kept[want.slot] = current.price if current else want.price
             continue
-        cancel_for_requote(want)
+        if current is not None:  # re-priced: what the cancel releases funds the new order
+            cancels.append(CancelOrder(current.client_order_id, f"{want.slot} re-priced to {want.price}"))
+            if current.side is Side.BUY:
+                free_quote += notional_qu(current.price, current.remaining)
+            else:
+                free_base += current.remaining
         if sell_cooling:
             reasons.append(f"{want.slot} waits: sell cooldown")
-            blocked(want, "cooldown")
+            blocked.append((want, "cooldown"))
             continue
         if want.qty > free_base:
             reasons.append(f"{want.slot} exit of {want.qty} lots exceeds the free base above the reserve")
-            blocked(want, "balance")
+            blocked.append((want, "balance"))
             continue
         free_base -= want.qty
         placements.append(_place(prefix, want, next_seq + len(placements)))
-        placed_or_kept(want.slot, want.price)
+        kept[want.slot] = want.price
 
-    committed_base = ledger.held
-    committed_quote = ledger.held_cost
+    # open buys count as filled: inventory and deployed quote stay within the rails
+    committed_base, max_base = ledger.held, rails.max_base_lots
+    committed_quote, max_quote = ledger.held_cost, rails.max_quote_qu
     allowance = snap.quote_allowance
-
-    def fits_rails(qty: int, notional: int) -> bool:
-        """Count open buys as if filled: inventory and deployed quote stay within the rails."""
-        return (
-            committed_base + qty <= rails.max_base_lots and committed_quote + notional <= rails.max_quote_qu
-        )
-
+    fee = params.market.maker_fee_ppm
     for want in buys:
         current = resting.get(want.slot)
-        if current is not None and _keep(want, current, requote, buy_cooling):
-            notional = notional_qu(current.price, current.remaining)
-            if fits_rails(current.remaining, notional):
-                committed_base += current.remaining
+        if current is not None and (
+            _keep(want, current, requote, False) or (buy_cooling and _cooling_keep(want, current, outcomes))
+        ):
+            remaining = current.qty - current.filled
+            notional = current.price * remaining * QU_PER_TICK_LOT
+            if committed_base + remaining <= max_base and committed_quote + notional <= max_quote:
+                committed_base += remaining
                 committed_quote += notional
-                placed_or_kept(want.slot, current.price)
+                kept[want.slot] = current.price
                 continue
             reasons.append(f"{want.slot} cancelled: it no longer fits the rails")
             cancels.append(CancelOrder(current.client_order_id, f"{want.slot} no longer fits the rails"))
-            free_quote += notional_qu(current.price, current.remaining)
-            blocked(want, "rails")
+            free_quote += notional
+            blocked.append((want, "rails"))
             continue
-        cancel_for_requote(want)
+        if current is not None:  # re-priced: what the cancel releases funds the new order
+            cancels.append(CancelOrder(current.client_order_id, f"{want.slot} re-priced to {want.price}"))
+            if current.side is Side.BUY:
+                free_quote += notional_qu(current.price, current.remaining)
+            else:
+                free_base += current.remaining
         if buy_cooling:
             reasons.append(f"{want.slot} waits: buy cooldown")
-            blocked(want, "cooldown")
+            blocked.append((want, "cooldown"))
             continue
         notional = notional_qu(want.price, want.qty)
-        if not fits_rails(want.qty, notional):
+        if committed_base + want.qty > max_base or committed_quote + notional > max_quote:
             reasons.append(
                 f"{want.slot} not placed: rails (base {committed_base}+{want.qty} of "
-                f"{rails.max_base_lots} lots, quote {committed_quote}+{notional} of {rails.max_quote_qu} qu)"
+                f"{max_base} lots, quote {committed_quote}+{notional} of {max_quote} qu)"
             )
-            blocked(want, "rails")
+            blocked.append((want, "rails"))
             continue
-        cost = notional + notional * params.market.maker_fee_ppm // PPM
+        cost = notional + notional * fee // PPM
         if cost > free_quote:
             reasons.append(f"{want.slot} not placed: free quote above the reserve is too low")
-            blocked(want, "balance")
+            blocked.append((want, "balance"))
             continue
         if allowance is not None and notional > allowance:
             reasons.append(f"{want.slot} not placed: the portfolio quote budget is spent")
-            blocked(want, "balance")
+            blocked.append((want, "balance"))
             continue
         if allowance is not None:
             allowance -= notional
@@ -559,7 +604,7 @@ def _reconcile(
         committed_base += want.qty
         committed_quote += notional
         placements.append(_place(prefix, want, next_seq + len(placements)))
-        placed_or_kept(want.slot, want.price)
+        kept[want.slot] = want.price
     return [*cancels, *placements], next_seq + len(placements)
 
 
@@ -581,24 +626,29 @@ def _hold(
     if any(why == "balance" for _, why in outcomes.blocked):
         return None  # outcomes that hang on balances: decide again next pulse
     hb = HoldBuilder()
-    for last_fill, cooldown in (
-        (ledger.last_buy_fill_ts_ms, gates.cooldown_buy_ms),
-        (ledger.last_sell_fill_ts_ms, gates.cooldown_sell_ms),
-    ):
-        if last_fill >= 0 and last_fill + cooldown > snap.ts_ms:
-            hb.until(last_fill + cooldown)
+    if outcomes.cooling_kept or any(why == "cooldown" for _, why in outcomes.blocked):
+        # a cooldown shaped this decision: its end may change it (else the region covers its end)
+        for last_fill, cooldown in (
+            (ledger.last_buy_fill_ts_ms, gates.cooldown_buy_ms),
+            (ledger.last_sell_fill_ts_ms, gates.cooldown_sell_ms),
+        ):
+            if last_fill >= 0 and last_fill + cooldown > snap.ts_ms:
+                hb.until(last_fill + cooldown)
     if ind.ready:
         _hold_volatility(hb, ind.atr_ppm, gates.max_atr_ppm, gates.min_atr_ppm)
     _hold_ladder(hb, params, state, market, top_terms, outcomes)
     if params.grid.enabled and market.ready and not ledger.lots:
-        _hold_trailing(hb, params, state.anchor, market.step)
+        _hold_trailing(hb, params, state.anchor, market)
+    keltner = params.keltner
+    exits_read_arming = False  # whether an exit's price hangs on the sell-armed flag
     for want in exits:
         price = outcomes.placed_or_kept.get(want.slot)
         if price is not None:
             _hold_exit(hb, params, market, want, price)
+            if keltner.enabled and not _hold_exit_arming(hb, params, market, want, price, ind.sell_armed):
+                exits_read_arming = True
         elif want.qty == 0:
             _hold_skipped_exit(hb, params, want)
-    keltner = params.keltner
     flat = not ledger.lots
     waits_for_arming = params.mean_reversion.enabled and keltner.confirm_closes > 0 and flat
     vetoed_anyway = waits_for_arming and not ind.buy_armed  # closes above the band change nothing then
@@ -607,7 +657,7 @@ def _hold(
             ind.ready,
             ind.above_run > 0 if keltner.enabled and flat and not vetoed_anyway else None,
             ind.buy_armed if waits_for_arming else None,
-            ind.sell_armed if keltner.enabled and not flat else None,
+            ind.sell_armed if exits_read_arming else None,
         )
     )
 
@@ -683,9 +733,12 @@ def _hold_ladder(
             _term_at_least(hb, term, top_now - top_room, depth, market)
         _term_at_most(hb, current_top, top_now + top_room, depth, market)
         spread = int(slack) + params.ladder_levels + 1
+    # a moving ladder hung below the top of book can never rise above it: no bound needed then
+    capped = moving and any(t.kind == "buy_top" for t in top_terms)
     for level, outcome, price in outcomes.levels:
         if outcome == "wanted" and buy_slot(level) in outcomes.placed_or_kept:
-            hb.buy_top_at_least(price + spread, depth)
+            if not capped:
+                hb.buy_top_at_least(price + spread, depth)
             if purge:
                 hb.at_most(BID, ceil_div((price - spread + 1) * PPM, PPM - purge) - 1)
         elif outcome == "above_top":
@@ -694,15 +747,22 @@ def _hold_ladder(
             hb.at_least(BID, ceil_div((price + spread + 1) * PPM, PPM - purge))
 
 
-def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, step: float) -> None:
+def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _Market) -> None:
     """Keep the grid anchor where it is: no trailing up or down on the next pulse."""
     grid = params.grid
     if not (grid.trailing_up or grid.trailing_down):
         return
+    step = market.step
     if grid.spacing is Spacing.ATR:  # the step moves with the ATR: bound it, then assume its lowest value
         if not math.isfinite(hb.lo[STEP]):
-            hb.at_least(STEP, step * 0.999)
-            hb.at_most(STEP, step * 1.001)
+            # a wider step never trails: only a narrower one, so bound it from below, halfway
+            # between the step now and the one at which the book now would trail
+            room = step
+            if grid.trailing_up:
+                room = min(room, step - (market.bid / anchor - 1))
+            if grid.trailing_down:
+                room = min(room, step - (1 - market.ask / anchor) / (grid.levels + 1))
+            hb.at_least(STEP, step - max(0.0, room) / 2)
         step_lo = hb.lo[STEP]
     else:
         step_lo = step
@@ -735,6 +795,31 @@ def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Wa
         hb.void = True
     if notional_qu(lo, want.qty) < params.market.min_notional_qu:
         hb.void = True
+
+
+def _hold_exit_arming(
+    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, armed: bool
+) -> bool:
+    """Keep an exit where it is whichever way the sell-armed flag turns; False when it cannot.
+
+    Armed, the exit is max(floor, sell bottom): disarming drops the sell-bottom term, which only
+    raises the price, so the other terms must stay under the tolerance. Unarmed, arming pulls
+    the price down to max(floor, sell bottom): the floor or the sell bottom must stay above it.
+    """
+    depth = params.gates.depth_ppm
+    tolerance = resting * params.gates.requote_ppm // PPM
+    if armed:
+        others = [t for t in want.terms if t.kind != "sell_bottom"]
+        if others:
+            _term_at_most(hb, min(others, key=lambda t: t.value), resting + tolerance, depth, market)
+        return True
+    low = resting - tolerance
+    if want.floor >= low:
+        return True
+    if market.sell_bottom >= low:
+        hb.sell_bottom_at_least(low, depth, market.bid, market.ask)
+        return True
+    return False
 
 
 def _term_at_least(hb: HoldBuilder, term: _Term, x: float, depth: int, market: _Market) -> None:

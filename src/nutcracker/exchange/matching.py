@@ -148,6 +148,7 @@ class _Market:
         "precision",
         "quote",
         "quote_unit",
+        "views",
     )
 
     def __init__(self, info: MarketInfo) -> None:
@@ -176,6 +177,7 @@ class _Market:
         self.orders: dict[str, _Order] = {}  # open orders, in placement order
         self.known: dict[str, _Order] = {}  # every order ever seen, open, closed or rejected
         self.bounds: tuple[int | None, int | None] | None = None  # cache of resting_bounds
+        self.views: tuple[OpenOrder, ...] | None = None  # cache of open_orders: read twice a pulse
         self.fills: list[Fill] = []
         self.fills_sorted = True  # by ts_ms, which lets fills_since bisect
 
@@ -285,6 +287,7 @@ class MatchingEngine:
         self._next_order_id += 1
         m.orders[order.client_order_id] = resting
         m.known[order.client_order_id] = resting
+        m.views = None
         if m.bounds is not None:
             bid, ask = m.bounds
             if resting.is_buy:
@@ -394,7 +397,10 @@ class MatchingEngine:
 
     def open_orders(self, symbol: str) -> tuple[OpenOrder, ...]:
         """Return the open orders of ``symbol`` in placement order."""
-        return tuple(o.view() for o in self._market(symbol).orders.values())
+        m = self._market(symbol)
+        if m.views is None:
+            m.views = tuple(o.view() for o in m.orders.values())
+        return m.views
 
     def order_status(self, symbol: str, client_order_id: str) -> OrderStatus | None:
         """Return the order with this client order id, open or closed; None if never seen."""
@@ -507,7 +513,7 @@ class MatchingEngine:
         self._free[asset] = _EXACT.add(self._free[asset], amount)
         order.status = "cancelled"
         del m.orders[order.client_order_id]
-        m.bounds = None
+        m.bounds = m.views = None
         event = OrderEvent(
             ts_ms, symbol, "cancelled", order.side, order.price, remaining, order.client_order_id, reason
         )
@@ -525,6 +531,7 @@ class MatchingEngine:
             locked[m.base] = _EXACT.subtract(locked[m.base], m.lots_to_base(lots))
             free[m.quote] = _EXACT.add(free[m.quote], m.qu_to_quote(notional - fee))
         order.filled += lots
+        m.views = None
         trade_id = str(self._next_trade_id)
         self._next_trade_id += 1
         fill = Fill(trade_id, order.client_order_id, order.side, price, lots, fee, ts_ms)

@@ -15,9 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from nutcracker.backtest.runner import BacktestResult, SymbolTrace, market_info, starting_balances
+from nutcracker.backtest.runner import (
+    BacktestResult,
+    KeltnerBands,
+    SymbolTrace,
+    market_info,
+    starting_balances,
+)
 from nutcracker.config import NutcrackerConfig
-from nutcracker.core import indicators
 from nutcracker.core.model import Candle
 from nutcracker.engine.ports import Journal
 from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, SimulatedClock
@@ -65,14 +70,9 @@ def build_replay(
     traces = {}
     for p in params:
         candles = data[p.market.symbol]
-        series = indicators.batch(
-            candles.ts_ms,
-            candles.high.astype(float),
-            candles.low.astype(float),
-            candles.close.astype(float),
-            p.keltner,
+        traces[p.market.symbol] = SymbolTrace(
+            p.market.symbol, p, candles, KeltnerBands.over(candles, p.keltner)
         )
-        traces[p.market.symbol] = SymbolTrace(p.market.symbol, p, candles, series)
     if warmup is None:
         warmup = longest + 60
     warmup = min(warmup, min(len(c.ts_ms) for c in data.values()))
@@ -130,13 +130,7 @@ async def run_replay(
     for symbol, trace in setup.traces.items():
         c = data[symbol]
         trace.candles = c.slice(0, last) if last < len(c.ts_ms) else c
-        trace.series = indicators.batch(
-            trace.candles.ts_ms,
-            trace.candles.high.astype(float),
-            trace.candles.low.astype(float),
-            trace.candles.close.astype(float),
-            trace.params.keltner,
-        )
+        trace.bands = KeltnerBands.over(trace.candles, trace.params.keltner)
     result = BacktestResult(
         setup.matching, setup.traces, setup.starting, elapsed, (last - setup.warmup) * len(data)
     )
