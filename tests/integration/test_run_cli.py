@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from nutcracker.cli import app
+from nutcracker.core.serialize import state_from_dict
+from nutcracker.store.sqlite import SqliteJournal
 
 ROOT = Path(__file__).resolve().parents[2]
 GRID = str(ROOT / "examples" / "grid-btc-usdt.toml")
@@ -46,6 +49,16 @@ def test_a_replay_journals_every_pulse_and_ends_with_the_backtest_outputs(tmp_pa
     shown = CliRunner().invoke(app, ["status", "--journal", str(journal)])
     assert shown.exit_code == 0, shown.output
     assert "BTC/USDT" in shown.output
+    # inventory in base and PnL in quote, the amounts the journal's ledger holds
+    with SqliteJournal(journal) as store:
+        stored = store.load_symbol("BTC/USDT")
+        assert stored is not None
+        ledger = state_from_dict(json.loads(stored.state_json)["strategy"]).ledger
+    assert ledger.cycles_closed > 0
+    held = Decimal(ledger.held) * Decimal("0.00001")
+    pnl = (Decimal(ledger.realized_pnl) * Decimal("0.01") * Decimal("0.00001") / 10**6).normalize()
+    assert f"{held} BTC" in shown.output
+    assert f"{pnl:f} USDT" in shown.output
 
 
 def test_live_mode_without_a_key_refuses_with_a_clear_message(tmp_path: Path) -> None:

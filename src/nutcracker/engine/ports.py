@@ -12,6 +12,7 @@ from nutcracker.core.records import (
     OPEN_INTENT_STATUSES,
     ClosedCycleRecord,
     IntentRecord,
+    ParamsRow,
     PulseRecord,
     StoredSymbol,
 )
@@ -96,6 +97,10 @@ class Journal(Protocol):
         ...
 
     def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None: ...
+
+    def params_history(self, symbol: str) -> list[ParamsRow]:
+        """Return every parameter set recorded for ``symbol``, oldest first."""
+        ...
 
     def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None: ...
 

@@ -363,6 +363,7 @@ class SymbolWorker:
     async def _load(self) -> None:
         stored = await self._j(self._journal.load_symbol, self._symbol)
         self._started = True
+        await self._record_starting_params()
         if stored is None:
             return
         self._last_fill_ts_ms = stored.last_fill_ts_ms
@@ -373,6 +374,16 @@ class SymbolWorker:
             self._status, self._status_reason = stored.status, stored.status_reason
             self._kill_pending = stored.status == KILLED  # make sure nothing of ours still rests
         self._journaled_status = (stored.status, stored.status_reason)
+
+    async def _record_starting_params(self) -> None:
+        """Journal the parameters this run starts with, when they differ from the last recorded."""
+        params_json = dumps_params(self._params)
+        history = await self._j(self._journal.params_history, self._symbol)
+        if not history or history[-1].params_json != params_json:
+            why = "engine start" if not history else "engine restart with other parameters"
+            await self._j(
+                self._journal.record_params, self._symbol, params_json, "config", why, self._clock.now_ms()
+            )
 
     async def _j(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Call the journal inline, or in the journal's thread when there is one."""

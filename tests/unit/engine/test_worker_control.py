@@ -14,6 +14,7 @@ from engine_world import BTC, Recording, falling, make_world, params_for
 
 from nutcracker.core.model import PlaceLimit, Side
 from nutcracker.core.orders import parse_slot
+from nutcracker.core.params import SymbolParams
 from nutcracker.core.serialize import loads_params
 from nutcracker.engine.worker import IDLE, KILLED, PAUSED, TRADING
 from nutcracker.exchange.simulated import Faults
@@ -201,7 +202,9 @@ def test_params_change_only_between_pulses_and_are_recorded_with_who_and_why() -
         assert len(report.intents) == 3
 
     asyncio.run(main())
-    (row,) = journal.params_history(BTC)
+    started, row = journal.params_history(BTC)
+    assert (started.actor, started.why) == ("config", "engine start")
+    assert loads_params(started.params_json) == params
     assert (row.actor, row.why) == ("carol", "fewer levels")
     assert loads_params(row.params_json) == wider
     assert json.loads(row.params_json)["grid"]["levels"] == 2
@@ -262,3 +265,24 @@ def test_a_new_journal_does_not_book_fills_older_than_the_symbol() -> None:
     stored = world.journal.load_symbol(BTC)
     assert stored is not None
     assert json.loads(stored.state_json)["engine"]["fills_from_ms"] > world.engine.fills[0].ts_ms
+
+
+def test_a_restart_records_its_parameters_only_when_they_changed() -> None:
+    world = make_world()
+    journal = world.journal
+    assert isinstance(journal, InMemoryJournal)
+    params = params_for(BTC)
+    wider = replace(params, grid=replace(params.grid, levels=2))
+
+    async def start(p: SymbolParams) -> None:
+        await world.worker(params=p).start()
+
+    asyncio.run(start(params))
+    asyncio.run(start(params))  # same parameters: nothing new to record
+    asyncio.run(start(wider))
+    rows = journal.params_history(BTC)
+    assert [(r.actor, r.why) for r in rows] == [
+        ("config", "engine start"),
+        ("config", "engine restart with other parameters"),
+    ]
+    assert [loads_params(r.params_json) for r in rows] == [params, wider]
