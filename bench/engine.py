@@ -48,7 +48,7 @@ from nutcracker.core.params import (
     Spacing,
     SymbolParams,
 )
-from nutcracker.core.records import IntentRecord, PulseRecord, StoredSymbol
+from nutcracker.core.records import IntentRecord, ParamsRow, PulseRecord, StoredSymbol
 from nutcracker.core.units import Precision
 from nutcracker.engine.runtime import Engine, EngineSettings
 from nutcracker.engine.worker import SymbolWorker, WorkerSettings
@@ -178,6 +178,9 @@ class TimedJournal:
 
     def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None:
         self.inner.record_params(symbol, params_json, actor, why, ts_ms)
+
+    def params_history(self, symbol: str) -> list[ParamsRow]:
+        return self.inner.params_history(symbol)
 
     def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None:
         self.inner.audit(actor, action, detail, ts_ms)
