@@ -338,26 +338,24 @@ def _equity_figure(s: SymbolSeries, max_points: int) -> Figure:
 
 def _inventory_figure(s: SymbolSeries, max_points: int) -> Figure:
     span = [float(s.ts_ms[0]), float(s.ts_ms[-1])] if len(s.ts_ms) else [0.0, 0.0]
+
+    def rail(value: float, name: str, color: str, **extra: Any) -> Trace:
+        line = {"color": color, "dash": "dash"}
+        return {
+            "type": "scatter",
+            "x": span,
+            "y": [value, value],
+            "name": name,
+            "mode": "lines",
+            "line": line,
+            **extra,
+        }
+
     traces = [
         _line(s, s.inventory_base, "inventory (base)", max_points, line={"color": "#e08214"}),
-        {
-            "type": "scatter",
-            "x": span,
-            "y": [s.max_base, s.max_base],
-            "name": "rail max_base",
-            "mode": "lines",
-            "line": {"color": "#e08214", "dash": "dash"},
-        },
+        rail(s.max_base, "rail max_base", "#e08214"),
         _line(s, s.committed_quote, "committed quote", max_points, line={"color": "#542788"}, yaxis="y2"),
-        {
-            "type": "scatter",
-            "x": span,
-            "y": [s.max_quote, s.max_quote],
-            "name": "rail max_quote",
-            "mode": "lines",
-            "line": {"color": "#542788", "dash": "dash"},
-            "yaxis": "y2",
-        },
+        rail(s.max_quote, "rail max_quote", "#542788", yaxis="y2"),
     ]
     layout = _layout(
         f"{s.symbol}: inventory and committed quote vs the rails",
