@@ -3,34 +3,41 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BUILT := $(VENV)/.compiled
 # The hot path is compiled with mypyc (setup.py): a change to its sources rebuilds it.
 COMPILED := $(wildcard src/nutcracker/core/*.py) src/nutcracker/exchange/matching.py src/nutcracker/backtest/runner.py
+# Targets that need no speed run uncompiled, unless a build exists: then it must be current.
+CURRENT := $(STAMP) $(if $(wildcard src/nutcracker/*/*.so),$(BUILT))
 
 .PHONY: demo test check bench build clean
 
-$(STAMP): pyproject.toml setup.py $(COMPILED)
+# The dependencies and the package, uncompiled (quick: `make demo` on a fresh machine).
+$(STAMP): pyproject.toml setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	NUTCRACKER_PURE_PYTHON=1 $(BIN)/python -m pip install --quiet -e '.[dev]'
-	# then compile in this venv: mypyc sees the same numpy types as `make check`
-	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
-build: $(STAMP)
+# Then compiled in this venv: mypyc sees the same numpy types as `make check`.
+$(BUILT): $(STAMP) $(COMPILED)
+	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
+	touch $(BUILT)
 
-demo: $(STAMP)
+build: $(BUILT)
+
+demo: $(CURRENT)
 	$(BIN)/nutcracker demo
 
-test: $(STAMP)
+test: $(BUILT)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --hypothesis-profile=ci
 
-check: $(STAMP)
+check: $(CURRENT)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(BUILT)
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/backtest.py
 

@@ -33,8 +33,13 @@ MANIFEST = PACKAGE / "_compiled.json"
 
 
 def _ext_modules() -> list[object]:
-    if os.environ.get("NUTCRACKER_PURE_PYTHON") == "1":
+    if os.environ.get("NUTCRACKER_PURE_PYTHON") == "1":  # and no extension of an earlier build left
         MANIFEST.unlink(missing_ok=True)
+        for name in COMPILED:
+            for ext in (PACKAGE / name).parent.glob(f"{Path(name).name}.*.so"):
+                ext.unlink()
+        for ext in PACKAGE.parent.glob("nutcracker_hot__mypyc.*.so"):
+            ext.unlink()
         return []
     from mypyc.build import mypycify
 
