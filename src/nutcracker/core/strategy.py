@@ -457,14 +457,12 @@ def _level_qty(level: int, price: int, params: SymbolParams) -> int:
     return max(size // per_lot, ceil_div(params.market.min_notional_qu, per_lot))
 
 
-def _keep(want: _Want, order: OpenOrder | None, requote_ppm: int, cooling: bool) -> bool:
+def _keep(want: _Want, order: OpenOrder | None, requote_ppm: int) -> bool:
     """Return whether a resting order already serves ``want`` closely enough to stay."""
     if order is None or order.side is not want.side:
         return False
     if want.as_is:
         return True
-    if cooling and (want.side is Side.BUY or order.price >= want.floor):
-        return True  # during a cooldown resting orders stay where they are
     tolerance = order.price * requote_ppm // PPM
     if abs(order.price - want.price) > tolerance or order.price < want.floor:
         return False
@@ -475,8 +473,13 @@ def _keep(want: _Want, order: OpenOrder | None, requote_ppm: int, cooling: bool)
 
 
 def _cooling_keep(want: _Want, order: OpenOrder | None, outcomes: _Outcomes | None) -> bool:
-    """Return whether a cooldown keeps ``order`` that ``want`` would re-price (noted for the hold)."""
-    keep = _keep(want, order, 0, True)
+    """Return whether a cooldown keeps ``order``, which ``want`` would re-price (noted for the hold).
+
+    During a cooldown resting orders stay where they are; a sell never below its floor.
+    """
+    keep = (
+        order is not None and order.side is want.side and (want.side is Side.BUY or order.price >= want.floor)
+    )
     if keep and outcomes is not None:
         outcomes.cooling_kept = True  # the cooldown's end changes this decision
     return keep
@@ -528,7 +531,7 @@ def _reconcile(
         if want.qty == 0:
             continue  # skipped (purge distance or dust); any resting order was cancelled above
         current = resting.get(want.slot)
-        if _keep(want, current, requote, False) or (sell_cooling and _cooling_keep(want, current, outcomes)):
+        if _keep(want, current, requote) or (sell_cooling and _cooling_keep(want, current, outcomes)):
             kept[want.slot] = current.price if current else want.price
             continue
         if current is not None:  # re-priced: what the cancel releases funds the new order
@@ -557,7 +560,7 @@ def _reconcile(
     for want in buys:
         current = resting.get(want.slot)
         if current is not None and (
-            _keep(want, current, requote, False) or (buy_cooling and _cooling_keep(want, current, outcomes))
+            _keep(want, current, requote) or (buy_cooling and _cooling_keep(want, current, outcomes))
         ):
             remaining = current.qty - current.filled
             notional = current.price * remaining * QU_PER_TICK_LOT
