@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Final
 
 from nutcracker.core.units import PPM, ceil_div
 
@@ -24,13 +25,25 @@ VARIABLES = ("bid", "ask", "ema", "lower", "step", "atr_ppm")
 NEVER_TS = 2**62
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Hold:
-    lo: tuple[float, ...]  # per variable, inclusive
-    hi: tuple[float, ...]
+    lo: Final[tuple[float, ...]]  # per variable, inclusive
+    hi: Final[tuple[float, ...]]
     # indicators ready, closes above the upper band, buy armed, sell armed; None: the decision did not read it
-    flags: tuple[bool | None, bool | None, bool | None, bool | None]
-    until_ts_ms: int  # the region ends at this pulse time (a cooldown expires)
+    flags: Final[tuple[bool | None, bool | None, bool | None, bool | None]]
+    until_ts_ms: Final[int]  # the region ends at this pulse time (a cooldown expires)
+
+    def __init__(
+        self,
+        lo: tuple[float, ...],
+        hi: tuple[float, ...],
+        flags: tuple[bool | None, bool | None, bool | None, bool | None],
+        until_ts_ms: int,
+    ) -> None:
+        self.lo = lo
+        self.hi = hi
+        self.flags = flags
+        self.until_ts_ms = until_ts_ms
 
     def contains(self, values: tuple[float, ...], flags: tuple[bool, bool, bool, bool], ts_ms: int) -> bool:
         """Return whether a pulse at ``ts_ms`` on this market would change nothing."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -56,25 +57,59 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class IndicatorState:
     """The indicators after the candles applied so far; floats are nan until ready."""
 
-    count: int  # candles applied
-    last_ts_ms: int  # open time of the last applied candle, -1 when none
-    prev_close: float  # close of the last applied candle, nan when none
-    ema: float
-    ema_sum: float  # sum of the first ema_period closes (the SMA seed), then frozen
-    atr: float
-    atr_sum: float  # sum of TR_1..TR_atr_period (the SMA seed), then frozen
-    long: float  # long-term EMA of long_period
-    long_sum: float
-    lower: float  # ema - multiplier*atr, nan until ema and atr are ready
-    upper: float  # ema + multiplier*atr
-    below_run: int  # consecutive closes below the lower band (excursion length)
-    above_run: int
-    buy_armed: bool  # an incursion after a confirmed excursion below; cleared at the mean
-    sell_armed: bool
+    count: Final[int]  # candles applied
+    last_ts_ms: Final[int]  # open time of the last applied candle, -1 when none
+    prev_close: Final[float]  # close of the last applied candle, nan when none
+    ema: Final[float]
+    ema_sum: Final[float]  # sum of the first ema_period closes (the SMA seed), then frozen
+    atr: Final[float]
+    atr_sum: Final[float]  # sum of TR_1..TR_atr_period (the SMA seed), then frozen
+    long: Final[float]  # long-term EMA of long_period
+    long_sum: Final[float]
+    lower: Final[float]  # ema - multiplier*atr, nan until ema and atr are ready
+    upper: Final[float]  # ema + multiplier*atr
+    below_run: Final[int]  # consecutive closes below the lower band (excursion length)
+    above_run: Final[int]
+    buy_armed: Final[bool]  # an incursion after a confirmed excursion below; cleared at the mean
+    sell_armed: Final[bool]
+
+    def __init__(
+        self,
+        count: int,
+        last_ts_ms: int,
+        prev_close: float,
+        ema: float,
+        ema_sum: float,
+        atr: float,
+        atr_sum: float,
+        long: float,
+        long_sum: float,
+        lower: float,
+        upper: float,
+        below_run: int,
+        above_run: int,
+        buy_armed: bool,
+        sell_armed: bool,
+    ) -> None:
+        self.count = count
+        self.last_ts_ms = last_ts_ms
+        self.prev_close = prev_close
+        self.ema = ema
+        self.ema_sum = ema_sum
+        self.atr = atr
+        self.atr_sum = atr_sum
+        self.long = long
+        self.long_sum = long_sum
+        self.lower = lower
+        self.upper = upper
+        self.below_run = below_run
+        self.above_run = above_run
+        self.buy_armed = buy_armed
+        self.sell_armed = sell_armed
 
     @property
     def ready(self) -> bool:

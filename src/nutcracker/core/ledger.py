@@ -9,23 +9,48 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Final
 
 from nutcracker.core.model import Fill, Side
 from nutcracker.core.units import PPM, QU_PER_TICK_LOT, ceil_div, notional_qu
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Lot:
-    level: int
-    cycle_id: int
-    price: int  # ticks of the first buy fill
-    bought: int  # lots
-    sold: int  # lots
-    cost: int  # qu: notional of the buys
-    buy_fees: int  # qu
-    proceeds: int  # qu: notional of the sells so far
-    sell_fees: int  # qu
-    opened_ts_ms: int
+    level: Final[int]
+    cycle_id: Final[int]
+    price: Final[int]  # ticks of the first buy fill
+    bought: Final[int]  # lots
+    sold: Final[int]  # lots
+    cost: Final[int]  # qu: notional of the buys
+    buy_fees: Final[int]  # qu
+    proceeds: Final[int]  # qu: notional of the sells so far
+    sell_fees: Final[int]  # qu
+    opened_ts_ms: Final[int]
+
+    def __init__(
+        self,
+        level: int,
+        cycle_id: int,
+        price: int,
+        bought: int,
+        sold: int,
+        cost: int,
+        buy_fees: int,
+        proceeds: int,
+        sell_fees: int,
+        opened_ts_ms: int,
+    ) -> None:
+        self.level = level
+        self.cycle_id = cycle_id
+        self.price = price
+        self.bought = bought
+        self.sold = sold
+        self.cost = cost
+        self.buy_fees = buy_fees
+        self.proceeds = proceeds
+        self.sell_fees = sell_fees
+        self.opened_ts_ms = opened_ts_ms
 
     @property
     def held(self) -> int:
@@ -37,27 +62,65 @@ class Lot:
         return self.cost * self.held // self.bought if self.bought else 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class ClosedCycle:
-    cycle_id: int
-    cost: int  # qu
-    proceeds: int  # qu
-    fees: int  # qu
-    pnl: int  # qu, net of fees
-    opened_ts_ms: int
-    closed_ts_ms: int
+    cycle_id: Final[int]
+    cost: Final[int]  # qu
+    proceeds: Final[int]  # qu
+    fees: Final[int]  # qu
+    pnl: Final[int]  # qu, net of fees
+    opened_ts_ms: Final[int]
+    closed_ts_ms: Final[int]
+
+    def __init__(
+        self,
+        cycle_id: int,
+        cost: int,
+        proceeds: int,
+        fees: int,
+        pnl: int,
+        opened_ts_ms: int,
+        closed_ts_ms: int,
+    ) -> None:
+        self.cycle_id = cycle_id
+        self.cost = cost
+        self.proceeds = proceeds
+        self.fees = fees
+        self.pnl = pnl
+        self.opened_ts_ms = opened_ts_ms
+        self.closed_ts_ms = closed_ts_ms
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Ledger:
-    lots: tuple[Lot, ...] = ()  # sorted by level
-    next_cycle_id: int = 1
-    sequence_cycle_id: int = 0  # pooled mode: the cycle every lot of the running sequence joins (0: none)
-    cycles_closed: int = 0
-    realized_pnl: int = 0  # qu
-    fees_paid: int = 0  # qu
-    last_buy_fill_ts_ms: int = -1
-    last_sell_fill_ts_ms: int = -1
+    lots: Final[tuple[Lot, ...]]  # sorted by level
+    next_cycle_id: Final[int]
+    sequence_cycle_id: Final[int]  # pooled mode: the cycle every lot of the running sequence joins (0: none)
+    cycles_closed: Final[int]
+    realized_pnl: Final[int]  # qu
+    fees_paid: Final[int]  # qu
+    last_buy_fill_ts_ms: Final[int]
+    last_sell_fill_ts_ms: Final[int]
+
+    def __init__(
+        self,
+        lots: tuple[Lot, ...] = (),
+        next_cycle_id: int = 1,
+        sequence_cycle_id: int = 0,
+        cycles_closed: int = 0,
+        realized_pnl: int = 0,
+        fees_paid: int = 0,
+        last_buy_fill_ts_ms: int = -1,
+        last_sell_fill_ts_ms: int = -1,
+    ) -> None:
+        self.lots = lots
+        self.next_cycle_id = next_cycle_id
+        self.sequence_cycle_id = sequence_cycle_id
+        self.cycles_closed = cycles_closed
+        self.realized_pnl = realized_pnl
+        self.fees_paid = fees_paid
+        self.last_buy_fill_ts_ms = last_buy_fill_ts_ms
+        self.last_sell_fill_ts_ms = last_sell_fill_ts_ms
 
     @property
     def held(self) -> int:
@@ -68,12 +131,16 @@ class Ledger:
         return sum(lot.held_cost for lot in self.lots)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Booking:
     """Where one fill went: the cycle it opened, added to or closed."""
 
-    trade_id: str
-    cycle_id: int
+    trade_id: Final[str]
+    cycle_id: Final[int]
+
+    def __init__(self, trade_id: str, cycle_id: int) -> None:
+        self.trade_id = trade_id
+        self.cycle_id = cycle_id
 
 
 def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int) -> int:

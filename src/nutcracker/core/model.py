@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Final
+
+# The values a pulse builds are dataclasses (for repr, equality, hash, ``fields`` and ``replace``)
+# with ``Final`` fields and an explicit ``__init__``: mypyc compiles that ``__init__`` into a
+# native constructor (~40 ns, where a frozen dataclass's generated one runs interpreted, ~900 ns)
+# and makes the fields read-only. Uncompiled, mypy refuses any assignment to them.
 
 
 class Side(StrEnum):
@@ -12,57 +18,97 @@ class Side(StrEnum):
     SELL = "sell"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Candle:
     """A closed candle; prices in integer ticks, volume in base units."""
 
-    ts_ms: int  # open time, exchange clock
-    open: int
-    high: int
-    low: int
-    close: int
-    volume: float = 0.0
+    ts_ms: Final[int]  # open time, exchange clock
+    open: Final[int]
+    high: Final[int]
+    low: Final[int]
+    close: Final[int]
+    volume: Final[float]
+
+    def __init__(
+        self,
+        ts_ms: int,
+        open: int,  # noqa: A002 - the field's name
+        high: int,
+        low: int,
+        close: int,
+        volume: float = 0.0,
+    ) -> None:
+        self.ts_ms = ts_ms
+        self.open = open
+        self.high = high
+        self.low = low
+        self.close = close
+        self.volume = volume
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Book:
     """Top of book in ticks; sizes in lots (0 when unknown)."""
 
-    best_bid: int
-    best_ask: int
-    bid_lots: int = 0
-    ask_lots: int = 0
+    best_bid: Final[int]
+    best_ask: Final[int]
+    bid_lots: Final[int]
+    ask_lots: Final[int]
+
+    def __init__(self, best_bid: int, best_ask: int, bid_lots: int = 0, ask_lots: int = 0) -> None:
+        self.best_bid = best_bid
+        self.best_ask = best_ask
+        self.bid_lots = bid_lots
+        self.ask_lots = ask_lots
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class OpenOrder:
     """One of this engine's resting orders as the exchange reports it."""
 
-    client_order_id: str
-    side: Side
-    price: int  # ticks
-    qty: int  # original quantity, lots
-    filled: int = 0  # lots filled so far
+    client_order_id: Final[str]
+    side: Final[Side]
+    price: Final[int]  # ticks
+    qty: Final[int]  # original quantity, lots
+    filled: Final[int]  # lots filled so far
+
+    def __init__(self, client_order_id: str, side: Side, price: int, qty: int, filled: int = 0) -> None:
+        self.client_order_id = client_order_id
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.filled = filled
 
     @property
     def remaining(self) -> int:
         return self.qty - self.filled
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Fill:
     """A maker fill of one of our orders; ``fee`` in quote units."""
 
-    trade_id: str
-    client_order_id: str
-    side: Side
-    price: int
-    qty: int
-    fee: int
-    ts_ms: int
+    trade_id: Final[str]
+    client_order_id: Final[str]
+    side: Final[Side]
+    price: Final[int]
+    qty: Final[int]
+    fee: Final[int]
+    ts_ms: Final[int]
+
+    def __init__(
+        self, trade_id: str, client_order_id: str, side: Side, price: int, qty: int, fee: int, ts_ms: int
+    ) -> None:
+        self.trade_id = trade_id
+        self.client_order_id = client_order_id
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.fee = fee
+        self.ts_ms = ts_ms
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Snapshot:
     """Everything one pulse knows, hydrated fresh from the exchange.
 
@@ -72,34 +118,67 @@ class Snapshot:
     engine's portfolio rails when several symbols spend one quote asset.
     """
 
-    symbol: str
-    ts_ms: int
-    candles: tuple[Candle, ...]
-    book: Book
-    free_base: int  # lots
-    free_quote: int  # quote units
-    open_orders: tuple[OpenOrder, ...]
-    fills: tuple[Fill, ...] = ()
-    quote_allowance: int | None = None  # qu more this symbol may commit under portfolio rails
+    symbol: Final[str]
+    ts_ms: Final[int]
+    candles: Final[tuple[Candle, ...]]
+    book: Final[Book]
+    free_base: Final[int]  # lots
+    free_quote: Final[int]  # quote units
+    open_orders: Final[tuple[OpenOrder, ...]]
+    fills: Final[tuple[Fill, ...]]
+    quote_allowance: Final[int | None]  # qu more this symbol may commit under portfolio rails
+
+    def __init__(
+        self,
+        symbol: str,
+        ts_ms: int,
+        candles: tuple[Candle, ...],
+        book: Book,
+        free_base: int,
+        free_quote: int,
+        open_orders: tuple[OpenOrder, ...],
+        fills: tuple[Fill, ...] = (),
+        quote_allowance: int | None = None,
+    ) -> None:
+        self.symbol = symbol
+        self.ts_ms = ts_ms
+        self.candles = candles
+        self.book = book
+        self.free_base = free_base
+        self.free_quote = free_quote
+        self.open_orders = open_orders
+        self.fills = fills
+        self.quote_allowance = quote_allowance
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class PlaceLimit:
     """Place a post-only limit order."""
 
-    client_order_id: str
-    side: Side
-    price: int
-    qty: int
-    reason: str
+    client_order_id: Final[str]
+    side: Final[Side]
+    price: Final[int]
+    qty: Final[int]
+    reason: Final[str]
+
+    def __init__(self, client_order_id: str, side: Side, price: int, qty: int, reason: str) -> None:
+        self.client_order_id = client_order_id
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class CancelOrder:
     """Cancel one of our resting orders."""
 
-    client_order_id: str
-    reason: str
+    client_order_id: Final[str]
+    reason: Final[str]
+
+    def __init__(self, client_order_id: str, reason: str) -> None:
+        self.client_order_id = client_order_id
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, Final, TypeVar, get_args, get_origin, get_type_hints
 
 from nutcracker.core.indicators import IndicatorState
 from nutcracker.core.ledger import Ledger, Lot
@@ -110,6 +110,8 @@ def _kinds(cls: type, skip: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]
         if f.name in skip:
             continue
         hint = hints[f.name]
+        if get_origin(hint) is Final:  # the pulse's values declare read-only fields (core.model)
+            (hint,) = get_args(hint)
         if hint is bool:
             out.append((f.name, "bool"))
         elif hint is int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Final
 
 from nutcracker.core import indicators
 from nutcracker.core.hold import ASK, ATR_PPM, BID, EMA, LOWER, STEP, Hold, HoldBuilder
@@ -34,15 +35,29 @@ from nutcracker.core.params import Spacing, SymbolParams
 from nutcracker.core.units import PPM, QU_PER_TICK_LOT, ceil_div, notional_qu
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class StrategyState:
     """What the strategy carries from one pulse to the next (journaled by the engine)."""
 
-    indicators: IndicatorState
-    ledger: Ledger
-    anchor: int = 0  # grid anchor in ticks; 0 until the first ready pulse
-    ladder: tuple[int, ...] = ()  # frozen level prices while a sequence holds inventory
-    next_seq: int = 1  # the next client order id's counter
+    indicators: Final[IndicatorState]
+    ledger: Final[Ledger]
+    anchor: Final[int]  # grid anchor in ticks; 0 until the first ready pulse
+    ladder: Final[tuple[int, ...]]  # frozen level prices while a sequence holds inventory
+    next_seq: Final[int]  # the next client order id's counter
+
+    def __init__(
+        self,
+        indicators: IndicatorState,
+        ledger: Ledger,
+        anchor: int = 0,
+        ladder: tuple[int, ...] = (),
+        next_seq: int = 1,
+    ) -> None:
+        self.indicators = indicators
+        self.ledger = ledger
+        self.anchor = anchor
+        self.ladder = ladder
+        self.next_seq = next_seq
 
     def with_indicators(self, ind: IndicatorState) -> StrategyState:
         """Return this state with other indicators (cheaper than ``dataclasses.replace``)."""
@@ -54,14 +69,30 @@ def initial_state() -> StrategyState:
     return StrategyState(indicators.initial_state(), Ledger())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Decision:
-    intents: tuple[Intent, ...]  # cancels first, then sells, then buys
-    state: StrategyState
-    reasons: tuple[str, ...]  # what the pulse wants and, when idle, why
-    bookings: tuple[Booking, ...]  # the cycle each new fill went to
-    closed_cycles: tuple[ClosedCycle, ...]
-    hold: Hold | None = None  # asked for with ``with_hold``; None: decide again on the next pulse
+    intents: Final[tuple[Intent, ...]]  # cancels first, then sells, then buys
+    state: Final[StrategyState]
+    reasons: Final[tuple[str, ...]]  # what the pulse wants and, when idle, why
+    bookings: Final[tuple[Booking, ...]]  # the cycle each new fill went to
+    closed_cycles: Final[tuple[ClosedCycle, ...]]
+    hold: Final[Hold | None]  # asked for with ``with_hold``; None: decide again on the next pulse
+
+    def __init__(
+        self,
+        intents: tuple[Intent, ...],
+        state: StrategyState,
+        reasons: tuple[str, ...],
+        bookings: tuple[Booking, ...],
+        closed_cycles: tuple[ClosedCycle, ...],
+        hold: Hold | None = None,
+    ) -> None:
+        self.intents = intents
+        self.state = state
+        self.reasons = reasons
+        self.bookings = bookings
+        self.closed_cycles = closed_cycles
+        self.hold = hold
 
 
 # The pulse's working values are plain classes with an explicit __init__, not dataclasses: mypyc
