@@ -109,12 +109,16 @@ class SymbolTrace:
             self.cycle_pnl_qu.append(pnl)
             self.cycles_closed += 1
             self.realized_pnl_qu += pnl
-        buys = [o for o in orders if o.side is Side.BUY]
+        buying = max_buy = min_buy = min_sell = 0  # buying: the lots the open buys may add
+        for o in orders:  # one pass: this runs on every pulse
+            if o.side is Side.BUY:
+                buying += o.remaining
+                max_buy = max(max_buy, o.price)
+                min_buy = o.price if min_buy == 0 else min(min_buy, o.price)
+            else:
+                min_sell = o.price if min_sell == 0 else min(min_sell, o.price)
         rails = self.params.rails
-        if (
-            held_lots + sum(o.remaining for o in buys) > rails.max_base_lots
-            or committed_qu > rails.max_quote_qu
-        ):
+        if held_lots + buying > rails.max_base_lots or committed_qu > rails.max_quote_qu:
             self.rail_violations += 1
         self.peak_held = max(self.peak_held, held_lots)
         self.pulses += 1
@@ -122,9 +126,9 @@ class SymbolTrace:
         self.cash_qu.append(cash)
         self.held_lots.append(held_lots)
         self.committed_qu.append(committed_qu)
-        self.max_buy.append(max((o.price for o in buys), default=0))
-        self.min_buy.append(min((o.price for o in buys), default=0))
-        self.min_sell.append(min((o.price for o in orders if o.side is Side.SELL), default=0))
+        self.max_buy.append(max_buy)
+        self.min_buy.append(min_buy)
+        self.min_sell.append(min_sell)
 
 
 @dataclass
@@ -145,7 +149,7 @@ class _Run:
     series: IndicatorSeries  # the indicator state after each candle: what each pulse starts from
     step: F64  # hold variables per candle besides the series' EMA and lower band: grid spacing,
     atr_ppm: F64  # and volatility (bid and ask come from the close)
-    flags: npt.NDArray[np.bool_]  # (n, 4)
+    flags: npt.NDArray[np.uint8]  # per candle, bit f: the hold's flag f
     pulse_ts: npt.NDArray[np.int64]  # candle close times: a pulse at candle i sees this exchange time
     forced: npt.NDArray[np.bool_]
     state: StrategyState
@@ -240,7 +244,9 @@ def _prepare(params: SymbolParams, candles: CandleArrays) -> _Run:
         with np.errstate(divide="ignore", invalid="ignore"):
             step = grid.spacing_atr * series.atr / series.ema  # the same operations as decide
         step[~series.ready] = np.nan
-    flags = np.stack([series.ready, series.above_run > 0, series.buy_armed, series.sell_armed], axis=1)
+    flags = np.zeros(n, dtype=np.uint8)  # in the order of ``Hold.flags``
+    for f, flag in enumerate((series.ready, series.above_run > 0, series.buy_armed, series.sell_armed)):
+        flags |= flag.astype(np.uint8) << f
     forced = np.zeros(n, dtype=np.bool_)
     if n > 1:
         forced[1:] = (
@@ -252,7 +258,7 @@ def _prepare(params: SymbolParams, candles: CandleArrays) -> _Run:
         series,
         step,
         series.atr_ppm,
-        np.ascontiguousarray(flags),
+        flags,
         candles.ts_ms + (candles.interval_ms - 1),  # a pulse sees the exchange at its candle's close time
         forced,
         initial_state(),
@@ -277,8 +283,7 @@ def _allowance(
 
 def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, with_hold: bool) -> Decision:
     trace, params = run.trace, run.trace.params
-    market = params.market
-    symbol, precision = market.symbol, market.precision
+    symbol = params.market.symbol
     c = trace.candles
     candle = Candle(
         int(c.ts_ms[i]), int(c.open[i]), int(c.high[i]), int(c.low[i]), int(c.close[i]), float(c.volume[i])
@@ -286,13 +291,14 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
     fills = engine.on_candle(symbol, candle, c.interval_ms)
     ts = int(run.pulse_ts[i])
     state = run.state.with_indicators(indicators.state_at(run.series, i))
+    free_base, free_quote = engine.free_units(symbol)
     snap = Snapshot(
         symbol,
         ts,
         (candle,),
         Book(candle.close, candle.close + 1),
-        precision.qty_to_lots(engine.free(market.base)),
-        precision.quote_to_qu(engine.free(market.quote)),
+        free_base,
+        free_quote,
         engine.open_orders(symbol),
         tuple(fills),
         allowance,
@@ -317,11 +323,12 @@ def _record(run: _Run, engine: MatchingEngine, i: int, fills: list[Fill], decisi
     trace = run.trace
     for booking in decision.bookings:
         trace.bookings[booking.trade_id] = booking.cycle_id
-    orders = engine.open_orders(trace.symbol)
     ledger = decision.state.ledger
-    committed = ledger.held_cost + sum(
-        notional_qu(o.price, o.remaining) for o in orders if o.side is Side.BUY
-    )
+    orders = engine.open_orders(trace.symbol)
+    committed = ledger.held_cost
+    for o in orders:
+        if o.side is Side.BUY:
+            committed += notional_qu(o.price, o.remaining)
     trace.record(i, fills, [c.pnl for c in decision.closed_cycles], ledger.held, committed, orders)
 
 
@@ -330,6 +337,11 @@ def _next(run: _Run, engine: MatchingEngine, start: int) -> int:
     if hold is None or start >= len(run.pulse_ts):
         return start
     max_buy, min_sell = engine.resting_bounds(run.trace.params.market.symbol)
+    mask = values = 0
+    for f, want in enumerate(hold.flags):
+        if want is not None:
+            mask |= 1 << f
+            values |= int(want) << f
     c = run.trace.candles
     return int(
         next_pulse(
@@ -344,9 +356,9 @@ def _next(run: _Run, engine: MatchingEngine, start: int) -> int:
             run.atr_ppm,
             run.flags,
             run.forced,
-            np.asarray(hold.lo, dtype=np.float64),
-            np.asarray(hold.hi, dtype=np.float64),
-            np.asarray([-1 if f is None else int(f) for f in hold.flags], dtype=np.int8),
+            np.array(hold.lo + hold.hi, dtype=np.float64),
+            mask,
+            values,
             hold.until_ts_ms,
             -1 if max_buy is None else max_buy,
             -1 if min_sell is None else min_sell,

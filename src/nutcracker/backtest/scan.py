@@ -16,6 +16,7 @@ from numba import njit
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
+U8 = npt.NDArray[np.uint8]
 
 
 @njit(cache=True)
@@ -29,42 +30,45 @@ def next_pulse(
     lower: F64,
     step: F64,
     atr_ppm: F64,
-    flags: Bools,  # (n, 4)
+    flags: U8,  # the indicator flags per candle, bit f for flag f (``core.hold``'s order)
     forced: Bools,  # candles that must pulse (after a gap)
-    lo: F64,
-    hi: F64,
-    want_flags: npt.NDArray[np.int8],  # -1: not read by the decision
+    bounds: F64,  # the hold's 6 lower bounds, then its 6 upper bounds
+    flag_mask: int,  # bit f set: the decision read flag f ...
+    flag_values: int,  # ... and wants bit f of this value
     until_ts: int,
     max_buy: int,  # highest resting buy, -1 when none
     min_sell: int,  # lowest resting sell, -1 when none
 ) -> int:
     """Return the first index >= start that needs a pulse, or len(close) when none does."""
     n = close.shape[0]
-    check = np.empty(6, dtype=np.bool_)
-    for v in range(6):
-        check[v] = not (np.isinf(lo[v]) and np.isinf(hi[v]))
+    # A variable the decision did not read has infinite bounds (and may be nan): its check is off.
+    # Bounds in locals, checks as flags: the loop below runs on every skipped candle.
+    lo0, lo1, lo2, lo3, lo4, lo5 = bounds[0], bounds[1], bounds[2], bounds[3], bounds[4], bounds[5]
+    hi0, hi1, hi2, hi3, hi4, hi5 = bounds[6], bounds[7], bounds[8], bounds[9], bounds[10], bounds[11]
+    c0 = not (np.isinf(lo0) and np.isinf(hi0))
+    c1 = not (np.isinf(lo1) and np.isinf(hi1))
+    c2 = not (np.isinf(lo2) and np.isinf(hi2))
+    c3 = not (np.isinf(lo3) and np.isinf(hi3))
+    c4 = not (np.isinf(lo4) and np.isinf(hi4))
+    c5 = not (np.isinf(lo5) and np.isinf(hi5))
+    buy_at = max_buy if max_buy >= 0 else -(2**62)  # no resting buy: no low is below it
+    sell_at = min_sell if min_sell >= 0 else 2**62
     for j in range(start, n):
-        if forced[j] or pulse_ts[j] >= until_ts:
+        if forced[j] or pulse_ts[j] >= until_ts or low[j] < buy_at or high[j] > sell_at:
             return j
-        if max_buy >= 0 and low[j] < max_buy:
+        if (flags[j] ^ flag_values) & flag_mask:
             return j
-        if min_sell >= 0 and high[j] > min_sell:
-            return j
-        for f in range(4):
-            if want_flags[f] >= 0 and flags[j, f] != (want_flags[f] == 1):
-                return j
         bid = float(close[j])
-        if check[0] and not (lo[0] <= bid <= hi[0]):
+        if c0 and not (lo0 <= bid <= hi0):
             return j
-        ask = bid + 1.0
-        if check[1] and not (lo[1] <= ask <= hi[1]):
+        if c1 and not (lo1 <= bid + 1.0 <= hi1):  # the ask
             return j
-        if check[2] and not (lo[2] <= ema[j] <= hi[2]):
+        if c2 and not (lo2 <= ema[j] <= hi2):
             return j
-        if check[3] and not (lo[3] <= lower[j] <= hi[3]):
+        if c3 and not (lo3 <= lower[j] <= hi3):
             return j
-        if check[4] and not (lo[4] <= step[j] <= hi[4]):
+        if c4 and not (lo4 <= step[j] <= hi4):
             return j
-        if check[5] and not (lo[5] <= atr_ppm[j] <= hi[5]):
+        if c5 and not (lo5 <= atr_ppm[j] <= hi5):
             return j
     return int(n)

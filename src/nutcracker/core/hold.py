@@ -112,6 +112,9 @@ class HoldBuilder:
             self.void = True
 
     def build(self, flags: tuple[bool | None, bool | None, bool | None, bool | None]) -> Hold | None:
-        if self.void or any(lo > hi for lo, hi in zip(self.lo, self.hi, strict=True)):
+        if self.void:
             return None
+        for v in range(len(VARIABLES)):  # an index loop: zip's generator is slow compiled
+            if self.lo[v] > self.hi[v]:
+                return None
         return Hold(tuple(self.lo), tuple(self.hi), flags, self.until_ts_ms)

@@ -141,6 +141,10 @@ class IndicatorSeries:
     above_run: npt.NDArray[np.int64]
     buy_armed: npt.NDArray[np.bool_]
     sell_armed: npt.NDArray[np.bool_]
+    # The arrays above are rows of these, in field order per type: ``state_at`` reads a column.
+    floats: npt.NDArray[np.float64]  # (9, n): prev_close ... upper
+    ints: npt.NDArray[np.int64]  # (4, n): count, last_ts_ms, below_run, above_run
+    flags: npt.NDArray[np.bool_]  # (2, n): buy_armed, sell_armed
 
     def __len__(self) -> int:
         return int(self.count.shape[0])
@@ -289,25 +293,17 @@ def batch(
         above_run=ints[3],
         buy_armed=flags[0],
         sell_armed=flags[1],
+        floats=floats,
+        ints=ints,
+        flags=flags,
     )
 
 
 def state_at(series: IndicatorSeries, i: int) -> IndicatorState:
     """Return the state the incremental form holds after candle ``i`` of ``series``."""
+    f: list[float] = series.floats[:, i].tolist()  # one column per type: fewer numpy scalars
+    n: list[int] = series.ints[:, i].tolist()
+    b: list[bool] = series.flags[:, i].tolist()
     return IndicatorState(
-        int(series.count[i]),
-        int(series.last_ts_ms[i]),
-        float(series.prev_close[i]),
-        float(series.ema[i]),
-        float(series.ema_sum[i]),
-        float(series.atr[i]),
-        float(series.atr_sum[i]),
-        float(series.long[i]),
-        float(series.long_sum[i]),
-        float(series.lower[i]),
-        float(series.upper[i]),
-        int(series.below_run[i]),
-        int(series.above_run[i]),
-        bool(series.buy_armed[i]),
-        bool(series.sell_armed[i]),
+        n[0], n[1], f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], n[2], n[3], b[0], b[1]
     )

@@ -8,7 +8,7 @@ bought is sold: one lot in per-lot mode (grid), every lot of the sequence in poo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from nutcracker.core.model import Fill, Side
@@ -60,6 +60,38 @@ class Lot:
     def held_cost(self) -> int:
         """Return the cost of the lots still held (floor), for the quote rail."""
         return self.cost * self.held // self.bought if self.bought else 0
+
+    # Explicit constructors rather than ``dataclasses.replace``, which runs interpreted.
+
+    def with_buy(self, qty: int, notional: int, fee: int) -> Lot:
+        """Return this lot after buying ``qty`` more lots."""
+        return Lot(
+            self.level,
+            self.cycle_id,
+            self.price,
+            self.bought + qty,
+            self.sold,
+            self.cost + notional,
+            self.buy_fees + fee,
+            self.proceeds,
+            self.sell_fees,
+            self.opened_ts_ms,
+        )
+
+    def with_sell(self, qty: int, proceeds: int, fee: int) -> Lot:
+        """Return this lot after selling ``qty`` of its lots."""
+        return Lot(
+            self.level,
+            self.cycle_id,
+            self.price,
+            self.bought,
+            self.sold + qty,
+            self.cost,
+            self.buy_fees,
+            self.proceeds + proceeds,
+            self.sell_fees + fee,
+            self.opened_ts_ms,
+        )
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
@@ -179,9 +211,7 @@ def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Led
     next_cycle_id, sequence_cycle_id = ledger.next_cycle_id, ledger.sequence_cycle_id
     for i, lot in enumerate(lots):
         if lot.level == level:
-            lots[i] = replace(
-                lot, bought=lot.bought + fill.qty, cost=lot.cost + notional, buy_fees=lot.buy_fees + fill.fee
-            )
+            lots[i] = lot.with_buy(fill.qty, notional, fill.fee)
             cycle_id = lot.cycle_id
             break
     else:
@@ -193,13 +223,15 @@ def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Led
                 sequence_cycle_id = cycle_id
         lots.append(Lot(level, cycle_id, fill.price, fill.qty, 0, notional, fill.fee, 0, 0, fill.ts_ms))
         lots.sort(key=lambda lot: lot.level)
-    new = replace(
-        ledger,
-        lots=tuple(lots),
-        next_cycle_id=next_cycle_id,
-        sequence_cycle_id=sequence_cycle_id,
-        fees_paid=ledger.fees_paid + fill.fee,
-        last_buy_fill_ts_ms=max(ledger.last_buy_fill_ts_ms, fill.ts_ms),
+    new = Ledger(
+        tuple(lots),
+        next_cycle_id,
+        sequence_cycle_id,
+        ledger.cycles_closed,
+        ledger.realized_pnl,
+        ledger.fees_paid + fill.fee,
+        max(ledger.last_buy_fill_ts_ms, fill.ts_ms),
+        ledger.last_sell_fill_ts_ms,
     )
     return new, Booking(fill.trade_id, cycle_id), None
 
@@ -217,24 +249,26 @@ def _book_sell(
         if take == 0:
             break
         lot = lots[i]
-        lots[i] = replace(
-            lot,
-            sold=lot.sold + take,
-            proceeds=lot.proceeds + notional_qu(fill.price, take),
-            sell_fees=lot.sell_fees + fee,
-        )
+        lots[i] = lot.with_sell(take, notional_qu(fill.price, take), fee)
         left, fee = left - take, 0
     if left:
         raise ValueError(f"sell fill {fill.trade_id} of {fill.qty} lots exceeds the engine's inventory")
     cycle_id = lots[targets[0]].cycle_id
     group = [lot for lot in lots if lot.cycle_id == cycle_id]
-    ledger = replace(
-        ledger,
-        fees_paid=ledger.fees_paid + fill.fee,
-        last_sell_fill_ts_ms=max(ledger.last_sell_fill_ts_ms, fill.ts_ms),
-    )
+    fees_paid = ledger.fees_paid + fill.fee
+    last_sell = max(ledger.last_sell_fill_ts_ms, fill.ts_ms)
     if any(lot.held for lot in group):
-        return replace(ledger, lots=tuple(lots)), Booking(fill.trade_id, cycle_id), None
+        new = Ledger(
+            tuple(lots),
+            ledger.next_cycle_id,
+            ledger.sequence_cycle_id,
+            ledger.cycles_closed,
+            ledger.realized_pnl,
+            fees_paid,
+            ledger.last_buy_fill_ts_ms,
+            last_sell,
+        )
+        return new, Booking(fill.trade_id, cycle_id), None
     cost = sum(lot.cost for lot in group)
     proceeds = sum(lot.proceeds for lot in group)
     fees = sum(lot.buy_fees + lot.sell_fees for lot in group)
@@ -248,11 +282,14 @@ def _book_sell(
         fill.ts_ms,
     )
     remaining = tuple(lot for lot in lots if lot.cycle_id != cycle_id)
-    ledger = replace(
-        ledger,
-        lots=remaining,
-        sequence_cycle_id=0 if ledger.sequence_cycle_id == cycle_id else ledger.sequence_cycle_id,
-        cycles_closed=ledger.cycles_closed + 1,
-        realized_pnl=ledger.realized_pnl + closed.pnl,
+    new = Ledger(
+        remaining,
+        ledger.next_cycle_id,
+        0 if ledger.sequence_cycle_id == cycle_id else ledger.sequence_cycle_id,
+        ledger.cycles_closed + 1,
+        ledger.realized_pnl + closed.pnl,
+        fees_paid,
+        ledger.last_buy_fill_ts_ms,
+        last_sell,
     )
-    return ledger, Booking(fill.trade_id, cycle_id), closed
+    return new, Booking(fill.trade_id, cycle_id), closed

@@ -22,7 +22,7 @@ How the five components combine (each one the user enables adds its view; none p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from nutcracker.core import indicators
@@ -200,7 +200,7 @@ def decide(
     book = snap.book
     if book.best_bid <= 0 or book.best_ask <= book.best_bid:
         reasons.append(f"idle: the book is empty or crossed (bid {book.best_bid}, ask {book.best_ask})")
-        new_state = replace(state, indicators=ind, ledger=ledger)
+        new_state = StrategyState(ind, ledger, state.anchor, state.ladder, state.next_seq)
         return Decision((), new_state, tuple(reasons), bookings, closed)
 
     outcomes = _Outcomes() if with_hold else None

@@ -1,8 +1,9 @@
 """The deterministic matching engine behind every simulated exchange (backtest, replay, paper, HTTP).
 
 Units: prices are integer ticks, quantities integer lots, fees integer quote units (qu) of the
-market (``nutcracker.core.units``). Balances are exact ``Decimal`` amounts per asset, free or locked;
-every balance operation runs in a context that traps ``Inexact``, so a rounding can never go unseen.
+market (``nutcracker.core.units``). Balances, free or locked, are exact integers of a per-asset
+*atom*: the finest decimal place among the asset's lot sizes, quote units and starting balance, so
+every balance operation is integer arithmetic; they are ``Decimal`` amounts at the interface.
 
 Placement (post-only limit orders only). An order is refused, with a ``rejected`` event and one of:
 
@@ -76,7 +77,6 @@ EventKind = Literal["placed", "cancelled", "rejected", "partially_filled", "fill
 
 # Exact arithmetic for balances: a result that would need rounding raises instead.
 _EXACT = Context(prec=80, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
-_ZERO = Decimal(0)
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
@@ -155,6 +155,7 @@ _by_priority = attrgetter("priority")
 class _Market:
     __slots__ = (
         "base",
+        "base_per_lot",
         "book",
         "book_close",
         "bounds",
@@ -169,6 +170,7 @@ class _Market:
         "orders",
         "precision",
         "quote",
+        "quote_per_qu",
         "quote_unit",
         "views",
     )
@@ -193,6 +195,8 @@ class _Market:
             (info.min_notional / self.quote_unit).to_integral_value(rounding=ROUND_CEILING)
         )
         self.fee_ppm = int(fee_ppm)
+        self.base_per_lot = 0  # atoms of the base asset in one lot, set by the engine
+        self.quote_per_qu = 0  # atoms of the quote asset in one quote unit
         self.book: Book | None = None
         self.book_close: int | None = None  # the book is still to be built from this candle close
         self.last_price: int | None = None
@@ -206,31 +210,42 @@ class _Market:
     def qu_to_quote(self, qu: int) -> Decimal:
         return _EXACT.multiply(Decimal(qu), self.quote_unit)
 
-    def lots_to_base(self, lots: int) -> Decimal:
-        return _EXACT.multiply(Decimal(lots), self.lot)
-
 
 class MatchingEngine:
     """Match post-only limit orders of one account against candles, trade prints and a book."""
 
-    __slots__ = ("_free", "_locked", "_markets", "_next_order_id", "_next_trade_id", "events", "fills")
+    __slots__ = (
+        "_free",
+        "_locked",
+        "_markets",
+        "_next_order_id",
+        "_next_trade_id",
+        "_places",
+        "events",
+        "fills",
+    )
 
     def __init__(self, markets: Mapping[str, MarketInfo], balances: Mapping[str, Decimal]) -> None:
         self._markets: dict[str, _Market] = {}
-        self._free: dict[str, Decimal] = {}
-        self._locked: dict[str, Decimal] = {}
+        self._places: dict[str, int] = {}  # asset -> decimal places of its atom
         for symbol, info in markets.items():
             if symbol != info.symbol:
                 raise ValueError(f"market {info.symbol} is registered under the key {symbol!r}")
-            self._markets[symbol] = _Market(info)
-            for asset in (info.base, info.quote):
-                self._free.setdefault(asset, _ZERO)
-                self._locked.setdefault(asset, _ZERO)
+            m = self._markets[symbol] = _Market(info)
+            self._need_places(m.base, info.lot_size)
+            self._need_places(m.quote, m.quote_unit)
         for asset, amount in balances.items():
-            if amount < 0:
-                raise ValueError(f"starting balance of {asset} is negative: {amount}")
-            self._free[asset] = _EXACT.plus(amount)
-            self._locked.setdefault(asset, _ZERO)
+            if not amount.is_finite() or amount < 0:
+                raise ValueError(f"starting balance of {asset} must be finite and not negative, got {amount}")
+            self._need_places(asset, amount)
+        places = self._places
+        for m in self._markets.values():
+            m.base_per_lot = _to_atoms(m.lot, places[m.base])
+            m.quote_per_qu = _to_atoms(m.quote_unit, places[m.quote])
+        self._free = dict.fromkeys(places, 0)
+        self._locked = dict.fromkeys(places, 0)
+        for asset, amount in balances.items():
+            self._free[asset] = _to_atoms(amount, places[asset])
         self._next_order_id = 1
         self._next_trade_id = 1
         self.events: list[OrderEvent] = []  # append-only
@@ -294,8 +309,8 @@ class MatchingEngine:
         if error is not None:
             raise self._rejected(m, symbol, order, ts_ms, error)
         asset, need = _lock_of(m, order.side is Side.BUY, order.price, order.qty)
-        self._free[asset] = _EXACT.subtract(self._free[asset], need)
-        self._locked[asset] = _EXACT.add(self._locked[asset], need)
+        self._free[asset] -= need
+        self._locked[asset] += need
         price = order.price
 
         book = _book_of(m)
@@ -454,17 +469,30 @@ class MatchingEngine:
 
     def free(self, asset: str) -> Decimal:
         """Return the free balance of ``asset`` (0 if unknown)."""
-        return self._free.get(asset, _ZERO)
+        return self._amount(asset, self._free.get(asset, 0))
 
     def locked(self, asset: str) -> Decimal:
         """Return the balance of ``asset`` locked in open orders (0 if unknown)."""
-        return self._locked.get(asset, _ZERO)
+        return self._amount(asset, self._locked.get(asset, 0))
 
     def balances(self) -> dict[str, Decimal]:
         """Return the free balance of every known asset."""
-        return dict(self._free)
+        return {asset: self._amount(asset, atoms) for asset, atoms in self._free.items()}
+
+    def free_units(self, symbol: str) -> tuple[int, int]:
+        """Return the free balances of ``symbol``'s assets in whole lots and whole quote units."""
+        m = self._market(symbol)
+        return self._free[m.base] // m.base_per_lot, self._free[m.quote] // m.quote_per_qu
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _need_places(self, asset: str, amount: Decimal) -> None:
+        exponent = amount.normalize(_EXACT).as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        self._places[asset] = max(self._places.get(asset, 0), -exponent)
+
+    def _amount(self, asset: str, atoms: int) -> Decimal:
+        return _EXACT.scaleb(Decimal(atoms), -self._places.get(asset, 0))
 
     def _market(self, symbol: str) -> _Market:
         m = self._markets.get(symbol)
@@ -511,8 +539,9 @@ class MatchingEngine:
         asset, need = _lock_of(m, is_buy, price, qty)
         if need > self._free[asset]:
             return InsufficientFundsError(
-                f"Account has insufficient balance for requested action: needs {need.normalize():f} {asset}, "
-                f"{self._free[asset].normalize():f} {asset} free."
+                "Account has insufficient balance for requested action: needs "
+                f"{self._amount(asset, need).normalize():f} {asset}, "
+                f"{self._amount(asset, self._free[asset]).normalize():f} {asset} free."
             )
         return None
 
@@ -531,8 +560,8 @@ class MatchingEngine:
     def _close(self, m: _Market, symbol: str, order: _Order, ts_ms: int, reason: str) -> None:
         remaining = order.qty - order.filled
         asset, amount = _lock_of(m, order.is_buy, order.price, remaining)
-        self._locked[asset] = _EXACT.subtract(self._locked[asset], amount)
-        self._free[asset] = _EXACT.add(self._free[asset], amount)
+        self._locked[asset] -= amount
+        self._free[asset] += amount
         order.status = "cancelled"
         del m.orders[order.client_order_id]
         m.bounds = m.views = None
@@ -547,11 +576,11 @@ class MatchingEngine:
         fee = price * lots * m.fee_ppm
         locked, free = self._locked, self._free
         if order.is_buy:
-            locked[m.quote] = _EXACT.subtract(locked[m.quote], m.qu_to_quote(notional + fee))
-            free[m.base] = _EXACT.add(free[m.base], m.lots_to_base(lots))
+            locked[m.quote] -= (notional + fee) * m.quote_per_qu
+            free[m.base] += lots * m.base_per_lot
         else:
-            locked[m.base] = _EXACT.subtract(locked[m.base], m.lots_to_base(lots))
-            free[m.quote] = _EXACT.add(free[m.quote], m.qu_to_quote(notional - fee))
+            locked[m.base] -= lots * m.base_per_lot
+            free[m.quote] += (notional - fee) * m.quote_per_qu
         order.filled += lots
         m.views = None
         trade_id = str(self._next_trade_id)
@@ -590,11 +619,17 @@ def _book_of(m: _Market) -> Book | None:
     return m.book
 
 
-def _lock_of(m: _Market, is_buy: bool, price: int, lots: int) -> tuple[str, Decimal]:
-    """Return the asset and amount that ``lots`` of an order lock: notional + fee in quote, or base."""
+def _lock_of(m: _Market, is_buy: bool, price: int, lots: int) -> tuple[str, int]:
+    """Return the asset and atoms that ``lots`` of an order lock: notional + fee in quote, or base."""
     if is_buy:
-        return m.quote, m.qu_to_quote(price * lots * (QU_PER_TICK_LOT + m.fee_ppm))
-    return m.base, m.lots_to_base(lots)
+        return m.quote, price * lots * (QU_PER_TICK_LOT + m.fee_ppm) * m.quote_per_qu
+    return m.base, lots * m.base_per_lot
+
+
+def _to_atoms(amount: Decimal, places: int) -> int:
+    atoms = _EXACT.scaleb(amount, places)
+    assert atoms == atoms.to_integral_value()  # places covers every decimal of ``amount``
+    return int(atoms)
 
 
 def _fill_ts(fill: Fill) -> int:

@@ -609,6 +609,7 @@ def test_the_same_inputs_give_identical_events_fills_and_balances() -> None:
     ("market", "balances", "message"),
     [
         (MARKET, {"USDT": Decimal(-1)}, "negative"),
+        (MARKET, {"USDT": Decimal("Infinity")}, "finite"),
         (replace(MARKET, tick_size=Decimal(0)), {}, "must be positive"),
         (replace(MARKET, maker_fee=Decimal(1)), {}, "strictly between"),
     ],
