@@ -10,8 +10,6 @@ Slots are plain strings: they are hashed on every pulse, and strings hash fastes
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 MAX_ID_LENGTH = 36
 POOLED_SLOT = "SP"
 
@@ -41,9 +39,24 @@ def format_order_id(prefix: str, slot: str, seq: int) -> str:
     return order_id
 
 
-@lru_cache(maxsize=65536)  # a pure function of two strings; every pulse parses the same few ids
 def parse_slot(prefix: str, order_id: str) -> str | None:
     """Return the slot of one of our order ids, or None when the id is not ours."""
+    by_id = _SLOTS.get(prefix)
+    if by_id is None or len(by_id) >= _SLOTS_KEPT:
+        by_id = _SLOTS[prefix] = {}
+    if order_id in by_id:  # every pulse parses the same few ids: remembered per prefix
+        return by_id[order_id]
+    slot = by_id[order_id] = _parse_slot(prefix, order_id)
+    return slot
+
+
+# A memo of a pure function (so the core stays deterministic): a dict keyed by the id string,
+# whose hash Python keeps, is cheaper than ``lru_cache``'s key tuple. Bounded: reset when full.
+_SLOTS: dict[str, dict[str, str | None]] = {}
+_SLOTS_KEPT = 65_536
+
+
+def _parse_slot(prefix: str, order_id: str) -> str | None:
     if not order_id.startswith(prefix) or order_id[len(prefix) : len(prefix) + 1] != "-":
         return None
     slot, sep, seq = order_id[len(prefix) + 1 :].partition("-")
