@@ -150,6 +150,24 @@ def backtest(
             metavar="[SYMBOL=]FILE",
         ),
     ] = None,
+    trades: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trades",
+            help="Trade prints CSV (timestamp,price,amount,side): on the candles it covers, fills come "
+            "from the prints, queue-aware. Named like --data.",
+            metavar="[SYMBOL=]FILE",
+        ),
+    ] = None,
+    bbo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bbo",
+            help="Top-of-book CSV (timestamp,bid,bid_size,ask,ask_size): the book the pulses it covers "
+            "see, and the queue ahead of orders at the best price. Named like --data.",
+            metavar="[SYMBOL=]FILE",
+        ),
+    ] = None,
     synthetic: Annotated[
         int, typer.Option(help="Synthetic candles per symbol when no --data is given.")
     ] = 43_200,
@@ -160,7 +178,7 @@ def backtest(
     ] = True,
 ) -> None:
     """Run the live decision code over historical (or synthetic) candles and write the results."""
-    from nutcracker.backtest.data import assign_data, load_data
+    from nutcracker.backtest.data import assign_data, load_data, load_prints, load_quotes
     from nutcracker.backtest.output import write_outputs
     from nutcracker.backtest.runner import run_backtest
     from nutcracker.marketdata.candles import DataError
@@ -169,6 +187,8 @@ def backtest(
     try:
         config = load_config(config_file)
         candles = load_data(config, assign_data(config, data or []), synthetic=synthetic, seed=seed)
+        prints = load_prints(config, assign_data(config, trades or [], "--trades"))
+        quotes = load_quotes(config, assign_data(config, bbo or [], "--bbo"))
     except (ConfigError, DataError, OSError) as e:
         err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=EXIT_CONFIG) from None
@@ -179,10 +199,15 @@ def backtest(
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("backtest", total=total)
             result = run_backtest(
-                config, candles, skip=skip, progress=lambda i: progress.update(task, completed=i)
+                config,
+                candles,
+                skip=skip,
+                progress=lambda i: progress.update(task, completed=i),
+                prints=prints,
+                quotes=quotes,
             )
     else:
-        result = run_backtest(config, candles, skip=skip)
+        result = run_backtest(config, candles, skip=skip, prints=prints, quotes=quotes)
     summary = write_outputs(result, config, out, report=report)
     _print_summary(Console(), summary, out, report)
 

@@ -1,4 +1,4 @@
-"""Where a backtest's candles come from: CSV files given per symbol, or the seeded synthetic market."""
+"""Where a backtest's market data comes from: CSV files given per symbol, or the seeded synthetic market."""
 
 from __future__ import annotations
 
@@ -8,15 +8,23 @@ from pathlib import Path
 
 from nutcracker.config import NutcrackerConfig
 from nutcracker.errors import ConfigError
-from nutcracker.marketdata.candles import CandleArrays, load_candles_csv, symbol_from_filename
+from nutcracker.marketdata.candles import (
+    BboArrays,
+    CandleArrays,
+    TradeArrays,
+    load_bbo_csv,
+    load_candles_csv,
+    load_trades_csv,
+    symbol_from_filename,
+)
 from nutcracker.marketdata.synthetic import synthetic_candles
 
 # a plausible start for the synthetic market of well-known bases; anything else starts at 100
 _START_PRICES = {"BTC": Decimal(100_000), "ETH": Decimal(3_000), "SOL": Decimal(150), "BNB": Decimal(600)}
 
 
-def assign_data(config: NutcrackerConfig, specs: Sequence[str]) -> dict[str, Path]:
-    """Return symbol -> CSV from ``--data`` values: ``FILE`` (symbol from its name) or ``SYMBOL=FILE``.
+def assign_data(config: NutcrackerConfig, specs: Sequence[str], option: str = "--data") -> dict[str, Path]:
+    """Return symbol -> CSV from ``option`` values: ``FILE`` (symbol from its name) or ``SYMBOL=FILE``.
 
     With one symbol in the config and one file, the file is that symbol's whatever its name.
     """
@@ -32,9 +40,13 @@ def assign_data(config: NutcrackerConfig, specs: Sequence[str]) -> dict[str, Pat
             try:
                 symbol = symbol_from_filename(file)
             except ValueError as e:
-                raise ConfigError(f"--data {spec}: {e}; write --data BASE/QUOTE={spec}") from e
+                raise ConfigError(f"{option} {spec}: {e}; write {option} BASE/QUOTE={spec}") from e
         if symbol not in symbols:
-            raise ConfigError(f"--data {spec}: {symbol} is not in the config (it has {', '.join(symbols)})")
+            raise ConfigError(f"{option} {spec}: {symbol} is not in the config (it has {', '.join(symbols)})")
+        if symbol in out:
+            raise ConfigError(
+                f"{option} {spec}: {symbol} already has {out[symbol]}; give one file per symbol"
+            )
         out[symbol] = Path(file)
     return out
 
@@ -55,3 +67,17 @@ def load_data(
                 seed + n, synthetic, start, market.precision, symbol=market.symbol
             )
     return data
+
+
+def load_prints(config: NutcrackerConfig, files: dict[str, Path]) -> dict[str, TradeArrays]:
+    """Return the trade prints of the symbols given a ``--trades`` CSV."""
+    markets = {s.market.symbol: s.market for s in config.symbols}
+    return {
+        symbol: load_trades_csv(path, markets[symbol].precision, symbol) for symbol, path in files.items()
+    }
+
+
+def load_quotes(config: NutcrackerConfig, files: dict[str, Path]) -> dict[str, BboArrays]:
+    """Return the top-of-book updates of the symbols given a ``--bbo`` CSV."""
+    markets = {s.market.symbol: s.market for s in config.symbols}
+    return {s: load_bbo_csv(path, markets[s].precision, s) for s, path in files.items()}

@@ -5,6 +5,13 @@ fills) → ``core.strategy.decide`` → cancels, then post-only placements on ``
 (the same matching engine the simulated exchange serves). Candles are the clock: a pulse
 happens at a candle's close, after the engine matched the candle against the resting orders.
 
+Trade prints (``prints``, the ``*_trades*`` files) replace the candle rule on every candle they
+cover from open to close: their prints are fed in order to the matching engine's queue-aware
+``on_trade``. Top-of-book updates (``quotes``, the ``*_bbo*`` files) give the pulses they cover the
+real book, whose sizes are the queue ahead of an order placed at the best price. Without them the
+queues are unknown: risk-averse, a print fills only the orders it trades through, none at its own
+price (``on_trade(at_price=False)``). Covered candles always pulse.
+
 Speed comes from not pulsing where nothing can change: the decision returns its hold region
 (``core.hold``) and ``scan.next_pulse`` jumps, in compiled code, to the next candle where a
 resting order can fill, the market leaves the region, a cooldown ends or data resumes after a
@@ -35,7 +42,7 @@ from nutcracker.core.strategy import Decision, StrategyState, decide, initial_st
 from nutcracker.core.units import PPM, notional_qu
 from nutcracker.errors import OrderRejectedError
 from nutcracker.exchange.matching import MatchingEngine
-from nutcracker.marketdata.candles import CandleArrays
+from nutcracker.marketdata.candles import BboArrays, CandleArrays, TradeArrays
 
 F64 = npt.NDArray[np.float64]
 
@@ -153,7 +160,54 @@ class _Run:
     pulse_ts: npt.NDArray[np.int64]  # candle close times: a pulse at candle i sees this exchange time
     forced: npt.NDArray[np.bool_]
     state: StrategyState
+    prints: _Prints | None = None
+    quotes: _Quotes | None = None
     hold: Hold | None = None
+
+
+@dataclass
+class _Prints:
+    """The trade prints of one symbol and, per candle, the ones inside it."""
+
+    trades: TradeArrays
+    covered: npt.NDArray[np.bool_]  # the prints cover the candle from its open to its close
+    first: npt.NDArray[np.int64]  # index of the candle's first print
+    stop: npt.NDArray[np.int64]  # one past its last
+
+    @classmethod
+    def over(cls, trades: TradeArrays, candles: CandleArrays) -> _Prints:
+        ts = trades.ts_ms
+        closes = candles.ts_ms + candles.interval_ms
+        covered = np.zeros(len(candles.ts_ms), dtype=np.bool_)
+        if len(ts):
+            covered = (candles.ts_ms >= ts[0]) & (closes - 1 <= ts[-1])
+        first = np.searchsorted(ts, candles.ts_ms, side="left").astype(np.int64)
+        stop = np.searchsorted(ts, closes, side="left").astype(np.int64)
+        return cls(trades, covered, first, stop)
+
+
+@dataclass
+class _Quotes:
+    """The top-of-book updates of one symbol and, per pulse, the last one it sees."""
+
+    bbo: BboArrays
+    row: npt.NDArray[np.int64]  # per candle: the update in force at its pulse, -1 outside the file
+
+    @classmethod
+    def over(cls, bbo: BboArrays, pulse_ts: npt.NDArray[np.int64]) -> _Quotes:
+        row = np.searchsorted(bbo.ts_ms, pulse_ts, side="right").astype(np.int64) - 1
+        if len(bbo.ts_ms):
+            row[pulse_ts > bbo.ts_ms[-1]] = -1  # after the recording ends the book is unknown
+        else:
+            row[:] = -1
+        return cls(bbo, row)
+
+    def book_at(self, i: int) -> Book | None:
+        r = int(self.row[i])
+        if r < 0:
+            return None
+        q = self.bbo
+        return Book(int(q.bid[r]), int(q.ask[r]), int(q.bid_lots[r]), int(q.ask_lots[r]))
 
 
 def starting_balances(config: NutcrackerConfig) -> dict[str, Decimal]:
@@ -194,16 +248,28 @@ def run_backtest(
     skip: bool = True,
     keep_decisions: bool = False,
     progress: Callable[[int], None] | None = None,
+    prints: Mapping[str, TradeArrays] | None = None,
+    quotes: Mapping[str, BboArrays] | None = None,
 ) -> BacktestResult:
-    """Run every symbol of ``config`` over its candles; ``data`` maps symbol -> candles."""
+    """Run every symbol of ``config`` over its candles; ``data`` maps symbol -> candles.
+
+    ``prints`` and ``quotes`` map symbols to their trade prints and top-of-book updates, if any.
+    """
     params = {s.market.symbol: s.to_params(config.engine.id) for s in config.symbols}
     missing = [symbol for symbol in params if symbol not in data]
     if missing:
         raise ValueError(f"no candles for {', '.join(missing)}: give a --data CSV for each symbol")
+    prints, quotes = prints or {}, quotes or {}
+    unknown = sorted(set(prints) - set(params)) + sorted(set(quotes) - set(params))
+    if unknown:
+        raise ValueError(f"trade prints or quotes for {', '.join(unknown)}, which the config does not trade")
     balances = starting_balances(config)
     engine = MatchingEngine({s: market_info(p) for s, p in params.items()}, balances)
     portfolio = {asset: rail.max_quote for asset, rail in config.portfolio.items()}
-    runs = {symbol: _prepare(p, data[symbol]) for symbol, p in params.items()}
+    runs = {
+        symbol: _prepare(p, data[symbol], prints.get(symbol), quotes.get(symbol))
+        for symbol, p in params.items()
+    }
     result = BacktestResult(
         engine, {s: r.trace for s, r in runs.items()}, balances, 0.0, sum(len(d.ts_ms) for d in data.values())
     )
@@ -234,7 +300,9 @@ def run_backtest(
     return result
 
 
-def _prepare(params: SymbolParams, candles: CandleArrays) -> _Run:
+def _prepare(
+    params: SymbolParams, candles: CandleArrays, trades: TradeArrays | None, bbo: BboArrays | None
+) -> _Run:
     series = _indicator_series(candles, params.keltner)
     n = len(candles.ts_ms)
     grid = params.grid
@@ -252,17 +320,15 @@ def _prepare(params: SymbolParams, candles: CandleArrays) -> _Run:
         forced[1:] = (
             np.diff(candles.ts_ms) > candles.interval_ms
         )  # resuming after a gap is like a data-stall's end
+    pulse_ts = candles.ts_ms + (candles.interval_ms - 1)  # a pulse sees the exchange at its candle's close
+    prints = None if trades is None else _Prints.over(trades, candles)
+    quotes = None if bbo is None else _Quotes.over(bbo, pulse_ts)
+    if prints is not None:
+        forced |= prints.covered  # a print at an order's price may fill it: the scan cannot tell
+    if quotes is not None:
+        forced |= quotes.row >= 0  # the book is not the close's: the hold's bid and ask do not apply
     trace = SymbolTrace(params.market.symbol, params, candles, KeltnerBands.of(series))
-    return _Run(
-        trace,
-        series,
-        step,
-        series.atr_ppm,
-        flags,
-        candles.ts_ms + (candles.interval_ms - 1),  # a pulse sees the exchange at its candle's close time
-        forced,
-        initial_state(),
-    )
+    return _Run(trace, series, step, series.atr_ppm, flags, pulse_ts, forced, initial_state(), prints, quotes)
 
 
 def _allowance(
@@ -288,7 +354,21 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
     candle = Candle(
         int(c.ts_ms[i]), int(c.open[i]), int(c.high[i]), int(c.low[i]), int(c.close[i]), float(c.volume[i])
     )
-    fills = engine.on_candle(symbol, candle, c.interval_ms)
+    prints, quotes = run.prints, run.quotes
+    if prints is not None and prints.covered[i]:
+        # queues are known when the orders resting now were placed on a book with sizes
+        queues_known = quotes is not None and i > 0 and int(quotes.row[i - 1]) >= 0
+        fills = _fill_from_prints(
+            engine, symbol, prints.trades, int(prints.first[i]), int(prints.stop[i]), queues_known
+        )
+        engine.set_book(symbol, Book(candle.close, candle.close + 1))  # as after a candle
+    else:
+        fills = engine.on_candle(symbol, candle, c.interval_ms)
+    book = None if quotes is None else quotes.book_at(i)
+    if book is None:
+        book = Book(candle.close, candle.close + 1)
+    else:
+        engine.set_book(symbol, book)
     ts = int(run.pulse_ts[i])
     state = run.state.with_indicators(indicators.state_at(run.series, i))
     free_base, free_quote = engine.free_units(symbol)
@@ -296,7 +376,7 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
         symbol,
         ts,
         (candle,),
-        Book(candle.close, candle.close + 1),
+        book,
         free_base,
         free_quote,
         engine.open_orders(symbol),
@@ -317,6 +397,18 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
     run.hold = None if rejected else decision.hold
     _record(run, engine, i, fills, decision)
     return decision
+
+
+def _fill_from_prints(
+    engine: MatchingEngine, symbol: str, trades: TradeArrays, first: int, stop: int, queues_known: bool
+) -> list[Fill]:
+    fills: list[Fill] = []
+    ts, price, qty = trades.ts_ms[first:stop], trades.price[first:stop], trades.qty[first:stop]
+    taker_buys = trades.taker_is_buy[first:stop].tolist()
+    for k, (t, p, q) in enumerate(zip(ts.tolist(), price.tolist(), qty.tolist(), strict=True)):
+        side = Side.BUY if taker_buys[k] else Side.SELL
+        fills.extend(engine.on_trade(symbol, t, p, q, side, at_price=queues_known))
+    return fills
 
 
 def _record(run: _Run, engine: MatchingEngine, i: int, fills: list[Fill], decision: Decision) -> None:

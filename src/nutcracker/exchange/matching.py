@@ -391,8 +391,15 @@ class MatchingEngine:
         m.last_price = candle.close
         return fills
 
-    def on_trade(self, symbol: str, ts_ms: int, price: int, qty: int, taker_side: Side) -> list[Fill]:
-        """Fill the orders a trade print reached, queue-aware at the print's price."""
+    def on_trade(
+        self, symbol: str, ts_ms: int, price: int, qty: int, taker_side: Side, *, at_price: bool = True
+    ) -> list[Fill]:
+        """Fill the orders a trade print reached, queue-aware at the print's price.
+
+        ``at_price=False`` when the queues are unknown (no book sizes were seen): an order at the
+        print's price then keeps waiting, as if the outside queue ahead absorbed the print; only
+        orders the print traded through fill (risk-averse).
+        """
         if price <= 0 or qty <= 0:
             raise ValueError(f"trade print needs a positive price and quantity, got {price} x {qty}")
         m = self._market(symbol)
@@ -408,6 +415,8 @@ class MatchingEngine:
             for order in hit:
                 if order.price != price:  # swept through
                     fills.append(self._fill(m, symbol, order, order.qty - order.filled, ts_ms))
+                    continue
+                if not at_price:
                     continue
                 ahead = order.queue_ahead - outside_done
                 if ahead > 0:

@@ -1,19 +1,23 @@
 """Market data for the backtester and replay: candle/trade files, a synthetic market, downloads.
 
-- ``candles``: ``CandleArrays`` / ``TradeArrays`` (numpy, prices in integer ticks), exact and fast
-  CSV loading with validation (``DataError`` names file, line and fix), writing, gaps, ``Candle``s.
+- ``candles``: ``CandleArrays`` / ``TradeArrays`` / ``BboArrays`` (numpy, prices in integer ticks),
+  exact and fast CSV loading with validation (``DataError`` names file, line and fix), writing,
+  gaps, ``Candle``s.
 - ``synthetic``: a seeded synthetic market (regimes, trends, mean reversion, intrabar paths).
 - ``download``: paginated, resumable, rate-limited candle download through a ccxt-like client.
 """
 
 from nutcracker.marketdata.candles import (
+    BBO_HEADER,
     CANDLE_HEADER,
     TRADE_HEADER,
+    BboArrays,
     CandleArrays,
     DataError,
     TradeArrays,
     check_candles,
     gaps,
+    load_bbo_csv,
     load_candles_csv,
     load_trades_csv,
     symbol_from_filename,
@@ -25,8 +29,10 @@ from nutcracker.marketdata.download import OhlcvClient, download_candles
 from nutcracker.marketdata.synthetic import SyntheticMarket, synthetic_candles, synthetic_market
 
 __all__ = [
+    "BBO_HEADER",
     "CANDLE_HEADER",
     "TRADE_HEADER",
+    "BboArrays",
     "CandleArrays",
     "DataError",
     "OhlcvClient",
@@ -35,6 +41,7 @@ __all__ = [
     "check_candles",
     "download_candles",
     "gaps",
+    "load_bbo_csv",
     "load_candles_csv",
     "load_trades_csv",
     "symbol_from_filename",

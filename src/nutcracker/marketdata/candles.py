@@ -6,6 +6,7 @@ endings, plain decimals (no exponent).
 - candles: ``timestamp,open,high,low,close,volume``; ``timestamp`` = epoch ms of the candle
   open, strictly increasing and aligned to the bar; gaps are left as gaps.
 - trades: ``timestamp,price,amount,side``; ``side`` is the taker (aggressor) side.
+- best bid and offer (BBO): ``timestamp,bid,bid_size,ask,ask_size``, one row per top-of-book update.
 
 Prices become integer ticks *exactly*: the decimal strings are parsed digit by digit (vectorised
 with numpy over the raw bytes, no binary float on the way), and a price off the tick grid is an
@@ -43,6 +44,7 @@ _G = TypeVar("_G", bound=np.generic)
 
 CANDLE_HEADER = "timestamp,open,high,low,close,volume"
 TRADE_HEADER = "timestamp,price,amount,side"
+BBO_HEADER = "timestamp,bid,bid_size,ask,ask_size"
 
 FILENAME_RE = re.compile(
     r"^(?P<ex>[a-z]+)_(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)_(?P<kind>1m|5m|trades|bbo|book)"
@@ -136,6 +138,29 @@ class TradeArrays:
             a = getattr(self, name)
             if a.ndim != 1 or len(a) != n:
                 raise ValueError(f"TradeArrays.{name} must be 1-d of length {n}, got shape {a.shape}")
+            _frozen(a)
+
+    def __len__(self) -> int:
+        return len(self.ts_ms)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BboArrays:
+    """Top-of-book updates as parallel arrays: prices in ticks, sizes in lots (rounded to the lot)."""
+
+    ts_ms: I64
+    bid: I64
+    bid_lots: I64
+    ask: I64
+    ask_lots: I64
+    symbol: str
+
+    def __post_init__(self) -> None:
+        n = len(self.ts_ms)
+        for name in ("ts_ms", "bid", "bid_lots", "ask", "ask_lots"):
+            a = getattr(self, name)
+            if a.ndim != 1 or len(a) != n:
+                raise ValueError(f"BboArrays.{name} must be 1-d of length {n}, got shape {a.shape}")
             _frozen(a)
 
     def __len__(self) -> int:
@@ -696,6 +721,39 @@ def load_trades_csv(
     if row is not None:
         raise t.fail(row, 2, "amount", "is not positive (in lots)", "drop the trade or check the lot size")
     return TradeArrays(ts, price, qty, np.asarray(is_buy, dtype=np.bool_), sym)
+
+
+def load_bbo_csv(path: str | os.PathLike[str], precision: Precision, symbol: str | None = None) -> BboArrays:
+    """Load a best-bid-and-offer CSV (``timestamp,bid,bid_size,ask,ask_size``): prices in ticks.
+
+    Prices must lie on the tick grid (``DataError`` otherwise); sizes are rounded half-even to whole
+    lots (a size is a sum of orders, not one quantity on the lot grid).
+    """
+    p = Path(path)
+    sym = _resolve_symbol(p, symbol)
+    tables = list(_tables(p, BBO_HEADER, -1))  # one block: BBO files are small
+    t = tables[0] if tables else _Table(p, np.zeros(0, dtype=np.uint8), BBO_HEADER)
+    faults = _Faults()
+    ts = _parse_int_column(t, 0, "timestamp", faults)
+    bid, ask = _parse_grid_columns(t, (1, 3), ("bid", "ask"), precision.tick, "tick", faults)
+    bid_lots, ask_lots = _parse_grid_columns(
+        t, (2, 4), ("bid_size", "ask_size"), precision.lot, "lot", faults, round_to_grid=True
+    )
+    faults.raise_first()
+    row = _first(np.concatenate([[False], np.diff(ts) < 0]))
+    if row is not None:
+        raise t.fail(row, 0, "timestamp", "is earlier than the previous row's", "sort the rows by timestamp")
+    row = _first(bid <= 0)
+    if row is not None:
+        raise t.fail(row, 1, "bid", "is not positive", "drop or repair the row")
+    row = _first(ask <= bid)
+    if row is not None:
+        raise t.fail(row, 3, "ask", "is not above the bid (a crossed book)", "drop or repair the row")
+    row = _first((bid_lots < 0) | (ask_lots < 0))
+    if row is not None:
+        col = 2 if bid_lots[row] < 0 else 4
+        raise t.fail(row, col, "size", "is negative", "drop or repair the row")
+    return BboArrays(ts, bid, bid_lots, ask, ask_lots, sym)
 
 
 # --------------------------------------------------------------------------------------------

@@ -203,6 +203,28 @@ def test_a_print_does_not_fill_orders_on_the_takers_own_side_or_beyond_its_price
     assert engine.on_trade(SYMBOL, 1_000, 10_060, 1_000, Side.SELL) == []
 
 
+def test_with_unknown_queues_a_print_fills_only_the_orders_it_trades_through() -> None:
+    engine = make_engine()
+    engine.place(SYMBOL, buy("at", 9_990, 100), ts_ms=0)
+    engine.place(SYMBOL, buy("above", 9_995, 100), ts_ms=0)
+
+    fills = engine.on_trade(SYMBOL, 1_000, 9_990, 1_000, Side.SELL, at_price=False)
+
+    assert [(f.client_order_id, f.qty) for f in fills] == [("above", 100)]
+    assert engine.open_orders(SYMBOL) == (OpenOrder("at", Side.BUY, 9_990, 100),)
+
+
+def test_free_units_are_the_free_balances_in_whole_lots_and_quote_units() -> None:
+    engine = make_engine(usdt="1000.5", btc="0.123456789")
+    lots, qu = engine.free_units(SYMBOL)
+    precision = engine.precision(SYMBOL)
+
+    assert lots == precision.qty_to_lots(engine.free("BTC"))
+    assert qu == precision.quote_to_qu(engine.free("USDT"))
+    engine.place(SYMBOL, buy("b1", 9_990, 100), ts_ms=0)
+    assert engine.free_units(SYMBOL)[1] == precision.quote_to_qu(engine.free("USDT"))
+
+
 def test_an_order_placed_away_from_the_best_price_has_no_queue_ahead() -> None:
     engine = make_engine()
     engine.set_book(SYMBOL, Book(best_bid=10_000, best_ask=10_001, bid_lots=300, ask_lots=200))
