@@ -198,8 +198,6 @@ class _Quotes:
         row = np.searchsorted(bbo.ts_ms, pulse_ts, side="right").astype(np.int64) - 1
         if len(bbo.ts_ms):
             row[pulse_ts > bbo.ts_ms[-1]] = -1  # after the recording ends the book is unknown
-        else:
-            row[:] = -1
         return cls(bbo, row)
 
     def book_at(self, i: int) -> Book | None:
@@ -355,20 +353,19 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
         int(c.ts_ms[i]), int(c.open[i]), int(c.high[i]), int(c.low[i]), int(c.close[i]), float(c.volume[i])
     )
     prints, quotes = run.prints, run.quotes
+    recorded = None if quotes is None else quotes.book_at(i)
+    book = Book(candle.close, candle.close + 1) if recorded is None else recorded
     if prints is not None and prints.covered[i]:
         # queues are known when the orders resting now were placed on a book with sizes
         queues_known = quotes is not None and i > 0 and int(quotes.row[i - 1]) >= 0
         fills = _fill_from_prints(
             engine, symbol, prints.trades, int(prints.first[i]), int(prints.stop[i]), queues_known
         )
-        engine.set_book(symbol, Book(candle.close, candle.close + 1))  # as after a candle
+        engine.set_book(symbol, book)  # prints move no book
     else:
-        fills = engine.on_candle(symbol, candle, c.interval_ms)
-    book = None if quotes is None else quotes.book_at(i)
-    if book is None:
-        book = Book(candle.close, candle.close + 1)
-    else:
-        engine.set_book(symbol, book)
+        fills = engine.on_candle(symbol, candle, c.interval_ms)  # sets the close's book
+        if recorded is not None:
+            engine.set_book(symbol, recorded)
     ts = int(run.pulse_ts[i])
     state = run.state.with_indicators(indicators.state_at(run.series, i))
     free_base, free_quote = engine.free_units(symbol)
@@ -403,11 +400,16 @@ def _fill_from_prints(
     engine: MatchingEngine, symbol: str, trades: TradeArrays, first: int, stop: int, queues_known: bool
 ) -> list[Fill]:
     fills: list[Fill] = []
-    ts, price, qty = trades.ts_ms[first:stop], trades.price[first:stop], trades.qty[first:stop]
-    taker_buys = trades.taker_is_buy[first:stop].tolist()
-    for k, (t, p, q) in enumerate(zip(ts.tolist(), price.tolist(), qty.tolist(), strict=True)):
-        side = Side.BUY if taker_buys[k] else Side.SELL
-        fills.extend(engine.on_trade(symbol, t, p, q, side, at_price=queues_known))
+    rows = zip(
+        trades.ts_ms[first:stop].tolist(),
+        trades.price[first:stop].tolist(),
+        trades.qty[first:stop].tolist(),
+        trades.taker_is_buy[first:stop].tolist(),
+        strict=True,
+    )
+    for ts, price, qty, taker_buys in rows:
+        side = Side.BUY if taker_buys else Side.SELL
+        fills.extend(engine.on_trade(symbol, ts, price, qty, side, at_price=queues_known))
     return fills
 
 

@@ -73,8 +73,14 @@ class DataError(NutcrackerError, ValueError):
 # value types
 
 
-def _frozen(a: npt.NDArray[np.generic]) -> None:
-    a.flags.writeable = False
+def _freeze_columns(value: object, names: tuple[str, ...]) -> None:
+    """Check that the named arrays of ``value`` are 1-d of one length, and make them read-only."""
+    n = len(getattr(value, names[0]))
+    for name in names:
+        a = getattr(value, name)
+        if a.ndim != 1 or len(a) != n:
+            raise ValueError(f"{type(value).__name__}.{name} must be 1-d of length {n}, got shape {a.shape}")
+        a.flags.writeable = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -95,12 +101,7 @@ class CandleArrays:
     symbol: str
 
     def __post_init__(self) -> None:
-        n = len(self.ts_ms)
-        for name in ("ts_ms", "open", "high", "low", "close", "volume"):
-            a = getattr(self, name)
-            if a.ndim != 1 or len(a) != n:
-                raise ValueError(f"CandleArrays.{name} must be 1-d of length {n}, got shape {a.shape}")
-            _frozen(a)
+        _freeze_columns(self, ("ts_ms", "open", "high", "low", "close", "volume"))
         if self.interval_ms <= 0:
             raise ValueError(f"CandleArrays.interval_ms must be > 0, got {self.interval_ms}")
 
@@ -133,12 +134,7 @@ class TradeArrays:
     symbol: str
 
     def __post_init__(self) -> None:
-        n = len(self.ts_ms)
-        for name in ("ts_ms", "price", "qty", "taker_is_buy"):
-            a = getattr(self, name)
-            if a.ndim != 1 or len(a) != n:
-                raise ValueError(f"TradeArrays.{name} must be 1-d of length {n}, got shape {a.shape}")
-            _frozen(a)
+        _freeze_columns(self, ("ts_ms", "price", "qty", "taker_is_buy"))
 
     def __len__(self) -> int:
         return len(self.ts_ms)
@@ -156,12 +152,7 @@ class BboArrays:
     symbol: str
 
     def __post_init__(self) -> None:
-        n = len(self.ts_ms)
-        for name in ("ts_ms", "bid", "bid_lots", "ask", "ask_lots"):
-            a = getattr(self, name)
-            if a.ndim != 1 or len(a) != n:
-                raise ValueError(f"BboArrays.{name} must be 1-d of length {n}, got shape {a.shape}")
-            _frozen(a)
+        _freeze_columns(self, ("ts_ms", "bid", "bid_lots", "ask", "ask_lots"))
 
     def __len__(self) -> int:
         return len(self.ts_ms)
@@ -679,6 +670,17 @@ def _join(parts: list[npt.NDArray[_G]]) -> npt.NDArray[_G]:
     return out
 
 
+def _one_table(path: Path, header: str) -> _Table:
+    """Return a small file's data lines as one table (trade and BBO files are small)."""
+    tables = list(_tables(path, header, -1))
+    return tables[0] if tables else _Table(path, np.zeros(0, dtype=np.uint8), header)
+
+
+def _first_earlier(ts: I64) -> int | None:
+    """Return the first row whose timestamp is earlier than the one before it."""
+    return _first(np.concatenate([[False], np.diff(ts) < 0]))
+
+
 def load_trades_csv(
     path: str | os.PathLike[str],
     precision: Precision,
@@ -694,8 +696,7 @@ def load_trades_csv(
     """
     p = Path(path)
     sym = _resolve_symbol(p, symbol)
-    tables = list(_tables(p, TRADE_HEADER, -1))  # one block: trade files are small
-    t = tables[0] if tables else _Table(p, np.zeros(0, dtype=np.uint8), TRADE_HEADER)
+    t = _one_table(p, TRADE_HEADER)
     faults = _Faults()
     ts = _parse_int_column(t, 0, "timestamp", faults)
     (price,) = _parse_grid_columns(t, (1,), ("price",), precision.tick, "tick", faults)
@@ -709,7 +710,7 @@ def load_trades_csv(
     row = _first(~is_buy & (side != b"sell"))
     if row is not None:
         raise t.fail(row, 3, "side", "is not 'buy' or 'sell'", "side is the taker side: 'buy' or 'sell'")
-    row = _first(np.concatenate([[False], np.diff(ts) < 0]))
+    row = _first_earlier(ts)
     if row is not None:
         raise t.fail(
             row, 0, "timestamp", "is earlier than the previous trade's", "sort the trades by timestamp"
@@ -731,8 +732,7 @@ def load_bbo_csv(path: str | os.PathLike[str], precision: Precision, symbol: str
     """
     p = Path(path)
     sym = _resolve_symbol(p, symbol)
-    tables = list(_tables(p, BBO_HEADER, -1))  # one block: BBO files are small
-    t = tables[0] if tables else _Table(p, np.zeros(0, dtype=np.uint8), BBO_HEADER)
+    t = _one_table(p, BBO_HEADER)
     faults = _Faults()
     ts = _parse_int_column(t, 0, "timestamp", faults)
     bid, ask = _parse_grid_columns(t, (1, 3), ("bid", "ask"), precision.tick, "tick", faults)
@@ -740,7 +740,7 @@ def load_bbo_csv(path: str | os.PathLike[str], precision: Precision, symbol: str
         t, (2, 4), ("bid_size", "ask_size"), precision.lot, "lot", faults, round_to_grid=True
     )
     faults.raise_first()
-    row = _first(np.concatenate([[False], np.diff(ts) < 0]))
+    row = _first_earlier(ts)
     if row is not None:
         raise t.fail(row, 0, "timestamp", "is earlier than the previous row's", "sort the rows by timestamp")
     row = _first(bid <= 0)

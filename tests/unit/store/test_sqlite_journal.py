@@ -323,10 +323,13 @@ def test_a_flushed_state_survives_a_sigkill(path: Path) -> None:
         assert stored.state_json == '{"ema": 9}'
 
 
-@pytest.mark.parametrize("delay_s", [0.0, 0.0003, 0.001, 0.003])
-def test_a_sigkill_at_any_moment_keeps_every_reported_pulse_whole(path: Path, delay_s: float) -> None:
+def _kill_mid_write(path: Path, mode: str, delay_s: float) -> int:
+    """Run the writing child in ``mode``; SIGKILL it ``delay_s`` after its 20th commit.
+
+    Return the last commit it reported.
+    """
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), "stream"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD, str(path), mode], stdout=subprocess.PIPE, text=True
     )
     assert child.stdout is not None
     while int(child.stdout.readline()) < 20:
@@ -336,6 +339,12 @@ def test_a_sigkill_at_any_moment_keeps_every_reported_pulse_whole(path: Path, de
     child.wait(timeout=60)
     reported = max(int(line) for line in [*child.stdout.read().splitlines(), "20"] if line.strip())
     child.stdout.close()
+    return reported
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.0003, 0.001, 0.003])
+def test_a_sigkill_at_any_moment_keeps_every_reported_pulse_whole(path: Path, delay_s: float) -> None:
+    reported = _kill_mid_write(path, "stream", delay_s)
 
     with SqliteJournal(path) as journal:
         pulses = len([e for e in journal.recent_events(BTC, 10**6) if e.kind == "pulse"])
@@ -353,17 +362,7 @@ def test_a_sigkill_at_any_moment_keeps_every_reported_pulse_whole(path: Path, de
 def test_a_sigkill_at_any_moment_keeps_every_reported_batch_and_no_part_of_another(
     path: Path, delay_s: float
 ) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), "batches"], stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdout is not None
-    while int(child.stdout.readline()) < 20:
-        pass
-    time.sleep(delay_s)
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=60)
-    reported = max(int(line) for line in [*child.stdout.read().splitlines(), "20"] if line.strip())
-    child.stdout.close()
+    reported = _kill_mid_write(path, "batches", delay_s)
 
     with SqliteJournal(path) as journal:
         batches = len([e for e in journal.recent_events(ETH, 10**6) if e.kind == "pulse"])
