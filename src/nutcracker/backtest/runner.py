@@ -111,7 +111,7 @@ class SymbolTrace:
             self.peak_held = max(self.peak_held, held)
             notional = notional_qu(fill.price, fill.qty)
             cash += -notional - fill.fee if fill.side is Side.BUY else notional - fill.fee
-            self.fees_qu += fill.fee
+            self.fees_qu += fill.fee_value
         for pnl in closed_pnl_qu:
             self.cycle_pnl_qu.append(pnl)
             self.cycles_closed += 1

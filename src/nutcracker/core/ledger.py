@@ -3,6 +3,13 @@
 A *lot* is the inventory one ladder level bought. A *cycle* closes when the inventory it
 bought is sold: one lot in per-lot mode (grid), every lot of the sequence in pooled mode
 (martingale). Realized PnL is exact, net of both maker fees, in quote units.
+
+Commissions are booked in the asset the exchange took them in (``model.Fill``). A buy whose
+commission was taken in base leaves the lot holding what the account received, ``received`` base
+units (bu), of which only whole lots can be sold: the lot's exit sells ``held`` whole lots and
+never asks for base the account does not hold. What a closed cycle leaves below one lot is the
+ledger's ``dust`` (bu), valued at nothing in the cycle's PnL (conservative); once the dust adds up
+to whole lots they join the next lot bought, at no cost, and its exit sells them.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from nutcracker.core.model import Fill, Side
-from nutcracker.core.units import PPM, QU_PER_TICK_LOT, ceil_div, notional_qu
+from nutcracker.core.units import BU_PER_LOT, PPM, QU_PER_TICK_LOT, base_value_qu, ceil_div, notional_qu
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
@@ -20,10 +27,11 @@ class Lot:
     level: Final[int]
     cycle_id: Final[int]
     price: Final[int]  # ticks of the first buy fill
-    bought: Final[int]  # lots
+    bought: Final[int]  # lots ordered and filled
+    received: Final[int]  # bu: what the account received (bought less base fees, plus dust joined)
     sold: Final[int]  # lots
     cost: Final[int]  # qu: notional of the buys
-    buy_fees: Final[int]  # qu
+    buy_fees: Final[int]  # qu: paid in quote or valued (a base fee shows in ``received`` instead)
     proceeds: Final[int]  # qu: notional of the sells so far
     sell_fees: Final[int]  # qu
     opened_ts_ms: Final[int]
@@ -34,6 +42,7 @@ class Lot:
         cycle_id: int,
         price: int,
         bought: int,
+        received: int,
         sold: int,
         cost: int,
         buy_fees: int,
@@ -45,6 +54,7 @@ class Lot:
         self.cycle_id = cycle_id
         self.price = price
         self.bought = bought
+        self.received = received
         self.sold = sold
         self.cost = cost
         self.buy_fees = buy_fees
@@ -54,22 +64,29 @@ class Lot:
 
     @property
     def held(self) -> int:
-        return self.bought - self.sold
+        """Return the whole lots this lot can still sell (of what the account received)."""
+        return self.received // BU_PER_LOT - self.sold
 
     @property
     def held_cost(self) -> int:
         """Return the cost of the lots still held (floor), for the quote rail."""
-        return self.cost * self.held // self.bought if self.bought else 0
+        return self.cost * self.held * BU_PER_LOT // self.received if self.received > 0 else 0
+
+    @property
+    def left_bu(self) -> int:
+        """Return the base units received and not sold: ``held`` lots and the dust below a lot."""
+        return self.received - self.sold * BU_PER_LOT
 
     # Explicit constructors rather than ``dataclasses.replace``, which runs interpreted.
 
-    def with_buy(self, qty: int, notional: int, fee: int) -> Lot:
-        """Return this lot after buying ``qty`` more lots."""
+    def with_buy(self, qty: int, received: int, notional: int, fee: int) -> Lot:
+        """Return this lot after buying ``qty`` more lots, of which ``received`` bu arrived."""
         return Lot(
             self.level,
             self.cycle_id,
             self.price,
             self.bought + qty,
+            self.received + received,
             self.sold,
             self.cost + notional,
             self.buy_fees + fee,
@@ -85,6 +102,7 @@ class Lot:
             self.cycle_id,
             self.price,
             self.bought,
+            self.received,
             self.sold + qty,
             self.cost,
             self.buy_fees,
@@ -130,9 +148,10 @@ class Ledger:
     sequence_cycle_id: Final[int]  # pooled mode: the cycle every lot of the running sequence joins (0: none)
     cycles_closed: Final[int]
     realized_pnl: Final[int]  # qu
-    fees_paid: Final[int]  # qu
+    fees_paid: Final[int]  # qu: every commission valued in quote (a base fee at its fill's price)
     last_buy_fill_ts_ms: Final[int]
     last_sell_fill_ts_ms: Final[int]
+    dust: Final[int]  # bu: base of closed cycles below one lot, not yet joined to a lot
 
     def __init__(
         self,
@@ -144,6 +163,7 @@ class Ledger:
         fees_paid: int = 0,
         last_buy_fill_ts_ms: int = -1,
         last_sell_fill_ts_ms: int = -1,
+        dust: int = 0,
     ) -> None:
         self.lots = lots
         self.next_cycle_id = next_cycle_id
@@ -153,6 +173,7 @@ class Ledger:
         self.fees_paid = fees_paid
         self.last_buy_fill_ts_ms = last_buy_fill_ts_ms
         self.last_sell_fill_ts_ms = last_sell_fill_ts_ms
+        self.dust = dust
 
     @property
     def held(self) -> int:
@@ -179,7 +200,11 @@ def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int) -> in
     """Return the lowest price (ticks) at which selling every held lot nets the minimum profit.
 
     Net profit = proceeds - sell fees - cost - buy fees >= min_profit x cost, counting what
-    was already sold of these lots. Exact integer arithmetic, rounded up to the next tick.
+    was already sold of these lots. Net of both fees in whatever asset they were paid: a buy fee
+    in quote (or valued, a third asset's) is in ``buy_fees``; one taken in base left fewer lots
+    ``held`` to recover the cost from (the dust below a lot counts for nothing); the sell's fee,
+    in quote or valued at the same rate in a third asset, is ``fee_ppm`` of the proceeds. Exact
+    integer arithmetic, rounded up to the next tick.
     """
     cost = buy_fees = sell_fees = proceeds = held = 0
     for lot in lots:
@@ -207,11 +232,16 @@ def book_fill(
 
 def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Ledger, Booking, None]:
     notional = notional_qu(fill.price, fill.qty)
+    received = fill.qty * BU_PER_LOT - fill.fee_base
+    dust = ledger.dust
+    if dust >= BU_PER_LOT:  # the dust's whole lots join this lot, to be sold by its exit
+        received += dust - dust % BU_PER_LOT
+        dust %= BU_PER_LOT
     lots = list(ledger.lots)
     next_cycle_id, sequence_cycle_id = ledger.next_cycle_id, ledger.sequence_cycle_id
     for i, lot in enumerate(lots):
         if lot.level == level:
-            lots[i] = lot.with_buy(fill.qty, notional, fill.fee)
+            lots[i] = lot.with_buy(fill.qty, received, notional, fill.fee)
             cycle_id = lot.cycle_id
             break
     else:
@@ -221,7 +251,9 @@ def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Led
             cycle_id, next_cycle_id = next_cycle_id, next_cycle_id + 1
             if pooled:
                 sequence_cycle_id = cycle_id
-        lots.append(Lot(level, cycle_id, fill.price, fill.qty, 0, notional, fill.fee, 0, 0, fill.ts_ms))
+        lots.append(
+            Lot(level, cycle_id, fill.price, fill.qty, received, 0, notional, fill.fee, 0, 0, fill.ts_ms)
+        )
         lots.sort(key=lambda lot: lot.level)
     new = Ledger(
         tuple(lots),
@@ -229,9 +261,10 @@ def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Led
         sequence_cycle_id,
         ledger.cycles_closed,
         ledger.realized_pnl,
-        ledger.fees_paid + fill.fee,
+        ledger.fees_paid + fill.fee + base_value_qu(fill.price, fill.fee_base),
         max(ledger.last_buy_fill_ts_ms, fill.ts_ms),
         ledger.last_sell_fill_ts_ms,
+        dust,
     )
     return new, Booking(fill.trade_id, cycle_id), None
 
@@ -243,7 +276,7 @@ def _book_sell(
     targets = [i for i, lot in enumerate(lots) if lot.held > 0 and (pooled or lot.level == level)]
     if not targets:
         raise ValueError(f"sell fill {fill.trade_id} closes no held lot (level {level})")
-    left, fee = fill.qty, fill.fee
+    left, fee = fill.qty, fill.fee + base_value_qu(fill.price, fill.fee_base)
     for i in targets:  # pooled: lowest level first; the whole fee goes to the first lot touched
         take = min(left, lots[i].held)
         if take == 0:
@@ -251,11 +284,12 @@ def _book_sell(
         lot = lots[i]
         lots[i] = lot.with_sell(take, notional_qu(fill.price, take), fee)
         left, fee = left - take, 0
+    dust = ledger.dust
     if left:
         raise ValueError(f"sell fill {fill.trade_id} of {fill.qty} lots exceeds the engine's inventory")
     cycle_id = lots[targets[0]].cycle_id
     group = [lot for lot in lots if lot.cycle_id == cycle_id]
-    fees_paid = ledger.fees_paid + fill.fee
+    fees_paid = ledger.fees_paid + fill.fee_value
     last_sell = max(ledger.last_sell_fill_ts_ms, fill.ts_ms)
     if any(lot.held for lot in group):
         new = Ledger(
@@ -267,6 +301,7 @@ def _book_sell(
             fees_paid,
             ledger.last_buy_fill_ts_ms,
             last_sell,
+            dust,
         )
         return new, Booking(fill.trade_id, cycle_id), None
     cost = sum(lot.cost for lot in group)
@@ -282,6 +317,7 @@ def _book_sell(
         fill.ts_ms,
     )
     remaining = tuple(lot for lot in lots if lot.cycle_id != cycle_id)
+    dust += sum(lot.left_bu for lot in group)
     new = Ledger(
         remaining,
         ledger.next_cycle_id,
@@ -291,5 +327,6 @@ def _book_sell(
         fees_paid,
         ledger.last_buy_fill_ts_ms,
         last_sell,
+        dust,
     )
     return new, Booking(fill.trade_id, cycle_id), closed

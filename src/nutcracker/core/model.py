@@ -7,6 +7,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
+from nutcracker.core.units import base_value_qu
+
 # The values a pulse builds are dataclasses (for repr, equality, hash, ``fields`` and ``replace``)
 # with ``Final`` fields and an explicit ``__init__``: mypyc compiles that ``__init__`` into a
 # native constructor (~40 ns, where a frozen dataclass's generated one runs interpreted, ~900 ns)
@@ -86,7 +88,16 @@ class OpenOrder:
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
 class Fill:
-    """A maker fill of one of our orders; ``fee`` in quote units."""
+    """A maker fill of one of our orders and the commission the exchange took for it.
+
+    The commission is charged in one asset (Binance: the asset received unless the account pays
+    in BNB). ``fee`` is what it costs in quote units (qu): paid in quote, or a third asset's
+    commission valued in quote (conservatively, see ``fee_asset``); it is 0 when the commission
+    was taken from the base a buy received. ``fee_base`` is that base commission in base units
+    (``units.BU_PER_LOT`` per lot): the buy received ``qty`` lots minus ``fee_base`` bu.
+    ``fee_asset`` names the asset charged as the exchange does ("" when it did not say: the
+    quote asset); ``commission`` is the exchange's own amount, an exact decimal ("" if unknown).
+    """
 
     trade_id: Final[str]
     client_order_id: Final[str]
@@ -95,9 +106,22 @@ class Fill:
     qty: Final[int]
     fee: Final[int]
     ts_ms: Final[int]
+    fee_base: Final[int]
+    fee_asset: Final[str]
+    commission: Final[str]
 
     def __init__(
-        self, trade_id: str, client_order_id: str, side: Side, price: int, qty: int, fee: int, ts_ms: int
+        self,
+        trade_id: str,
+        client_order_id: str,
+        side: Side,
+        price: int,
+        qty: int,
+        fee: int,
+        ts_ms: int,
+        fee_base: int = 0,
+        fee_asset: str = "",
+        commission: str = "",
     ) -> None:
         self.trade_id = trade_id
         self.client_order_id = client_order_id
@@ -106,6 +130,14 @@ class Fill:
         self.qty = qty
         self.fee = fee
         self.ts_ms = ts_ms
+        self.fee_base = fee_base
+        self.fee_asset = fee_asset
+        self.commission = commission
+
+    @property
+    def fee_value(self) -> int:
+        """Return the whole commission valued in qu: a base fee at this fill's price (exact)."""
+        return self.fee + base_value_qu(self.price, self.fee_base)
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)

@@ -30,6 +30,7 @@ from nutcracker.core.indicators import IndicatorState
 from nutcracker.core.ledger import Ledger, Lot
 from nutcracker.core.params import SymbolParams
 from nutcracker.core.strategy import StrategyState
+from nutcracker.core.units import BU_PER_LOT
 
 __all__ = [
     "STATE_FORMAT",
@@ -45,7 +46,7 @@ __all__ = [
     "state_to_dict",
 ]
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: lots hold ``received`` base units, the ledger its ``dust`` (1 is upgraded)
 PARAMS_FORMAT = 1
 
 _CANONICAL_NAN_BITS = 0x7FF8000000000000
@@ -185,6 +186,8 @@ def state_from_dict(data: Mapping[str, Any]) -> StrategyState:
     """Return the state ``state_to_dict`` wrote; raise ValueError naming what is wrong."""
     if not isinstance(data, Mapping):
         raise ValueError(f"state: expected an object, got {type(data).__name__}")
+    if data.get("format") == 1:
+        data = _upgrade_state_1(data)
     if data.get("format") != STATE_FORMAT:
         raise ValueError(f"state: unknown format {data.get('format')!r}, expected {STATE_FORMAT}")
     if set(data) != _STATE_KEYS:
@@ -210,6 +213,22 @@ def state_from_dict(data: Mapping[str, Any]) -> StrategyState:
         ladder=tuple(_int(p, f"state.ladder[{i}]") for i, p in enumerate(ladder)),
         next_seq=_int(data["next_seq"], "state.next_seq"),
     )
+
+
+def _upgrade_state_1(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a format-1 state as format 2: every fee was quote, so each lot received what it bought."""
+    out = dict(data)
+    out["format"] = 2
+    ledger = data.get("ledger")
+    if isinstance(ledger, dict) and isinstance(ledger.get("lots"), list) and "dust" not in ledger:
+        lots = [
+            {**lot, "received": lot.get("bought", 0) * BU_PER_LOT}
+            if isinstance(lot, dict) and type(lot.get("bought")) is int and "received" not in lot
+            else lot
+            for lot in ledger["lots"]
+        ]
+        out["ledger"] = {**ledger, "lots": lots, "dust": 0}
+    return out
 
 
 def dumps_state(state: StrategyState) -> str:

@@ -361,9 +361,9 @@ def _exits(
         return []
     groups: list[tuple[str, list[Lot]]]
     if params.martingale.enabled:
-        groups = [(POOLED_SLOT, [lot for lot in ledger.lots if lot.bought > lot.sold])]
+        groups = [(POOLED_SLOT, [lot for lot in ledger.lots if lot.held > 0])]
     else:
-        groups = [(exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.bought > lot.sold]
+        groups = [(exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.held > 0]
     wants: list[_Want] = []
     deviation = _inventory_deviation(ledger, params)
     fee, min_profit = params.market.maker_fee_ppm, params.min_profit_ppm
@@ -440,7 +440,7 @@ def _buys(
             reasons.append("no new sequence: waiting for a confirmed excursion below the lower band")
             return []
     pooled = params.martingale.enabled
-    held_levels = {lot.level for lot in ledger.lots if lot.bought > lot.sold}
+    held_levels = {lot.level for lot in ledger.lots if lot.held > 0}
     deepest = max(held_levels, default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []

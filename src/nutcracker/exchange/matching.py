@@ -14,8 +14,8 @@ Placement (post-only limit orders only). An order is refused, with a ``rejected`
 - ``PostOnlyRejectedError``: the order would take: a buy at or above the best ask, a sell at or
   below the best bid. The best ask (bid) is the book's, or our own resting sell (buy) when it is
   better, as a real book shows our orders too;
-- ``InsufficientFundsError``: the free balance cannot cover it. A buy locks its notional plus its
-  maker fee in quote, a sell locks its quantity in base.
+- ``InsufficientFundsError``: the free balance cannot cover it. A buy locks its notional in
+  quote, a sell its quantity in base (the commission comes out of what the fill gives, as on Binance).
 
 Book. ``set_book`` sets it; after each candle it becomes best bid = close, best ask = close + 1 tick
 (sizes unknown: 0). The book is the outside market: our orders are not part of it and changing it
@@ -36,9 +36,16 @@ Our orders at the print's price share it in placement order; the outside lots a 
 counted off the queue of every order behind them. A print moves the last trade price, not the book.
 
 Priority and fees. Fills are made in price priority (highest buy, lowest sell; buys first), then
-placement order. Every fill pays the maker fee in quote, exactly ``price * qty * fee_ppm`` qu:
-a buy spends notional + fee from its lock and receives base; a sell spends base from its lock and
-receives notional - fee.
+placement order. Every fill pays the maker fee as Binance charges it: in the asset it receives. A
+buy spends its notional from its lock and receives ``qty`` lots of base less the commission (the
+fill's ``fee_base``, base units); a sell spends base from its lock and receives the notional less
+the commission in quote (``fee``, quote units). The commission is ``maker_fee`` of what is received,
+rounded up to the commission precision (``COMMISSION_DECIMALS``, 8 as Binance announces), so the
+amount reported (``Fill.commission``, ``Fill.fee_asset``) is exactly what was charged. An account
+with ``fee_asset`` (e.g. ``"BNB"``, at ``fee_asset_price`` quote per unit) pays instead
+``maker_fee x notional / fee_asset_price`` of that asset, rounded up likewise, from its free
+balance (no discount); the fill's ``fee`` then values it at ``maker_fee x notional`` qu. When that
+balance cannot cover it the commission falls back to the received asset, as on Binance.
 
 Determinism. No clock and no randomness: the caller passes every time; trade ids are ``"1"``,
 ``"2"``, ... per engine, exchange order ids 1, 2, ...; the same calls give the same ``events`` and
@@ -48,6 +55,7 @@ Determinism. No clock and no randomness: the caller passes every time; trade ids
 from __future__ import annotations
 
 from bisect import bisect_left
+from math import gcd
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import (
@@ -63,7 +71,7 @@ from operator import attrgetter
 from typing import Final, Literal
 
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit, Side
-from nutcracker.core.units import PPM, QU_PER_TICK_LOT, Precision
+from nutcracker.core.units import BU_PER_LOT, PPM, QU_PER_TICK_LOT, Precision, ceil_div
 from nutcracker.errors import (
     ExchangeError,
     InsufficientFundsError,
@@ -77,6 +85,9 @@ EventKind = Literal["placed", "cancelled", "rejected", "partially_filled", "fill
 
 # Exact arithmetic for balances: a result that would need rounding raises instead.
 _EXACT = Context(prec=80, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+
+COMMISSION_DECIMALS = 8  # Binance's base/quoteCommissionPrecision: every commission is a multiple of 1e-8
+_COMMISSION_STEP = Decimal(1).scaleb(-COMMISSION_DECIMALS)
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
@@ -156,9 +167,12 @@ class _Market:
     __slots__ = (
         "base",
         "base_per_lot",
+        "base_step",
         "book",
         "book_close",
         "bounds",
+        "fee_den",
+        "fee_num",
         "fee_ppm",
         "fills",
         "fills_sorted",
@@ -171,6 +185,7 @@ class _Market:
         "precision",
         "quote",
         "quote_per_qu",
+        "quote_step",
         "quote_unit",
         "views",
     )
@@ -197,6 +212,11 @@ class _Market:
         self.fee_ppm = int(fee_ppm)
         self.base_per_lot = 0  # atoms of the base asset in one lot, set by the engine
         self.quote_per_qu = 0  # atoms of the quote asset in one quote unit
+        self.base_step = 0  # atoms of the base asset in one commission step (1e-8)
+        self.quote_step = 0
+        # a third-asset commission in steps is ceil(fee_qu * fee_num / fee_den) (0/1: none)
+        self.fee_num = 0
+        self.fee_den = 1
         self.book: Book | None = None
         self.book_close: int | None = None  # the book is still to be built from this candle close
         self.last_price: int | None = None
@@ -215,6 +235,8 @@ class MatchingEngine:
     """Match post-only limit orders of one account against candles, trade prints and a book."""
 
     __slots__ = (
+        "_fee_asset",
+        "_fee_step",
         "_free",
         "_locked",
         "_markets",
@@ -225,7 +247,15 @@ class MatchingEngine:
         "fills",
     )
 
-    def __init__(self, markets: Mapping[str, MarketInfo], balances: Mapping[str, Decimal]) -> None:
+    def __init__(
+        self,
+        markets: Mapping[str, MarketInfo],
+        balances: Mapping[str, Decimal],
+        fee_asset: str = "",
+        fee_asset_price: Decimal | None = None,
+    ) -> None:
+        """``fee_asset``: "" charges commissions in the asset received (Binance's default); an asset
+        such as ``"BNB"`` charges them in it, valued at ``fee_asset_price`` quote per unit."""
         self._markets: dict[str, _Market] = {}
         self._places: dict[str, int] = {}  # asset -> decimal places of its atom
         for symbol, info in markets.items():
@@ -234,6 +264,16 @@ class MatchingEngine:
             m = self._markets[symbol] = _Market(info)
             self._need_places(m.base, info.lot_size)
             self._need_places(m.quote, m.quote_unit)
+            self._need_places(m.base, _COMMISSION_STEP)
+            self._need_places(m.quote, _COMMISSION_STEP)
+        if fee_asset:
+            if any(fee_asset in (m.base, m.quote) for m in self._markets.values()):
+                raise ValueError(f"fee_asset {fee_asset} is traded by a market here: use a third asset")
+            if fee_asset_price is None or not fee_asset_price.is_finite() or fee_asset_price <= 0:
+                raise ValueError(
+                    f"fee_asset {fee_asset} needs a positive fee_asset_price, got {fee_asset_price}"
+                )
+            self._need_places(fee_asset, _COMMISSION_STEP)
         for asset, amount in balances.items():
             if not amount.is_finite() or amount < 0:
                 raise ValueError(f"starting balance of {asset} must be finite and not negative, got {amount}")
@@ -242,6 +282,17 @@ class MatchingEngine:
         for m in self._markets.values():
             m.base_per_lot = _to_atoms(m.lot, places[m.base])
             m.quote_per_qu = _to_atoms(m.quote_unit, places[m.quote])
+            m.base_step = _to_atoms(_COMMISSION_STEP, places[m.base])
+            m.quote_step = _to_atoms(_COMMISSION_STEP, places[m.quote])
+            if fee_asset and fee_asset_price is not None:
+                # steps of the fee asset per qu of fee: quote_unit / price / step, an exact fraction
+                qu_num, qu_den = m.quote_unit.as_integer_ratio()
+                price_num, price_den = fee_asset_price.as_integer_ratio()
+                num, den = qu_num * price_den * 10**COMMISSION_DECIMALS, qu_den * price_num
+                g = gcd(num, den)
+                m.fee_num, m.fee_den = num // g, den // g
+        self._fee_asset = fee_asset
+        self._fee_step = _to_atoms(_COMMISSION_STEP, places[fee_asset]) if fee_asset else 0
         self._free = dict.fromkeys(places, 0)
         self._locked = dict.fromkeys(places, 0)
         for asset, amount in balances.items():
@@ -582,19 +633,45 @@ class MatchingEngine:
     def _fill(self, m: _Market, symbol: str, order: _Order, lots: int, ts_ms: int) -> Fill:
         price = order.price
         notional = price * lots * QU_PER_TICK_LOT
-        fee = price * lots * m.fee_ppm
+        fee_qu = price * lots * m.fee_ppm  # exact, before rounding to the commission step
         locked, free = self._locked, self._free
+        fee = fee_base = 0
+        steps = ceil_div(fee_qu * m.fee_num, m.fee_den) if m.fee_num else 0
+        fee_asset = self._fee_asset
+        if steps and free[fee_asset] >= steps * self._fee_step:  # a third asset, e.g. BNB
+            free[fee_asset] -= steps * self._fee_step
+            fee = fee_qu  # valued at the fee rate of the notional
+        elif order.is_buy:  # in the base received, rounded up to the commission step
+            fee_asset = m.base
+            steps = ceil_div(lots * m.fee_ppm * m.base_per_lot, BU_PER_LOT * m.base_step)
+            fee_base = ceil_div(steps * m.base_step * BU_PER_LOT, m.base_per_lot)
+        else:  # in the quote received
+            fee_asset = m.quote
+            steps = ceil_div(fee_qu * m.quote_per_qu, m.quote_step)
+            fee = ceil_div(steps * m.quote_step, m.quote_per_qu)
         if order.is_buy:
-            locked[m.quote] -= (notional + fee) * m.quote_per_qu
-            free[m.base] += lots * m.base_per_lot
+            locked[m.quote] -= notional * m.quote_per_qu
+            free[m.base] += lots * m.base_per_lot - (steps * m.base_step if fee_base else 0)
         else:
             locked[m.base] -= lots * m.base_per_lot
-            free[m.quote] += (notional - fee) * m.quote_per_qu
+            free[m.quote] += notional * m.quote_per_qu - (steps * m.quote_step if fee_asset == m.quote else 0)
         order.filled += lots
         m.views = None
         trade_id = str(self._next_trade_id)
         self._next_trade_id += 1
-        fill = Fill(trade_id, order.client_order_id, order.side, price, lots, fee, ts_ms)
+        commission = _steps_text(steps)
+        fill = Fill(
+            trade_id,
+            order.client_order_id,
+            order.side,
+            price,
+            lots,
+            fee,
+            ts_ms,
+            fee_base,
+            fee_asset,
+            commission,
+        )
         self.fills.append(fill)
         if m.fills and ts_ms < m.fills[-1].ts_ms:
             m.fills_sorted = False
@@ -629,9 +706,9 @@ def _book_of(m: _Market) -> Book | None:
 
 
 def _lock_of(m: _Market, is_buy: bool, price: int, lots: int) -> tuple[str, int]:
-    """Return the asset and atoms that ``lots`` of an order lock: notional + fee in quote, or base."""
+    """Return the asset and atoms that ``lots`` of an order lock: its notional in quote, or its base."""
     if is_buy:
-        return m.quote, price * lots * (QU_PER_TICK_LOT + m.fee_ppm) * m.quote_per_qu
+        return m.quote, price * lots * QU_PER_TICK_LOT * m.quote_per_qu
     return m.base, lots * m.base_per_lot
 
 
@@ -641,8 +718,15 @@ def _to_atoms(amount: Decimal, places: int) -> int:
     return int(atoms)
 
 
+def _steps_text(steps: int) -> str:
+    """Return a whole number of commission steps (1e-8) as its exact 8-decimal text."""
+    sign, steps = ("-", -steps) if steps < 0 else ("", steps)
+    whole, frac = divmod(steps, 10**COMMISSION_DECIMALS)
+    return f"{sign}{whole}.{frac:0{COMMISSION_DECIMALS}d}"
+
+
 def _fill_ts(fill: Fill) -> int:
     return fill.ts_ms
 
 
-__all__ = ["EventKind", "MatchingEngine", "OrderEvent"]
+__all__ = ["COMMISSION_DECIMALS", "EventKind", "MatchingEngine", "OrderEvent"]

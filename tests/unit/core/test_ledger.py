@@ -4,7 +4,7 @@ import pytest
 
 from nutcracker.core.ledger import Ledger, book_fill, min_sell_price
 from nutcracker.core.model import Fill, Side
-from nutcracker.core.units import QU_PER_TICK_LOT
+from nutcracker.core.units import BU_PER_LOT, QU_PER_TICK_LOT
 
 FEE_PPM = 1000  # 10 bps
 
@@ -81,3 +81,54 @@ def test_min_sell_price_covers_both_fees_and_the_min_profit(min_profit_ppm: int,
         proceeds = p * 50 * QU_PER_TICK_LOT
         net = proceeds - p * 50 * FEE_PPM - ledger.lots[0].cost - ledger.lots[0].buy_fees
         assert (net * 1_000_000 >= min_profit_ppm * ledger.lots[0].cost) is ok
+
+
+# -- commissions in the received asset (issue 11, item 1) ------------------------------------
+
+
+def _base_fee_buy(price: int, qty: int, trade_id: str, ts_ms: int = 0) -> Fill:
+    """A buy whose commission Binance took from the base received: qty * fee_ppm base units."""
+    return Fill(trade_id, f"x-{trade_id}", Side.BUY, price, qty, 0, ts_ms, qty * FEE_PPM, "BTC")
+
+
+def test_a_buy_charged_in_base_holds_only_the_whole_lots_received() -> None:
+    ledger, _, _ = book_fill(Ledger(), _base_fee_buy(10_000, 100, "1"), level=0, pooled=False)
+
+    (lot,) = ledger.lots
+    assert lot.received == 100 * BU_PER_LOT - 100 * FEE_PPM  # 99.9 lots
+    assert lot.held == 99  # the exit sells what the account holds, never the 100 ordered
+    assert lot.buy_fees == 0  # paid in base: it shows as fewer lots, not as quote
+    assert ledger.fees_paid == 10_000 * 100 * FEE_PPM  # valued at the fill price, for reports
+
+
+def test_the_dust_a_closed_cycle_leaves_joins_the_next_lot_once_it_adds_up_to_a_lot() -> None:
+    ledger, held = Ledger(), []
+    for n in range(10):  # each buy receives 99.9 lots: 99 whole ones and 0.9 lot of dust
+        ledger, _, _ = book_fill(ledger, _base_fee_buy(10_000, 100, f"b{n}"), level=0, pooled=False)
+        (lot,) = ledger.lots
+        held.append(lot.held)
+        ledger, _, closed = book_fill(
+            ledger, _fill(Side.SELL, 10_100, lot.held, f"s{n}"), level=0, pooled=False
+        )
+        assert closed is not None
+
+    # 0.9 + 0.9 = 1.8: from the third buy on, a whole lot of dust joins each lot and is sold
+    assert held == [99, 99, 100, 100, 100, 100, 100, 100, 100, 100]
+    assert sum(held) * BU_PER_LOT + ledger.dust == 10 * (100 * BU_PER_LOT - 100 * FEE_PPM)
+    assert ledger.dust == BU_PER_LOT  # one lot, reported, waiting for the next buy to carry it
+
+
+def test_min_sell_price_is_net_of_a_base_fee_on_the_buy() -> None:
+    ledger, _, _ = book_fill(Ledger(), _base_fee_buy(10_000, 100, "1"), level=0, pooled=False)
+    (lot,) = ledger.lots
+
+    floor = min_sell_price([lot], FEE_PPM, 0)
+    # selling the 99 whole lots at the floor recovers the 100 lots' cost and the sell fee
+    proceeds = notional(floor, 99)
+    assert proceeds - floor * 99 * FEE_PPM >= lot.cost
+    below = floor - 1
+    assert notional(below, 99) - below * 99 * FEE_PPM < lot.cost
+
+
+def notional(price: int, qty: int) -> int:
+    return price * qty * QU_PER_TICK_LOT

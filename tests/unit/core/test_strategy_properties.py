@@ -23,7 +23,7 @@ from nutcracker.core.params import (
     SymbolParams,
 )
 from nutcracker.core.strategy import Decision, StrategyState, decide, initial_state
-from nutcracker.core.units import notional_qu
+from nutcracker.core.units import BU_PER_LOT, PPM, fee_bu, notional_qu
 
 USDT = 10**11  # quote units per USDT for tick 0.01 and lot 0.00001
 
@@ -241,3 +241,128 @@ def test_the_same_inputs_give_byte_identical_decisions(
     )
     first, second = decide(snap, params, initial_state()), decide(snap, params, initial_state())
     assert repr(first) == repr(second)
+
+
+# -- commissions in whatever asset they are paid (issue 11, item 1) ---------------------------
+
+FEE_MODES = ("base", "quote", "bnb")  # Binance's default, another exchange's, an account paying in BNB
+
+
+@dataclass
+class Account:
+    """The base the exchange holds for us, in base units (bu), free and locked in our sells."""
+
+    orders: dict[str, OpenOrder]
+    free_bu: int
+    locked_bu: int
+
+
+def _apply_to_account(account: Account, decision: Decision) -> None:
+    for intent in decision.intents:
+        if isinstance(intent, CancelOrder):
+            order = account.orders.pop(intent.client_order_id)
+            if order.side is Side.SELL:
+                account.free_bu += order.remaining * BU_PER_LOT
+                account.locked_bu -= order.remaining * BU_PER_LOT
+    for intent in decision.intents:
+        if isinstance(intent, PlaceLimit):
+            if intent.side is Side.SELL:
+                # a. the exit never asks for more base than the account holds (the exchange refuses it)
+                assert intent.qty * BU_PER_LOT <= account.free_bu, (intent, account.free_bu)
+                account.free_bu -= intent.qty * BU_PER_LOT
+                account.locked_bu += intent.qty * BU_PER_LOT
+            account.orders[intent.client_order_id] = OpenOrder(
+                intent.client_order_id, intent.side, intent.price, intent.qty
+            )
+
+
+def _fill_account(account: Account, choices: list[int], ts: int, fee_ppm: int, mode: str) -> tuple[Fill, ...]:
+    """Fill chosen orders as the exchange would, charging the commission as ``mode`` says."""
+    fills = []
+    ids = sorted(account.orders)
+    for n, choice in enumerate(choices):
+        if not ids:
+            break
+        order = account.orders[ids[choice % len(ids)]]
+        qty = order.remaining if choice % 2 == 0 else max(1, order.remaining // 2)
+        fee_qu = order.price * qty * fee_ppm
+        if order.side is Side.BUY and mode == "base":
+            fee, fee_base, asset = 0, fee_bu(qty, fee_ppm), "BTC"
+        else:
+            fee, fee_base, asset = fee_qu, 0, "BNB" if mode == "bnb" else "USDT"
+        if order.side is Side.BUY:
+            account.free_bu += qty * BU_PER_LOT - fee_base
+        else:
+            account.locked_bu -= qty * BU_PER_LOT
+        fills.append(
+            Fill(f"t{ts}-{n}", order.client_order_id, order.side, order.price, qty, fee, ts, fee_base, asset)
+        )
+        if qty == order.remaining:
+            del account.orders[order.client_order_id]
+            ids.remove(order.client_order_id)
+        else:
+            account.orders[order.client_order_id] = replace(order, filled=order.filled + qty)
+    return tuple(fills)
+
+
+def _check_net_min_profit(d: Decision, params: SymbolParams) -> None:
+    """b. an exit filled at its price nets the minimum profit over the cost, after every fee."""
+    ledger, fee_ppm = d.state.ledger, params.market.maker_fee_ppm
+    for intent in d.intents:
+        if not isinstance(intent, PlaceLimit) or intent.side is Side.BUY:
+            continue
+        slot = parse_slot(PREFIX, intent.client_order_id)
+        assert slot is not None
+        level = slot_level(slot)
+        lots = [lot for lot in ledger.lots if lot.held and (level == -1 or lot.level == level)]
+        if intent.qty != sum(lot.held for lot in lots):
+            continue
+        cost = sum(lot.cost for lot in lots)
+        proceeds = sum(lot.proceeds for lot in lots) + notional_qu(intent.price, intent.qty)
+        fees = sum(lot.buy_fees + lot.sell_fees for lot in lots) + intent.price * intent.qty * fee_ppm
+        assert (proceeds - cost - fees) * PPM >= cost * params.min_profit_ppm
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    params=strategy_params(),
+    candles=candle_series(),
+    mode=st.sampled_from(FEE_MODES),
+    steps=st.lists(
+        st.tuples(st.integers(-2000, 500), st.integers(1, 50), st.lists(st.integers(0, 50), max_size=4)),
+        min_size=2,
+        max_size=6,
+    ),
+)
+def test_exits_never_ask_for_more_base_than_held_and_net_min_profit_in_every_fee_mode(
+    params: SymbolParams,
+    candles: tuple[Candle, ...],
+    mode: str,
+    steps: list[tuple[int, int, list[int]]],
+) -> None:
+    account = Account({}, free_bu=0, locked_bu=0)
+    state: StrategyState = initial_state()
+    fills: tuple[Fill, ...] = ()
+    last = candles[-1]
+    for n, (offset, spread, choices) in enumerate(steps):
+        ts = last.ts_ms + 60_000 * (n + 1)
+        bid = max(1, last.close + offset * max(1, last.close // 10_000))
+        snap = Snapshot(
+            "BTC/USDT",
+            ts,
+            candles,
+            Book(bid, bid + spread),
+            account.free_bu // BU_PER_LOT,
+            10**30,
+            tuple(account.orders.values()),
+            fills,
+        )
+        d = decide(snap, params, state)
+        _apply_to_account(account, d)
+        _check_net_min_profit(d, params)
+        state = d.state
+        ledger = state.ledger
+        # the lots hold no more whole lots than the account: every exit can be filled
+        assert ledger.held * BU_PER_LOT <= account.free_bu + account.locked_bu
+        assert sum(lot.left_bu for lot in ledger.lots) + ledger.dust <= account.free_bu + account.locked_bu
+        fills = _fill_account(account, choices, ts + 1, params.market.maker_fee_ppm, mode)

@@ -19,6 +19,7 @@ from engine_world import (
 
 from nutcracker.core.model import Side
 from nutcracker.core.orders import parse_slot
+from nutcracker.core.units import BU_PER_LOT
 from nutcracker.engine.worker import IDLE, STALLED, TRADING, WorkerSettings
 from nutcracker.exchange.simulated import Faults
 from nutcracker.store.memory import InMemoryJournal
@@ -263,8 +264,16 @@ def test_fills_are_booked_once_by_trade_id_even_when_read_again() -> None:
     assert sum(1 for c in recording.calls if c[0] == "fetch_fills") >= 10
     bought = sum(f.qty for f in exchange_fills if f.side is Side.BUY)
     sold = sum(f.qty for f in exchange_fills if f.side is Side.SELL)
-    assert worker.state.ledger.held == bought - sold
-    assert world.engine.free("BTC") + world.engine.locked("BTC") == BTC_QTY(bought - sold)
+    # the buys' commission was taken in base (as Binance does): the lots hold what was received
+    received = sum(f.qty * BU_PER_LOT - f.fee_base for f in exchange_fills if f.side is Side.BUY)
+    ledger = worker.state.ledger
+    assert sum(lot.left_bu for lot in ledger.lots) + ledger.dust == received - sold * BU_PER_LOT
+    assert ledger.held == sum(lot.received // BU_PER_LOT - lot.sold for lot in ledger.lots)
+    fees = sum(f.fee_base for f in exchange_fills if f.side is Side.BUY)
+    assert (
+        world.engine.free("BTC") + world.engine.locked("BTC")
+        == BTC_QTY(bought - sold) - BTC_QTY(fees) / BU_PER_LOT
+    )
 
 
 def BTC_QTY(lots: int) -> Decimal:  # noqa: N802 - reads like a unit

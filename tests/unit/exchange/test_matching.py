@@ -71,11 +71,13 @@ def test_a_candle_trading_below_a_buy_fills_it_fully_at_its_price_at_the_candle_
 
     fills = engine.on_candle(SYMBOL, candle(low=9_899, high=10_100, ts_ms=120_000))
 
-    # fee: 9_900 ticks * 100 lots * 1_000 ppm = 990_000_000 qu = 0.0099 USDT
-    assert fills == [Fill("1", "b1", Side.BUY, 9_900, 100, 990_000_000, 120_000 + MINUTE - 1)]
+    # as on Binance the fee is taken from the base received: 100 lots * 1_000 ppm = 100_000 bu = 0.0001 BTC
+    assert fills == [
+        Fill("1", "b1", Side.BUY, 9_900, 100, 0, 120_000 + MINUTE - 1, 100_000, "BTC", "0.00010000")
+    ]
     assert engine.open_orders(SYMBOL) == ()
-    assert engine.free("BTC") == Decimal("1.1")
-    assert engine.free("USDT") == Decimal("1000") - Decimal("9.9") - Decimal("0.0099")
+    assert engine.free("BTC") == Decimal("1.0999")
+    assert engine.free("USDT") == Decimal("1000") - Decimal("9.9")
     assert engine.locked("USDT") == 0
 
 
@@ -93,7 +95,7 @@ def test_a_candle_trading_above_a_sell_fills_it_and_credits_the_notional_minus_t
 
     fills = engine.on_candle(SYMBOL, candle(low=9_900, high=10_101), interval_ms=300_000)
 
-    assert fills == [Fill("1", "s1", Side.SELL, 10_100, 100, 1_010_000_000, 299_999)]
+    assert fills == [Fill("1", "s1", Side.SELL, 10_100, 100, 1_010_000_000, 299_999, 0, "USDT", "0.01010000")]
     assert engine.free("BTC") == Decimal("0.9")
     assert engine.locked("BTC") == 0
     assert engine.free("USDT") == Decimal("1000") + Decimal("10.1") - Decimal("0.0101")
@@ -151,7 +153,7 @@ def test_a_sell_print_at_our_buy_price_first_consumes_the_queue_ahead_then_fills
 
     fills = engine.on_trade(SYMBOL, 2_000, 10_000, 80, Side.SELL)
 
-    assert fills == [Fill("1", "b1", Side.BUY, 10_000, 30, 300_000_000, 2_000)]
+    assert fills == [Fill("1", "b1", Side.BUY, 10_000, 30, 0, 2_000, 30_000, "BTC", "0.00003000")]
     assert engine.queue_ahead(SYMBOL, "b1") == 0
     assert engine.open_orders(SYMBOL) == (OpenOrder("b1", Side.BUY, 10_000, 100, filled=30),)
     assert engine.order_status(SYMBOL, "b1") == OrderStatus(
@@ -166,7 +168,7 @@ def test_a_sell_print_below_our_buy_sweeps_through_and_fills_the_full_remaining(
 
     fills = engine.on_trade(SYMBOL, 1_000, 9_999, 1, Side.SELL)
 
-    assert fills == [Fill("1", "b1", Side.BUY, 10_000, 100, 1_000_000_000, 1_000)]
+    assert fills == [Fill("1", "b1", Side.BUY, 10_000, 100, 0, 1_000, 100_000, "BTC", "0.00010000")]
     assert engine.order_status(SYMBOL, "b1") == OrderStatus(
         OpenOrder("b1", Side.BUY, 10_000, 100, 100), "filled"
     )
@@ -179,7 +181,7 @@ def test_a_buy_print_at_our_sell_price_fills_after_the_queue_ahead_symmetrically
 
     fills = engine.on_trade(SYMBOL, 1_000, 10_001, 260, Side.BUY)
 
-    assert fills == [Fill("1", "s1", Side.SELL, 10_001, 60, 600_060_000, 1_000)]
+    assert fills == [Fill("1", "s1", Side.SELL, 10_001, 60, 600_060_000, 1_000, 0, "USDT", "0.00600060")]
     assert engine.free("BTC") == Decimal("0.9")
     assert engine.locked("BTC") == Decimal("0.04")
 
@@ -329,16 +331,16 @@ def test_a_notional_below_the_minimum_is_an_invalid_order_and_exactly_the_minimu
     assert [o.client_order_id for o in engine.open_orders(SYMBOL)] == ["exact"]
 
 
-def test_a_buy_needs_free_quote_for_its_notional_plus_its_maker_fee() -> None:
-    short = make_engine(usdt="9.90989999999")  # one quote unit short of 9.9 + 0.0099 USDT
+def test_a_buy_needs_free_quote_for_its_notional_only() -> None:
+    short = make_engine(usdt="9.89999999999")  # one quote unit short of 9.9 USDT
     with pytest.raises(InsufficientFundsError, match="insufficient balance"):
         short.place(SYMBOL, buy("b1", 9_900, 100), ts_ms=0)
 
-    enough = make_engine(usdt="9.9099")
+    enough = make_engine(usdt="9.9")  # the fee comes out of the base received, as on Binance
     enough.place(SYMBOL, buy("b1", 9_900, 100), ts_ms=0)
 
     assert enough.free("USDT") == 0
-    assert enough.locked("USDT") == Decimal("9.9099")
+    assert enough.locked("USDT") == Decimal("9.9")
 
 
 def test_a_sell_needs_free_base_for_its_quantity() -> None:
@@ -370,7 +372,7 @@ def test_a_client_order_id_used_by_an_open_order_is_a_duplicate() -> None:
         engine.place(SYMBOL, buy("b1", 9_800, 100), ts_ms=0)
 
     assert engine.open_orders(SYMBOL) == (OpenOrder("b1", Side.BUY, 9_900, 100),)
-    assert engine.locked("USDT") == Decimal("9.9099")
+    assert engine.locked("USDT") == Decimal("9.9")
 
 
 def test_a_client_order_id_of_a_closed_or_rejected_order_stays_used_and_keeps_its_status() -> None:
@@ -420,17 +422,17 @@ def test_every_reject_is_logged_with_its_reason() -> None:
 # -- cancel and locks -------------------------------------------------------------------------
 
 
-def test_placing_locks_notional_plus_fee_for_a_buy_and_the_quantity_for_a_sell() -> None:
+def test_placing_locks_the_notional_for_a_buy_and_the_quantity_for_a_sell() -> None:
     engine = make_engine()
 
     engine.place(SYMBOL, buy("b1", 9_900, 100), ts_ms=0)
     engine.place(SYMBOL, sell("s1", 10_100, 250), ts_ms=0)
 
-    assert engine.locked("USDT") == Decimal("9.9099")
-    assert engine.free("USDT") == Decimal("990.0901")
+    assert engine.locked("USDT") == Decimal("9.9")
+    assert engine.free("USDT") == Decimal("990.1")
     assert engine.locked("BTC") == Decimal("0.25")
     assert engine.free("BTC") == Decimal("0.75")
-    assert engine.balances() == {"BTC": Decimal("0.75"), "USDT": Decimal("990.0901")}
+    assert engine.balances() == {"BTC": Decimal("0.75"), "USDT": Decimal("990.1")}
 
 
 def test_cancelling_unlocks_everything_an_untouched_order_locked() -> None:
@@ -453,11 +455,11 @@ def test_cancelling_after_a_partial_fill_unlocks_only_the_remainder() -> None:
 
     cancelled = engine.cancel(SYMBOL, "b1", ts_ms=2_000, reason="repricing")
 
-    # spent: 40 lots * 100 USDT = 4 USDT + 0.004 fee
+    # spent: 40 lots * 100 USDT = 4 USDT; received 0.04 BTC less the 0.00004 BTC fee
     assert cancelled == OpenOrder("b1", Side.BUY, 10_000, 100, filled=40)
-    assert engine.free("USDT") == Decimal("995.996")
+    assert engine.free("USDT") == Decimal("996")
     assert engine.locked("USDT") == 0
-    assert engine.free("BTC") == Decimal("1.04")
+    assert engine.free("BTC") == Decimal("1.03996")
     assert engine.events[-1] == OrderEvent(
         2_000, SYMBOL, "cancelled", Side.BUY, 10_000, 60, "b1", "repricing"
     )
@@ -572,9 +574,11 @@ def test_balances_stay_exact_on_a_fine_grid() -> None:
     engine.on_candle(fine.symbol, candle(low=1_233, high=1_300))
 
     notional = Decimal("0.00001234") * 999_999  # 12.33998766
-    assert engine.free("USDT") == Decimal("100") - notional - notional * Decimal("0.00075")
-    assert engine.free("USDT") == Decimal("87.650757349255")
-    assert engine.free("PEPE") == Decimal("999999")
+    assert engine.free("USDT") == Decimal("100") - notional
+    assert engine.free("USDT") == Decimal("87.66001234")
+    assert engine.free("PEPE") == Decimal("999999") - Decimal("999999") * Decimal("0.00075")
+    assert engine.free("PEPE") == Decimal("999249.00075")
+    assert engine.fills[0].commission == "749.99925000"
 
 
 # -- the event log and determinism ------------------------------------------------------------
@@ -689,13 +693,15 @@ def test_funds_are_conserved_locks_match_open_orders_and_nothing_goes_negative(
     tick, lot, qu = Decimal("0.01"), Decimal("0.001"), Decimal("1e-11")
     bought = sum((f.qty for f in engine.fills if f.side is Side.BUY), 0)
     sold = sum((f.qty for f in engine.fills if f.side is Side.SELL), 0)
-    spent = sum(
-        (f.price * f.qty * tick * lot + f.fee * qu for f in engine.fills if f.side is Side.BUY), Decimal(0)
+    spent = sum((f.price * f.qty * tick * lot for f in engine.fills if f.side is Side.BUY), Decimal(0))
+    base_fees = sum((Decimal(f.commission) for f in engine.fills if f.side is Side.BUY), Decimal(0))
+    assert all(
+        f.fee_base == f.qty * 1_000 and f.fee_asset == "BTC" for f in engine.fills if f.side is Side.BUY
     )
     earned = sum(
         (f.price * f.qty * tick * lot - f.fee * qu for f in engine.fills if f.side is Side.SELL), Decimal(0)
     )
-    assert engine.free("BTC") + engine.locked("BTC") == Decimal(3) + (bought - sold) * lot
+    assert engine.free("BTC") + engine.locked("BTC") == Decimal(3) + (bought - sold) * lot - base_fees
     assert engine.free("USDT") + engine.locked("USDT") == Decimal(500) - spent + earned
 
     open_orders = engine.open_orders(SYMBOL)
@@ -703,9 +709,111 @@ def test_funds_are_conserved_locks_match_open_orders_and_nothing_goes_negative(
         (o.remaining * lot for o in open_orders if o.side is Side.SELL), Decimal(0)
     )
     assert engine.locked("USDT") == sum(
-        (o.price * o.remaining * tick * lot * Decimal("1.001") for o in open_orders if o.side is Side.BUY),
+        (o.price * o.remaining * tick * lot for o in open_orders if o.side is Side.BUY),
         Decimal(0),
     )
     assert min(engine.free("BTC"), engine.free("USDT"), engine.locked("BTC"), engine.locked("USDT")) >= 0
     assert all(0 < o.remaining <= o.qty for o in open_orders)
     assert len([e for e in engine.events if e.event == "placed"]) == placed
+
+
+# -- commissions as Binance charges them (issue 11, item 1) ----------------------------------
+
+BTC_MARKET = MarketInfo(
+    symbol=SYMBOL,
+    base="BTC",
+    quote="USDT",
+    tick_size=Decimal("0.01"),
+    lot_size=Decimal("0.00001"),
+    min_notional=Decimal("5"),
+    maker_fee=Decimal("0.001"),
+)
+
+
+def btc_engine(**balances: str) -> MatchingEngine:
+    engine = MatchingEngine({SYMBOL: BTC_MARKET}, {a: Decimal(v) for a, v in balances.items()})
+    engine.set_book(SYMBOL, Book(best_bid=5_000_000, best_ask=5_000_001))  # 50_000.00 USDT
+    return engine
+
+
+def test_a_buy_of_one_btc_locks_only_its_notional_and_receives_0_999_btc() -> None:
+    engine = btc_engine(USDT="50000", BTC="0")
+
+    engine.place(SYMBOL, buy("b1", 5_000_000, 100_000), ts_ms=0)  # 1.0 BTC at 50_000
+
+    assert engine.locked("USDT") == Decimal("50000")  # price x qty, no fee on top
+    assert engine.free("USDT") == 0
+    (fill,) = engine.on_trade(SYMBOL, 1, 4_999_999, 1, Side.SELL)
+    assert engine.free("BTC") == Decimal("0.999")
+    assert engine.locked("USDT") == 0
+    assert (fill.fee, fill.fee_base, fill.fee_asset, fill.commission) == (0, 100_000_000, "BTC", "0.00100000")
+
+
+def test_a_sell_pays_its_commission_in_quote() -> None:
+    engine = btc_engine(USDT="0", BTC="1")
+
+    engine.place(SYMBOL, sell("s1", 5_000_001, 100_000), ts_ms=0)
+    (fill,) = engine.on_trade(SYMBOL, 1, 5_000_002, 1, Side.BUY)
+
+    assert engine.free("BTC") == 0
+    assert engine.free("USDT") == Decimal("50000.01") - Decimal("50.00001")
+    assert (fill.fee_base, fill.fee_asset, fill.commission) == (0, "USDT", "50.00001000")
+
+
+def test_an_account_paying_in_bnb_is_charged_bnb_at_the_configured_price() -> None:
+    engine = MatchingEngine(
+        {SYMBOL: BTC_MARKET},
+        {"USDT": Decimal("50000"), "BTC": Decimal("1"), "BNB": Decimal("1")},
+        fee_asset="BNB",
+        fee_asset_price=Decimal("600"),
+    )
+    engine.set_book(SYMBOL, Book(best_bid=5_000_000, best_ask=5_000_001))
+    engine.place(SYMBOL, buy("b1", 5_000_000, 100_000), ts_ms=0)
+    engine.place(SYMBOL, sell("s1", 5_000_001, 50_000), ts_ms=0)
+
+    buy_fill, sell_fill = engine.on_candle(SYMBOL, candle(low=4_999_000, high=5_001_000))
+
+    # 0.1 % of 50_000 USDT = 50 USDT = 0.08333334 BNB at 600 (rounded up to 8 decimals)
+    assert (buy_fill.fee_asset, buy_fill.commission, buy_fill.fee_base) == ("BNB", "0.08333334", 0)
+    assert buy_fill.fee == 5_000_000 * 100_000 * 1_000  # valued at the fee rate of the notional
+    assert (sell_fill.fee_asset, sell_fill.commission) == ("BNB", "0.04166668")  # 25.000005 / 600
+    assert engine.free("BNB") == Decimal("1") - Decimal("0.08333334") - Decimal("0.04166668")
+    assert engine.free("BTC") == Decimal("1.5")  # 1 - 0.5 sold + 1 bought, no base withheld
+    assert engine.free("USDT") == Decimal("25000.005")  # - 50_000 + 25_000.005, no quote fee
+
+
+def test_an_account_short_of_bnb_pays_in_the_received_asset_as_binance_falls_back() -> None:
+    engine = MatchingEngine(
+        {SYMBOL: BTC_MARKET},
+        {"USDT": Decimal("50000"), "BNB": Decimal("0.01")},
+        fee_asset="BNB",
+        fee_asset_price=Decimal("600"),
+    )
+    engine.set_book(SYMBOL, Book(best_bid=5_000_000, best_ask=5_000_001))
+    engine.place(SYMBOL, buy("b1", 5_000_000, 100_000), ts_ms=0)
+
+    (fill,) = engine.on_candle(SYMBOL, candle(low=4_999_000, high=5_001_000))
+
+    assert (fill.fee_asset, fill.commission) == ("BTC", "0.00100000")
+    assert engine.free("BNB") == Decimal("0.01")
+    assert engine.free("BTC") == Decimal("0.999")
+
+
+def test_a_fee_asset_needs_a_price_and_must_not_be_traded_here() -> None:
+    with pytest.raises(ValueError, match="fee_asset_price"):
+        MatchingEngine({SYMBOL: BTC_MARKET}, {}, fee_asset="BNB")
+    with pytest.raises(ValueError, match="third asset"):
+        MatchingEngine({SYMBOL: BTC_MARKET}, {}, fee_asset="BTC", fee_asset_price=Decimal(1))
+
+
+def test_a_commission_below_the_announced_precision_is_rounded_up_to_it() -> None:
+    market = replace(BTC_MARKET, maker_fee=Decimal("0.00075"))
+    engine = MatchingEngine({SYMBOL: market}, {"USDT": Decimal("100")})
+    engine.set_book(SYMBOL, Book(best_bid=5_000_000, best_ask=5_000_001))
+    engine.place(SYMBOL, buy("b1", 5_000_000, 11), ts_ms=0)  # 0.00011 BTC: fee 8.25e-8 BTC
+
+    (fill,) = engine.on_candle(SYMBOL, candle(low=4_999_000, high=5_001_000))
+
+    assert fill.commission == "0.00000009"
+    assert engine.free("BTC") == Decimal("0.00011") - Decimal("0.00000009")
+    assert fill.fee_base == 9_000  # bu of 1e-11 BTC: exactly what was withheld

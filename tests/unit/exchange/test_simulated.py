@@ -125,9 +125,11 @@ def test_an_order_placed_through_the_port_rests_fills_and_shows_in_fills_and_bal
 
     assert order_id == "1"
     assert resting == (OpenOrder("b1", Side.BUY, 9_900, 100),)
-    assert fills == [Fill("1", "b1", Side.BUY, 9_900, 100, 990_000_000, T0 + 2 * MINUTE - 1)]
+    assert fills == [
+        Fill("1", "b1", Side.BUY, 9_900, 100, 0, T0 + 2 * MINUTE - 1, 100_000, "BTC", "0.00010000")
+    ]
     assert status == OrderStatus(OpenOrder("b1", Side.BUY, 9_900, 100, filled=100), "filled")
-    assert balances == {"BTC": Decimal("1.1"), "USDT": Decimal("990.0901")}
+    assert balances == {"BTC": Decimal("1.0999"), "USDT": Decimal("990.1")}
 
 
 def test_orders_are_placed_and_cancelled_at_the_simulated_time() -> None:
