@@ -55,7 +55,6 @@ Determinism. No clock and no randomness: the caller passes every time; trade ids
 from __future__ import annotations
 
 from bisect import bisect_left
-from math import gcd
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import (
@@ -67,6 +66,7 @@ from decimal import (
     InvalidOperation,
     Overflow,
 )
+from math import gcd
 from operator import attrgetter
 from typing import Final, Literal
 
