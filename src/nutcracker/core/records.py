@@ -118,9 +118,11 @@ class FillRow:
     side: Side
     price: int  # ticks
     qty: int  # lots
-    fee: int  # qu
+    fee: int  # qu: paid in quote or a third asset's valued (``Fill.fee``)
     ts_ms: int
     cycle_id: int
+    fee_base: int = 0  # bu taken from the base a buy received (``Fill.fee_base``)
+    fee_asset: str = ""  # the asset the exchange charged ("" when it did not say)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +235,8 @@ def fill_row(symbol: str, fill: Fill, cycle_id: int) -> FillRow:
         fill.fee,
         fill.ts_ms,
         cycle_id,
+        fill.fee_base,
+        fill.fee_asset,
     )
 
 
@@ -281,6 +285,8 @@ def pulse_payload(
                     "price": f.price,
                     "qty": f.qty,
                     "fee": str(f.fee),
+                    "fee_base": str(f.fee_base),
+                    "fee_asset": f.fee_asset,
                     "ts_ms": f.ts_ms,
                     "cycle_id": f.cycle_id,
                 }

@@ -43,7 +43,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit, Side
-from nutcracker.core.units import Precision
+from nutcracker.core.units import PPM, Precision
 from nutcracker.errors import (
     ConfigError,
     ExchangeUnavailableError,
@@ -194,16 +194,35 @@ def exact_lots(precision: Precision, value: object, what: str) -> int:
     return int(lots)
 
 
-def fee_in_quote_units(
-    precision: Precision, base: str, quote: str, price: Decimal, fees: Sequence[Mapping[str, Any]]
-) -> int:
-    """Return the fees of one fill in quote units (rounded up, so a fee is never understated).
+@dataclass(frozen=True, slots=True)
+class FillFees:
+    """The commission of one fill as ``core.model.Fill`` carries it (see there)."""
 
-    A fee in the quote asset is taken as is. A fee in the base asset (Binance charges buys in the
-    base asset unless BNB pays) is valued at the fill's own price: ``cost * price``. A fee in any
-    other asset (BNB) leaves base and quote untouched and counts 0 here; it is logged.
+    fee_qu: int  # paid in quote, or a third asset's valued in quote
+    fee_bu: int  # taken from the base received, base units
+    asset: str  # as the exchange named it; several joined with "+"
+    commission: str  # the exchange's amount, exact ("" when several assets or none)
+
+
+def fill_fees(
+    precision: Precision,
+    base: str,
+    quote: str,
+    price_ticks: int,
+    qty_lots: int,
+    fee_ppm: int,
+    fees: Sequence[Mapping[str, Any]],
+) -> FillFees:
+    """Return the commission of one fill in the asset it was paid in (rounded up: never understated).
+
+    A fee in quote is quote units; one in base (Binance charges a buy in the base received unless
+    BNB pays) is base units the account did not receive; one in any other asset (BNB) touches
+    neither and is carried with its name and amount, valued in quote at the market's maker fee
+    rate of the notional (``price x qty x fee_ppm``): never treated as quote and never as free.
     """
-    total = Decimal(0)
+    fee_qu = fee_bu = 0
+    assets: list[str] = []
+    amounts: list[Decimal] = []
     for fee in fees:
         cost = fee.get("cost")
         if cost is None:
@@ -211,16 +230,22 @@ def fee_in_quote_units(
         amount = to_decimal(cost, "fee")
         if not amount:
             continue
-        currency = fee.get("currency")
+        currency = str(fee.get("currency") or "")
         if currency == quote:
-            total += amount
+            fee_qu += precision.quote_to_qu(amount, ROUND_CEILING)
         elif currency == base:
-            total += amount * price
+            fee_bu += precision.base_to_bu(amount)
         else:
-            logger.warning(
-                "fee_not_converted currency=%s cost=%s base=%s quote=%s", currency, plain(amount), base, quote
+            valued = price_ticks * qty_lots * fee_ppm
+            fee_qu += valued
+            logger.info(
+                "fee_in_other_asset currency=%s cost=%s valued_qu=%d", currency or "?", plain(amount), valued
             )
-    return precision.quote_to_qu(total, ROUND_CEILING)
+        if currency not in assets:
+            assets.append(currency or "?")
+        amounts.append(amount)
+    commission = plain(amounts[0]) if len(amounts) == 1 else ""
+    return FillFees(fee_qu, fee_bu, "+".join(assets), commission)
 
 
 # --- the connector --------------------------------------------------------------------------------
@@ -575,14 +600,21 @@ class CcxtExchange:
         what = f"trade {trade_id} on {symbol}"
         price = to_decimal(trade.get("price"), f"price of {what}")
         fees = trade.get("fees") or ([trade["fee"]] if trade.get("fee") else [])
+        ticks = exact_ticks(precision, price, f"price of {what}")
+        lots = exact_lots(precision, trade.get("amount"), f"quantity of {what}")
+        fee_ppm = int(info.maker_fee * PPM)
+        paid = fill_fees(precision, info.base, info.quote, ticks, lots, fee_ppm, fees)
         return Fill(
             trade_id=trade_id,
             client_order_id=await self._client_id_of(symbol, trade.get("order")),
             side=Side(trade["side"]),
-            price=exact_ticks(precision, price, f"price of {what}"),
-            qty=exact_lots(precision, trade.get("amount"), f"quantity of {what}"),
-            fee=fee_in_quote_units(precision, info.base, info.quote, price, fees),
+            price=ticks,
+            qty=lots,
+            fee=paid.fee_qu,
             ts_ms=int(trade["timestamp"]),
+            fee_base=paid.fee_bu,
+            fee_asset=paid.asset,
+            commission=paid.commission,
         )
 
     async def _client_id_of(self, symbol: str, order_id: object) -> str:
@@ -726,9 +758,10 @@ __all__ = [
     "PROBE_METHODS",
     "CcxtExchange",
     "CcxtGuard",
+    "FillFees",
     "exact_lots",
     "exact_ticks",
-    "fee_in_quote_units",
+    "fill_fees",
     "plain",
     "price_text",
     "qty_text",

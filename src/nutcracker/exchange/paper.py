@@ -7,7 +7,8 @@ rules as the backtest:
 
 - every closed candle ``fetch_candles`` returns for the first time is fed, oldest first, to the
   engine's ``on_candle``: a resting buy fills when the candle traded strictly below it, a sell when
-  it traded strictly above; maker fee in quote;
+  it traded strictly above; the maker fee is charged as Binance does, in the asset received (a
+  buy's in base, a sell's in quote), and each fill says so (``Fill.fee_asset``, ``fee_base``);
 - the engine's book follows the real one: each ``fetch_book`` sets it, so a post-only order that
   would cross the real book is rejected (``PostOnlyRejectedError``), as the exchange would;
 - orders and cancels are stamped with the exchange's time.

@@ -9,6 +9,8 @@ Accounts file (TOML). Every problem is a ``ConfigError`` naming the file and the
     secret = "alice-secret"         # the HMAC-SHA256 secret ccxt signs with
     balances = { USDT = 10000, BTC = 0.5 }
     permissions = { enableReading = true, enableSpotAndMarginTrading = true, enableWithdrawals = false }
+    fee_asset = "BNB"               # optional: pay commissions in BNB (default: the asset received)
+    fee_asset_price = "600"         # with fee_asset: its price in the quote asset
 
     [[market]]                      # optional: the rules of one symbol, overriding the defaults
     symbol = "BTC/USDT"
@@ -21,6 +23,10 @@ Accounts file (TOML). Every problem is a ``ConfigError`` naming the file and the
 (``PERMISSION_FIELDS``); the ones left out take ``DEFAULT_PERMISSIONS`` (read and spot trading on,
 everything else off). The server also enforces two of them: signed reads need ``enableReading``,
 placing and cancelling orders needs ``enableSpotAndMarginTrading`` (else ``-2015``).
+
+Commissions are charged as Binance does: in the asset a fill gives (a buy's in base, a sell's in
+quote). An account with ``fee_asset`` pays ``maker_fee x notional / fee_asset_price`` of that asset
+instead (no discount), while its free balance covers it, then falls back to the asset received.
 
 Market rules: ``KNOWN_MARKETS`` holds Binance's real filters for BTC/USDT and ETH/USDT. Any other
 symbol gets its tick from the decimals of its data (the largest power of ten dividing every
@@ -75,7 +81,15 @@ _USD_QUOTES: Final = frozenset({"USDT", "USDC", "FDUSD", "BUSD", "TUSD", "DAI", 
 _SYMBOL_RE: Final = re.compile(r"^([A-Z0-9]{1,20})/([A-Z0-9]{1,20})$")
 _ASSET_RE: Final = re.compile(r"^[A-Z0-9]{1,20}$")
 _FINE_SCALE: Final = 10  # decimals of the grid the data is first read on to find its tick
-_ACCOUNT_KEYS: Final = ("name", "api_key", "secret", "balances", "permissions")
+_ACCOUNT_KEYS: Final = (
+    "name",
+    "api_key",
+    "secret",
+    "balances",
+    "permissions",
+    "fee_asset",
+    "fee_asset_price",
+)
 _MARKET_KEYS: Final = ("symbol", "tick_size", "lot_size", "min_notional", "maker_fee")
 
 
@@ -88,6 +102,8 @@ class SimAccount:
     balances: Mapping[str, Decimal]
     permissions: Mapping[str, bool] = field(default_factory=lambda: dict(DEFAULT_PERMISSIONS))
     name: str = ""
+    fee_asset: str = ""  # "" pays commissions in the asset received, as Binance does by default
+    fee_asset_price: Decimal | None = None  # quote per unit of ``fee_asset``
 
     def __post_init__(self) -> None:
         if not API_KEY_RE.match(self.api_key):
@@ -226,7 +242,26 @@ def _parse_account(raw: object, where: str, index: int) -> SimAccount:
         raise ConfigError(f"{where}.secret: RSA/Ed25519 keys are not simulated; give an HMAC secret string")
     balances = _parse_balances(raw.get("balances"), f"{where}.balances")
     permissions = _parse_permissions(raw.get("permissions", {}), f"{where}.permissions")
-    return SimAccount(api_key, secret, balances, permissions, name)
+    fee_asset, fee_asset_price = _parse_fee_asset(raw, where)
+    return SimAccount(api_key, secret, balances, permissions, name, fee_asset, fee_asset_price)
+
+
+def _parse_fee_asset(raw: Mapping[str, object], where: str) -> tuple[str, Decimal | None]:
+    asset = raw.get("fee_asset", "")
+    if not isinstance(asset, str) or (asset and not _ASSET_RE.match(asset)):
+        raise ConfigError(f'{where}.fee_asset: give an asset name such as "BNB", got {asset!r}')
+    if "fee_asset_price" not in raw:
+        if asset:
+            raise ConfigError(
+                f"{where}.fee_asset_price: missing; give the price of {asset} in quote, e.g. 600"
+            )
+        return "", None
+    if not asset:
+        raise ConfigError(f"{where}.fee_asset_price: set only with fee_asset; remove it or add fee_asset")
+    price = _decimal(raw["fee_asset_price"], f"{where}.fee_asset_price")
+    if price <= 0:
+        raise ConfigError(f"{where}.fee_asset_price: {price} must be above 0")
+    return asset, price
 
 
 def _parse_balances(raw: object, where: str) -> dict[str, Decimal]:

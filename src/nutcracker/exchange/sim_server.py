@@ -32,7 +32,9 @@ crossing ``LIMIT_MAKER``, as the simulator has no taker fills. ``MARKET`` and st
 refused with -2010 "Order type not supported for this symbol." and are missing from
 ``exchangeInfo.orderTypes``, so ccxt already refuses them client-side (``InvalidOrder``). Fills
 follow the matching engine (a candle trading through the price fills the order, fully); the maker
-fee is charged in the quote asset, exactly (amounts keep every decimal they need, at least 8).
+fee is charged as Binance charges it, in the asset received (a buy's in base, a sell's in quote) or
+in the account's ``fee_asset`` (BNB), rounded up to 8 decimals: ``commission`` and
+``commissionAsset`` report exactly what was charged.
 ``newClientOrderId`` must be unique among the symbol's open orders (-2010 "Duplicate order sent.")
 and may be reused once the earlier order is closed; lookups by ``origClientOrderId`` find the
 latest order with that id. ``DELETE /api/v3/openOrders`` with nothing open answers -2011
@@ -358,6 +360,8 @@ class _Trade:
     qty: int
     fee_qu: int
     ts_ms: int
+    commission: str = "0"  # exactly what the matching engine charged, 8 decimals
+    commission_asset: str = ""
 
 
 @dataclass(slots=True)
@@ -475,7 +479,7 @@ class SimServer:
         for i, account in enumerate(accounts):
             if account.api_key in self._accounts:
                 raise ValueError(f"accounts[{i}] repeats the api_key of another account")
-            engine = MatchingEngine(infos, account.balances)
+            engine = MatchingEngine(infos, account.balances, account.fee_asset, account.fee_asset_price)
             self._accounts[account.api_key] = _Account(i, account, engine)
         self._step_ms = min(f.spec.candles.interval_ms for f in self._feeds.values())
         self._now_ms = min(int(f.spec.candles.ts_ms[0]) for f in self._feeds.values())
@@ -682,6 +686,8 @@ class SimServer:
                                 fill.qty,
                                 fill.fee,
                                 fill.ts_ms,
+                                fill.commission,
+                                fill.fee_asset,
                             )
                             account.trades.setdefault(symbol, []).append(trade)
                     feed.cursor += 1
@@ -1166,8 +1172,8 @@ class SimServer:
                 "price": _fmt(p.ticks_to_price(t.price)),
                 "qty": _fmt(p.lots_to_qty(t.qty)),
                 "quoteQty": _fmt(_quote(p, t.price * t.qty * QU_PER_TICK_LOT)),
-                "commission": _fmt(_quote(p, t.fee_qu)),
-                "commissionAsset": info.quote,
+                "commission": t.commission,
+                "commissionAsset": t.commission_asset or info.quote,
                 "time": t.ts_ms,
                 "isBuyer": t.side is Side.BUY,
                 "isMaker": True,

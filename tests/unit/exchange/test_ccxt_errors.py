@@ -49,9 +49,10 @@ from nutcracker.exchange.ccxt_exchange import (
     PROBE_METHODS,
     CcxtExchange,
     CcxtGuard,
+    FillFees,
     exact_lots,
     exact_ticks,
-    fee_in_quote_units,
+    fill_fees,
     price_text,
     qty_text,
     rebase_urls,
@@ -300,16 +301,23 @@ def test_wire_text_survives_ccxts_rounding_and_float_parsing_unchanged(ticks: in
     assert exact_lots(BTC, float(qty), "qty") == lots
 
 
-def test_fees_become_quote_units_whatever_the_fee_asset() -> None:
-    price = Decimal("50000.00")
-    # 0.001 BTC at 50000: notional 50 USDT, fee 0.05 USDT = 0.05 / (0.01 * 0.00001 / 1e6) qu
-    in_quote = fee_in_quote_units(BTC, "BTC", "USDT", price, [{"cost": 0.05, "currency": "USDT"}])
-    assert in_quote == BTC.quote_to_qu(Decimal("0.05")) == 500_000_000_000
-    # Binance buy without BNB: 0.000001 BTC, valued at the fill price: 0.05 USDT
-    in_base = fee_in_quote_units(BTC, "BTC", "USDT", price, [{"cost": 1e-06, "currency": "BTC"}])
-    assert in_base == in_quote
-    assert fee_in_quote_units(BTC, "BTC", "USDT", price, [{"cost": 0.0001, "currency": "BNB"}]) == 0
-    assert fee_in_quote_units(BTC, "BTC", "USDT", price, [{"cost": None, "currency": None}]) == 0
+def test_fees_are_kept_in_the_asset_they_were_paid_in() -> None:
+    price = 5_000_000  # 50000.00 USDT in ticks; 0.001 BTC is 100 lots; 10 bps is 1_000 ppm
+    # a sell on Binance: 0.05 USDT = 0.05 / (0.01 * 0.00001 / 1e6) qu
+    in_quote = fill_fees(BTC, "BTC", "USDT", price, 100, 1_000, [{"cost": 0.05, "currency": "USDT"}])
+    assert in_quote == FillFees(500_000_000_000, 0, "USDT", "0.05")
+    # a buy on Binance without BNB: 0.000001 BTC not received, in base units (1e-11 BTC)
+    in_base = fill_fees(BTC, "BTC", "USDT", price, 100, 1_000, [{"cost": 1e-06, "currency": "BTC"}])
+    assert in_base == FillFees(0, 100_000, "BTC", "0.000001")
+    # BNB is carried with its name and amount and valued at the fee rate, never taken for quote
+    in_bnb = fill_fees(BTC, "BTC", "USDT", price, 100, 1_000, [{"cost": 0.0001, "currency": "BNB"}])
+    assert in_bnb == FillFees(price * 100 * 1_000, 0, "BNB", "0.0001")
+    # an amount below a base unit is rounded up: we never believe we hold more than we do
+    tiny = fill_fees(BTC, "BTC", "USDT", price, 100, 1_000, [{"cost": "0.000000000001", "currency": "BTC"}])
+    assert tiny.fee_bu == 1
+    assert fill_fees(BTC, "BTC", "USDT", price, 100, 1_000, [{"cost": None, "currency": None}]) == FillFees(
+        0, 0, "", ""
+    )
 
 
 # --- construction ----------------------------------------------------------------------------------
