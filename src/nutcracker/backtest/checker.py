@@ -5,25 +5,35 @@ ledger, the runner or the matching engine. From the effective configuration, the
 two files alone, it rebuilds every order's life and the inventory in exact ``Decimal`` arithmetic,
 and reports what breaks the engine's promises. Rules (``RULES``):
 
-- ``rail_violations``: a rail breached. After every event, inventory (buy fills minus sell fills)
+- ``rail_violations``: a rail breached. After every event, the whole lots the open cycles hold
   plus the remaining quantity of the open buys must stay <= ``rails.max_base``, and the cost of the
   held lots plus the notional of the open buys <= ``rails.max_quote``. A lot is what one ladder
   level (``B<n>`` in the client order id) bought in one cycle; its held cost is
-  ``cost x held / bought``, floored to the market's quote unit (``tick x lot / 1e6``), as the
+  ``cost x held / received``, floored to the market's quote unit (``tick x lot / 1e6``), as the
   engine counts it. Counted once per breach (within the rails -> beyond them).
 - ``taker_fills``: a fill whose liquidity is not ``maker``, or which the candle containing its time
   cannot explain as a maker fill: a resting buy fills only when the candle traded strictly below
   its price (``low < price``), a sell only when strictly above (``high > price``).
 - ``out_of_range_fills``: a fill priced outside its candle's ``[low, high]``, or at a time no
   candle contains.
-- ``cycles_below_min_profit``: a closed cycle (fills grouped by ``cycle_id``; closed when all it
-  bought is sold) netting less than ``profit.min_net_bps`` of its cost:
-  ``proceeds - cost - all fees >= min_net_bps / 1e4 x cost``.
+- ``cycles_below_min_profit``: a closed cycle (fills grouped by ``cycle_id``; closed when no whole
+  lot of what it received is left) netting less than ``profit.min_net_bps`` of its cost:
+  ``proceeds - cost - fees >= min_net_bps / 1e4 x cost``. Commissions count in the asset they were
+  paid in (``fee_asset``): one in quote, or a third asset's valued in quote (``fee_quote``), is a
+  fee; one taken in base (``fee_base``) leaves the lot fewer base to sell. A lot *received* what it
+  bought less its base commission; what a closed cycle leaves below one lot is dust, which takes
+  its share of the lot's cost along (the cycle counts the cost of its whole lots, rounded up to the
+  quote unit) and joins the next lot bought, with that cost, once it adds up to whole lots.
 - ``unmatched_fills``: a fill without a placed order of that id, of an order no longer open, at
   another side or price than the order's, or a fill in one file without its twin in the other.
 - ``overfills``: an order filled beyond its placed quantity.
-- ``oversells``: a sell of more than its cycle holds.
-- ``wrong_fees``: a fee other than ``price x qty x maker_fee_bps / 1e4``.
+- ``oversells``: a sell of more than its cycle holds: more whole lots than it received (a buy's
+  commission in base included) and has not sold.
+- ``wrong_fees``: a commission other than ``maker_fee_bps / 1e4`` of what the fill received: a
+  buy's ``fee_base`` or a sell's ``fee_quote`` (either exact or rounded up to the 8-decimal
+  commission precision and the unit), or ``fee_quote = price x qty x maker_fee_bps / 1e4`` valuing
+  a third asset's (BNB); or a base commission on a sell. Files of nine columns (without
+  ``fee_base,fee_asset,commission``) are read as commissions in quote.
 - ``order_log_errors``: ``orders.csv`` contradicting itself: an id placed twice, a cancel of an
   order not open or of another remainder, ``filled`` vs ``partially_filled`` mixed up.
 - ``malformed_rows``: a row that cannot be read (bad number, unknown side, event or symbol).
@@ -42,7 +52,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
@@ -61,7 +71,11 @@ FILLS_HEADER: Final = (
     "client_order_id",
     "cycle_id",
     "liquidity",
+    "fee_base",
+    "fee_asset",
+    "commission",
 )
+LEGACY_FILLS_HEADER: Final = FILLS_HEADER[:9]  # before commissions had an asset: all in quote
 ORDERS_HEADER: Final = ("ts_ms", "symbol", "event", "side", "price", "qty", "client_order_id", "reason")
 ORDER_EVENTS: Final = frozenset({"placed", "cancelled", "rejected", "partially_filled", "filled"})
 FILL_EVENTS: Final = frozenset({"partially_filled", "filled"})
@@ -218,6 +232,8 @@ class _FillRow:
     client_order_id: str
     cycle_id: str
     liquidity: str
+    fee_base: Decimal = _ZERO  # base not received, a buy's commission in base
+    fee_asset: str = ""  # "" (legacy file): the quote asset
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,12 +249,16 @@ class _OrderRow:
     reason: str
 
 
-def _read_rows(path: Path, header: Sequence[str]) -> Iterable[tuple[int, list[str]]]:
+def _read_rows(
+    path: Path, header: Sequence[str], legacy: Sequence[str] | None = None
+) -> Iterable[tuple[int, list[str]]]:
     if not path.is_file():
         raise CheckInputError(f"{path}: no such file; give the backtest's output directory")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         first = next(reader, None)
+        if first is not None and legacy is not None and tuple(first) == tuple(legacy):
+            header = legacy
         if first is None or tuple(first) != tuple(header):
             raise CheckInputError(f"{path}: header is {first!r}, expected {','.join(header)!r}")
         for row in reader:
@@ -277,12 +297,13 @@ def _side(text: str) -> str:
 
 def _read_fills(path: Path, symbols: Mapping[str, SymbolConfig], found: _Findings) -> list[_FillRow]:
     rows: list[_FillRow] = []
-    for line, row in _read_rows(path, FILLS_HEADER):
+    for line, row in _read_rows(path, FILLS_HEADER, LEGACY_FILLS_HEADER):
         where = f"{path.name}:{line}"
         try:
-            if len(row) != len(FILLS_HEADER):
+            if len(row) not in (len(FILLS_HEADER), len(LEGACY_FILLS_HEADER)):
                 raise ValueError(f"{len(row)} fields, expected {len(FILLS_HEADER)}")
-            ts, symbol, side, price, qty, fee, coid, cycle_id, liquidity = row
+            ts, symbol, side, price, qty, fee, coid, cycle_id, liquidity = row[:9]
+            fee_base, fee_asset = (row[9], row[10]) if len(row) > 9 else ("0", "")
             if symbol not in symbols:
                 raise ValueError(f"symbol {symbol!r} is not in the configuration")
             rows.append(
@@ -297,6 +318,8 @@ def _read_fills(path: Path, symbols: Mapping[str, SymbolConfig], found: _Finding
                     coid,
                     cycle_id,
                     liquidity,
+                    _number(fee_base, "fee_base"),
+                    fee_asset,
                 )
             )
         except ValueError as e:
@@ -352,13 +375,20 @@ class _Order:
 class _Lot:
     level: int | None  # the ladder level of the buy order's id; None when the id has none
     order: int  # creation order, to sort lots of unknown level
+    lot_size: Decimal = Decimal(1)
     bought: Decimal = _ZERO
+    received: Decimal = _ZERO  # bought less base commissions, plus dust joined
     sold: Decimal = _ZERO
-    cost: Decimal = _ZERO
+    cost: Decimal = _ZERO  # the buys' notional plus the cost that came with dust joined
+
+    @property
+    def whole(self) -> Decimal:
+        """Return the whole lots of what was received (base)."""
+        return (self.received // self.lot_size) * self.lot_size
 
     @property
     def held(self) -> Decimal:
-        return self.bought - self.sold
+        return self.whole - self.sold
 
 
 @dataclass(slots=True)
@@ -397,6 +427,9 @@ class _Replay:
         self.allow_touch = allow_touch
         self.tick = market.tick_size
         self.quote_unit = market.tick_size * market.lot_size / Decimal(1_000_000)
+        self.lot = market.lot_size
+        self.base_unit = market.lot_size / Decimal(1_000_000)
+        self.base_asset, _, self.quote_asset = symbol.partition("/")
         self.fee_bps = market.maker_fee_bps
         self.min_net_bps = config.profit.min_net_bps
         self.max_base = config.rails.max_base
@@ -408,7 +441,8 @@ class _Replay:
         self.lots_made = 0
         self.open_buy_qty = _ZERO
         self.open_buy_notional = _ZERO
-        self.inventory = _ZERO
+        self.inventory = _ZERO  # bought minus sold, before commissions (as the summary counts it)
+        self.dust = self.dust_cost = _ZERO  # base below a lot left by closed cycles, and its cost
         self.breached = {"base": False, "quote": False}
         # totals
         self.fills = self.buy_fills = self.sell_fills = 0
@@ -477,7 +511,7 @@ class _Replay:
     def fill(self, fill: _FillRow, event: _OrderRow | None) -> None:
         coid = fill.client_order_id
         self.fills += 1
-        self.fees += fill.fee
+        self.fees += fill.fee + fill.fee_base * fill.price  # a base commission valued at the fill price
         if fill.side == "buy":
             self.buy_fills += 1
         else:
@@ -558,12 +592,20 @@ class _Replay:
         level = parsed[1] if parsed is not None and parsed[0] == "B" else None
         lot = cycle.lots.get(level)
         if lot is None:
-            lot = cycle.lots[level] = _Lot(level, self.lots_made)
+            lot = cycle.lots[level] = _Lot(level, self.lots_made, self.lot)
             self.lots_made += 1
         notional = fill.price * fill.qty
+        received = fill.qty - fill.fee_base
+        if self.dust >= self.lot:  # the dust's whole lots join this lot, with their share of its cost
+            whole = (self.dust // self.lot) * self.lot
+            moved = _floor_to(self.dust_cost * whole / self.dust, self.quote_unit)
+            received += whole
+            notional += moved
+            self.dust -= whole
+            self.dust_cost -= moved
         lot.bought += fill.qty
+        lot.received += received
         lot.cost += notional
-        cycle.cost += notional
         cycle.fees += fill.fee
         self.inventory += fill.qty
 
@@ -596,13 +638,20 @@ class _Replay:
             lot.sold += part
             left -= part
         cycle.proceeds += fill.price * fill.qty
-        cycle.fees += fill.fee
+        cycle.fees += fill.fee + fill.fee_base * fill.price
         if cycle.held == 0:
             del self.open_cycles[fill.cycle_id]
             self._close_cycle(fill, cycle)
 
     def _close_cycle(self, fill: _FillRow, cycle: _Cycle) -> None:
         cycle.closed = True
+        for lot in cycle.lots.values():  # the cost of the whole lots sold; the dust takes the rest
+            sellable = (
+                _ceil_to(lot.cost * lot.whole / lot.received, self.quote_unit) if lot.received else _ZERO
+            )
+            cycle.cost += sellable
+            self.dust += lot.received - lot.sold
+            self.dust_cost += lot.cost - sellable
         self.cycles_closed += 1
         net = cycle.proceeds - cycle.cost - cycle.fees
         self.realized += net
@@ -622,18 +671,19 @@ class _Replay:
         total = _ZERO
         for cycle in self.open_cycles.values():
             for lot in cycle.lots.values():
-                if lot.held > 0 and lot.bought > 0:
-                    total += (lot.cost * lot.held) // (lot.bought * self.quote_unit) * self.quote_unit
+                if lot.held > 0 and lot.received > 0:
+                    total += (lot.cost * lot.held) // (lot.received * self.quote_unit) * self.quote_unit
         return total
 
     # -- checks ------------------------------------------------------------------------------
 
     def _check_rails(self, ts_ms: int, ref: str, what: str) -> None:
-        base = self.inventory + self.open_buy_qty
+        held = sum((c.held for c in self.open_cycles.values()), _ZERO)
+        base = held + self.open_buy_qty
         quote = self.held_cost() + self.open_buy_notional
         self.max_committed = max(self.max_committed, quote)
         for rail, value, limit, unit in (
-            ("base", base, self.max_base, "inventory + open buys"),
+            ("base", base, self.max_base, "whole lots held + open buys"),
             ("quote", quote, self.max_quote, "cost of held lots + open buy notional"),
         ):
             beyond = value > limit
@@ -697,14 +747,27 @@ class _Replay:
             )
 
     def _check_fee(self, fill: _FillRow) -> None:
-        if fill.fee * _BPS != fill.price * fill.qty * self.fee_bps:
-            expected = fill.price * fill.qty * self.fee_bps / _BPS
+        rate = self.fee_bps / _BPS
+        asset = fill.fee_asset
+        if fill.fee_base or asset == self.base_asset:  # taken from the base a buy received
+            exact = fill.qty * rate
+            ok = fill.side == "buy" and not fill.fee and _charged(fill.fee_base, exact, self.base_unit)
+            what = f"fee_base {fill.fee_base} {asset or self.base_asset} (fee_quote {fill.fee})"
+        elif asset in ("", self.quote_asset):
+            exact = fill.price * fill.qty * rate
+            ok = _charged(fill.fee, exact, self.quote_unit)
+            what = f"fee {fill.fee}"
+        else:  # a third asset (BNB): valued at the fee rate of the notional
+            exact = fill.price * fill.qty * rate
+            ok = fill.fee == exact
+            what = f"fee {fill.fee} valuing a commission in {asset}"
+        if not ok:
             self.found.add(
                 "wrong_fees",
                 self.symbol,
                 fill.ts_ms,
                 fill.client_order_id,
-                f"{fill.where}: fee {fill.fee}, maker fee of {fill.price} x {fill.qty} is {expected}",
+                f"{fill.where}: {fill.side} {what}, maker fee of {fill.price} x {fill.qty} is {exact}",
             )
 
     def _log_error(self, row: _OrderRow, text: str) -> None:
@@ -734,6 +797,22 @@ class _Replay:
             final_inventory_base=self.inventory,
             open_orders_at_end=sum(1 for order in self.orders.values() if order.state == "open"),
         )
+
+
+_COMMISSION_STEP: Final = Decimal("1e-8")  # Binance's commission precision
+
+
+def _floor_to(value: Decimal, unit: Decimal) -> Decimal:
+    return (value / unit).to_integral_value(ROUND_FLOOR) * unit
+
+
+def _ceil_to(value: Decimal, unit: Decimal) -> Decimal:
+    return (value / unit).to_integral_value(ROUND_CEILING) * unit
+
+
+def _charged(fee: Decimal, exact: Decimal, unit: Decimal) -> bool:
+    """Return whether ``fee`` is the exact commission, or it rounded up to 8 decimals then the unit."""
+    return fee == exact or fee == _ceil_to(_ceil_to(exact, _COMMISSION_STEP), unit)
 
 
 _Step: TypeAlias = tuple[int, int, int, _OrderRow | None, _FillRow | None]  # ts, kind, index, event, fill
@@ -896,6 +975,7 @@ def check_backtest(
 
 __all__ = [
     "FILLS_HEADER",
+    "LEGACY_FILLS_HEADER",
     "MAX_EXAMPLES",
     "ORDERS_HEADER",
     "RULES",

@@ -34,6 +34,9 @@ FILLS_HEADER = (
     "client_order_id",
     "cycle_id",
     "liquidity",
+    "fee_base",
+    "fee_asset",
+    "commission",
 )
 ORDERS_HEADER = ("ts_ms", "symbol", "event", "side", "price", "qty", "client_order_id", "reason")
 
@@ -192,6 +195,9 @@ def write_csvs(result: BacktestResult, out_dir: Path) -> None:
                     fill.client_order_id,
                     cycles.get(fill.trade_id, ""),
                     "maker",
+                    _plain(p.bu_to_base(fill.fee_base)),
+                    fill.fee_asset,
+                    fill.commission,
                 )
             )
     with (out_dir / "orders.csv").open("w", newline="") as f:

@@ -8,8 +8,9 @@ Commissions are booked in the asset the exchange took them in (``model.Fill``). 
 commission was taken in base leaves the lot holding what the account received, ``received`` base
 units (bu), of which only whole lots can be sold: the lot's exit sells ``held`` whole lots and
 never asks for base the account does not hold. What a closed cycle leaves below one lot is the
-ledger's ``dust`` (bu), valued at nothing in the cycle's PnL (conservative); once the dust adds up
-to whole lots they join the next lot bought, at no cost, and its exit sells them.
+ledger's ``dust`` (bu) and it takes its share of the lot's cost along (``dust_cost``: the cycle
+counts only the cost of what it could sell, rounded up); once the dust adds up to whole lots they
+join the next lot bought, with their share of that cost, and its exit sells them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Lot:
     bought: Final[int]  # lots ordered and filled
     received: Final[int]  # bu: what the account received (bought less base fees, plus dust joined)
     sold: Final[int]  # lots
-    cost: Final[int]  # qu: notional of the buys
+    cost: Final[int]  # qu: notional of the buys, and the cost that came with dust joined
     buy_fees: Final[int]  # qu: paid in quote or valued (a base fee shows in ``received`` instead)
     proceeds: Final[int]  # qu: notional of the sells so far
     sell_fees: Final[int]  # qu
@@ -71,6 +72,12 @@ class Lot:
     def held_cost(self) -> int:
         """Return the cost of the lots still held (floor), for the quote rail."""
         return self.cost * self.held * BU_PER_LOT // self.received if self.received > 0 else 0
+
+    @property
+    def sellable_cost(self) -> int:
+        """Return the cost (qu, rounded up) of the whole lots received; the rest goes with the dust."""
+        whole = self.received - self.received % BU_PER_LOT
+        return ceil_div(self.cost * whole, self.received) if self.received > 0 else 0
 
     @property
     def left_bu(self) -> int:
@@ -152,6 +159,7 @@ class Ledger:
     last_buy_fill_ts_ms: Final[int]
     last_sell_fill_ts_ms: Final[int]
     dust: Final[int]  # bu: base of closed cycles below one lot, not yet joined to a lot
+    dust_cost: Final[int]  # qu: the cost that came with the dust
 
     def __init__(
         self,
@@ -164,6 +172,7 @@ class Ledger:
         last_buy_fill_ts_ms: int = -1,
         last_sell_fill_ts_ms: int = -1,
         dust: int = 0,
+        dust_cost: int = 0,
     ) -> None:
         self.lots = lots
         self.next_cycle_id = next_cycle_id
@@ -174,6 +183,7 @@ class Ledger:
         self.last_buy_fill_ts_ms = last_buy_fill_ts_ms
         self.last_sell_fill_ts_ms = last_sell_fill_ts_ms
         self.dust = dust
+        self.dust_cost = dust_cost
 
     @property
     def held(self) -> int:
@@ -202,13 +212,14 @@ def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int) -> in
     Net profit = proceeds - sell fees - cost - buy fees >= min_profit x cost, counting what
     was already sold of these lots. Net of both fees in whatever asset they were paid: a buy fee
     in quote (or valued, a third asset's) is in ``buy_fees``; one taken in base left fewer lots
-    ``held`` to recover the cost from (the dust below a lot counts for nothing); the sell's fee,
+    ``held`` to recover the cost from (the cost of the dust below a lot goes with it to a later
+    lot: ``Lot.sellable_cost``); the sell's fee,
     in quote or valued at the same rate in a third asset, is ``fee_ppm`` of the proceeds. Exact
     integer arithmetic, rounded up to the next tick.
     """
     cost = buy_fees = sell_fees = proceeds = held = 0
     for lot in lots:
-        cost += lot.cost
+        cost += lot.sellable_cost
         buy_fees += lot.buy_fees
         sell_fees += lot.sell_fees
         proceeds += lot.proceeds
@@ -233,10 +244,13 @@ def book_fill(
 def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Ledger, Booking, None]:
     notional = notional_qu(fill.price, fill.qty)
     received = fill.qty * BU_PER_LOT - fill.fee_base
-    dust = ledger.dust
-    if dust >= BU_PER_LOT:  # the dust's whole lots join this lot, to be sold by its exit
-        received += dust - dust % BU_PER_LOT
-        dust %= BU_PER_LOT
+    dust, dust_cost = ledger.dust, ledger.dust_cost
+    if dust >= BU_PER_LOT:  # the dust's whole lots join this lot with their cost, sold by its exit
+        whole = dust - dust % BU_PER_LOT
+        moved = dust_cost * whole // dust
+        received += whole
+        notional += moved
+        dust, dust_cost = dust - whole, dust_cost - moved
     lots = list(ledger.lots)
     next_cycle_id, sequence_cycle_id = ledger.next_cycle_id, ledger.sequence_cycle_id
     for i, lot in enumerate(lots):
@@ -265,6 +279,7 @@ def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Led
         max(ledger.last_buy_fill_ts_ms, fill.ts_ms),
         ledger.last_sell_fill_ts_ms,
         dust,
+        dust_cost,
     )
     return new, Booking(fill.trade_id, cycle_id), None
 
@@ -284,7 +299,7 @@ def _book_sell(
         lot = lots[i]
         lots[i] = lot.with_sell(take, notional_qu(fill.price, take), fee)
         left, fee = left - take, 0
-    dust = ledger.dust
+    dust, dust_cost = ledger.dust, ledger.dust_cost
     if left:
         raise ValueError(f"sell fill {fill.trade_id} of {fill.qty} lots exceeds the engine's inventory")
     cycle_id = lots[targets[0]].cycle_id
@@ -304,7 +319,7 @@ def _book_sell(
             dust,
         )
         return new, Booking(fill.trade_id, cycle_id), None
-    cost = sum(lot.cost for lot in group)
+    cost = sum(lot.sellable_cost for lot in group)
     proceeds = sum(lot.proceeds for lot in group)
     fees = sum(lot.buy_fees + lot.sell_fees for lot in group)
     closed = ClosedCycle(
@@ -318,6 +333,7 @@ def _book_sell(
     )
     remaining = tuple(lot for lot in lots if lot.cycle_id != cycle_id)
     dust += sum(lot.left_bu for lot in group)
+    dust_cost += sum(lot.cost for lot in group) - cost
     new = Ledger(
         remaining,
         ledger.next_cycle_id,
@@ -328,5 +344,6 @@ def _book_sell(
         ledger.last_buy_fill_ts_ms,
         last_sell,
         dust,
+        dust_cost,
     )
     return new, Booking(fill.trade_id, cycle_id), closed

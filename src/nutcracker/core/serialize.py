@@ -46,7 +46,7 @@ __all__ = [
     "state_to_dict",
 ]
 
-STATE_FORMAT = 2  # 2: lots hold ``received`` base units, the ledger its ``dust`` (1 is upgraded)
+STATE_FORMAT = 2  # 2: lots hold ``received`` base units, the ledger its dust (format 1 is upgraded)
 PARAMS_FORMAT = 1
 
 _CANONICAL_NAN_BITS = 0x7FF8000000000000
@@ -227,7 +227,7 @@ def _upgrade_state_1(data: Mapping[str, Any]) -> dict[str, Any]:
             else lot
             for lot in ledger["lots"]
         ]
-        out["ledger"] = {**ledger, "lots": lots, "dust": 0}
+        out["ledger"] = {**ledger, "lots": lots, "dust": 0, "dust_cost": 0}
     return out
 
 

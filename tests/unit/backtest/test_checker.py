@@ -12,6 +12,7 @@ import pytest
 
 from nutcracker.backtest.checker import (
     FILLS_HEADER,
+    LEGACY_FILLS_HEADER,
     ORDERS_HEADER,
     RULES,
     CheckInputError,
@@ -112,7 +113,7 @@ def run(
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
     _write_csv(out / "orders.csv", ORDERS_HEADER, orders)
-    _write_csv(out / "fills.csv", FILLS_HEADER, fills)
+    _write_csv(out / "fills.csv", FILLS_HEADER if fills and len(fills[0]) > 9 else LEGACY_FILLS_HEADER, fills)
     if summary is not None:
         (out / "summary.json").write_text(json.dumps(summary))
     (tmp_path / "config.toml").write_text(config)
@@ -133,7 +134,7 @@ def only(report: CheckReport, **expected: int) -> None:
 
 def edit(rows: Rows, index: int, **fields: Any) -> Rows:
     """Return a copy of ``rows`` with row ``index``'s named columns replaced."""
-    header = FILLS_HEADER if len(rows[0]) == len(FILLS_HEADER) else ORDERS_HEADER
+    header = {len(h): h for h in (FILLS_HEADER, LEGACY_FILLS_HEADER, ORDERS_HEADER)}[len(rows[0])]
     out = [list(row) for row in rows]
     for name, value in fields.items():
         out[index][header.index(name)] = value
@@ -468,3 +469,76 @@ def test_a_wrong_header_or_missing_candles_stop_the_check(tmp_path: Path) -> Non
     (out / "fills.csv").unlink()
     with pytest.raises(CheckInputError, match="no such file"):
         check_backtest(out, tmp_path / "config.toml", {SYM: tmp_path / "candles.csv"})
+
+
+# -- commissions in the asset received (issue 11, item 1) ------------------------------------
+
+# The clean run as Binance charges it: the buy's commission is 0.0001 SYN of the 0.1 bought, so the
+# lot received 0.0999 SYN and its exit sells the 0.099 it holds in whole lots (lot 0.001).
+BASE_FEE_ORDERS = [
+    *CLEAN_ORDERS[:3],
+    [T0 + 3 * MIN, SYM, "placed", "sell", "99.50", "0.099", f"{ID}-S0-3", "exit at its target"],
+    [close_ts(3), SYM, "filled", "sell", "99.50", "0.099", f"{ID}-S0-3", "2"],
+    CLEAN_ORDERS[5],
+]
+BASE_FEE_FILLS = [
+    [close_ts(1), SYM, "buy", "99.00", "0.1", "0", f"{ID}-B0-1", "1", "maker", "0.0001", "SYN", "0.00010000"],
+    [
+        close_ts(3),
+        SYM,
+        "sell",
+        "99.50",
+        "0.099",
+        "0.0098505",
+        f"{ID}-S0-3",
+        "1",
+        "maker",
+        "0",
+        "USDT",
+        "0.0098505",
+    ],
+]
+
+
+def test_a_buy_charged_in_base_and_an_exit_of_the_whole_lots_received_is_clean(tmp_path: Path) -> None:
+    # fees: 0.0001 SYN at 99 = 0.0099, plus 0.0098505; the cycle's cost is that of the 0.099 sold:
+    # 9.9 x 0.099 / 0.0999, rounded up to the quote unit; the 0.0009 SYN of dust carries the rest
+    cost = Decimal("9.81081081082")
+    summary = {
+        "fills": 2,
+        "cycles_closed": 1,
+        "realized_pnl_quote": str(Decimal("9.8505") - cost - Decimal("0.0098505")),
+        "fees_quote": "0.0197505",
+    }
+    report = run(tmp_path, BASE_FEE_ORDERS, BASE_FEE_FILLS, summary=summary)
+
+    only(report)
+
+
+def test_selling_the_base_a_buy_paid_as_commission_is_an_oversell(tmp_path: Path) -> None:
+    orders = edit(edit(BASE_FEE_ORDERS, 3, qty="0.1"), 4, qty="0.1")
+    fills = edit(BASE_FEE_FILLS, 1, qty="0.1", fee_quote="0.00995", commission="0.00995")
+
+    report = run(tmp_path, orders, fills)
+
+    only(report, oversells=1)
+    assert "which holds 0.099" in report.examples["oversells"][0].detail
+
+
+def test_a_base_commission_other_than_the_maker_fee_of_what_was_bought_is_wrong(tmp_path: Path) -> None:
+    fills = edit(BASE_FEE_FILLS, 0, fee_base="0.0002")
+
+    report = run(tmp_path, BASE_FEE_ORDERS, fills)
+
+    assert report.counts["wrong_fees"] == 1
+
+
+def test_a_commission_in_bnb_is_valued_at_the_fee_rate_of_the_notional(tmp_path: Path) -> None:
+    fills = [
+        [*CLEAN_FILLS[0], "0", "BNB", "0.0000165"],
+        [*CLEAN_FILLS[1], "0", "BNB", "0.00001659"],
+    ]
+    only(run(tmp_path, CLEAN_ORDERS, fills, summary=CLEAN_SUMMARY))
+
+    undervalued = edit(fills, 0, fee_quote="0")
+    assert run(tmp_path, CLEAN_ORDERS, undervalued).counts["wrong_fees"] == 1

@@ -123,11 +123,23 @@ def test_min_sell_price_is_net_of_a_base_fee_on_the_buy() -> None:
     (lot,) = ledger.lots
 
     floor = min_sell_price([lot], FEE_PPM, 0)
-    # selling the 99 whole lots at the floor recovers the 100 lots' cost and the sell fee
-    proceeds = notional(floor, 99)
-    assert proceeds - floor * 99 * FEE_PPM >= lot.cost
+    # the 99 whole lots cost 99 / 99.9 of the 100 bought (the 0.9 lot of dust takes the rest along):
+    # selling them at the floor recovers that cost, the base fee included, and the sell fee
+    cost = -(-lot.cost * 99 * BU_PER_LOT // lot.received)
+    assert cost > lot.cost * 99 // 100  # dearer per lot than the price paid: the base fee
+    assert notional(floor, 99) - floor * 99 * FEE_PPM >= cost
     below = floor - 1
-    assert notional(below, 99) - below * 99 * FEE_PPM < lot.cost
+    assert notional(below, 99) - below * 99 * FEE_PPM < cost
+
+
+def test_a_closed_cycle_counts_the_cost_of_what_it_sold_and_its_dust_carries_the_rest() -> None:
+    ledger, _, _ = book_fill(Ledger(), _base_fee_buy(10_000, 100, "1"), level=0, pooled=False)
+    ledger, _, closed = book_fill(ledger, _fill(Side.SELL, 10_100, 99, "2"), level=0, pooled=False)
+    assert closed is not None
+    paid = notional(10_000, 100)
+    assert closed.cost + ledger.dust_cost == paid
+    assert ledger.dust == 900_000 and ledger.dust_cost == paid * 900_000 // 99_900_000
+    assert closed.pnl == notional(10_100, 99) - 10_100 * 99 * FEE_PPM - closed.cost
 
 
 def notional(price: int, qty: int) -> int:

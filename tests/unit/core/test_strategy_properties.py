@@ -317,7 +317,8 @@ def _check_net_min_profit(d: Decision, params: SymbolParams) -> None:
         lots = [lot for lot in ledger.lots if lot.held and (level == -1 or lot.level == level)]
         if intent.qty != sum(lot.held for lot in lots):
             continue
-        cost = sum(lot.cost for lot in lots)
+        # the cost of what the exit sells: the dust below a lot takes its share along to a later lot
+        cost = sum(-(-lot.cost * (lot.received // BU_PER_LOT * BU_PER_LOT) // lot.received) for lot in lots)
         proceeds = sum(lot.proceeds for lot in lots) + notional_qu(intent.price, intent.qty)
         fees = sum(lot.buy_fees + lot.sell_fees for lot in lots) + intent.price * intent.qty * fee_ppm
         assert (proceeds - cost - fees) * PPM >= cost * params.min_profit_ppm
