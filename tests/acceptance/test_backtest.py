@@ -58,7 +58,7 @@ def test_the_backtest_writes_the_output_contract(tmp_path: Path) -> None:
     assert summary["rail_violations"] == 0
     assert summary["candles"] == 5000
     assert (out / "fills.csv").read_text().splitlines()[0] == (
-        "ts_ms,symbol,side,price,qty,fee_quote,client_order_id,cycle_id,liquidity"
+        "ts_ms,symbol,side,price,qty,fee_quote,client_order_id,cycle_id,liquidity,fee_base,fee_asset,commission"
     )
     orders_header = (out / "orders.csv").read_text().splitlines()[0]
     assert orders_header == "ts_ms,symbol,event,side,price,qty,client_order_id,reason"

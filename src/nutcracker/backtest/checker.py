@@ -39,6 +39,8 @@ and reports what breaks the engine's promises. Rules (``RULES``):
 - ``malformed_rows``: a row that cannot be read (bad number, unknown side, event or symbol).
 - ``summary_mismatches``: ``summary.json``'s own counters differ from the replay (fills,
   cycles_closed, realized_pnl_quote, fees_quote, max_inventory_base, max_committed_quote).
+  ``max_inventory_base`` is the most base the fills left the account: received (a buy's base
+  commission deducted) minus sold.
 
 Post-only placements that would have crossed cannot be checked without the order book: skipped.
 """
@@ -441,7 +443,7 @@ class _Replay:
         self.lots_made = 0
         self.open_buy_qty = _ZERO
         self.open_buy_notional = _ZERO
-        self.inventory = _ZERO  # bought minus sold, before commissions (as the summary counts it)
+        self.inventory = _ZERO  # the base our fills left the account: received minus sold
         self.dust = self.dust_cost = _ZERO  # base below a lot left by closed cycles, and its cost
         self.breached = {"base": False, "quote": False}
         # totals
@@ -607,7 +609,7 @@ class _Replay:
         lot.received += received
         lot.cost += notional
         cycle.fees += fill.fee
-        self.inventory += fill.qty
+        self.inventory += fill.qty - fill.fee_base
 
     def _book_sell(self, fill: _FillRow) -> None:
         cycle = self.cycles.get(fill.cycle_id)

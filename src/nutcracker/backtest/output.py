@@ -126,7 +126,7 @@ def symbol_summary(result: BacktestResult, trace: SymbolTrace, c: Curves) -> dic
         "cycles_closed": trace.cycles_closed,
         "realized_pnl_quote": _plain(precision.qu_to_quote(trace.realized_pnl_qu)),
         "fees_quote": _plain(precision.qu_to_quote(trace.fees_qu)),
-        "max_inventory_base": _plain(precision.lots_to_qty(trace.peak_held)),
+        "max_inventory_base": _plain(precision.bu_to_base(trace.peak_held_bu)),
         "max_committed_quote": _plain(precision.qu_to_quote(max(trace.committed_qu, default=0))),
         "rail_violations": trace.rail_violations,
         "final_equity_quote": _plain(budget + cash + held * last_close),

@@ -39,7 +39,7 @@ from nutcracker.core.indicators import IndicatorSeries
 from nutcracker.core.model import Book, CancelOrder, Candle, Fill, MarketInfo, OpenOrder, Side, Snapshot
 from nutcracker.core.params import KeltnerParams, Spacing, SymbolParams
 from nutcracker.core.strategy import Decision, StrategyState, decide, initial_state
-from nutcracker.core.units import PPM, notional_qu
+from nutcracker.core.units import BU_PER_LOT, PPM, notional_qu
 from nutcracker.errors import OrderRejectedError
 from nutcracker.exchange.matching import MatchingEngine
 from nutcracker.marketdata.candles import BboArrays, CandleArrays, TradeArrays
@@ -86,7 +86,8 @@ class SymbolTrace:
     min_sell: list[int] = field(default_factory=list)
     cycle_pnl_qu: list[int] = field(default_factory=list)
     rail_violations: int = 0
-    peak_held: int = 0  # the most inventory held at any moment, lots
+    peak_held_bu: int = 0  # the most base our fills left the account at any moment, base units
+    inventory_bu: int = 0  # base our fills left the account: bought less base commissions, less sold
     pulses: int = 0
     cycles_closed: int = 0
     realized_pnl_qu: int = 0
@@ -104,11 +105,14 @@ class SymbolTrace:
         orders: Sequence[OpenOrder],
     ) -> None:
         """Add one pulse at candle ``i``: its fills and closed cycles, then the position it left."""
-        held = self.held_lots[-1] if self.held_lots else 0
+        held = self.inventory_bu
         cash = self.cash_qu[-1] if self.cash_qu else 0
         for fill in fills:  # the inventory peaks between fills of one candle, not only after them
-            held += fill.qty if fill.side is Side.BUY else -fill.qty
-            self.peak_held = max(self.peak_held, held)
+            if fill.side is Side.BUY:
+                held += fill.qty * BU_PER_LOT - fill.fee_base
+                self.peak_held_bu = max(self.peak_held_bu, held)
+            else:
+                held -= fill.qty * BU_PER_LOT
             notional = notional_qu(fill.price, fill.qty)
             cash += -notional - fill.fee if fill.side is Side.BUY else notional - fill.fee
             self.fees_qu += fill.fee_value
@@ -127,7 +131,7 @@ class SymbolTrace:
         rails = self.params.rails
         if held_lots + buying > rails.max_base_lots or committed_qu > rails.max_quote_qu:
             self.rail_violations += 1
-        self.peak_held = max(self.peak_held, held_lots)
+        self.inventory_bu = held
         self.pulses += 1
         self.pulse_index.append(i)
         self.cash_qu.append(cash)

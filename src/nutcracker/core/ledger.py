@@ -317,6 +317,7 @@ def _book_sell(
             ledger.last_buy_fill_ts_ms,
             last_sell,
             dust,
+            dust_cost,
         )
         return new, Booking(fill.trade_id, cycle_id), None
     cost = sum(lot.sellable_cost for lot in group)

@@ -138,9 +138,29 @@ def test_a_closed_cycle_counts_the_cost_of_what_it_sold_and_its_dust_carries_the
     assert closed is not None
     paid = notional(10_000, 100)
     assert closed.cost + ledger.dust_cost == paid
-    assert ledger.dust == 900_000 and ledger.dust_cost == paid * 900_000 // 99_900_000
+    assert ledger.dust == 900_000
+    assert ledger.dust_cost == paid * 900_000 // 99_900_000
     assert closed.pnl == notional(10_100, 99) - 10_100 * 99 * FEE_PPM - closed.cost
 
 
 def notional(price: int, qty: int) -> int:
     return price * qty * QU_PER_TICK_LOT
+
+
+def test_every_cost_paid_is_in_a_closed_cycle_an_open_lot_or_the_dust_through_partial_sells() -> None:
+    ledger, paid, closed_cost = Ledger(), 0, 0
+    for n in range(6):  # pooled sequences of two lots, each leaving dust, exited in two parts
+        for level, price in ((0, 10_000 + n), (1, 9_900 + n)):
+            ledger, _, _ = book_fill(
+                ledger, _base_fee_buy(price, 277 + n, f"b{n}{level}"), level, pooled=True
+            )
+            paid += notional(price, 277 + n)
+        first = ledger.held // 3
+        for part, qty in enumerate((first, ledger.held - first)):
+            ledger, _, closed = book_fill(
+                ledger, _fill(Side.SELL, 10_100, qty, f"s{n}{part}"), -1, pooled=True
+            )
+            assert ledger.dust_cost > 0 or n == 0  # a partial exit keeps the dust's cost
+            closed_cost += closed.cost if closed is not None else 0
+        assert ledger.lots == ()
+        assert closed_cost + ledger.dust_cost == paid
