@@ -238,3 +238,39 @@ def test_hundreds_of_pulses_under_injected_faults_keep_rails_orders_and_fills_ex
             resting.pop(e.client_order_id, None)
         open_buys = sum(q for q in resting.values() if q > 0)
         assert held + open_buys <= p.rails.max_base_lots
+
+
+def test_buys_charged_in_base_are_exited_in_full_lots_without_insufficient_balance(
+    server: SimServer, tmp_path: Path
+) -> None:
+    """Binance takes a buy's commission from the base received: the exits must sell only that."""
+    engine = server.engine(ACCOUNT.api_key)
+    prefix = params().order_id_prefix
+
+    async def main() -> None:
+        async with connect(server) as exchange:
+            with SqliteJournal(tmp_path / "j.sqlite") as journal:
+                tight = replace(params(), grid=replace(params().grid, spacing_ppm=1000))
+                worker = SymbolWorker(tight, exchange, journal, MarketClock(server))
+                for _ in range(250):
+                    server.advance(1)
+                    report = await worker.pulse()
+                    # no exit ever asked for more base than the account holds
+                    assert not [r for r in report.reasons if "exceeds the free base" in r], report.reasons
+                ledger = worker.state.ledger
+                assert PRECISION.lots_to_qty(ledger.held) <= engine.free("BTC") + engine.locked("BTC")
+                # what the ledger holds is what the account holds: received less sold, dust included
+                held_bu = sum(lot.left_bu for lot in ledger.lots) + ledger.dust
+                account = engine.free("BTC") + engine.locked("BTC")
+                assert PRECISION.bu_to_base(held_bu) == account
+
+    asyncio.run(main())
+    ours = [f for f in engine.fills if f.client_order_id.startswith(prefix)]
+    buys = [f for f in ours if f.side.value == "buy"]
+    sells = [f for f in ours if f.side.value == "sell"]
+    assert buys, "the market filled some buys"
+    assert sells, "and some exits"
+    assert all(f.fee_asset == "BTC" and f.fee_base > 0 and f.fee == 0 for f in buys)
+    assert all(f.fee_asset == "USDT" and f.fee > 0 for f in sells)
+    refused = [e for e in engine.events if e.event == "rejected" and "insufficient balance" in e.reason]
+    assert refused == []
