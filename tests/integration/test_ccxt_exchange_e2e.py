@@ -200,8 +200,8 @@ def test_post_only_order_rests_and_shows_in_open_orders_and_fetch_order(server: 
     assert status == OrderStatus(resting_buy, "open")
     engine = server.engine(TRADER.api_key)
     assert engine.open_orders(SYMBOL) == open_orders
-    # 0.001 BTC at 49950.00 locks 49.95 + 0.04995 USDT fee
-    assert engine.locked("USDT") == Decimal("49.99995")
+    # 0.001 BTC at 49950.00 locks its notional, 49.95 USDT: Binance takes a buy's fee in base
+    assert engine.locked("USDT") == Decimal("49.95")
 
 
 def test_cancel_closes_the_order_and_a_second_cancel_is_order_not_found(server: SimServer) -> None:
@@ -245,19 +245,29 @@ def test_fills_after_the_clock_moves_come_back_exact_with_our_client_ids(
     fills, late, status, balances = run(server, read, trades_page_limit=page)
 
     fee_ppm = 1000  # 10 bps
+    # as Binance charges them: the buy in the base it received, the sell in the quote it received
     bought = Fill(
-        "1", "nct-b1", Side.BUY, PRICE - 5_000, 100, (PRICE - 5_000) * 100 * fee_ppm, T0 + 4 * MINUTE - 1
+        "1", "nct-b1", Side.BUY, PRICE - 5_000, 100, 0, T0 + 4 * MINUTE - 1, 100 * fee_ppm, "BTC", "0.000001"
     )
     sold = Fill(
-        "2", "nct-s1", Side.SELL, PRICE + 5_000, 200, (PRICE + 5_000) * 200 * fee_ppm, T0 + 6 * MINUTE - 1
+        "2",
+        "nct-s1",
+        Side.SELL,
+        PRICE + 5_000,
+        200,
+        (PRICE + 5_000) * 200 * fee_ppm,
+        T0 + 6 * MINUTE - 1,
+        0,
+        "USDT",
+        "0.1001",
     )
     assert fills == (bought, sold)
-    assert bought.fee == BTC.quote_to_qu(Decimal("0.04995"))  # 0.001 BTC x 49950.00 x 0.001
+    assert bought.fee_base == BTC.base_to_bu(Decimal("0.000001"))  # 0.001 BTC x 0.001
     assert late == (sold,)
     assert fills == server.engine(TRADER.api_key).fills_since(SYMBOL, 0)
     assert status == OrderStatus(OpenOrder("nct-b1", Side.BUY, PRICE - 5_000, 100, 100), "filled")
-    assert balances["BTC"] == Decimal("0.499")  # 0.5 + 0.001 - 0.002
-    assert balances["USDT"] == Decimal("10000") - Decimal("49.99995") + Decimal("100.1") - Decimal("0.1001")
+    assert balances["BTC"] == Decimal("0.498999")  # 0.5 + 0.001 - 0.000001 - 0.002
+    assert balances["USDT"] == Decimal("10000") - Decimal("49.95") + Decimal("100.1") - Decimal("0.1001")
 
 
 # --- refusals -------------------------------------------------------------------------------------------
@@ -501,12 +511,14 @@ def test_paper_exchange_reads_public_data_and_fills_locally(server: SimServer) -
     assert unseen == ()
     assert fresh == to_candles(candle_arrays(), DIP, DIP + 1)
     assert fills == (
-        Fill("1", "nct-pp1", Side.BUY, PRICE - 5_000, 100, 499_500_000_000, T0 + 4 * MINUTE - 1),
+        Fill(
+            "1", "nct-pp1", Side.BUY, PRICE - 5_000, 100, 0, T0 + 4 * MINUTE - 1, 100_000, "BTC", "0.000001"
+        ),
     )
     assert status is not None
     assert status.status == "filled"
-    assert balances["USDT"] == Decimal("1000") - Decimal("49.99995")
-    assert balances["BTC"] == Decimal("0.001")
+    assert balances["USDT"] == Decimal("1000") - Decimal("49.95")
+    assert balances["BTC"] == Decimal("0.000999")  # the paper fill took its fee from the base received
     assert now_ms == server.now_ms
     # nothing reached the exchange's accounts
     for account in ACCOUNTS:

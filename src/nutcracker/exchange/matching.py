@@ -41,7 +41,8 @@ buy spends its notional from its lock and receives ``qty`` lots of base less the
 fill's ``fee_base``, base units); a sell spends base from its lock and receives the notional less
 the commission in quote (``fee``, quote units). The commission is ``maker_fee`` of what is received,
 rounded up to the commission precision (``COMMISSION_DECIMALS``, 8 as Binance announces), so the
-amount reported (``Fill.commission``, ``Fill.fee_asset``) is exactly what was charged. An account
+amount reported (``Fill.commission``, plain decimal text, and ``Fill.fee_asset``) is exactly what
+was charged. An account
 with ``fee_asset`` (e.g. ``"BNB"``, at ``fee_asset_price`` quote per unit) pays instead
 ``maker_fee x notional / fee_asset_price`` of that asset, rounded up likewise, from its free
 balance (no discount); the fill's ``fee`` then values it at ``maker_fee x notional`` qu. When that
@@ -719,10 +720,11 @@ def _to_atoms(amount: Decimal, places: int) -> int:
 
 
 def _steps_text(steps: int) -> str:
-    """Return a whole number of commission steps (1e-8) as its exact 8-decimal text."""
+    """Return a whole number of commission steps (1e-8) as exact plain decimal text ("0.000001")."""
     sign, steps = ("-", -steps) if steps < 0 else ("", steps)
     whole, frac = divmod(steps, 10**COMMISSION_DECIMALS)
-    return f"{sign}{whole}.{frac:0{COMMISSION_DECIMALS}d}"
+    digits = f"{frac:0{COMMISSION_DECIMALS}d}".rstrip("0")
+    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
 
 
 def _fill_ts(fill: Fill) -> int:

@@ -1172,7 +1172,7 @@ class SimServer:
                 "price": _fmt(p.ticks_to_price(t.price)),
                 "qty": _fmt(p.lots_to_qty(t.qty)),
                 "quoteQty": _fmt(_quote(p, t.price * t.qty * QU_PER_TICK_LOT)),
-                "commission": t.commission,
+                "commission": f"{Decimal(t.commission):.8f}",  # Binance's commission precision
                 "commissionAsset": t.commission_asset or info.quote,
                 "time": t.ts_ms,
                 "isBuyer": t.side is Side.BUY,

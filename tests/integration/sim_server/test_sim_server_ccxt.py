@@ -187,8 +187,8 @@ def test_post_only_order_rests_locks_funds_and_is_found_by_client_order_id(
     assert order["info"]["type"] == "LIMIT_MAKER"
     assert order["timestamp"] == alice.fetch_time()
     assert order["trades"] == []
-    cost = bid * Decimal("0.001")
-    assert balances_of(alice)["USDT"] == (Decimal(10000) - cost * Decimal("1.001"), cost * Decimal("1.001"))
+    cost = bid * Decimal("0.001")  # a buy locks its notional only: Binance takes its fee in base
+    assert balances_of(alice)["USDT"] == (Decimal(10000) - cost, cost)
 
     fetched = alice.fetch_order(None, SYMBOL, {"clientOrderId": "bot-1"})
     assert (fetched["id"], fetched["status"], fetched["price"], fetched["amount"]) == (
@@ -337,7 +337,7 @@ def test_a_fill_after_advance_shows_in_my_trades_and_balances_exactly(sim: SimSe
     assert len(trades) == 1
     trade = trades[0]
     cost = price * qty
-    fee = cost * Decimal("0.001")
+    fee = qty * Decimal("0.001")  # as Binance charges a buy: in the base received, 8 decimals
     assert (trade["order"], trade["side"], trade["takerOrMaker"], trade["timestamp"]) == (
         order["id"],
         "buy",
@@ -347,12 +347,14 @@ def test_a_fill_after_advance_shows_in_my_trades_and_balances_exactly(sim: SimSe
     assert Decimal(trade["info"]["price"]) == price
     assert Decimal(trade["info"]["qty"]) == qty
     assert Decimal(trade["info"]["quoteQty"]) == cost
+    assert trade["info"]["commission"] == "0.00000123"
     assert Decimal(trade["info"]["commission"]) == fee
-    assert trade["fee"]["currency"] == "USDT"
+    assert trade["info"]["commissionAsset"] == "BTC"
+    assert trade["fee"]["currency"] == "BTC"
 
     balances = balances_of(alice)
-    assert balances["USDT"] == (Decimal(10000) - cost - fee, Decimal(0))
-    assert balances["BTC"] == (Decimal("0.5") + qty, Decimal(0))
+    assert balances["USDT"] == (Decimal(10000) - cost, Decimal(0))
+    assert balances["BTC"] == (Decimal("0.5") + qty - fee, Decimal(0))
     engine = sim.engine(ALICE.api_key)
     assert (engine.free("USDT"), engine.free("BTC")) == (balances["USDT"][0], balances["BTC"][0])
 

@@ -72,9 +72,7 @@ def test_a_candle_trading_below_a_buy_fills_it_fully_at_its_price_at_the_candle_
     fills = engine.on_candle(SYMBOL, candle(low=9_899, high=10_100, ts_ms=120_000))
 
     # as on Binance the fee is taken from the base received: 100 lots * 1_000 ppm = 100_000 bu = 0.0001 BTC
-    assert fills == [
-        Fill("1", "b1", Side.BUY, 9_900, 100, 0, 120_000 + MINUTE - 1, 100_000, "BTC", "0.00010000")
-    ]
+    assert fills == [Fill("1", "b1", Side.BUY, 9_900, 100, 0, 120_000 + MINUTE - 1, 100_000, "BTC", "0.0001")]
     assert engine.open_orders(SYMBOL) == ()
     assert engine.free("BTC") == Decimal("1.0999")
     assert engine.free("USDT") == Decimal("1000") - Decimal("9.9")
@@ -95,7 +93,7 @@ def test_a_candle_trading_above_a_sell_fills_it_and_credits_the_notional_minus_t
 
     fills = engine.on_candle(SYMBOL, candle(low=9_900, high=10_101), interval_ms=300_000)
 
-    assert fills == [Fill("1", "s1", Side.SELL, 10_100, 100, 1_010_000_000, 299_999, 0, "USDT", "0.01010000")]
+    assert fills == [Fill("1", "s1", Side.SELL, 10_100, 100, 1_010_000_000, 299_999, 0, "USDT", "0.0101")]
     assert engine.free("BTC") == Decimal("0.9")
     assert engine.locked("BTC") == 0
     assert engine.free("USDT") == Decimal("1000") + Decimal("10.1") - Decimal("0.0101")
@@ -153,7 +151,7 @@ def test_a_sell_print_at_our_buy_price_first_consumes_the_queue_ahead_then_fills
 
     fills = engine.on_trade(SYMBOL, 2_000, 10_000, 80, Side.SELL)
 
-    assert fills == [Fill("1", "b1", Side.BUY, 10_000, 30, 0, 2_000, 30_000, "BTC", "0.00003000")]
+    assert fills == [Fill("1", "b1", Side.BUY, 10_000, 30, 0, 2_000, 30_000, "BTC", "0.00003")]
     assert engine.queue_ahead(SYMBOL, "b1") == 0
     assert engine.open_orders(SYMBOL) == (OpenOrder("b1", Side.BUY, 10_000, 100, filled=30),)
     assert engine.order_status(SYMBOL, "b1") == OrderStatus(
@@ -168,7 +166,7 @@ def test_a_sell_print_below_our_buy_sweeps_through_and_fills_the_full_remaining(
 
     fills = engine.on_trade(SYMBOL, 1_000, 9_999, 1, Side.SELL)
 
-    assert fills == [Fill("1", "b1", Side.BUY, 10_000, 100, 0, 1_000, 100_000, "BTC", "0.00010000")]
+    assert fills == [Fill("1", "b1", Side.BUY, 10_000, 100, 0, 1_000, 100_000, "BTC", "0.0001")]
     assert engine.order_status(SYMBOL, "b1") == OrderStatus(
         OpenOrder("b1", Side.BUY, 10_000, 100, 100), "filled"
     )
@@ -181,7 +179,7 @@ def test_a_buy_print_at_our_sell_price_fills_after_the_queue_ahead_symmetrically
 
     fills = engine.on_trade(SYMBOL, 1_000, 10_001, 260, Side.BUY)
 
-    assert fills == [Fill("1", "s1", Side.SELL, 10_001, 60, 600_060_000, 1_000, 0, "USDT", "0.00600060")]
+    assert fills == [Fill("1", "s1", Side.SELL, 10_001, 60, 600_060_000, 1_000, 0, "USDT", "0.0060006")]
     assert engine.free("BTC") == Decimal("0.9")
     assert engine.locked("BTC") == Decimal("0.04")
 
@@ -578,7 +576,7 @@ def test_balances_stay_exact_on_a_fine_grid() -> None:
     assert engine.free("USDT") == Decimal("87.66001234")
     assert engine.free("PEPE") == Decimal("999999") - Decimal("999999") * Decimal("0.00075")
     assert engine.free("PEPE") == Decimal("999249.00075")
-    assert engine.fills[0].commission == "749.99925000"
+    assert engine.fills[0].commission == "749.99925"
 
 
 # -- the event log and determinism ------------------------------------------------------------
@@ -746,7 +744,7 @@ def test_a_buy_of_one_btc_locks_only_its_notional_and_receives_0_999_btc() -> No
     (fill,) = engine.on_trade(SYMBOL, 1, 4_999_999, 1, Side.SELL)
     assert engine.free("BTC") == Decimal("0.999")
     assert engine.locked("USDT") == 0
-    assert (fill.fee, fill.fee_base, fill.fee_asset, fill.commission) == (0, 100_000_000, "BTC", "0.00100000")
+    assert (fill.fee, fill.fee_base, fill.fee_asset, fill.commission) == (0, 100_000_000, "BTC", "0.001")
 
 
 def test_a_sell_pays_its_commission_in_quote() -> None:
@@ -757,7 +755,7 @@ def test_a_sell_pays_its_commission_in_quote() -> None:
 
     assert engine.free("BTC") == 0
     assert engine.free("USDT") == Decimal("50000.01") - Decimal("50.00001")
-    assert (fill.fee_base, fill.fee_asset, fill.commission) == (0, "USDT", "50.00001000")
+    assert (fill.fee_base, fill.fee_asset, fill.commission) == (0, "USDT", "50.00001")
 
 
 def test_an_account_paying_in_bnb_is_charged_bnb_at_the_configured_price() -> None:
@@ -794,7 +792,7 @@ def test_an_account_short_of_bnb_pays_in_the_received_asset_as_binance_falls_bac
 
     (fill,) = engine.on_candle(SYMBOL, candle(low=4_999_000, high=5_001_000))
 
-    assert (fill.fee_asset, fill.commission) == ("BTC", "0.00100000")
+    assert (fill.fee_asset, fill.commission) == ("BTC", "0.001")
     assert engine.free("BNB") == Decimal("0.01")
     assert engine.free("BTC") == Decimal("0.999")
 

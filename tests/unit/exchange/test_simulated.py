@@ -125,9 +125,7 @@ def test_an_order_placed_through_the_port_rests_fills_and_shows_in_fills_and_bal
 
     assert order_id == "1"
     assert resting == (OpenOrder("b1", Side.BUY, 9_900, 100),)
-    assert fills == [
-        Fill("1", "b1", Side.BUY, 9_900, 100, 0, T0 + 2 * MINUTE - 1, 100_000, "BTC", "0.00010000")
-    ]
+    assert fills == [Fill("1", "b1", Side.BUY, 9_900, 100, 0, T0 + 2 * MINUTE - 1, 100_000, "BTC", "0.0001")]
     assert status == OrderStatus(OpenOrder("b1", Side.BUY, 9_900, 100, filled=100), "filled")
     assert balances == {"BTC": Decimal("1.0999"), "USDT": Decimal("990.1")}
 
