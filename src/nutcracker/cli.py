@@ -516,15 +516,16 @@ def _ledger_cells(state_json: str, params_history: Sequence[ParamsRow]) -> tuple
     ledger = state_from_dict(doc.get("strategy", doc)).ledger
     if not params_history:  # no market known: the units the ledger counts in
         return (
-            f"{ledger.held} lots",
+            f"{ledger.held} lots" + (f" + {ledger.dust} bu dust" if ledger.dust else ""),
             str(len(ledger.lots)),
             str(ledger.cycles_closed),
             f"{ledger.realized_pnl} qu",
         )
     market = loads_params(params_history[-1].params_json).market
     precision = market.precision
+    dust = f" + {precision.bu_to_base(ledger.dust).normalize():f} dust" if ledger.dust else ""  # below a lot
     return (
-        f"{precision.lots_to_qty(ledger.held)} {market.base}",
+        f"{precision.lots_to_qty(ledger.held)} {market.base}{dust}",
         str(len(ledger.lots)),
         str(ledger.cycles_closed),
         f"{precision.qu_to_quote(ledger.realized_pnl).normalize():f} {market.quote}",

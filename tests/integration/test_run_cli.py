@@ -59,6 +59,11 @@ def test_a_replay_journals_every_pulse_and_ends_with_the_backtest_outputs(tmp_pa
     pnl = (Decimal(ledger.realized_pnl) * Decimal("0.01") * Decimal("0.00001") / 10**6).normalize()
     assert f"{held} BTC" in shown.output
     assert f"{pnl:f} USDT" in shown.output
+    # the buys paid their commission in base: the base left below a lot is shown, not hidden
+    assert ledger.dust > 0
+    dust = (Decimal(ledger.dust) * Decimal("0.00001") / 10**6).normalize()
+    assert f"+ {dust:f} dust" in shown.output
+    assert Decimal(summary["symbols"]["BTC/USDT"]["dust_at_end_base"]) >= dust  # and open lots' fractions
 
 
 def test_live_mode_without_a_key_refuses_with_a_clear_message(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from nutcracker.backtest.report import ReportData, SymbolSeries, write_report
 from nutcracker.backtest.runner import BacktestResult, SymbolTrace
 from nutcracker.config import NutcrackerConfig
+from nutcracker.core.units import BU_PER_LOT
 
 F64 = npt.NDArray[np.float64]
 
@@ -134,6 +135,13 @@ def symbol_summary(result: BacktestResult, trace: SymbolTrace, c: Curves) -> dic
         "max_drawdown_pct": round(_max_drawdown_pct(c.equity), 4),
         "open_orders_at_end": len(result.engine.open_orders(symbol)),
         "inventory_at_end_base": _plain(held),
+        # base the fills left that no exit sells yet: below whole lots, left by commissions taken
+        # in base; it joins a later lot once it adds up to one
+        "dust_at_end_base": _plain(
+            precision.bu_to_base(
+                trace.inventory_bu - BU_PER_LOT * (trace.held_lots[-1] if trace.held_lots else 0)
+            )
+        ),
     }
 
 
