@@ -31,7 +31,8 @@ class Lot:
     bought: Final[int]  # lots ordered and filled
     received: Final[int]  # bu: what the account received (bought less base fees, plus dust joined)
     sold: Final[int]  # lots
-    cost: Final[int]  # qu: notional of the buys, and the cost that came with dust joined
+    cost: Final[int]  # qu: notional of the buys
+    joined_cost: Final[int]  # qu: the cost that came with the dust of earlier cycles joined to it
     buy_fees: Final[int]  # qu: paid in quote or valued (a base fee shows in ``received`` instead)
     proceeds: Final[int]  # qu: notional of the sells so far
     sell_fees: Final[int]  # qu
@@ -46,6 +47,7 @@ class Lot:
         received: int,
         sold: int,
         cost: int,
+        joined_cost: int,
         buy_fees: int,
         proceeds: int,
         sell_fees: int,
@@ -58,6 +60,7 @@ class Lot:
         self.received = received
         self.sold = sold
         self.cost = cost
+        self.joined_cost = joined_cost
         self.buy_fees = buy_fees
         self.proceeds = proceeds
         self.sell_fees = sell_fees
@@ -71,13 +74,14 @@ class Lot:
     @property
     def held_cost(self) -> int:
         """Return the cost of the lots still held (floor), for the quote rail."""
-        return self.cost * self.held * BU_PER_LOT // self.received if self.received > 0 else 0
+        cost = self.cost + self.joined_cost
+        return cost * self.held * BU_PER_LOT // self.received if self.received > 0 else 0
 
     @property
     def sellable_cost(self) -> int:
         """Return the cost (qu, rounded up) of the whole lots received; the rest goes with the dust."""
         whole = self.received - self.received % BU_PER_LOT
-        return ceil_div(self.cost * whole, self.received) if self.received > 0 else 0
+        return ceil_div((self.cost + self.joined_cost) * whole, self.received) if self.received > 0 else 0
 
     @property
     def left_bu(self) -> int:
@@ -86,7 +90,7 @@ class Lot:
 
     # Explicit constructors rather than ``dataclasses.replace``, which runs interpreted.
 
-    def with_buy(self, qty: int, received: int, notional: int, fee: int) -> Lot:
+    def with_buy(self, qty: int, received: int, notional: int, joined_cost: int, fee: int) -> Lot:
         """Return this lot after buying ``qty`` more lots, of which ``received`` bu arrived."""
         return Lot(
             self.level,
@@ -96,6 +100,7 @@ class Lot:
             self.received + received,
             self.sold,
             self.cost + notional,
+            self.joined_cost + joined_cost,
             self.buy_fees + fee,
             self.proceeds,
             self.sell_fees,
@@ -112,6 +117,7 @@ class Lot:
             self.received,
             self.sold + qty,
             self.cost,
+            self.joined_cost,
             self.buy_fees,
             self.proceeds + proceeds,
             self.sell_fees + fee,
@@ -247,15 +253,16 @@ def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Led
     dust, dust_cost = ledger.dust, ledger.dust_cost
     if dust >= BU_PER_LOT:  # the dust's whole lots join this lot with their cost, sold by its exit
         whole = dust - dust % BU_PER_LOT
-        moved = dust_cost * whole // dust
+        joined = dust_cost * whole // dust
         received += whole
-        notional += moved
-        dust, dust_cost = dust - whole, dust_cost - moved
+        dust, dust_cost = dust - whole, dust_cost - joined
+    else:
+        joined = 0
     lots = list(ledger.lots)
     next_cycle_id, sequence_cycle_id = ledger.next_cycle_id, ledger.sequence_cycle_id
     for i, lot in enumerate(lots):
         if lot.level == level:
-            lots[i] = lot.with_buy(fill.qty, received, notional, fill.fee)
+            lots[i] = lot.with_buy(fill.qty, received, notional, joined, fill.fee)
             cycle_id = lot.cycle_id
             break
     else:
@@ -266,7 +273,20 @@ def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Led
             if pooled:
                 sequence_cycle_id = cycle_id
         lots.append(
-            Lot(level, cycle_id, fill.price, fill.qty, received, 0, notional, fill.fee, 0, 0, fill.ts_ms)
+            Lot(
+                level,
+                cycle_id,
+                fill.price,
+                fill.qty,
+                received,
+                0,
+                notional,
+                joined,
+                fill.fee,
+                0,
+                0,
+                fill.ts_ms,
+            )
         )
         lots.sort(key=lambda lot: lot.level)
     new = Ledger(
@@ -334,7 +354,7 @@ def _book_sell(
     )
     remaining = tuple(lot for lot in lots if lot.cycle_id != cycle_id)
     dust += sum(lot.left_bu for lot in group)
-    dust_cost += sum(lot.cost for lot in group) - cost
+    dust_cost += sum(lot.cost + lot.joined_cost for lot in group) - cost
     new = Ledger(
         remaining,
         ledger.next_cycle_id,

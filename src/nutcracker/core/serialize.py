@@ -222,7 +222,7 @@ def _upgrade_state_1(data: Mapping[str, Any]) -> dict[str, Any]:
     ledger = data.get("ledger")
     if isinstance(ledger, dict) and isinstance(ledger.get("lots"), list) and "dust" not in ledger:
         lots = [
-            {**lot, "received": lot.get("bought", 0) * BU_PER_LOT}
+            {**lot, "received": lot.get("bought", 0) * BU_PER_LOT, "joined_cost": 0}
             if isinstance(lot, dict) and type(lot.get("bought")) is int and "received" not in lot
             else lot
             for lot in ledger["lots"]

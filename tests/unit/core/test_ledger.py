@@ -164,3 +164,18 @@ def test_every_cost_paid_is_in_a_closed_cycle_an_open_lot_or_the_dust_through_pa
             closed_cost += closed.cost if closed is not None else 0
         assert ledger.lots == ()
         assert closed_cost + ledger.dust_cost == paid
+
+
+def test_dust_joins_a_lot_with_its_cost_kept_apart_from_the_buys_notional() -> None:
+    ledger, _, _ = book_fill(Ledger(), _base_fee_buy(10_000, 100, "b0"), level=0, pooled=False)
+    ledger, _, _ = book_fill(ledger, _fill(Side.SELL, 10_100, 99, "s0"), level=0, pooled=False)
+    ledger, _, _ = book_fill(ledger, _base_fee_buy(10_000, 100, "b1"), level=0, pooled=False)
+    ledger, _, _ = book_fill(ledger, _fill(Side.SELL, 10_100, 99, "s1"), level=0, pooled=False)
+    dust_cost = ledger.dust_cost
+
+    ledger, _, _ = book_fill(ledger, _base_fee_buy(10_000, 100, "b2"), level=0, pooled=False)
+
+    (lot,) = ledger.lots
+    assert lot.held == 100  # 99.9 received + 1 of the 1.8 lots of dust
+    assert lot.cost == notional(10_000, 100)  # the buy price the grid's exit target averages stays
+    assert lot.joined_cost + ledger.dust_cost == dust_cost

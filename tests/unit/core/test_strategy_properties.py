@@ -318,7 +318,10 @@ def _check_net_min_profit(d: Decision, params: SymbolParams) -> None:
         if intent.qty != sum(lot.held for lot in lots):
             continue
         # the cost of what the exit sells: the dust below a lot takes its share along to a later lot
-        cost = sum(-(-lot.cost * (lot.received // BU_PER_LOT * BU_PER_LOT) // lot.received) for lot in lots)
+        cost = sum(
+            -(-(lot.cost + lot.joined_cost) * (lot.received // BU_PER_LOT * BU_PER_LOT) // lot.received)
+            for lot in lots
+        )
         proceeds = sum(lot.proceeds for lot in lots) + notional_qu(intent.price, intent.qty)
         fees = sum(lot.buy_fees + lot.sell_fees for lot in lots) + intent.price * intent.qty * fee_ppm
         assert (proceeds - cost - fees) * PPM >= cost * params.min_profit_ppm
