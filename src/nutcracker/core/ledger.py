@@ -197,7 +197,8 @@ class Ledger:
 
     @property
     def held_cost(self) -> int:
-        return sum(lot.held_cost for lot in self.lots)
+        """Return the cost of what is held, for the quote rail: the lots' whole lots and the dust."""
+        return sum(lot.held_cost for lot in self.lots) + self.dust_cost
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
@@ -212,7 +213,7 @@ class Booking:
         self.cycle_id = cycle_id
 
 
-def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int) -> int:
+def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int, fee_round_qu: int = 0) -> int:
     """Return the lowest price (ticks) at which selling every held lot nets the minimum profit.
 
     Net profit = proceeds - sell fees - cost - buy fees >= min_profit x cost, counting what
@@ -220,8 +221,9 @@ def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int) -> in
     in quote (or valued, a third asset's) is in ``buy_fees``; one taken in base left fewer lots
     ``held`` to recover the cost from (the cost of the dust below a lot goes with it to a later
     lot: ``Lot.sellable_cost``); the sell's fee,
-    in quote or valued at the same rate in a third asset, is ``fee_ppm`` of the proceeds. Exact
-    integer arithmetic, rounded up to the next tick.
+    in quote or valued at the same rate in a third asset, is ``fee_ppm`` of the proceeds plus
+    ``fee_round_qu``, what the exchange's rounding of the commission up to its precision may add.
+    Exact integer arithmetic, rounded up to the next tick.
     """
     cost = buy_fees = sell_fees = proceeds = held = 0
     for lot in lots:
@@ -233,7 +235,7 @@ def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int) -> in
     if held <= 0:
         raise ValueError("min_sell_price needs lots with inventory")
     # p * held * (PPM - fee) * QU/PPM >= cost + fees - proceeds + cost * min_profit / PPM, scaled by PPM
-    need = PPM * (cost + buy_fees + sell_fees - proceeds) + cost * min_profit_ppm
+    need = PPM * (cost + buy_fees + sell_fees + fee_round_qu - proceeds) + cost * min_profit_ppm
     per_tick = held * (PPM - fee_ppm) * QU_PER_TICK_LOT
     return max(1, ceil_div(need, per_tick))
 

@@ -32,7 +32,7 @@ from nutcracker.core.ledger import Booking, ClosedCycle, Ledger, Lot, book_fill,
 from nutcracker.core.model import CancelOrder, Intent, OpenOrder, PlaceLimit, Side, Snapshot
 from nutcracker.core.orders import POOLED_SLOT, buy_slot, exit_slot, format_order_id, parse_slot, slot_level
 from nutcracker.core.params import Spacing, SymbolParams
-from nutcracker.core.units import PPM, QU_PER_TICK_LOT, ceil_div, notional_qu
+from nutcracker.core.units import PPM, QU_PER_TICK_LOT, Precision, ceil_div, commission_round_qu, notional_qu
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
@@ -367,11 +367,12 @@ def _exits(
     wants: list[_Want] = []
     deviation = _inventory_deviation(ledger, params)
     fee, min_profit = params.market.maker_fee_ppm, params.min_profit_ppm
+    fee_round = _fee_round_qu(params.market.precision)
     for slot, lots in groups:
         if not lots:
             continue
         held = lots[0].held if len(lots) == 1 else sum(lot.held for lot in lots)
-        floor = min_sell_price(lots, fee, min_profit)
+        floor = min_sell_price(lots, fee, min_profit, fee_round)
         terms = _exit_terms(lots, market, ind, params, deviation)
         target = 0
         if terms:
@@ -384,6 +385,17 @@ def _exits(
         why = "exit at the minimum-profit price" if price == floor else "exit at its target"
         wants.append(_Want(slot, Side.SELL, price, held, why, floor, terms=terms))
     return wants
+
+
+_FEE_ROUND_QU: dict[Precision, int] = {}  # a pure function's memo: no Decimal on the pulse path
+
+
+def _fee_round_qu(precision: Precision) -> int:
+    """Return what rounding a sell's commission up to the exchange's precision may add, in qu."""
+    qu = _FEE_ROUND_QU.get(precision)
+    if qu is None:
+        qu = _FEE_ROUND_QU[precision] = commission_round_qu(precision)
+    return qu
 
 
 def _exit_terms(

@@ -39,6 +39,14 @@ def base_value_qu(price: int, bu: int) -> int:
     return price * bu
 
 
+COMMISSION_STEP = Decimal("1e-8")  # Binance's commission precision: charged amounts round up to it
+
+
+def commission_round_qu(precision: Precision) -> int:
+    """Return the most (qu) rounding a quote commission up to ``COMMISSION_STEP`` can add."""
+    return int((COMMISSION_STEP / precision.quote_unit).to_integral_value(rounding=ROUND_CEILING))
+
+
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -93,6 +101,7 @@ class Precision:
 
 __all__ = [
     "BU_PER_LOT",
+    "COMMISSION_STEP",
     "PPM",
     "QU_PER_TICK_LOT",
     "ROUND_CEILING",
@@ -100,6 +109,7 @@ __all__ = [
     "Precision",
     "base_value_qu",
     "ceil_div",
+    "commission_round_qu",
     "fee_bu",
     "fee_qu",
     "notional_qu",

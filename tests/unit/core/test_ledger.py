@@ -179,3 +179,24 @@ def test_dust_joins_a_lot_with_its_cost_kept_apart_from_the_buys_notional() -> N
     assert lot.held == 100  # 99.9 received + 1 of the 1.8 lots of dust
     assert lot.cost == notional(10_000, 100)  # the buy price the grid's exit target averages stays
     assert lot.joined_cost + ledger.dust_cost == dust_cost
+
+
+def test_the_floor_covers_a_sell_commission_rounded_up_to_eight_decimals() -> None:
+    from decimal import Decimal
+
+    from nutcracker.core.units import Precision, commission_round_qu
+
+    btc = Precision(Decimal("0.01"), Decimal("0.00001"))  # 1 qu = 1e-13 USDT
+    round_qu = commission_round_qu(btc)
+    assert round_qu == 100_000  # 1e-8 USDT
+    ledger, _, _ = book_fill(Ledger(), _base_fee_buy(5_000_273, 37, "1"), level=0, pooled=False)
+    (lot,) = ledger.lots
+    min_profit = 1_500
+
+    def nets_the_minimum(floor: int) -> bool:
+        charged = -(-floor * lot.held * FEE_PPM // round_qu) * round_qu  # the exchange rounds it up
+        net = notional(floor, lot.held) - charged - lot.sellable_cost
+        return net * 1_000_000 >= lot.sellable_cost * min_profit
+
+    assert not nets_the_minimum(min_sell_price([lot], FEE_PPM, min_profit))  # exact fee assumed: short
+    assert nets_the_minimum(min_sell_price([lot], FEE_PPM, min_profit, round_qu))
