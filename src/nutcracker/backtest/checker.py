@@ -10,7 +10,8 @@ and reports what breaks the engine's promises. Rules (``RULES``):
   held lots plus the notional of the open buys <= ``rails.max_quote``. A lot is what one ladder
   level (``B<n>`` in the client order id) bought in one cycle; its held cost is
   ``cost x held / received``, floored to the market's quote unit (``tick x lot / 1e6``), as the
-  engine counts it; the cost the dust carries counts too. Counted once per breach (within the rails -> beyond them).
+  engine counts it; the cost the dust carries counts too. Counted once per breach (within the
+  rails -> beyond them).
 - ``taker_fills``: a fill whose liquidity is not ``maker``, or which the candle containing its time
   cannot explain as a maker fill: a resting buy fills only when the candle traded strictly below
   its price (``low < price``), a sell only when strictly above (``high > price``).
