@@ -479,7 +479,10 @@ class SimServer:
         for i, account in enumerate(accounts):
             if account.api_key in self._accounts:
                 raise ValueError(f"accounts[{i}] repeats the api_key of another account")
-            engine = MatchingEngine(infos, account.balances, account.fee_asset, account.fee_asset_price)
+            try:
+                engine = MatchingEngine(infos, account.balances, account.fee_asset, account.fee_asset_price)
+            except ValueError as e:
+                raise ValueError(f"accounts[{i}] ({account.name or account.api_key}): {e}") from e
             self._accounts[account.api_key] = _Account(i, account, engine)
         self._step_ms = min(f.spec.candles.interval_ms for f in self._feeds.values())
         self._now_ms = min(int(f.spec.candles.ts_ms[0]) for f in self._feeds.values())

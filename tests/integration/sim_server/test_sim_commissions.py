@@ -100,3 +100,9 @@ def load_sim_setup_text(text: str) -> Any:
         path = Path(d) / "accounts.toml"
         path.write_text(text)
         return load_sim_setup(path)
+
+
+def test_a_fee_asset_the_server_trades_is_refused_naming_the_account(btc_market: MarketSpec) -> None:
+    setup = load_sim_setup_text(BNB_ACCOUNT.replace('fee_asset = "BNB"', 'fee_asset = "BTC"'))
+    with pytest.raises(ValueError, match=r"accounts\[0\].*fee_asset BTC is traded by a market here"):
+        SimServer({SYMBOL: btc_market}, list(setup.accounts), warmup=100, seed=1)
