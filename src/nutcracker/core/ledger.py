@@ -10,7 +10,8 @@ units (bu), of which only whole lots can be sold: the lot's exit sells ``held`` 
 never asks for base the account does not hold. What a closed cycle leaves below one lot is the
 ledger's ``dust`` (bu) and it takes its share of the lot's cost along (``dust_cost``: the cycle
 counts only the cost of what it could sell, rounded up); once the dust adds up to whole lots they
-join the next lot bought, with their share of that cost, and its exit sells them.
+join the next lot bought, with their share of that cost, and its exit sells them. The quote rail
+counts the dust's cost as held.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from nutcracker.core.model import Fill, Side
-from nutcracker.core.units import BU_PER_LOT, PPM, QU_PER_TICK_LOT, base_value_qu, ceil_div, notional_qu
+from nutcracker.core.units import BU_PER_LOT, PPM, QU_PER_TICK_LOT, ceil_div, notional_qu
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
@@ -218,12 +219,12 @@ def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int, fee_r
 
     Net profit = proceeds - sell fees - cost - buy fees >= min_profit x cost, counting what
     was already sold of these lots. Net of both fees in whatever asset they were paid: a buy fee
-    in quote (or valued, a third asset's) is in ``buy_fees``; one taken in base left fewer lots
+    in quote (or a third asset's, valued) is in ``buy_fees``; one taken in base left fewer lots
     ``held`` to recover the cost from (the cost of the dust below a lot goes with it to a later
-    lot: ``Lot.sellable_cost``); the sell's fee,
-    in quote or valued at the same rate in a third asset, is ``fee_ppm`` of the proceeds plus
-    ``fee_round_qu``, what the exchange's rounding of the commission up to its precision may add.
-    Exact integer arithmetic, rounded up to the next tick.
+    lot: ``Lot.sellable_cost``); the sell's fee, in quote or valued at the same rate in a third
+    asset, is ``fee_ppm`` of the proceeds plus ``fee_round_qu``, what the exchange's rounding of
+    the commission up to its precision may add. Exact integer arithmetic, rounded up to the next
+    tick.
     """
     cost = buy_fees = sell_fees = proceeds = held = 0
     for lot in lots:
@@ -297,7 +298,7 @@ def _book_buy(ledger: Ledger, fill: Fill, level: int, pooled: bool) -> tuple[Led
         sequence_cycle_id,
         ledger.cycles_closed,
         ledger.realized_pnl,
-        ledger.fees_paid + fill.fee + base_value_qu(fill.price, fill.fee_base),
+        ledger.fees_paid + fill.fee_value,
         max(ledger.last_buy_fill_ts_ms, fill.ts_ms),
         ledger.last_sell_fill_ts_ms,
         dust,
@@ -313,7 +314,7 @@ def _book_sell(
     targets = [i for i, lot in enumerate(lots) if lot.held > 0 and (pooled or lot.level == level)]
     if not targets:
         raise ValueError(f"sell fill {fill.trade_id} closes no held lot (level {level})")
-    left, fee = fill.qty, fill.fee + base_value_qu(fill.price, fill.fee_base)
+    left, fee = fill.qty, fill.fee_value  # Binance never takes a sell's commission in base
     for i in targets:  # pooled: lowest level first; the whole fee goes to the first lot touched
         take = min(left, lots[i].held)
         if take == 0:
