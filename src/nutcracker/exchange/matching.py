@@ -42,11 +42,10 @@ fill's ``fee_base``, base units); a sell spends base from its lock and receives 
 the commission in quote (``fee``, quote units). The commission is ``maker_fee`` of what is received,
 rounded up to the commission precision (``COMMISSION_DECIMALS``, 8 as Binance announces), so the
 amount reported (``Fill.commission``, plain decimal text, and ``Fill.fee_asset``) is exactly what
-was charged. An account
-with ``fee_asset`` (e.g. ``"BNB"``, at ``fee_asset_price`` quote per unit) pays instead
-``maker_fee x notional / fee_asset_price`` of that asset, rounded up likewise, from its free
-balance (no discount); the fill's ``fee`` then values it at ``maker_fee x notional`` qu. When that
-balance cannot cover it the commission falls back to the received asset, as on Binance.
+was charged. An account with ``fee_asset`` (e.g. ``"BNB"``, at ``fee_asset_price`` quote per unit)
+pays instead ``maker_fee x notional / fee_asset_price`` of that asset, rounded up likewise, from
+its free balance (no discount); the fill's ``fee`` then values it at ``maker_fee x notional`` qu.
+When that balance cannot cover it the commission falls back to the received asset, as on Binance.
 
 Determinism. No clock and no randomness: the caller passes every time; trade ids are ``"1"``,
 ``"2"``, ... per engine, exchange order ids 1, 2, ...; the same calls give the same ``events`` and
@@ -72,7 +71,7 @@ from operator import attrgetter
 from typing import Final, Literal
 
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit, Side
-from nutcracker.core.units import BU_PER_LOT, PPM, QU_PER_TICK_LOT, Precision, ceil_div
+from nutcracker.core.units import BU_PER_LOT, COMMISSION_STEP, PPM, QU_PER_TICK_LOT, Precision, ceil_div
 from nutcracker.errors import (
     ExchangeError,
     InsufficientFundsError,
@@ -88,7 +87,8 @@ EventKind = Literal["placed", "cancelled", "rejected", "partially_filled", "fill
 _EXACT = Context(prec=80, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 
 COMMISSION_DECIMALS = 8  # Binance's base/quoteCommissionPrecision: every commission is a multiple of 1e-8
-_COMMISSION_STEP = Decimal(1).scaleb(-COMMISSION_DECIMALS)
+_COMMISSION_STEP = COMMISSION_STEP
+assert Decimal(1).scaleb(-COMMISSION_DECIMALS) == _COMMISSION_STEP
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
