@@ -48,7 +48,7 @@ Determinism. No clock and no randomness: the caller passes every time; trade ids
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import (
     ROUND_CEILING,
@@ -358,6 +358,128 @@ class MatchingEngine:
             self._close(m, symbol, order, ts_ms, reason)
             cancelled.append(order.view())
         return tuple(cancelled)
+
+    def take(
+        self,
+        symbol: str,
+        order: PlaceLimit,
+        levels: Sequence[tuple[int, int]],
+        fee_ppm: int,
+        ts_ms: int,
+        *,
+        rest: bool,
+    ) -> list[Fill]:
+        """Execute ``order`` at once as a taker: the HTTP simulator's crossing LIMIT and MARKET orders.
+
+        Not used by the engine, which stays maker-only. ``levels`` are the (price, lots) the outside
+        book gives the order, best first, within its limit; each fill pays ``fee_ppm`` (the taker
+        fee) as a maker fill pays its fee. With ``rest`` (a GTC limit order) what the levels do not
+        cover rests at ``order.price`` and fills later like any resting order; otherwise it is
+        dropped and the order closes (status ``cancelled``). A separate path from ``place``: no
+        post-only check, the funds for the taken part and any resting remainder checked up front.
+
+        Raises:
+            InvalidOrderError: unknown symbol, non-positive price or quantity, levels beyond the order.
+            OrderRejectedError: the client order id was used before on this symbol.
+            InsufficientFundsError: the free balance does not cover it.
+        """
+        m = self._markets.get(symbol)
+        if m is None:
+            raise self._rejected(None, symbol, order, ts_ms, InvalidOrderError(f"Invalid symbol {symbol!r}."))
+        is_buy = order.side is Side.BUY
+        taken = sum(lots for _, lots in levels)
+        error: OrderRejectedError | None = None
+        if (
+            order.price <= 0
+            or order.qty <= 0
+            or taken > order.qty
+            or min((n for _, n in levels), default=1) <= 0
+        ):
+            error = InvalidOrderError(
+                f"Invalid taker order: {order.qty} lots at {order.price}, levels {levels}."
+            )
+        elif order.client_order_id in m.known:
+            error = OrderRejectedError("Duplicate order sent.")
+        if error is not None:
+            raise self._rejected(m, symbol, order, ts_ms, error)
+        if is_buy:
+            asset = m.quote
+            need = sum(p * lots * (QU_PER_TICK_LOT + fee_ppm) for p, lots in levels) * m.quote_per_qu
+        else:
+            asset, need = m.base, taken * m.base_per_lot
+        remaining = order.qty - taken
+        if rest and remaining:
+            need += _lock_of(m, is_buy, order.price, remaining)[1]
+        if need > self._free[asset]:
+            error = InsufficientFundsError(
+                "Account has insufficient balance for requested action: needs "
+                f"{self._amount(asset, need).normalize():f} {asset}, "
+                f"{self._amount(asset, self._free[asset]).normalize():f} {asset} free."
+            )
+            raise self._rejected(m, symbol, order, ts_ms, error)
+        taker = _Order(self._next_order_id, order, 0, "open")
+        self._next_order_id += 1
+        m.known[order.client_order_id] = taker
+        self.events.append(
+            OrderEvent(
+                ts_ms,
+                symbol,
+                "placed",
+                order.side,
+                order.price,
+                order.qty,
+                order.client_order_id,
+                order.reason,
+            )
+        )
+        free = self._free
+        fills: list[Fill] = []
+        for price, lots in levels:
+            fee = price * lots * fee_ppm
+            notional = price * lots * QU_PER_TICK_LOT
+            if is_buy:
+                free[m.quote] -= (notional + fee) * m.quote_per_qu
+                free[m.base] += lots * m.base_per_lot
+            else:
+                free[m.base] -= lots * m.base_per_lot
+                free[m.quote] += (notional - fee) * m.quote_per_qu
+            taker.filled += lots
+            trade_id = str(self._next_trade_id)
+            self._next_trade_id += 1
+            fill = Fill(trade_id, order.client_order_id, order.side, price, lots, fee, ts_ms)
+            fills.append(fill)
+            self.fills.append(fill)
+            if m.fills and ts_ms < m.fills[-1].ts_ms:
+                m.fills_sorted = False
+            m.fills.append(fill)
+            kind: EventKind = "filled" if taker.filled == order.qty else "partially_filled"
+            self.events.append(
+                OrderEvent(ts_ms, symbol, kind, order.side, price, lots, order.client_order_id, trade_id)
+            )
+        if not remaining:
+            taker.status = "filled"
+        elif rest:
+            lock_asset, lock = _lock_of(m, is_buy, order.price, remaining)
+            free[lock_asset] -= lock
+            self._locked[lock_asset] += lock
+            m.orders[order.client_order_id] = taker
+            m.bounds = None
+        else:
+            taker.status = "cancelled"
+            self.events.append(
+                OrderEvent(
+                    ts_ms,
+                    symbol,
+                    "cancelled",
+                    order.side,
+                    order.price,
+                    remaining,
+                    order.client_order_id,
+                    "expired",
+                )
+            )
+        m.views = None
+        return fills
 
     # -- market data --------------------------------------------------------------------------
 
