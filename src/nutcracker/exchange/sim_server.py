@@ -1742,9 +1742,8 @@ def _rule_of(raw: object) -> FaultRule:
         raise ValueError(f"rule value must be a number, got {value!r}")
     if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):
         raise ValueError("rule endpoints must be a list of strings")
-    return FaultRule(
-        raw.get("kind"), float(value), frozenset(k for e in endpoints for k in endpoints_matching(e))
-    )  # type: ignore[arg-type]
+    kind = cast(FaultKind, raw.get("kind"))  # FaultRule refuses an unknown kind
+    return FaultRule(kind, float(value), frozenset(k for e in endpoints for k in endpoints_matching(e)))
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
@@ -1780,8 +1779,9 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         # A read timeout: a client that stops sending mid-request (or idles on keep-alive) does
         # not hold a thread forever; http.server closes the connection when it fires.
-        self.timeout = cast(_HttpServer, self.server).sim.read_timeout_s
+        self.connection_timeout = cast(_HttpServer, self.server).sim.read_timeout_s
         super().setup()
+        self.connection.settimeout(self.connection_timeout)
 
     def log_message(self, fmt: str, *args: Any) -> None:
         _log.debug("sim-exchange %s " + fmt, self.address_string(), *args)
