@@ -138,6 +138,8 @@ CLIENT_ENDPOINTS: Final = (
     "GET /sapi/v1/capital/config/getall",
     "GET /sapi/v1/margin/allPairs",
     "GET /sapi/v1/margin/isolated/allPairs",
+    "GET /fapi/v1/exchangeInfo",
+    "GET /dapi/v1/exchangeInfo",
 )
 """What other clients (ccxt with default options, python-binance, binance-sdk-spot) also call."""
 ENDPOINTS: Final = PUBLIC_ENDPOINTS + TRADING_ENDPOINTS + SAPI_ENDPOINTS + CLIENT_ENDPOINTS
@@ -464,6 +466,8 @@ _ROUTES: Final[Mapping[str, _Route]] = {
     "GET /sapi/v1/capital/config/getall": _Route("capital_config", "read"),
     "GET /sapi/v1/margin/allPairs": _Route("margin_pairs", "read"),
     "GET /sapi/v1/margin/isolated/allPairs": _Route("margin_pairs", "read"),
+    "GET /fapi/v1/exchangeInfo": _Route("futures_exchange_info", "public"),
+    "GET /dapi/v1/exchangeInfo": _Route("futures_exchange_info", "public"),
 }
 assert set(_ROUTES) == set(ENDPOINTS)
 
@@ -1201,6 +1205,17 @@ class SimServer:
             for asset in sorted(assets)
         ]
 
+    def _ep_futures_exchange_info(self, _account: _Account | None, _params: dict[str, str]) -> object:
+        """The futures markets ccxt loads with its default ``fetchMarkets`` types: none (spot only)."""
+        return {
+            "timezone": "UTC",
+            "serverTime": self._served_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "assets": [],
+            "symbols": [],
+        }
+
     def _ep_margin_pairs(self, _account: _Account | None, _params: dict[str, str]) -> object:
         """The margin pair lists ccxt reads with ``fetchMargins`` on: none, the simulator is spot only."""
         return []
@@ -1391,7 +1406,7 @@ class SimServer:
         return {
             "price": _fmt(p.ticks_to_price(trade.price)),
             "qty": _fmt(p.lots_to_qty(trade.qty)),
-            "commission": _fmt(_quote(p, trade.fee_qu)),
+            "commission": _commission_text(_quote(p, trade.fee_qu)),
             "commissionAsset": feed.spec.info.quote,
             "tradeId": trade.trade_id,
         }
@@ -1972,6 +1987,11 @@ def _fmt(value: Decimal) -> str:
     if isinstance(exponent, int) and exponent >= -8:
         return f"{value.quantize(_E8, context=_CTX):f}"
     return f"{value.normalize(_CTX):f}"
+
+
+def _commission_text(amount: Decimal) -> str:
+    """Format a commission at Binance's announced precision (``*CommissionPrecision``: 8 decimals)."""
+    return f"{amount.quantize(_E8, context=_CTX):f}"
 
 
 def _quote(p: Precision, qu: int) -> Decimal:

@@ -463,5 +463,5 @@ def test_order_answers_come_in_the_ack_result_and_full_shapes(sim: SimServer, al
     assert [o["clientOrderId"] for o in every_symbol] == ["r-ack", "r-result", "r-full"]
     assert alice.privateGetOrder({"symbol": "BTCUSDT", "orderId": ack["orderId"]})["clientOrderId"] == "r-ack"
     # orderId and origClientOrderId must name the same order: Binance's -2039 (issue 11)
-    with pytest.raises(ccxt.ExchangeError, match="-2039.*order ids do not match"):
+    with pytest.raises(ccxt.ExchangeError, match=r"-2039.*order ids do not match"):
         alice.privateGetOrder({"symbol": "BTCUSDT", "orderId": ack["orderId"], "origClientOrderId": "r-full"})
