@@ -5,7 +5,9 @@ market (``nutcracker.core.units``). Balances, free or locked, are exact integers
 *atom*: the finest decimal place among the asset's lot sizes, quote units and starting balance, so
 every balance operation is integer arithmetic; they are ``Decimal`` amounts at the interface.
 
-Placement (post-only limit orders only). An order is refused, with a ``rejected`` event and one of:
+Placement (post-only limit orders only; ``take`` is the HTTP simulator's separate taker path for
+other clients' MARKET and crossing LIMIT orders). An order is refused, with a ``rejected`` event
+and one of:
 
 - ``InvalidOrderError``: unknown symbol, price or quantity not positive, notional below the
   market's minimum notional;
@@ -387,24 +389,24 @@ class MatchingEngine:
         if m is None:
             raise self._rejected(None, symbol, order, ts_ms, InvalidOrderError(f"Invalid symbol {symbol!r}."))
         is_buy = order.side is Side.BUY
-        taken = sum(lots for _, lots in levels)
+        taken = 0
+        cost = 0  # quote units the taken levels cost a buy, fee included
+        valid = order.price > 0 and order.qty > 0
+        for level_price, level_lots in levels:
+            valid = valid and level_price > 0 and level_lots > 0
+            taken += level_lots
+            cost += level_price * level_lots * (QU_PER_TICK_LOT + fee_ppm)
         error: OrderRejectedError | None = None
-        if (
-            order.price <= 0
-            or order.qty <= 0
-            or taken > order.qty
-            or min((n for _, n in levels), default=1) <= 0
-        ):
+        if not valid or taken > order.qty:
             error = InvalidOrderError(
-                f"Invalid taker order: {order.qty} lots at {order.price}, levels {levels}."
+                f"Invalid taker order: {order.qty} lots at {order.price}, levels {list(levels)}."
             )
         elif order.client_order_id in m.known:
             error = OrderRejectedError("Duplicate order sent.")
         if error is not None:
             raise self._rejected(m, symbol, order, ts_ms, error)
         if is_buy:
-            asset = m.quote
-            need = sum(p * lots * (QU_PER_TICK_LOT + fee_ppm) for p, lots in levels) * m.quote_per_qu
+            asset, need = m.quote, cost * m.quote_per_qu
         else:
             asset, need = m.base, taken * m.base_per_lot
         remaining = order.qty - taken

@@ -8,35 +8,58 @@ fed the same candles; accounts never interact. One lock serialises every request
 Endpoints (``GET`` unless said; "signed" ones need ``X-MBX-APIKEY`` and an HMAC signature)::
 
     /api/v3/ping, /api/v3/time, /api/v3/exchangeInfo, /api/v3/klines, /api/v3/depth,
-    /api/v3/ticker/24hr, /api/v3/ticker/price, /api/v3/ticker/bookTicker, /api/v3/aggTrades
-    signed: /api/v3/account, POST|GET|DELETE /api/v3/order, GET|DELETE /api/v3/openOrders,
-            /api/v3/myTrades, /sapi/v1/account/apiRestrictions
-    test control (no auth, never faulted): POST /sim/advance?candles=N, GET /sim/state,
-            GET|POST /sim/faults
+    /api/v3/ticker/24hr, /api/v3/ticker/price, /api/v3/ticker/bookTicker, /api/v3/aggTrades,
+    /api/v3/avgPrice, /fapi/v1/exchangeInfo and /dapi/v1/exchangeInfo (no futures: empty)
+    signed: /api/v3/account, POST|GET|DELETE /api/v3/order, POST /api/v3/order/test,
+            GET|DELETE /api/v3/openOrders, /api/v3/myTrades, /api/v3/account/commission,
+            /sapi/v1/account/apiRestrictions, /sapi/v1/asset/tradeFee, /sapi/v1/capital/config/getall,
+            /sapi/v1/margin/allPairs and /sapi/v1/margin/isolated/allPairs (spot only: empty)
+    test control (no auth, never faulted; only with ``manual`` or ``control``, else 403):
+            POST /sim/advance?candles=N, GET /sim/state, GET|POST /sim/faults
+
+The capital, margin and futures answers are what ccxt's default options (``fetchCurrencies``,
+``fetchMargins``, every ``fetchMarkets`` type) read in ``load_markets`` with a key.
 
 Two clocks. *Market time* is simulated: it starts at the open of the first candle plus ``warmup``
 steps of one candle interval and moves only when the clock advances (``POST /sim/advance`` or
-``--speed`` candles per second). It is what ``/api/v3/time`` and ``exchangeInfo.serverTime`` say
-and what order, cancel and fill timestamps carry. Candles are served (klines, aggTrades, ticker)
-only once closed: open time + interval <= market time; klines therefore never return the
-still-forming candle Binance would add. *Wall time* is the real clock: ccxt signs every request
-with ``timestamp = now`` on its own clock, so ``recvWindow`` (-1021) is checked against the
-server's wall clock. Do not use ccxt's ``adjustForTimeDifference`` against this server: it would
-shift signed timestamps to the market time and every signed call would fail with -1021.
+``--speed`` candles per second). Everything served carries it plus a fixed *offset*
+(``time_offset_ms``): ``/api/v3/time``, order, cancel and fill times, klines, trades. The CLI
+computes the offset at start (``time_offset_ms=None``) so that the market starts at the wall clock,
+to the candle interval: ``fetch_ohlcv(since=now - 10 min)`` finds candles and clients that sync
+to the server's time (python-binance's ``AsyncClient``) sign in the same clock; tests keep the
+data's own times (offset 0), deterministic. Candles are served once closed, and klines end with
+the still-forming one as Binance's do (built from the closed candles of its interval so far, flat
+at the last close before any). *Wall time* is the real clock: ccxt signs with ``timestamp = now``
+on its own clock. A timestamp is accepted between the wall clock and the server time (which runs at
+the replay's speed from the wall clock at start), 1000 ms ahead at most (else -1021 "...1000ms ahead
+of the server's time.") and ``recvWindow`` behind (else -1021 "...outside of the recvWindow."); with
+the data's own times, against the wall clock only.
 
 Orders. ``LIMIT_MAKER`` is post-only: one that would cross is refused with -2010 "Order would
-immediately match and take." (ccxt: ``OrderImmediatelyFillable``). Plain ``LIMIT`` orders are
-accepted too: ``GTC`` rests exactly like ``LIMIT_MAKER``; ``IOC``/``FOK`` orders that do not
-cross expire at once (status ``EXPIRED``, nothing filled); a crossing ``LIMIT`` is refused like a
-crossing ``LIMIT_MAKER``, as the simulator has no taker fills. ``MARKET`` and stop orders are
-refused with -2010 "Order type not supported for this symbol." and are missing from
-``exchangeInfo.orderTypes``, so ccxt already refuses them client-side (``InvalidOrder``). Fills
-follow the matching engine (a candle trading through the price fills the order, fully); the maker
-fee is charged in the quote asset, exactly (amounts keep every decimal they need, at least 8).
+immediately match and take." (ccxt: ``OrderImmediatelyFillable``). Plain ``LIMIT`` orders that do
+not cross rest like ``LIMIT_MAKER`` (``GTC``) or expire at once (``IOC``/``FOK``, status
+``EXPIRED``). A crossing ``LIMIT`` and a ``MARKET`` order (``quantity`` or ``quoteOrderQty``) take
+at once from the depth ``/api/v3/depth`` shows, best level first, at the taker fee (``isMaker``
+false): ``GTC`` rests what the levels up to its price do not cover, ``IOC`` and ``MARKET`` expire
+it, ``FOK`` expires whole unless it fills in full (``MatchingEngine.take``; the engine itself only
+sends post-only orders). A limit order crossing only this account's own resting order is refused
+like a crossing ``LIMIT_MAKER`` (no self-trades). Stop orders are refused with -2010 "Order type
+not supported for this symbol." and missing from ``exchangeInfo.orderTypes``. Resting orders fill
+by the matching engine's rules (a candle trading through the price fills the order, fully) at the
+maker fee, in the quote asset; commissions in order answers at 8 decimals.
 ``newClientOrderId`` must be unique among the symbol's open orders (-2010 "Duplicate order sent.")
 and may be reused once the earlier order is closed; lookups by ``origClientOrderId`` find the
-latest order with that id. ``DELETE /api/v3/openOrders`` with nothing open answers -2011
-"Unknown order sent.", as Binance does.
+latest order with that id, and an ``orderId`` paired with another order's client id is -2039.
+``DELETE /api/v3/openOrders`` with nothing open answers -2011 "Unknown order sent.", as Binance does.
+
+Rate limits (``sim_limits``): every ``/api/v3`` answer carries ``X-MBX-USED-WEIGHT-1M``, order
+placements ``X-MBX-ORDER-COUNT-10S``/``-1D``; past a limit (Binance's 6000 weight a minute, 100
+orders per 10 s, 200000 a day by default) the request is refused with 429 and ``Retry-After``.
+
+Hardening: a body over ``max_body_bytes`` (64 KiB) gets 413, a client silent for
+``read_timeout_s`` while a request is read is disconnected, ``fail_next`` queues at most
+``MAX_FAIL_NEXT`` requests (kept as counts), and ``POST /sim/faults`` is checked whole before any
+of it is applied (400 with the reason, nothing stored).
 
 Keys. A missing or unknown key gets -2015, a malformed one -2014 (both HTTP 401), a bad signature
 -1022 (400). A key without ``enableReading`` (signed reads) or ``enableSpotAndMarginTrading``

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -104,9 +106,6 @@ def test_python_binance_async_client_signs_with_the_server_clock_and_is_accepted
 def test_a_timestamp_ahead_of_the_server_gets_binances_message(wall_sim: SimServer) -> None:
     query = f"timestamp={wall_ms() + 5_000}"
     url = f"{wall_sim.url}/api/v3/account?{query}&signature={sign(ALICE.secret, query)}"
-    import urllib.error
-    import urllib.request
-
     request = urllib.request.Request(url, headers={"X-MBX-APIKEY": ALICE.api_key})
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
@@ -130,9 +129,10 @@ def test_python_binance_sync_client_trades_through_the_sim(wall_sim: SimServer) 
     client = python_binance(Client, wall_sim.url)(ALICE.api_key, ALICE.secret)  # pings at once
     try:
         info = client.get_symbol_info("BTCUSDT")
-        assert info is not None and "MARKET" in info["orderTypes"]
+        assert info is not None
+        assert "MARKET" in info["orderTypes"]
         klines = client.get_klines(symbol="BTCUSDT", interval="1m", limit=3)
-        assert len(klines) == 3 and all(len(k) == 12 for k in klines)
+        assert [len(k) for k in klines] == [12, 12, 12]
         assert klines[-1][0] + MINUTE > client.get_server_time()["serverTime"]  # the forming candle
         assert client.get_avg_price(symbol="BTCUSDT")["mins"] == 5
         assert client.get_trade_fee(symbol="BTCUSDT") == [

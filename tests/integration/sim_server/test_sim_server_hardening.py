@@ -108,7 +108,7 @@ def test_request_weight_over_the_limit_is_429_with_retry_after(btc_market: Marke
         answers = [http(f"{server.url}/api/v3/exchangeInfo") for _ in range(4)]  # weight 20 each
         refused = [a for a in answers if a[0] == 429]
         assert refused, [a[2].get("X-MBX-USED-WEIGHT-1M") for a in answers]
-        status, body, headers = refused[0]
+        _, body, headers = refused[0]
         assert body["code"] == -1003
         assert "current limit is 50 request weight per 1 MINUTE" in body["msg"]
         assert 1 <= int(headers["Retry-After"]) <= 60
