@@ -54,7 +54,8 @@ latest order with that id, and an ``orderId`` paired with another order's client
 
 Rate limits (``sim_limits``): every ``/api/v3`` answer carries ``X-MBX-USED-WEIGHT-1M``, order
 placements ``X-MBX-ORDER-COUNT-10S``/``-1D``; past a limit (Binance's 6000 weight a minute, 100
-orders per 10 s, 200000 a day by default) the request is refused with 429 and ``Retry-After``.
+orders per 10 s, 200000 a day in the CLI; ``SimServer(rate_limits=...)``) the request is refused
+with 429 and ``Retry-After``.
 
 Hardening: a body over ``max_body_bytes`` (64 KiB) gets 413, a client silent for
 ``read_timeout_s`` while a request is read is disconnected, ``fail_next`` queues at most
@@ -187,6 +188,7 @@ MSG_AHEAD: Final = "Timestamp for this request was 1000ms ahead of the server's 
 MSG_IDS_MISMATCH: Final = "Both orderId and origClientOrderId are provided and the order ids do not match"
 MSG_CONTROL_OFF: Final = "The /sim/ test controls are off: start the server with --manual or --control."
 
+UNLIMITED: Final = RateLimits(10**9, 10**9, 10**9)
 MAX_FAIL_NEXT: Final = 10_000
 """The most requests one ``fail_next`` may queue, and the most queued in all (memory stays bounded)."""
 MAX_QUEUED_RULES: Final = 100
@@ -518,7 +520,9 @@ class SimServer:
         time_offset_ms: added to every timestamp served (the market re-stamped); None: computed at
             ``start`` so that the market time is the wall clock then, to the candle interval.
         control: serve the ``/sim/`` test controls (always on with ``manual``).
-        rate_limits: Binance's request weight and order count limits (``sim_limits``).
+        rate_limits: the request weight and order count limits (``sim_limits``); None: counted and
+            reported in the headers but never reached (tests that hammer the server). The CLI
+            passes Binance's (``RateLimits()``) unless told otherwise.
         max_body_bytes, read_timeout_s: a longer request body gets 413; a connection silent this
             long while a request is read is closed.
     """
@@ -587,7 +591,7 @@ class SimServer:
         self._wall_offset = time_offset_ms is None
         self._offset_ms = time_offset_ms or 0
         self._control = manual or control
-        self._limiter = RateLimiter(rate_limits or RateLimits())
+        self._limiter = RateLimiter(rate_limits or UNLIMITED)
         self.max_body_bytes = max_body_bytes
         self.read_timeout_s = read_timeout_s
         self._speed = speed

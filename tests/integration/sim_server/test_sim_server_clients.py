@@ -36,6 +36,7 @@ from sim_clients import ALICE, ccxt_binance, http
 
 from nutcracker.exchange.ccxt_exchange import rebase_urls
 from nutcracker.exchange.sim_accounts import MarketSpec
+from nutcracker.exchange.sim_limits import RateLimits
 from nutcracker.exchange.sim_server import MSG_AHEAD, SimServer, sign
 
 SYMBOL = "BTC/USDT"
@@ -49,7 +50,9 @@ def wall_ms() -> int:
 @pytest.fixture
 def wall_sim(btc_market: MarketSpec) -> Iterator[SimServer]:
     """A running sim-exchange whose market is re-stamped to the wall clock (the CLI's default)."""
-    server = SimServer({SYMBOL: btc_market}, [ALICE], warmup=100, seed=1, time_offset_ms=None)
+    server = SimServer(
+        {SYMBOL: btc_market}, [ALICE], warmup=100, seed=1, time_offset_ms=None, rate_limits=RateLimits()
+    )
     server.start()
     try:
         yield server
