@@ -166,6 +166,9 @@ def test_python_binance_sync_client_trades_through_the_sim(wall_sim: SimServer) 
         assert int(weight) > 0
     finally:
         client.close_connection()
+        # python-binance's sync Client makes (and sets) an event loop of its own: close it
+        client.loop.close()
+        asyncio.set_event_loop(None)
 
 
 def test_binance_sdk_spot_reads_commission_rates_and_rate_limits(wall_sim: SimServer) -> None:
