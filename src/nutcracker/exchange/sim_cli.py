@@ -5,6 +5,10 @@ then ``python -m nutcracker.exchange.sim_cli --help`` runs the same command. The
 one line ``sim-exchange: serving http://127.0.0.1:PORT ...`` once it accepts connections (handy
 with ``--port 0``), then serves until interrupted (Ctrl-C or SIGTERM: exit 0). A bad accounts
 file, data file or option exits with ``EXIT_CONFIG`` and a message naming what to fix.
+
+It serves the market re-stamped to the wall clock at start (``--data-clock``: the data's own
+times), Binance's rate limits (``--weight-limit``, ``--orders-10s-limit``, ``--orders-1d-limit``)
+and the ``/sim/`` test controls only with ``--manual`` or ``--control``.
 """
 
 from __future__ import annotations
