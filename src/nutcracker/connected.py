@@ -77,9 +77,14 @@ async def check_fees(
                 )
         fees[m.symbol] = configured / 10_000
     if unchecked:
+        reason = (
+            "the exchange does not report it"
+            if source.authenticated
+            else "no key; give --key NAME to check it"
+        )
         notice(
-            f"note: the account's commission was not checked (no key): trading at the config's "
-            f"market.maker_fee_bps ({', '.join(unchecked)}); give --key NAME to check it"
+            f"note: the account's commission was not checked ({reason}): trading at the config's "
+            f"market.maker_fee_bps ({', '.join(unchecked)})"
         )
     return fees
 

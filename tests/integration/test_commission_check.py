@@ -145,6 +145,6 @@ def test_paper_checks_the_fee_with_a_key_and_says_so_without_one(
     assert "market.maker_fee_bps = 0 is below the account's maker fee on binance, 10 bps" in output
     code, output = run(server, config_with_fee(tmp_path, "0"), tmp_path, "--mode", "paper")
     assert code == 0, output
-    assert "the account's commission was not checked (no key)" in output
+    assert "the account's commission was not checked (no key; give --key NAME to check it)" in output
     assert "market.maker_fee_bps (BTC/USDT 0 bps)" in output
     assert placed(server) == 0  # paper fills locally: nothing on the exchange

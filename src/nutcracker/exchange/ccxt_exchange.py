@@ -355,6 +355,11 @@ class CcxtExchange:
         return self._exchange_id
 
     @property
+    def authenticated(self) -> bool:
+        """Return True when built with a key (private calls possible)."""
+        return self._authenticated
+
+    @property
     def timeframe(self) -> str:
         return self._timeframe
 

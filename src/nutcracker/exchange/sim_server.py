@@ -1132,15 +1132,16 @@ class SimServer:
                 continue
             balances.append({"asset": asset, "free": _fmt(free), "locked": _fmt(locked)})
         fee = max(f.spec.info.maker_fee for f in self._feeds.values())
+        taker = max(f.spec.taker for f in self._feeds.values())
         can_trade = account.spec.permission("enableSpotAndMarginTrading")
         return {
             "makerCommission": int(fee * 10_000),
-            "takerCommission": int(fee * 10_000),
+            "takerCommission": int(taker * 10_000),
             "buyerCommission": 0,
             "sellerCommission": 0,
             "commissionRates": {
                 "maker": _fmt(fee),
-                "taker": _fmt(fee),
+                "taker": _fmt(taker),
                 "buyer": _fmt(Decimal(0)),
                 "seller": _fmt(Decimal(0)),
             },
