@@ -282,7 +282,10 @@ def data_download(
     if exchange_url:
         client.urls["api"] = rebase_urls(client.urls["api"], exchange_url.rstrip("/"))
     try:
-        rows = download_candles(client, symbol, timeframe, since_ms, out, until_ms=until_ms)
+        # A Binance-compatible server (the sim-exchange) may run on its own clock: a candle is
+        # closed by that clock (its klines end with the still-forming candle, as Binance's do).
+        now_ms = client.fetch_time if exchange_url else None
+        rows = download_candles(client, symbol, timeframe, since_ms, out, until_ms=until_ms, now_ms=now_ms)
     except ccxt.BaseError as e:
         err.print(
             f"✗ download stopped ({type(e).__name__}); run the same command again to resume", markup=False

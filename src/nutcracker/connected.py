@@ -5,12 +5,20 @@ key just in time from the secret store, refuses it unless the exchange says it c
 (the withdrawal guard, fail closed), checks that the config's market rules are the exchange's, and
 only then starts the engine; nothing is placed with a refused key. Paper mode reads public market
 data through ccxt and fills orders on a local matching engine.
+
+Commission. At every live start, and at a paper start given ``--key``, the account's own maker fee
+is read from the exchange (Binance: ``GET /sapi/v1/asset/tradeFee`` via ccxt's
+``fetch_trading_fee``): a config fee below it is refused (the strategy would size every profit on a
+fee it does not pay), a config fee at or above it is used (the higher of the two). Paper mode
+without a key cannot read the account: the config's fee is used and one line says it was not checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 from nutcracker.backtest.runner import starting_balances
@@ -39,6 +47,52 @@ async def check_markets(config: NutcrackerConfig, exchange: Exchange) -> None:
             )
 
 
+def _bps(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+async def check_fees(
+    config: NutcrackerConfig, source: CcxtExchange, notice: Callable[[str], None]
+) -> dict[str, Decimal]:
+    """Return the maker fee (a fraction) to trade each symbol at: the config's, checked when possible.
+
+    Raises:
+        ConfigError: the config's ``market.maker_fee_bps`` is below the account's maker fee.
+    """
+    fees: dict[str, Decimal] = {}
+    unchecked = []
+    for symbol in config.symbols:
+        m = symbol.market
+        configured = m.maker_fee_bps
+        rates = await source.trading_fee(m.symbol)
+        if rates is None:
+            unchecked.append(f"{m.symbol} {_bps(configured)} bps")
+        else:
+            account_bps = rates[0] * 10_000
+            if configured < account_bps:
+                raise ConfigError(
+                    f"{m.symbol}: market.maker_fee_bps = {_bps(configured)} is below the account's maker "
+                    f"fee on {m.exchange}, {_bps(account_bps)} bps; set market.maker_fee_bps to at least "
+                    f"{_bps(account_bps)}"
+                )
+        fees[m.symbol] = configured / 10_000
+    if unchecked:
+        reason = (
+            "the exchange does not report it"
+            if source.authenticated
+            else "no key; give --key NAME to check it"
+        )
+        notice(
+            f"note: the account's commission was not checked ({reason}): trading at the config's "
+            f"market.maker_fee_bps ({', '.join(unchecked)})"
+        )
+    return fees
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 async def run_connected(
     config: NutcrackerConfig,
     *,
@@ -51,6 +105,7 @@ async def run_connected(
     pulse_interval_s: float | None,
     pulses: int | None,
     on_report: Callable[[PulseReport], None],
+    on_notice: Callable[[str], None] = _stderr,
 ) -> None:
     """Run the engine in ``paper`` or ``live`` mode until SIGINT/SIGTERM or ``pulses`` pulses per symbol."""
     install_redaction()
@@ -74,11 +129,27 @@ async def run_connected(
         source = CcxtExchange.from_credentials(credentials, **({"api_url": url} if url else {}))
         exchange = source
     else:
-        source = CcxtExchange.public(exchange_id, **({"api_url": url} if url else {}))
-        exchange = PaperExchange(source, [s.market.symbol for s in config.symbols], starting_balances(config))
+        options = {"api_url": url} if url else {}
+        if key_name is not None:  # only to read the account's commission: paper places nothing there
+            source = CcxtExchange.from_credentials(
+                open_secret_store(keystore, vault).get(key_name), **options
+            )
+        else:
+            source = CcxtExchange.public(exchange_id, **options)
+        exchange = source
     async with source:
         if mode == "live":
             await require_trade_only_key(source)  # raises PermissionRefusedError: nothing is placed
+        fees = await check_fees(config, source, on_notice)
+        if mode != "live":
+            # Paper fills pay the fee the strategy assumes (the checked config fee), when one for all.
+            same = set(fees.values())
+            exchange = PaperExchange(
+                source,
+                [s.market.symbol for s in config.symbols],
+                starting_balances(config),
+                **({"maker_fee": same.pop()} if len(same) == 1 else {}),
+            )
         await check_markets(config, exchange)
         params = [s.to_params(config.engine.id) for s in config.symbols]
         settings = EngineSettings(

@@ -85,6 +85,7 @@ ALLOWED_METHODS: Final = frozenset(
         "fetch_order_book",
         # private reads
         "fetch_balance",
+        "fetch_trading_fee",
         "fetch_open_orders",
         "fetch_my_trades",
         "fetch_order",
@@ -379,6 +380,11 @@ class CcxtExchange:
         return self._exchange_id
 
     @property
+    def authenticated(self) -> bool:
+        """Return True when built with a key (private calls possible)."""
+        return self._authenticated
+
+    @property
     def timeframe(self) -> str:
         return self._timeframe
 
@@ -407,6 +413,22 @@ class CcxtExchange:
     async def market(self, symbol: str) -> MarketInfo:
         """Return the rules of the spot market ``symbol`` (ccxt form, e.g. ``BTC/USDT``)."""
         return (await self._rules_of(symbol)).info
+
+    async def trading_fee(self, symbol: str) -> tuple[Decimal, Decimal] | None:
+        """Return the account's (maker, taker) fee fractions on ``symbol``, as the exchange charges them.
+
+        Binance: ``GET /sapi/v1/asset/tradeFee`` through ccxt's ``fetch_trading_fee``, the rates of
+        this account (VIP tier, discounts), not the public defaults. None when it cannot be read:
+        no key (public market data only) or an exchange ccxt has no ``fetchTradingFee`` for.
+        """
+        if not self._authenticated or not self._client.has.get("fetchTradingFee"):
+            return None
+        with ccxt_errors(self._exchange_id):
+            fee = await self._client.fetch_trading_fee(symbol)
+        return (
+            to_decimal(fee.get("maker"), f"{symbol} maker fee"),
+            to_decimal(fee.get("taker"), f"{symbol} taker fee"),
+        )
 
     async def server_time_ms(self) -> int:
         """Return the exchange's clock (the local clock if the exchange has no time endpoint)."""

@@ -5,7 +5,9 @@ market (``nutcracker.core.units``). Balances, free or locked, are exact integers
 *atom*: the finest decimal place among the asset's lot sizes, quote units and starting balance, so
 every balance operation is integer arithmetic; they are ``Decimal`` amounts at the interface.
 
-Placement (post-only limit orders only). An order is refused, with a ``rejected`` event and one of:
+Placement (post-only limit orders only; ``take`` is the HTTP simulator's separate taker path for
+other clients' MARKET and crossing LIMIT orders). An order is refused, with a ``rejected`` event
+and one of:
 
 - ``InvalidOrderError``: unknown symbol, price or quantity not positive, notional below the
   market's minimum notional;
@@ -55,7 +57,7 @@ Determinism. No clock and no randomness: the caller passes every time; trade ids
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import (
     ROUND_CEILING,
@@ -230,6 +232,28 @@ class _Market:
 
     def qu_to_quote(self, qu: int) -> Decimal:
         return _EXACT.multiply(Decimal(qu), self.quote_unit)
+
+
+@dataclass(slots=True, init=False, unsafe_hash=True)
+class _Charge:
+    """One fill's commission: its value in qu, in base units, the asset and what left the account."""
+
+    fee: Final[int]  # qu: paid in quote, or a third asset valued in quote
+    fee_base: Final[int]  # base units (BU_PER_LOT per lot) taken from a buy's base
+    asset: Final[str]
+    steps: Final[int]  # commission steps (1e-8) charged
+    base_atoms: Final[int]  # atoms of base kept back from a buy
+    quote_atoms: Final[int]  # atoms of quote kept back from a sell
+
+    def __init__(
+        self, fee: int, fee_base: int, asset: str, steps: int, base_atoms: int, quote_atoms: int
+    ) -> None:
+        self.fee = fee
+        self.fee_base = fee_base
+        self.asset = asset
+        self.steps = steps
+        self.base_atoms = base_atoms
+        self.quote_atoms = quote_atoms
 
 
 class MatchingEngine:
@@ -410,6 +434,139 @@ class MatchingEngine:
             self._close(m, symbol, order, ts_ms, reason)
             cancelled.append(order.view())
         return tuple(cancelled)
+
+    def take(
+        self,
+        symbol: str,
+        order: PlaceLimit,
+        levels: Sequence[tuple[int, int]],
+        fee_ppm: int,
+        ts_ms: int,
+        *,
+        rest: bool,
+    ) -> list[Fill]:
+        """Execute ``order`` at once as a taker: the HTTP simulator's crossing LIMIT and MARKET orders.
+
+        Not used by the engine, which stays maker-only. ``levels`` are the (price, lots) the outside
+        book gives the order, best first, within its limit; each fill pays ``fee_ppm`` (the taker
+        fee) as a maker fill pays its fee. With ``rest`` (a GTC limit order) what the levels do not
+        cover rests at ``order.price`` and fills later like any resting order; otherwise it is
+        dropped and the order closes (status ``cancelled``). A separate path from ``place``: no
+        post-only check, the funds for the taken part and any resting remainder checked up front.
+
+        Raises:
+            InvalidOrderError: unknown symbol, non-positive price or quantity, levels beyond the order.
+            OrderRejectedError: the client order id was used before on this symbol.
+            InsufficientFundsError: the free balance does not cover it.
+        """
+        m = self._markets.get(symbol)
+        if m is None:
+            raise self._rejected(None, symbol, order, ts_ms, InvalidOrderError(f"Invalid symbol {symbol!r}."))
+        is_buy = order.side is Side.BUY
+        taken = 0
+        cost = 0  # quote units the taken levels cost a buy, fee included
+        valid = order.price > 0 and order.qty > 0
+        for level_price, level_lots in levels:
+            valid = valid and level_price > 0 and level_lots > 0
+            taken += level_lots
+            cost += level_price * level_lots * (QU_PER_TICK_LOT + fee_ppm)
+        error: OrderRejectedError | None = None
+        if not valid or taken > order.qty:
+            error = InvalidOrderError(
+                f"Invalid taker order: {order.qty} lots at {order.price}, levels {list(levels)}."
+            )
+        elif order.client_order_id in m.known:
+            error = OrderRejectedError("Duplicate order sent.")
+        if error is not None:
+            raise self._rejected(m, symbol, order, ts_ms, error)
+        if is_buy:
+            asset, need = m.quote, cost * m.quote_per_qu
+        else:
+            asset, need = m.base, taken * m.base_per_lot
+        remaining = order.qty - taken
+        if rest and remaining:
+            need += _lock_of(m, is_buy, order.price, remaining)[1]
+        if need > self._free[asset]:
+            error = InsufficientFundsError(
+                "Account has insufficient balance for requested action: needs "
+                f"{self._amount(asset, need).normalize():f} {asset}, "
+                f"{self._amount(asset, self._free[asset]).normalize():f} {asset} free."
+            )
+            raise self._rejected(m, symbol, order, ts_ms, error)
+        taker = _Order(self._next_order_id, order, 0, "open")
+        self._next_order_id += 1
+        m.known[order.client_order_id] = taker
+        self.events.append(
+            OrderEvent(
+                ts_ms,
+                symbol,
+                "placed",
+                order.side,
+                order.price,
+                order.qty,
+                order.client_order_id,
+                order.reason,
+            )
+        )
+        free = self._free
+        fills: list[Fill] = []
+        for price, lots in levels:
+            notional = price * lots * QU_PER_TICK_LOT
+            charge = self._commission(m, is_buy, price, lots, fee_ppm)  # as a maker fill's, at fee_ppm
+            if is_buy:
+                free[m.quote] -= notional * m.quote_per_qu
+                free[m.base] += lots * m.base_per_lot - charge.base_atoms
+            else:
+                free[m.base] -= lots * m.base_per_lot
+                free[m.quote] += notional * m.quote_per_qu - charge.quote_atoms
+            taker.filled += lots
+            trade_id = str(self._next_trade_id)
+            self._next_trade_id += 1
+            fill = Fill(
+                trade_id,
+                order.client_order_id,
+                order.side,
+                price,
+                lots,
+                charge.fee,
+                ts_ms,
+                charge.fee_base,
+                charge.asset,
+                _steps_text(charge.steps),
+            )
+            fills.append(fill)
+            self.fills.append(fill)
+            if m.fills and ts_ms < m.fills[-1].ts_ms:
+                m.fills_sorted = False
+            m.fills.append(fill)
+            kind: EventKind = "filled" if taker.filled == order.qty else "partially_filled"
+            self.events.append(
+                OrderEvent(ts_ms, symbol, kind, order.side, price, lots, order.client_order_id, trade_id)
+            )
+        if not remaining:
+            taker.status = "filled"
+        elif rest:
+            lock_asset, lock = _lock_of(m, is_buy, order.price, remaining)
+            free[lock_asset] -= lock
+            self._locked[lock_asset] += lock
+            m.orders[order.client_order_id] = taker
+            m.bounds = None
+        else:
+            taker.status = "cancelled"
+            self.events.append(
+                OrderEvent(
+                    ts_ms,
+                    symbol,
+                    "cancelled",
+                    order.side,
+                    order.price,
+                    remaining,
+                    order.client_order_id,
+                    "expired",
+                )
+            )
+        m.views = None
+        return fills
 
     # -- market data --------------------------------------------------------------------------
 
@@ -631,31 +788,41 @@ class MatchingEngine:
         )
         self.events.append(event)
 
-    def _fill(self, m: _Market, symbol: str, order: _Order, lots: int, ts_ms: int) -> Fill:
-        price = order.price
-        notional = price * lots * QU_PER_TICK_LOT
-        fee_qu = price * lots * m.fee_ppm  # exact, before rounding to the commission step
-        locked, free = self._locked, self._free
+    def _commission(self, m: _Market, is_buy: bool, price: int, lots: int, fee_ppm: int) -> _Charge:
+        """Charge the commission of one fill as Binance does; return what was charged.
+
+        A third asset (BNB) when the account pays in it and holds enough, else the asset received:
+        a buy's in base, a sell's in quote, each rounded up to the commission step.
+        """
+        fee_qu = price * lots * fee_ppm  # exact, before rounding to the commission step
+        free = self._free
         fee = fee_base = 0
         steps = ceil_div(fee_qu * m.fee_num, m.fee_den) if m.fee_num else 0
         fee_asset = self._fee_asset
         if steps and free[fee_asset] >= steps * self._fee_step:  # a third asset, e.g. BNB
             free[fee_asset] -= steps * self._fee_step
             fee = fee_qu  # valued at the fee rate of the notional
-        elif order.is_buy:  # in the base received, rounded up to the commission step
-            fee_asset = m.base
-            steps = ceil_div(lots * m.fee_ppm * m.base_per_lot, BU_PER_LOT * m.base_step)
+            return _Charge(fee, 0, fee_asset, steps, 0, 0)
+        if is_buy:  # in the base received, rounded up to the commission step
+            steps = ceil_div(lots * fee_ppm * m.base_per_lot, BU_PER_LOT * m.base_step)
             fee_base = ceil_div(steps * m.base_step * BU_PER_LOT, m.base_per_lot)
-        else:  # in the quote received
-            fee_asset = m.quote
-            steps = ceil_div(fee_qu * m.quote_per_qu, m.quote_step)
-            fee = ceil_div(steps * m.quote_step, m.quote_per_qu)
+            return _Charge(0, fee_base, m.base, steps, steps * m.base_step, 0)
+        steps = ceil_div(fee_qu * m.quote_per_qu, m.quote_step)  # in the quote received
+        fee = ceil_div(steps * m.quote_step, m.quote_per_qu)
+        return _Charge(fee, 0, m.quote, steps, 0, steps * m.quote_step)
+
+    def _fill(self, m: _Market, symbol: str, order: _Order, lots: int, ts_ms: int) -> Fill:
+        price = order.price
+        notional = price * lots * QU_PER_TICK_LOT
+        locked, free = self._locked, self._free
+        charge = self._commission(m, order.is_buy, price, lots, m.fee_ppm)
+        fee, fee_base, fee_asset, steps = charge.fee, charge.fee_base, charge.asset, charge.steps
         if order.is_buy:
             locked[m.quote] -= notional * m.quote_per_qu
-            free[m.base] += lots * m.base_per_lot - (steps * m.base_step if fee_base else 0)
+            free[m.base] += lots * m.base_per_lot - charge.base_atoms
         else:
             locked[m.base] -= lots * m.base_per_lot
-            free[m.quote] += notional * m.quote_per_qu - (steps * m.quote_step if fee_asset == m.quote else 0)
+            free[m.quote] += notional * m.quote_per_qu - charge.quote_atoms
         order.filled += lots
         m.views = None
         trade_id = str(self._next_trade_id)

@@ -18,6 +18,7 @@ Accounts file (TOML). Every problem is a ``ConfigError`` naming the file and the
     lot_size = "0.00001"
     min_notional = "5"
     maker_fee = "0.001"             # a fraction: 0.001 = 10 bps, a whole number of ppm
+    taker_fee = "0.001"             # the fee of orders that take (MARKET, crossing LIMIT); default: maker_fee
 
 ``permissions`` lists flags of Binance's ``GET /sapi/v1/account/apiRestrictions`` answer
 (``PERMISSION_FIELDS``); the ones left out take ``DEFAULT_PERMISSIONS`` (read and spot trading on,
@@ -32,7 +33,8 @@ Market rules: ``KNOWN_MARKETS`` holds Binance's real filters for BTC/USDT and ET
 symbol gets its tick from the decimals of its data (the largest power of ten dividing every
 price), a lot of ``10**ceil(log10(0.1 / price))`` (a lot worth 0.1 to 1 quote units, as on Binance:
 ETH 0.0001, BNB 0.001, XRP 0.1, DOGE 1), a minimum notional of 5 for USD stablecoin quotes (0 for
-unknown quotes) and a 10 bps maker fee. A ``[[market]]`` table overrides any of these.
+unknown quotes) and a 10 bps maker and taker fee. A ``[[market]]`` table overrides any of these;
+the account's commission endpoints (``account/commission``, ``asset/tradeFee``) report them.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ _ACCOUNT_KEYS: Final = (
     "fee_asset",
     "fee_asset_price",
 )
-_MARKET_KEYS: Final = ("symbol", "tick_size", "lot_size", "min_notional", "maker_fee")
+_MARKET_KEYS: Final = ("symbol", "tick_size", "lot_size", "min_notional", "maker_fee", "taker_fee")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ class MarketOverride:
     lot_size: Decimal | None = None
     min_notional: Decimal | None = None
     maker_fee: Decimal | None = None
+    taker_fee: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +152,24 @@ class MarketSpec:
 
     info: MarketInfo
     candles: CandleArrays
+    taker_fee: Decimal | None = None  # None: the maker fee
 
     def __post_init__(self) -> None:
         if len(self.candles) == 0:
             raise ValueError(f"{self.info.symbol}: the market needs at least one candle")
+        if self.taker_fee is not None and not _is_fee(self.taker_fee):
+            raise ValueError(
+                f"{self.info.symbol}: taker_fee {self.taker_fee} must be a fraction in (-1, 1) in whole ppm"
+            )
 
     @property
     def symbol(self) -> str:
         return self.info.symbol
+
+    @property
+    def taker(self) -> Decimal:
+        """Return the taker fee (a fraction): ``taker_fee``, else the maker fee."""
+        return self.info.maker_fee if self.taker_fee is None else self.taker_fee
 
 
 KNOWN_MARKETS: Final[Mapping[str, MarketOverride]] = {
@@ -315,14 +328,25 @@ def _parse_market(raw: object, where: str) -> MarketOverride:
     min_notional = values["min_notional"]
     if min_notional is not None and min_notional < 0:
         raise ConfigError(f"{where}.min_notional: {min_notional} must be >= 0")
-    fee = values["maker_fee"]
-    if fee is not None:
-        ppm = fee * PPM
-        if not -1 < fee < 1 or ppm != ppm.to_integral_value():
+    for key in ("maker_fee", "taker_fee"):
+        fee = values[key]
+        if fee is not None and not _is_fee(fee):
             raise ConfigError(
-                f"{where}.maker_fee: {fee} must be a fraction in (-1, 1) in whole ppm, e.g. 0.001 for 10 bps"
+                f"{where}.{key}: {fee} must be a fraction in (-1, 1) in whole ppm, e.g. 0.001 for 10 bps"
             )
-    return MarketOverride(symbol, values["tick_size"], values["lot_size"], values["min_notional"], fee)
+    return MarketOverride(
+        symbol,
+        values["tick_size"],
+        values["lot_size"],
+        values["min_notional"],
+        values["maker_fee"],
+        values["taker_fee"],
+    )
+
+
+def _is_fee(fee: Decimal) -> bool:
+    ppm = fee * PPM
+    return -1 < fee < 1 and ppm == ppm.to_integral_value()
 
 
 def _refuse_unknown(raw: Mapping[str, object], known: Sequence[str], where: str) -> None:
@@ -388,7 +412,7 @@ def load_market(
         min_notional=min_notional,
         maker_fee=DEFAULT_MAKER_FEE if fee is None else fee,
     )
-    return MarketSpec(info, candles)
+    return MarketSpec(info, candles, rules.taker_fee)
 
 
 def _first_given(*values: Decimal | None) -> Decimal | None:

@@ -5,6 +5,10 @@ then ``python -m nutcracker.exchange.sim_cli --help`` runs the same command. The
 one line ``sim-exchange: serving http://127.0.0.1:PORT ...`` once it accepts connections (handy
 with ``--port 0``), then serves until interrupted (Ctrl-C or SIGTERM: exit 0). A bad accounts
 file, data file or option exits with ``EXIT_CONFIG`` and a message naming what to fix.
+
+It serves the market re-stamped to the wall clock at start (``--data-clock``: the data's own
+times), Binance's rate limits (``--weight-limit``, ``--orders-10s-limit``, ``--orders-1d-limit``)
+and the ``/sim/`` test controls only with ``--manual`` or ``--control``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import typer
 
 from nutcracker.errors import ConfigError
 from nutcracker.exchange.sim_accounts import DataError, MarketSpec, load_market, load_sim_setup
+from nutcracker.exchange.sim_limits import RateLimits
 from nutcracker.exchange.sim_server import DEFAULT_TIMEOUT_MS, FaultRule, SimServer
 from nutcracker.marketdata.candles import symbol_from_filename
 
@@ -54,6 +59,29 @@ def sim_exchange(
     manual: Annotated[
         bool, typer.Option("--manual", help="Move the clock only by POST /sim/advance?candles=N (tests).")
     ] = False,
+    control: Annotated[
+        bool,
+        typer.Option(
+            "--control", help="Serve the /sim/ test controls (advance, state, faults); on with --manual."
+        ),
+    ] = False,
+    data_clock: Annotated[
+        bool,
+        typer.Option(
+            "--data-clock",
+            help="Serve the data's own timestamps; by default they are shifted so that the market "
+            "starts at the wall clock (what clients that sync to the server's time need).",
+        ),
+    ] = False,
+    weight_limit: Annotated[
+        int, typer.Option("--weight-limit", help="Request weight per minute before HTTP 429 (Binance: 6000).")
+    ] = 6000,
+    orders_limit_10s: Annotated[
+        int, typer.Option("--orders-10s-limit", help="New orders per 10 s per account (Binance: 100).")
+    ] = 100,
+    orders_limit_1d: Annotated[
+        int, typer.Option("--orders-1d-limit", help="New orders per day per account (Binance: 200000).")
+    ] = 200_000,
     fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -75,7 +103,21 @@ def sim_exchange(
     """Serve candle files as a Binance Spot REST API on 127.0.0.1, one matching engine per account."""
     err = typer.echo
     try:
-        server = _build(data, accounts, port, speed, manual, fault or [], fault_timeout_ms, seed, warmup)
+        limits = _limits(weight_limit, orders_limit_10s, orders_limit_1d)
+        server = _build(
+            data,
+            accounts,
+            port,
+            speed,
+            manual,
+            fault or [],
+            fault_timeout_ms,
+            seed,
+            warmup,
+            control=control,
+            data_clock=data_clock,
+            limits=limits,
+        )
     except (ConfigError, DataError, ValueError) as e:
         err(f"✗ sim-exchange: {e}", err=True)
         raise typer.Exit(code=EXIT_CONFIG) from e
@@ -95,6 +137,8 @@ def sim_exchange(
         )
         raise typer.Exit(code=EXIT_CONFIG) from e
     clock = "manual (POST /sim/advance?candles=N)" if manual else f"{speed or 1.0:g} candles/s"
+    if control or manual:
+        clock += " controls=/sim/"
     typer.echo(
         f"sim-exchange: serving {url} symbols={','.join(server.state()['candles'])} "
         f"accounts={len(server.state()['accounts'])} clock={clock} market_time={server.now_ms}"
@@ -120,11 +164,19 @@ def _build(
     timeout_ms: int,
     seed: int,
     warmup: int,
+    *,
+    control: bool = False,
+    data_clock: bool = False,
+    limits: RateLimits | None = None,
 ) -> SimServer:
     if manual and speed is not None:
         raise ConfigError("--speed and --manual exclude each other; choose one")
     if speed is not None and speed <= 0:
         raise ConfigError(f"--speed {speed}: give a positive number of candles per second")
+    if not 0 <= warmup <= 10_000_000:
+        raise ConfigError(f"--warmup {warmup}: give a number of candles between 0 and 10000000")
+    if not 0 <= timeout_ms <= 600_000:
+        raise ConfigError(f"--fault-timeout-ms {timeout_ms}: give a number of ms between 0 and 600000")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port}: give a TCP port between 0 and 65535")
     if not data:
@@ -171,7 +223,21 @@ def _build(
         warmup=warmup,
         faults=rules,
         timeout_ms=timeout_ms,
+        time_offset_ms=0 if data_clock else None,
+        control=control,
+        rate_limits=limits,
     )
+
+
+def _limits(weight: int, orders_10s: int, orders_1d: int) -> RateLimits:
+    for option, value in (
+        ("--weight-limit", weight),
+        ("--orders-10s-limit", orders_10s),
+        ("--orders-1d-limit", orders_1d),
+    ):
+        if not 1 <= value <= 10**9:
+            raise ConfigError(f"{option} {value}: give a whole number between 1 and 1000000000")
+    return RateLimits(weight, orders_10s, orders_1d)
 
 
 def _data_arg(item: str) -> tuple[str | None, Path]:

@@ -8,37 +8,61 @@ fed the same candles; accounts never interact. One lock serialises every request
 Endpoints (``GET`` unless said; "signed" ones need ``X-MBX-APIKEY`` and an HMAC signature)::
 
     /api/v3/ping, /api/v3/time, /api/v3/exchangeInfo, /api/v3/klines, /api/v3/depth,
-    /api/v3/ticker/24hr, /api/v3/ticker/price, /api/v3/ticker/bookTicker, /api/v3/aggTrades
-    signed: /api/v3/account, POST|GET|DELETE /api/v3/order, GET|DELETE /api/v3/openOrders,
-            /api/v3/myTrades, /sapi/v1/account/apiRestrictions
-    test control (no auth, never faulted): POST /sim/advance?candles=N, GET /sim/state,
-            GET|POST /sim/faults
+    /api/v3/ticker/24hr, /api/v3/ticker/price, /api/v3/ticker/bookTicker, /api/v3/aggTrades,
+    /api/v3/avgPrice, /fapi/v1/exchangeInfo and /dapi/v1/exchangeInfo (no futures: empty)
+    signed: /api/v3/account, POST|GET|DELETE /api/v3/order, POST /api/v3/order/test,
+            GET|DELETE /api/v3/openOrders, /api/v3/myTrades, /api/v3/account/commission,
+            /sapi/v1/account/apiRestrictions, /sapi/v1/asset/tradeFee, /sapi/v1/capital/config/getall,
+            /sapi/v1/margin/allPairs and /sapi/v1/margin/isolated/allPairs (spot only: empty)
+    test control (no auth, never faulted; only with ``manual`` or ``control``, else 403):
+            POST /sim/advance?candles=N, GET /sim/state, GET|POST /sim/faults
+
+The capital, margin and futures answers are what ccxt's default options (``fetchCurrencies``,
+``fetchMargins``, every ``fetchMarkets`` type) read in ``load_markets`` with a key.
 
 Two clocks. *Market time* is simulated: it starts at the open of the first candle plus ``warmup``
 steps of one candle interval and moves only when the clock advances (``POST /sim/advance`` or
-``--speed`` candles per second). It is what ``/api/v3/time`` and ``exchangeInfo.serverTime`` say
-and what order, cancel and fill timestamps carry. Candles are served (klines, aggTrades, ticker)
-only once closed: open time + interval <= market time; klines therefore never return the
-still-forming candle Binance would add. *Wall time* is the real clock: ccxt signs every request
-with ``timestamp = now`` on its own clock, so ``recvWindow`` (-1021) is checked against the
-server's wall clock. Do not use ccxt's ``adjustForTimeDifference`` against this server: it would
-shift signed timestamps to the market time and every signed call would fail with -1021.
+``--speed`` candles per second). Everything served carries it plus a fixed *offset*
+(``time_offset_ms``): ``/api/v3/time``, order, cancel and fill times, klines, trades. The CLI
+computes the offset at start (``time_offset_ms=None``) so that the market starts at the wall clock,
+to the candle interval: ``fetch_ohlcv(since=now - 10 min)`` finds candles and clients that sync
+to the server's time (python-binance's ``AsyncClient``) sign in the same clock; tests keep the
+data's own times (offset 0), deterministic. Candles are served once closed, and klines end with
+the still-forming one as Binance's do (built from the closed candles of its interval so far, flat
+at the last close before any). *Wall time* is the real clock: ccxt signs with ``timestamp = now``
+on its own clock. A timestamp is accepted between the wall clock and the server time (which runs at
+the replay's speed from the wall clock at start), 1000 ms ahead at most (else -1021 "...1000ms ahead
+of the server's time.") and ``recvWindow`` behind (else -1021 "...outside of the recvWindow."); with
+the data's own times, against the wall clock only.
 
 Orders. ``LIMIT_MAKER`` is post-only: one that would cross is refused with -2010 "Order would
-immediately match and take." (ccxt: ``OrderImmediatelyFillable``). Plain ``LIMIT`` orders are
-accepted too: ``GTC`` rests exactly like ``LIMIT_MAKER``; ``IOC``/``FOK`` orders that do not
-cross expire at once (status ``EXPIRED``, nothing filled); a crossing ``LIMIT`` is refused like a
-crossing ``LIMIT_MAKER``, as the simulator has no taker fills. ``MARKET`` and stop orders are
-refused with -2010 "Order type not supported for this symbol." and are missing from
-``exchangeInfo.orderTypes``, so ccxt already refuses them client-side (``InvalidOrder``). Fills
-follow the matching engine (a candle trading through the price fills the order, fully); the maker
-fee is charged as Binance charges it, in the asset received (a buy's in base, a sell's in quote) or
-in the account's ``fee_asset`` (BNB), rounded up to 8 decimals: ``commission`` and
-``commissionAsset`` report exactly what was charged.
+immediately match and take." (ccxt: ``OrderImmediatelyFillable``). Plain ``LIMIT`` orders that do
+not cross rest like ``LIMIT_MAKER`` (``GTC``) or expire at once (``IOC``/``FOK``, status
+``EXPIRED``). A crossing ``LIMIT`` and a ``MARKET`` order (``quantity`` or ``quoteOrderQty``) take
+at once from the depth ``/api/v3/depth`` shows, best level first, at the taker fee (``isMaker``
+false): ``GTC`` rests what the levels up to its price do not cover, ``IOC`` and ``MARKET`` expire
+it, ``FOK`` expires whole unless it fills in full (``MatchingEngine.take``; the engine itself only
+sends post-only orders). A limit order crossing only this account's own resting order is refused
+like a crossing ``LIMIT_MAKER`` (no self-trades). Stop orders are refused with -2010 "Order type
+not supported for this symbol." and missing from ``exchangeInfo.orderTypes``. Resting orders fill
+by the matching engine's rules (a candle trading through the price fills the order, fully) at the
+maker fee. Every fee is charged as Binance charges it, in the asset received (a buy's in base, a
+sell's in quote) or in the account's ``fee_asset`` (BNB), rounded up to 8 decimals: ``commission``
+and ``commissionAsset`` report exactly what was charged.
 ``newClientOrderId`` must be unique among the symbol's open orders (-2010 "Duplicate order sent.")
 and may be reused once the earlier order is closed; lookups by ``origClientOrderId`` find the
-latest order with that id. ``DELETE /api/v3/openOrders`` with nothing open answers -2011
-"Unknown order sent.", as Binance does.
+latest order with that id, and an ``orderId`` paired with another order's client id is -2039.
+``DELETE /api/v3/openOrders`` with nothing open answers -2011 "Unknown order sent.", as Binance does.
+
+Rate limits (``sim_limits``): every ``/api/v3`` answer carries ``X-MBX-USED-WEIGHT-1M``, order
+placements ``X-MBX-ORDER-COUNT-10S``/``-1D``; past a limit (Binance's 6000 weight a minute, 100
+orders per 10 s, 200000 a day in the CLI; ``SimServer(rate_limits=...)``) the request is refused
+with 429 and ``Retry-After``.
+
+Hardening: a body over ``max_body_bytes`` (64 KiB) gets 413, a client silent for
+``read_timeout_s`` while a request is read is disconnected, ``fail_next`` queues at most
+``MAX_FAIL_NEXT`` requests (kept as counts), and ``POST /sim/faults`` is checked whole before any
+of it is applied (400 with the reason, nothing stored).
 
 Keys. A missing or unknown key gets -2015, a malformed one -2014 (both HTTP 401), a bad signature
 -1022 (400). A key without ``enableReading`` (signed reads) or ``enableSpotAndMarginTrading``
@@ -93,8 +117,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
-from nutcracker.core.model import Book, Candle, MarketInfo, PlaceLimit, Side
-from nutcracker.core.units import QU_PER_TICK_LOT, Precision
+from nutcracker.core.model import Book, Candle, Fill, MarketInfo, PlaceLimit, Side
+from nutcracker.core.units import PPM, QU_PER_TICK_LOT, Precision
 from nutcracker.errors import (
     InsufficientFundsError,
     InvalidOrderError,
@@ -103,6 +127,7 @@ from nutcracker.errors import (
 )
 from nutcracker.exchange.matching import MatchingEngine
 from nutcracker.exchange.sim_accounts import API_KEY_RE, PERMISSION_FIELDS, MarketSpec, SimAccount
+from nutcracker.exchange.sim_limits import RateLimiter, RateLimits
 
 _log = logging.getLogger(__name__)
 
@@ -131,7 +156,19 @@ TRADING_ENDPOINTS: Final = (
 )
 """The signed /api/v3 endpoints: where faults apply unless a rule names others."""
 SAPI_ENDPOINTS: Final = ("GET /sapi/v1/account/apiRestrictions",)
-ENDPOINTS: Final = PUBLIC_ENDPOINTS + TRADING_ENDPOINTS + SAPI_ENDPOINTS
+CLIENT_ENDPOINTS: Final = (
+    "GET /api/v3/avgPrice",
+    "POST /api/v3/order/test",
+    "GET /api/v3/account/commission",
+    "GET /sapi/v1/asset/tradeFee",
+    "GET /sapi/v1/capital/config/getall",
+    "GET /sapi/v1/margin/allPairs",
+    "GET /sapi/v1/margin/isolated/allPairs",
+    "GET /fapi/v1/exchangeInfo",
+    "GET /dapi/v1/exchangeInfo",
+)
+"""What other clients (ccxt with default options, python-binance, binance-sdk-spot) also call."""
+ENDPOINTS: Final = PUBLIC_ENDPOINTS + TRADING_ENDPOINTS + SAPI_ENDPOINTS + CLIENT_ENDPOINTS
 
 DEFAULT_TIMEOUT_MS: Final = 15_000
 MAX_NUM_ORDERS: Final = 200
@@ -149,6 +186,16 @@ MSG_KEY_FORMAT: Final = "API-key format invalid."
 MSG_BAD_SIGNATURE: Final = "Signature for this request is not valid."
 MSG_RECV_WINDOW: Final = "Timestamp for this request is outside of the recvWindow."
 MSG_TYPE_NOT_SUPPORTED: Final = "Order type not supported for this symbol."
+MSG_AHEAD: Final = "Timestamp for this request was 1000ms ahead of the server's time."
+MSG_IDS_MISMATCH: Final = "Both orderId and origClientOrderId are provided and the order ids do not match"
+MSG_CONTROL_OFF: Final = "The /sim/ test controls are off: start the server with --manual or --control."
+
+UNLIMITED: Final = RateLimits(10**9, 10**9, 10**9)
+MAX_FAIL_NEXT: Final = 10_000
+"""The most requests one ``fail_next`` may queue, and the most queued in all (memory stays bounded)."""
+MAX_QUEUED_RULES: Final = 100
+DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
+DEFAULT_READ_TIMEOUT_S: Final = 30.0
 
 _DAY_MS: Final = 86_400_000
 _WEEK_OFFSET_MS: Final = 4 * _DAY_MS  # Binance weeks start on Monday; 1970-01-01 was a Thursday
@@ -177,9 +224,8 @@ _SIGNATURE_RE: Final = re.compile(r"(?:^|&)signature=[^&]*")
 _MAX_PRICE: Final = Decimal(1_000_000)
 _MAX_QTY_LOTS: Final = 900_000_000
 _MAX_NOTIONAL: Final = Decimal(9_000_000)
-_NOT_SUPPORTED_TYPES: Final = frozenset(
-    {"MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"}
-)
+_NOT_SUPPORTED_TYPES: Final = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
+_TAKER_DEPTH: Final = 5000  # the most book levels a taker order walks (Binance's depth limit)
 
 
 # -- faults ---------------------------------------------------------------------------------------
@@ -252,6 +298,28 @@ class FaultRule:
         return cls(kind, number, endpoints)
 
 
+def check_fail_next(kind: object, count: object) -> None:
+    """Refuse a ``fail_next`` request that is not a fault kind or not a count in 1..MAX_FAIL_NEXT."""
+    if kind not in FAULT_KINDS or kind == "latency_ms":
+        raise ValueError(f"fail_next: kind must be one of {', '.join(FAULT_KINDS[1:])}, got {kind!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_FAIL_NEXT:
+        raise ValueError(f"fail_next: count must be a whole number from 1 to {MAX_FAIL_NEXT}, got {count!r}")
+
+
+def check_timeout_ms(timeout_ms: object) -> int:
+    """Return a valid ``timeout_ms`` (whole ms, 0 to 600000) or raise ValueError."""
+    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or not 0 <= timeout_ms <= 600_000:
+        raise ValueError(f"timeout_ms must be a whole number of ms from 0 to 600000, got {timeout_ms!r}")
+    return timeout_ms
+
+
+def check_seed(seed: object) -> int:
+    """Return a valid seed (a whole number) or raise ValueError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or abs(seed) > 2**63:
+        raise ValueError(f"seed must be a whole number, got {seed!r}")
+    return seed
+
+
 class _Faults:
     """The fault plan of one server: rules, a seeded RNG and queued one-shot faults."""
 
@@ -261,11 +329,15 @@ class _Faults:
         self.seed = seed
         self.timeout_ms = timeout_ms
         self._rng = random.Random(seed)
-        self._queued: deque[tuple[FaultKind, frozenset[str]]] = deque()
+        self._queued: deque[list[Any]] = deque()  # [kind, endpoints, requests left]
 
     def configure(
         self, rules: Sequence[FaultRule] | None, seed: int | None, timeout_ms: int | None, clear: bool
     ) -> None:
+        if seed is not None:
+            check_seed(seed)
+        if timeout_ms is not None:
+            check_timeout_ms(timeout_ms)
         with self._lock:
             if clear:
                 self.rules = ()
@@ -276,17 +348,18 @@ class _Faults:
                 self.seed = seed
                 self._rng = random.Random(seed)
             if timeout_ms is not None:
-                if timeout_ms < 0:
-                    raise ValueError(f"timeout_ms must be >= 0, got {timeout_ms}")
-                self.timeout_ms = timeout_ms
+                self.timeout_ms = check_timeout_ms(timeout_ms)
 
     def queue(self, kind: FaultKind, endpoints: frozenset[str], count: int) -> None:
-        if kind not in FAULT_KINDS or kind == "latency_ms":
-            raise ValueError(f"fail_next: kind must be one of {', '.join(FAULT_KINDS[1:])}, got {kind!r}")
-        if count < 1:
-            raise ValueError(f"fail_next: count must be >= 1, got {count}")
+        check_fail_next(kind, count)
         with self._lock:
-            self._queued.extend([(kind, endpoints)] * count)
+            queued = sum(item[2] for item in self._queued)
+            if len(self._queued) >= MAX_QUEUED_RULES or queued + count > MAX_FAIL_NEXT:
+                raise ValueError(
+                    f"fail_next: at most {MAX_FAIL_NEXT} queued requests in {MAX_QUEUED_RULES} entries; "
+                    f"{queued} are queued already (clear them first)"
+                )
+            self._queued.append([kind, endpoints, count])
 
     def draw(self, endpoint: str) -> tuple[float, FaultKind | None]:
         """Return (latency in ms, the fault hitting this request or None)."""
@@ -295,10 +368,12 @@ class _Faults:
                 (r.value for r in self.rules if r.kind == "latency_ms" and endpoint in r.endpoints),
                 default=0.0,
             )
-            for i, (kind, endpoints) in enumerate(self._queued):
-                if endpoint in endpoints:
-                    del self._queued[i]
-                    return latency, kind
+            for i, item in enumerate(self._queued):
+                if endpoint in item[1]:
+                    item[2] -= 1
+                    if not item[2]:
+                        del self._queued[i]
+                    return latency, cast(FaultKind, item[0])
             # Draw only for the rules that apply, so that a request without faults uses no randomness.
             for rule in self.rules:
                 applies = rule.kind != "latency_ms" and rule.value and endpoint in rule.endpoints
@@ -314,7 +389,7 @@ class _Faults:
                 "rules": [
                     {"kind": r.kind, "value": r.value, "endpoints": sorted(r.endpoints)} for r in self.rules
                 ],
-                "queued": [{"kind": k, "endpoints": sorted(e)} for k, e in self._queued],
+                "queued": [{"kind": k, "endpoints": sorted(e), "count": n} for k, e, n in self._queued],
             }
 
 
@@ -349,6 +424,7 @@ class _Order:
     time_ms: int
     update_ms: int
     expired: bool = False
+    quote_qu: int = 0  # the quote of its fills so far (taker fills may be at better prices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +436,7 @@ class _Trade:
     qty: int
     fee_qu: int
     ts_ms: int
+    maker: bool = True
     commission: str = "0"  # exactly what the matching engine charged, 8 decimals
     commission_asset: str = ""
 
@@ -384,6 +461,7 @@ class _Feed:
     precision: Precision
     max_price: Decimal  # PRICE_FILTER maxPrice: a power of ten at least 100x the data's highest price
     cursor: int = 0  # candles applied (closed)
+    taker_ppm: int = 0  # the taker fee in ppm (MarketSpec.taker_fee, else the maker fee)
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +488,15 @@ _ROUTES: Final[Mapping[str, _Route]] = {
     "DELETE /api/v3/openOrders": _Route("cancel_open_orders", "trade"),
     "GET /api/v3/myTrades": _Route("my_trades", "read"),
     "GET /sapi/v1/account/apiRestrictions": _Route("api_restrictions", "key"),
+    "GET /api/v3/avgPrice": _Route("avg_price", "public"),
+    "POST /api/v3/order/test": _Route("test_order", "trade"),
+    "GET /api/v3/account/commission": _Route("account_commission", "read"),
+    "GET /sapi/v1/asset/tradeFee": _Route("trade_fee", "read"),
+    "GET /sapi/v1/capital/config/getall": _Route("capital_config", "read"),
+    "GET /sapi/v1/margin/allPairs": _Route("margin_pairs", "read"),
+    "GET /sapi/v1/margin/isolated/allPairs": _Route("margin_pairs", "read"),
+    "GET /fapi/v1/exchangeInfo": _Route("futures_exchange_info", "public"),
+    "GET /dapi/v1/exchangeInfo": _Route("futures_exchange_info", "public"),
 }
 assert set(_ROUTES) == set(ENDPOINTS)
 
@@ -434,6 +521,14 @@ class SimServer:
         manual: the clock moves only by ``advance`` / ``POST /sim/advance``.
         warmup: clock steps taken before serving (1: the first candle is closed, there is a book).
         faults, timeout_ms: the fault plan (see the module docstring); ``seed`` seeds its draws.
+        time_offset_ms: added to every timestamp served (the market re-stamped); None: computed at
+            ``start`` so that the market time is the wall clock then, to the candle interval.
+        control: serve the ``/sim/`` test controls (always on with ``manual``).
+        rate_limits: the request weight and order count limits (``sim_limits``); None: counted and
+            reported in the headers but never reached (tests that hammer the server). The CLI
+            passes Binance's (``RateLimits()``) unless told otherwise.
+        max_body_bytes, read_timeout_s: a longer request body gets 413; a connection silent this
+            long while a request is read is closed.
     """
 
     def __init__(
@@ -449,6 +544,11 @@ class SimServer:
         warmup: int = 1,
         faults: Sequence[FaultRule] = (),
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        time_offset_ms: int | None = 0,
+        control: bool = False,
+        rate_limits: RateLimits | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
         if not markets:
             raise ValueError("the sim-exchange needs at least one market")
@@ -460,6 +560,8 @@ class SimServer:
             raise ValueError("manual=False needs a speed (candles per second)")
         if warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {warmup}")
+        if max_body_bytes < 0 or not read_timeout_s > 0:
+            raise ValueError("max_body_bytes must be >= 0 and read_timeout_s > 0")
         self._feeds: dict[str, _Feed] = {}
         self._by_market_id: dict[str, str] = {}
         infos: dict[str, MarketInfo] = {}
@@ -472,7 +574,9 @@ class SimServer:
             max_price = _MAX_PRICE
             while max_price < 100 * precision.ticks_to_price(int(spec.candles.high.max())):
                 max_price *= 10
-            self._feeds[symbol] = _Feed(spec, market_id, precision, max_price)
+            self._feeds[symbol] = _Feed(
+                spec, market_id, precision, max_price, taker_ppm=int(spec.taker * PPM)
+            )
             self._by_market_id[market_id] = symbol
             infos[symbol] = info
         self._accounts: dict[str, _Account] = {}
@@ -485,11 +589,18 @@ class SimServer:
                 raise ValueError(f"accounts[{i}] ({account.name or account.api_key}): {e}") from e
             self._accounts[account.api_key] = _Account(i, account, engine)
         self._step_ms = min(f.spec.candles.interval_ms for f in self._feeds.values())
+        self._align_ms = max(f.spec.candles.interval_ms for f in self._feeds.values())
         self._now_ms = min(int(f.spec.candles.ts_ms[0]) for f in self._feeds.values())
         self._start_ms = self._now_ms
         self._exhausted = False
         self._lock = threading.RLock()
-        self._faults = _Faults(faults, seed, timeout_ms)
+        self._faults = _Faults(faults, seed, check_timeout_ms(timeout_ms))
+        self._wall_offset = time_offset_ms is None
+        self._offset_ms = time_offset_ms or 0
+        self._control = manual or control
+        self._limiter = RateLimiter(rate_limits or UNLIMITED)
+        self.max_body_bytes = max_body_bytes
+        self.read_timeout_s = read_timeout_s
         self._speed = speed
         self._host = host
         self._port = port
@@ -504,6 +615,9 @@ class SimServer:
         """Start serving in background threads; return the base URL ``http://HOST:PORT``."""
         if self._httpd is not None:
             raise RuntimeError("the sim-exchange is already running")
+        if self._wall_offset:
+            with self._lock:
+                self._offset_ms = _wall_offset(self._now_ms, self._align_ms)
         self._stopping.clear()
         self._httpd = _HttpServer((self._host, self._port), self)
         server = threading.Thread(
@@ -553,9 +667,21 @@ class SimServer:
 
     @property
     def now_ms(self) -> int:
-        """Return the market time (ms): every candle closing at or before it has been applied."""
+        """Return the server time (ms) ``/api/v3/time`` answers: the market time plus the offset."""
+        with self._lock:
+            return self._now_ms + self._offset_ms
+
+    @property
+    def market_ms(self) -> int:
+        """Return the market time in the data's own clock: every candle closing by then is applied."""
         with self._lock:
             return self._now_ms
+
+    @property
+    def time_offset_ms(self) -> int:
+        """Return what is added to the data's timestamps when served (0 until ``start`` if computed)."""
+        with self._lock:
+            return self._offset_ms
 
     @property
     def exhausted(self) -> bool:
@@ -572,7 +698,7 @@ class SimServer:
             raise ValueError(f"candles must be >= 0, got {candles}")
         with self._lock:
             self._advance_locked(candles)
-            return self._now_ms
+            return self._now_ms + self._offset_ms
 
     def engine(self, api_key: str) -> MatchingEngine:
         """Return the matching engine of the account with ``api_key`` (for assertions)."""
@@ -608,7 +734,7 @@ class SimServer:
                     }
                 )
             return {
-                "time": self._now_ms,
+                "time": self._now_ms + self._offset_ms,
                 "exhausted": self._exhausted,
                 "candles": {s: f.cursor for s, f in self._feeds.items()},
                 "accounts": accounts,
@@ -670,7 +796,7 @@ class SimServer:
                 while feed.cursor < n and int(candles.ts_ms[feed.cursor]) + interval <= target:
                     i = feed.cursor
                     candle = Candle(
-                        int(candles.ts_ms[i]),
+                        int(candles.ts_ms[i]) + self._offset_ms,  # fills carry served times
                         int(candles.open[i]),
                         int(candles.high[i]),
                         int(candles.low[i]),
@@ -680,19 +806,7 @@ class SimServer:
                     for account in self._accounts.values():
                         for fill in account.engine.on_candle(symbol, candle, interval):
                             order = account.by_engine_cid[(symbol, fill.client_order_id)]
-                            order.update_ms = fill.ts_ms
-                            trade = _Trade(
-                                int(fill.trade_id),
-                                order.order_id,
-                                fill.side,
-                                fill.price,
-                                fill.qty,
-                                fill.fee,
-                                fill.ts_ms,
-                                fill.commission,
-                                fill.fee_asset,
-                            )
-                            account.trades.setdefault(symbol, []).append(trade)
+                            self._record_fill(account, order, fill, maker=True)
                     feed.cursor += 1
             self._now_ms = target
             taken += 1
@@ -711,21 +825,33 @@ class SimServer:
             raise KeyError(f"no account with api_key {api_key!r}")
         return account
 
-    def _handle(self, route: _Route, query: str, body: str, api_key: str | None) -> _Reply:
-        """Answer one API request (auth, then the endpoint) under the lock."""
+    def _handle(
+        self, route: _Route, query: str, body: str, api_key: str | None, endpoint: str = ""
+    ) -> _Reply:
+        """Answer one API request (auth, rate limits, then the endpoint) under the lock."""
+        headers: tuple[tuple[str, str], ...] = ()
         try:
             params = _params(query, body if route.access != "public" else "")
             account = None
             if route.access != "public":
                 account = self._authenticate(route, query, body, params, api_key)
+            verdict = self._limiter.check(endpoint, params, None if account is None else account.spec.api_key)
+            headers = verdict.headers
+            if verdict.refused is not None:
+                code, msg, retry_after = verdict.refused
+                return _Reply(429, {"code": code, "msg": msg}, (*headers, ("Retry-After", str(retry_after))))
             handler = cast(
                 Callable[[_Account | None, dict[str, str]], object], getattr(self, f"_ep_{route.name}")
             )
             with self._lock:
                 payload = handler(account, params)
-            return _Reply(200, payload)
+            return _Reply(200, payload, headers)
         except _ApiError as e:
-            return _Reply(e.status, {"code": e.code, "msg": e.msg})
+            return _Reply(e.status, {"code": e.code, "msg": e.msg}, headers)
+
+    def _served_ms(self) -> int:
+        """Return the server time: the market time re-stamped by the offset (call under the lock)."""
+        return self._now_ms + self._offset_ms
 
     def _authenticate(
         self, route: _Route, query: str, body: str, params: Mapping[str, str], api_key: str | None
@@ -757,8 +883,17 @@ class SimServer:
                 raise _bad_request(-1100, "Illegal characters found in parameter 'recvWindow'.") from e
             if not recv_window.is_finite() or recv_window <= 0 or recv_window > MAX_RECV_WINDOW_MS:
                 raise _bad_request(-1131, f"recvWindow must be less than {MAX_RECV_WINDOW_MS}.")
-        wall_ms = time.time_ns() // 1_000_000  # wall clock: ccxt signs with its own real clock
-        if not (timestamp < wall_ms + 1000 and wall_ms - timestamp <= recv_window):
+        # Clients sign with the wall clock (ccxt, python-binance's Client, Binance's SDK) or with
+        # the server's clock learnt at start (python-binance's AsyncClient). Re-stamped to the
+        # wall clock, the server time runs at the replay's speed from the wall clock at start, so
+        # a timestamp between the two clocks is accepted, with Binance's margins (1000 ms ahead,
+        # recvWindow behind). With the data's own times only the wall clock counts.
+        wall_ms = time.time_ns() // 1_000_000
+        with self._lock:
+            served_ms = self._served_ms() if self._wall_offset else wall_ms
+        if timestamp >= max(wall_ms, served_ms) + 1000:
+            raise _bad_request(-1021, MSG_AHEAD)
+        if min(wall_ms, served_ms) - timestamp > recv_window:
             raise _bad_request(-1021, MSG_RECV_WINDOW)
         spec = account.spec
         if route.access == "read" and not spec.permission("enableReading"):
@@ -773,17 +908,14 @@ class SimServer:
         return {}
 
     def _ep_time(self, _account: _Account | None, _params: dict[str, str]) -> object:
-        return {"serverTime": self._now_ms}
+        return {"serverTime": self._served_ms()}
 
     def _ep_exchange_info(self, _account: _Account | None, params: dict[str, str]) -> object:
         symbols = self._symbols_param(params, default_all=True)
         return {
             "timezone": "UTC",
-            "serverTime": self._now_ms,
-            "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-            ],
+            "serverTime": self._served_ms(),
+            "rateLimits": self._limiter.limits.exchange_info(),
             "exchangeFilters": [],
             "symbols": [self._symbol_info(self._feeds[s]) for s in symbols],
         }
@@ -800,13 +932,16 @@ class SimServer:
             "quoteAssetPrecision": 8,
             "baseCommissionPrecision": 8,
             "quoteCommissionPrecision": 8,
-            "orderTypes": ["LIMIT", "LIMIT_MAKER"],
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
             "icebergAllowed": False,
             "ocoAllowed": False,
             "otoAllowed": False,
-            "quoteOrderQtyMarketAllowed": False,
+            "opoAllowed": False,
+            "quoteOrderQtyMarketAllowed": True,
             "allowTrailingStop": False,
             "cancelReplaceAllowed": False,
+            "amendAllowed": False,
+            "pegInstructionsAllowed": False,
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": [
@@ -821,6 +956,12 @@ class SimServer:
                     "minQty": _fmt(info.lot_size),
                     "maxQty": _fmt(info.lot_size * _MAX_QTY_LOTS),
                     "stepSize": _fmt(info.lot_size),
+                },
+                {
+                    "filterType": "MARKET_LOT_SIZE",
+                    "minQty": _fmt(Decimal(0)),
+                    "maxQty": _fmt(info.lot_size * _MAX_QTY_LOTS),
+                    "stepSize": _fmt(Decimal(0)),
                 },
                 {
                     "filterType": "NOTIONAL",
@@ -839,6 +980,13 @@ class SimServer:
         }
 
     def _ep_klines(self, _account: _Account | None, params: dict[str, str]) -> object:
+        """Candles by served open time, the last one still forming as on Binance.
+
+        The forming candle holds the closed candles of its interval so far (an hour built from the
+        minutes already closed); when none has closed yet it is flat at the last close with no
+        volume: nothing of the future candle is shown. The data has no trade counts or taker-buy
+        volumes: they are 0.
+        """
         feed = self._feed_param(params)
         interval_name = params.get("interval")
         if not interval_name:
@@ -851,7 +999,8 @@ class SimServer:
         start = _int_param(params, "startTime")
         end = _int_param(params, "endTime")
         n = feed.cursor
-        ts = candles.ts_ms[:n]
+        now = self._served_ms()
+        ts = candles.ts_ms[:n] + self._offset_ms
         offset = _WEEK_OFFSET_MS if interval_name == "1w" else 0
 
         def bucket(t: int) -> int:
@@ -865,46 +1014,45 @@ class SimServer:
             lo = int(np.searchsorted(ts, bucket(int(ts[lo])), "left"))  # start on a bucket boundary
         elif start is not None:
             hi = min(hi, lo + (limit + 1) * ratio)
-        if hi <= lo:
-            return []
-        part = slice(lo, hi)
-        opens_ms = (ts[part] - offset) // interval * interval + offset
-        starts = np.flatnonzero(np.diff(opens_ms, prepend=opens_ms[0] - 1))
-        ends = np.append(starts[1:], len(opens_ms))
-        bucket_ms = opens_ms[starts]
-        high = np.maximum.reduceat(candles.high[part], starts)
-        low = np.minimum.reduceat(candles.low[part], starts)
-        volume = np.add.reduceat(candles.volume[part], starts)
-        close_px = candles.close[part]
-        quote_volume = np.add.reduceat(candles.volume[part] * close_px.astype(np.float64), starts)
-        keep = bucket_ms + interval <= self._now_ms
-        if start is not None:
-            keep &= bucket_ms >= start
-        if end is not None:
-            keep &= bucket_ms <= end
-        rows = np.flatnonzero(keep)
-        rows = rows[:limit] if start is not None else rows[-limit:]
         tick = feed.precision.tick
-        out = []
-        for r in rows.tolist():
-            open_ms = int(bucket_ms[r])
-            out.append(
-                [
-                    open_ms,
-                    _fmt(int(candles.open[lo + starts[r]]) * tick),
-                    _fmt(int(high[r]) * tick),
-                    _fmt(int(low[r]) * tick),
-                    _fmt(int(close_px[ends[r] - 1]) * tick),
-                    f"{float(volume[r]):.8f}",
-                    open_ms + interval - 1,
-                    f"{float(quote_volume[r]) * float(tick):.8f}",
-                    int(ends[r] - starts[r]),
-                    "0.00000000",
-                    "0.00000000",
-                    "0",
-                ]
-            )
-        return out
+        rows: list[list[Any]] = []
+        if hi > lo:
+            part = slice(lo, hi)
+            opens_ms = (ts[part] - offset) // interval * interval + offset
+            starts = np.flatnonzero(np.diff(opens_ms, prepend=opens_ms[0] - 1))
+            ends = np.append(starts[1:], len(opens_ms))
+            bucket_ms = opens_ms[starts]
+            high = np.maximum.reduceat(candles.high[part], starts)
+            low = np.minimum.reduceat(candles.low[part], starts)
+            volume = np.add.reduceat(candles.volume[part], starts)
+            close_px = candles.close[part]
+            quote_volume = np.add.reduceat(candles.volume[part] * close_px.astype(np.float64), starts)
+            for r in range(len(starts)):
+                rows.append(
+                    _kline_row(
+                        int(bucket_ms[r]),
+                        interval,
+                        tick,
+                        (
+                            int(candles.open[lo + starts[r]]),
+                            int(high[r]),
+                            int(low[r]),
+                            int(close_px[ends[r] - 1]),
+                        ),
+                        float(volume[r]),
+                        float(quote_volume[r]) * float(tick),
+                    )
+                )
+        forming = bucket(now)
+        if n and not self._exhausted and (not rows or rows[-1][0] < forming) and hi == n:
+            last = int(candles.close[n - 1])
+            rows.append(_kline_row(forming, interval, tick, (last, last, last, last), 0.0, 0.0))
+        rows = [
+            row
+            for row in rows
+            if (start is None or row[0] >= start) and (end is None or row[0] <= end) and row[0] <= now
+        ]
+        return rows[:limit] if start is not None else rows[-limit:]
 
     def _ep_depth(self, _account: _Account | None, params: dict[str, str]) -> object:
         feed = self._feed_param(params)
@@ -952,7 +1100,7 @@ class SimServer:
         end = _int_param(params, "endTime")
         candles = feed.spec.candles
         n = feed.cursor
-        close_ms = candles.ts_ms[:n] + (candles.interval_ms - 1)
+        close_ms = candles.ts_ms[:n] + (candles.interval_ms - 1 + self._offset_ms)
         if from_id is not None:
             lo = max(0, from_id - 1)
             hi = min(n, lo + limit)
@@ -991,15 +1139,16 @@ class SimServer:
                 continue
             balances.append({"asset": asset, "free": _fmt(free), "locked": _fmt(locked)})
         fee = max(f.spec.info.maker_fee for f in self._feeds.values())
+        taker = max(f.spec.taker for f in self._feeds.values())
         can_trade = account.spec.permission("enableSpotAndMarginTrading")
         return {
             "makerCommission": int(fee * 10_000),
-            "takerCommission": int(fee * 10_000),
+            "takerCommission": int(taker * 10_000),
             "buyerCommission": 0,
             "sellerCommission": 0,
             "commissionRates": {
                 "maker": _fmt(fee),
-                "taker": _fmt(fee),
+                "taker": _fmt(taker),
                 "buyer": _fmt(Decimal(0)),
                 "seller": _fmt(Decimal(0)),
             },
@@ -1009,24 +1158,124 @@ class SimServer:
             "brokered": False,
             "requireSelfTradePrevention": False,
             "preventSor": False,
-            "updateTime": self._now_ms,
+            "updateTime": self._served_ms(),
             "accountType": "SPOT",
             "balances": balances,
             "permissions": ["SPOT"],
             "uid": account.index + 1,
         }
 
+    def _ep_avg_price(self, _account: _Account | None, params: dict[str, str]) -> object:
+        """The volume-weighted close of the candles closed in the last 5 minutes (else the last close)."""
+        feed = self._feed_param(params)
+        candles = feed.spec.candles
+        n = feed.cursor
+        if not n:
+            return {"mins": 5, "price": _fmt(Decimal(0)), "closeTime": self._served_ms()}
+        lo = int(np.searchsorted(candles.ts_ms[:n] + candles.interval_ms, self._now_ms - 5 * 60_000, "right"))
+        lo = min(lo, n - 1)
+        volume = candles.volume[lo:n]
+        closes = candles.close[lo:n].astype(np.float64)
+        total = float(volume.sum())
+        ticks = float((volume * closes).sum()) / total if total > 0 else float(candles.close[n - 1])
+        close_ms = int(candles.ts_ms[n - 1]) + candles.interval_ms - 1 + self._offset_ms
+        return {"mins": 5, "price": f"{ticks * float(feed.precision.tick):.8f}", "closeTime": close_ms}
+
+    def _commission_rates(self, feed: _Feed) -> dict[str, Any]:
+        """Return ``GET /api/v3/account/commission``'s answer for one symbol (no discounts, no tax)."""
+        zero = _fmt(Decimal(0))
+        maker, taker = feed.spec.info.maker_fee, feed.spec.taker
+        return {
+            "symbol": feed.market_id,
+            "standardCommission": {"maker": _fmt(maker), "taker": _fmt(taker), "buyer": zero, "seller": zero},
+            "specialCommission": {"maker": zero, "taker": zero, "buyer": zero, "seller": zero},
+            "taxCommission": {"maker": zero, "taker": zero, "buyer": zero, "seller": zero},
+            "discount": {
+                "enabledForAccount": False,
+                "enabledForSymbol": False,
+                "discountAsset": "BNB",
+                "discount": zero,
+            },
+        }
+
+    def _ep_account_commission(self, _account: _Account | None, params: dict[str, str]) -> object:
+        return self._commission_rates(self._feed_param(params))
+
+    def _ep_trade_fee(self, _account: _Account | None, params: dict[str, str]) -> object:
+        """``GET /sapi/v1/asset/tradeFee`` (ccxt's ``fetch_trading_fee(s)``): one item per symbol."""
+        return [
+            {
+                "symbol": self._feeds[s].market_id,
+                "makerCommission": _fmt(self._feeds[s].spec.info.maker_fee),
+                "takerCommission": _fmt(self._feeds[s].spec.taker),
+            }
+            for s in self._symbols_param(params, default_all=True)
+        ]
+
+    def _ep_capital_config(self, account: _Account | None, _params: dict[str, str]) -> object:
+        """``GET /sapi/v1/capital/config/getall`` (ccxt's ``fetch_currencies``): no deposit or withdrawal."""
+        assert account is not None
+        engine = account.engine
+        assets = set(engine.balances())
+        for feed in self._feeds.values():
+            assets |= {feed.spec.info.base, feed.spec.info.quote}
+        zero = _fmt(Decimal(0))
+        return [
+            {
+                "coin": asset,
+                "name": asset,
+                "depositAllEnable": False,
+                "withdrawAllEnable": False,
+                "free": _fmt(engine.free(asset)),
+                "locked": _fmt(engine.locked(asset)),
+                "freeze": zero,
+                "withdrawing": zero,
+                "ipoing": zero,
+                "ipoable": zero,
+                "storage": zero,
+                "isLegalMoney": False,
+                "trading": True,
+                "networkList": [],
+            }
+            for asset in sorted(assets)
+        ]
+
+    def _ep_futures_exchange_info(self, _account: _Account | None, _params: dict[str, str]) -> object:
+        """The futures markets ccxt loads with its default ``fetchMarkets`` types: none (spot only)."""
+        return {
+            "timezone": "UTC",
+            "serverTime": self._served_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "assets": [],
+            "symbols": [],
+        }
+
+    def _ep_margin_pairs(self, _account: _Account | None, _params: dict[str, str]) -> object:
+        """The margin pair lists ccxt reads with ``fetchMargins`` on: none, the simulator is spot only."""
+        return []
+
     def _ep_api_restrictions(self, account: _Account | None, _params: dict[str, str]) -> object:
         assert account is not None
         answer: dict[str, Any] = {
             "ipRestrict": account.spec.permission("ipRestrict"),
-            "createTime": self._start_ms,
+            "createTime": self._start_ms + self._offset_ms,
         }
         for name in PERMISSION_FIELDS[1:]:
             answer[name] = account.spec.permission(name)
         return answer
 
     def _ep_new_order(self, account: _Account | None, params: dict[str, str]) -> object:
+        return self._new_order(account, params, test=False)
+
+    def _ep_test_order(self, account: _Account | None, params: dict[str, str]) -> object:
+        """``POST /api/v3/order/test``: every check of a new order, nothing placed."""
+        answer = self._new_order(account, params, test=True)
+        if params.get("computeCommissionRates") == "true":
+            return self._commission_rates(self._feed_param(params))
+        return answer
+
+    def _new_order(self, account: _Account | None, params: dict[str, str], *, test: bool) -> object:
         assert account is not None
         feed = self._feed_param(params)
         symbol = feed.spec.symbol
@@ -1040,10 +1289,10 @@ class SimServer:
             raise _mandatory("type")
         if order_type in _NOT_SUPPORTED_TYPES:
             raise _bad_request(-2010, MSG_TYPE_NOT_SUPPORTED)
-        if order_type not in ("LIMIT", "LIMIT_MAKER"):
+        if order_type not in ("LIMIT", "LIMIT_MAKER", "MARKET"):
             raise _bad_request(-1116, "Invalid orderType.")
         time_in_force = params.get("timeInForce")
-        if order_type == "LIMIT_MAKER":
+        if order_type in ("LIMIT_MAKER", "MARKET"):
             if time_in_force is not None:
                 raise _bad_request(-1106, "Parameter 'timeInForce' sent when not required.")
             time_in_force = "GTC"
@@ -1051,11 +1300,7 @@ class SimServer:
             raise _mandatory("timeInForce")
         elif time_in_force not in ("GTC", "IOC", "FOK"):
             raise _bad_request(-1115, "Invalid timeInForce.")
-        if "quoteOrderQty" in params:
-            raise _bad_request(-1106, "Parameter 'quoteOrderQty' sent when not required.")
-        qty = _decimal_param(params, "quantity")
-        price = _decimal_param(params, "price")
-        resp_type = params.get("newOrderRespType") or ("FULL" if order_type == "LIMIT" else "ACK")
+        resp_type = params.get("newOrderRespType") or ("ACK" if order_type == "LIMIT_MAKER" else "FULL")
         if resp_type not in ("ACK", "RESULT", "FULL"):
             raise _bad_request(-1130, "Data sent for parameter 'newOrderRespType' is not valid.")
         client_id = params.get("newClientOrderId")
@@ -1068,22 +1313,45 @@ class SimServer:
                 "Illegal characters found in parameter 'newClientOrderId'; "
                 "legal range is '^[a-zA-Z0-9-_]{1,36}$'.",
             )
-        ticks, lots = self._check_filters(feed, price, qty)
+        side = Side.BUY if side_name == "BUY" else Side.SELL
+        book = self._book(feed)
+        levels: list[tuple[int, int]] | None = None  # set: the order takes (a taker execution)
+        if order_type == "MARKET":
+            ticks, lots, levels = self._market_order(feed, book, side, params)
+        else:
+            if "quoteOrderQty" in params:
+                raise _bad_request(-1106, "Parameter 'quoteOrderQty' sent when not required.")
+            qty = _decimal_param(params, "quantity")
+            price = _decimal_param(params, "price")
+            ticks, lots = self._check_filters(feed, price, qty)
+            crosses = book is not None and (
+                ticks >= book.best_ask if side is Side.BUY else ticks <= book.best_bid
+            )
+            if order_type == "LIMIT" and crosses:
+                assert book is not None
+                levels = _taker_levels(book, self._level_lots(feed), side, ticks, lots, None)
+                if time_in_force == "FOK" and sum(n for _, n in levels) < lots:
+                    levels = []  # cannot fill in full: it expires, nothing filled
         engine = account.engine
         if len(engine.open_orders(symbol)) >= MAX_NUM_ORDERS:
             raise _bad_request(-1013, "Filter failure: MAX_NUM_ORDERS")
         earlier = account.by_client_id.get((symbol, client_id))
         if earlier is not None and self._status(account, earlier)[0] in ("NEW", "PARTIALLY_FILLED"):
             raise _bad_request(-2010, MSG_DUPLICATE)
+        if test:
+            return {}
         uses = account.client_id_uses.get((symbol, client_id), 0)
         account.client_id_uses[(symbol, client_id)] = uses + 1
         engine_cid = client_id if uses == 0 else f"{client_id} {uses}"  # a space: never in a client id
-        side = Side.BUY if side_name == "BUY" else Side.SELL
-        now = self._now_ms
+        now = self._served_ms()
+        intent = PlaceLimit(engine_cid, side, ticks, lots, f"{order_type} {time_in_force}")
+        fills: list[Fill] = []
         try:
-            engine.place(
-                symbol, PlaceLimit(engine_cid, side, ticks, lots, f"{order_type} {time_in_force}"), now
-            )
+            if levels is None:
+                engine.place(symbol, intent, now)
+            else:
+                rest = order_type == "LIMIT" and time_in_force == "GTC"
+                fills = engine.take(symbol, intent, levels, feed.taker_ppm, now, rest=rest)
         except PostOnlyRejectedError as e:
             raise _bad_request(-2010, MSG_WOULD_TAKE) from e
         except InsufficientFundsError as e:
@@ -1102,8 +1370,13 @@ class SimServer:
         account.orders[order_id] = order
         account.by_client_id[(symbol, client_id)] = order
         account.by_engine_cid[(symbol, engine_cid)] = order
-        if time_in_force in ("IOC", "FOK"):  # it did not cross, so nothing can fill it: it expires
+        trades = [self._record_fill(account, order, fill, maker=False) for fill in fills]
+        status = engine.order_status(symbol, engine_cid)
+        assert status is not None
+        if levels is None and time_in_force in ("IOC", "FOK"):  # it did not cross: nothing fills it
             engine.cancel(symbol, engine_cid, now, f"{time_in_force} expired")
+            order.expired = True
+        elif status.status == "cancelled":  # a taker's remainder that does not rest expires
             order.expired = True
         if resp_type == "ACK":
             return {
@@ -1117,8 +1390,70 @@ class SimServer:
         answer["transactTime"] = now
         answer["workingTime"] = now
         if resp_type == "FULL":
-            answer["fills"] = []
+            answer["fills"] = [self._fill_json(feed, t) for t in trades]
         return answer
+
+    def _market_order(
+        self, feed: _Feed, book: Book | None, side: Side, params: Mapping[str, str]
+    ) -> tuple[int, int, list[tuple[int, int]]]:
+        """Check a MARKET order (``quantity`` or ``quoteOrderQty``); return (ticks, lots, levels)."""
+        if "price" in params:
+            raise _bad_request(-1106, "Parameter 'price' sent when not required.")
+        has_qty, has_quote = bool(params.get("quantity")), bool(params.get("quoteOrderQty"))
+        if has_qty == has_quote:
+            if has_qty:
+                raise _bad_request(-1106, "Parameter 'quoteOrderQty' sent when not required.")
+            raise _bad_request(
+                -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
+            )
+        if book is None:
+            raise _bad_request(-1112, "No orders on book for symbol.")
+        p = feed.precision
+        best = book.best_ask if side is Side.BUY else book.best_bid
+        unit = self._level_lots(feed)
+        if has_qty:
+            _, lots = self._check_filters(feed, p.ticks_to_price(best), _decimal_param(params, "quantity"))
+            levels = _taker_levels(book, unit, side, None, lots, None)
+        else:
+            quote = _decimal_param(params, "quoteOrderQty")
+            if quote < feed.spec.info.min_notional:
+                raise _bad_request(-1013, "Filter failure: NOTIONAL")
+            levels = _taker_levels(book, unit, side, None, None, p.quote_to_qu(quote))
+            lots = sum(n for _, n in levels)
+            if not lots:
+                raise _bad_request(-1013, "Filter failure: LOT_SIZE")
+        worst = levels[-1][0] if levels else best
+        return worst, lots, levels
+
+    def _record_fill(self, account: _Account, order: _Order, fill: Fill, *, maker: bool) -> _Trade:
+        """Keep one fill of ``order`` as a trade of the account."""
+        order.update_ms = fill.ts_ms
+        order.quote_qu += fill.price * fill.qty * QU_PER_TICK_LOT
+        trade = _Trade(
+            int(fill.trade_id),
+            order.order_id,
+            fill.side,
+            fill.price,
+            fill.qty,
+            fill.fee,
+            fill.ts_ms,
+            maker,
+            fill.commission,
+            fill.fee_asset,
+        )
+        account.trades.setdefault(order.symbol, []).append(trade)
+        return trade
+
+    def _fill_json(self, feed: _Feed, trade: _Trade) -> dict[str, Any]:
+        """Return one item of a FULL order answer's ``fills``."""
+        p = feed.precision
+        return {
+            "price": _fmt(p.ticks_to_price(trade.price)),
+            "qty": _fmt(p.lots_to_qty(trade.qty)),
+            "commission": _commission_text(Decimal(trade.commission or 0)),  # what matching charged
+            "commissionAsset": trade.commission_asset or feed.spec.info.quote,
+            "tradeId": trade.trade_id,
+        }
 
     def _ep_query_order(self, account: _Account | None, params: dict[str, str]) -> object:
         assert account is not None
@@ -1175,11 +1510,11 @@ class SimServer:
                 "price": _fmt(p.ticks_to_price(t.price)),
                 "qty": _fmt(p.lots_to_qty(t.qty)),
                 "quoteQty": _fmt(_quote(p, t.price * t.qty * QU_PER_TICK_LOT)),
-                "commission": f"{Decimal(t.commission):.8f}",  # Binance's commission precision
+                "commission": _commission_text(Decimal(t.commission or 0)),
                 "commissionAsset": t.commission_asset or info.quote,
                 "time": t.ts_ms,
                 "isBuyer": t.side is Side.BUY,
-                "isMaker": True,
+                "isMaker": t.maker,
                 "isBestMatch": True,
             }
             for t in trades
@@ -1263,8 +1598,8 @@ class SimServer:
             "lowPrice": _fmt(low),
             "volume": f"{volume:.8f}",
             "quoteVolume": f"{quote_volume:.8f}",
-            "openTime": self._now_ms - _DAY_MS,
-            "closeTime": self._now_ms - 1,
+            "openTime": self._served_ms() - _DAY_MS,
+            "closeTime": self._served_ms() - 1,
             "firstId": first_id,
             "lastId": last_id,
             "count": count,
@@ -1322,10 +1657,10 @@ class SimServer:
             "orderId": order.order_id,
             "orderListId": -1,
             "clientOrderId": order.client_order_id,
-            "price": _fmt(p.ticks_to_price(order.price)),
+            "price": _fmt(Decimal(0) if order.order_type == "MARKET" else p.ticks_to_price(order.price)),
             "origQty": _fmt(p.lots_to_qty(order.qty)),
             "executedQty": _fmt(p.lots_to_qty(filled)),
-            "cummulativeQuoteQty": _fmt(_quote(p, order.price * filled * QU_PER_TICK_LOT)),
+            "cummulativeQuoteQty": _fmt(_quote(p, order.quote_qu)),
             "status": status,
             "timeInForce": order.time_in_force,
             "type": order.order_type,
@@ -1362,7 +1697,7 @@ class SimServer:
             if order is None or order.symbol != symbol:
                 raise _bad_request(code, msg)
             if client_id is not None and order.client_order_id != client_id:
-                raise _bad_request(code, msg)
+                raise _bad_request(-2039, MSG_IDS_MISMATCH)
             return order
         assert client_id is not None
         found = account.by_client_id.get((symbol, client_id))
@@ -1378,7 +1713,7 @@ class SimServer:
         return orders
 
     def _cancel(self, account: _Account, order: _Order, cancel_id: str | None) -> dict[str, Any]:
-        now = self._now_ms
+        now = self._served_ms()
         account.engine.cancel(order.symbol, order.engine_cid, now, "cancelled by the client")
         order.update_ms = now
         if not cancel_id:
@@ -1390,7 +1725,7 @@ class SimServer:
         answer["transactTime"] = now
         return answer
 
-    def _control(self, method: str, path: str, query: str, body: bytes) -> _Reply:
+    def _control_request(self, method: str, path: str, query: str, body: bytes) -> _Reply:
         """Answer the test-control endpoints under /sim/."""
         params = dict(parse_qsl(query, keep_blank_values=True))
         try:
@@ -1401,7 +1736,7 @@ class SimServer:
                 with self._lock:
                     taken = self._advance_locked(int(raw))
                     return _Reply(
-                        200, {"time": self._now_ms, "advanced": taken, "exhausted": self._exhausted}
+                        200, {"time": self._served_ms(), "advanced": taken, "exhausted": self._exhausted}
                     )
             if (method, path) == ("GET", "/sim/state"):
                 return _Reply(200, self.state())
@@ -1415,6 +1750,7 @@ class SimServer:
         return _not_found()
 
     def _configure_faults(self, body: bytes) -> None:
+        """Apply ``POST /sim/faults``: every part is checked first, so a refused body changes nothing."""
         try:
             spec = json.loads(body or b"{}")
             if not isinstance(spec, dict):
@@ -1426,23 +1762,47 @@ class SimServer:
                 )
             rules = None
             if "rules" in spec:
-                rules = [
-                    FaultRule(
-                        r["kind"],
-                        float(r["value"]),
-                        frozenset(k for e in r.get("endpoints", ["trading"]) for k in endpoints_matching(e)),
-                    )
-                    for r in spec["rules"]
-                ]
-            self.set_faults(
-                rules, seed=spec.get("seed"), timeout_ms=spec.get("timeout_ms"), clear=bool(spec.get("clear"))
-            )
-            for item in spec.get("fail_next", []):
-                self.fail_next(
-                    item["kind"], item.get("endpoint", "POST /api/v3/order"), int(item.get("count", 1))
-                )
+                if not isinstance(spec["rules"], list):
+                    raise ValueError("rules must be a list of {kind, value, endpoints}")
+                rules = [_rule_of(r) for r in spec["rules"]]
+            seed = None if spec.get("seed") is None else check_seed(spec["seed"])
+            timeout_ms = None if spec.get("timeout_ms") is None else check_timeout_ms(spec["timeout_ms"])
+            clear = spec.get("clear", False)
+            if not isinstance(clear, bool):
+                raise ValueError(f"clear must be true or false, got {clear!r}")
+            items = spec.get("fail_next", [])
+            if not isinstance(items, list):
+                raise ValueError("fail_next must be a list of {kind, endpoint, count}")
+            queued = []
+            for item in items:
+                if not isinstance(item, dict) or set(item) - {"kind", "endpoint", "count"}:
+                    raise ValueError("each fail_next item is {kind, endpoint, count}")
+                kind, count = item.get("kind"), item.get("count", 1)
+                check_fail_next(kind, count)
+                endpoint = item.get("endpoint", "POST /api/v3/order")
+                if not isinstance(endpoint, str):
+                    raise ValueError(f"fail_next endpoint must be a string, got {endpoint!r}")
+                queued.append((cast(FaultKind, kind), endpoints_matching(endpoint), count))
+            if sum(c for _, _, c in queued) > MAX_FAIL_NEXT:
+                raise ValueError(f"fail_next: at most {MAX_FAIL_NEXT} queued requests")
+            self.set_faults(rules, seed=seed, timeout_ms=timeout_ms, clear=clear)
+            for kind, endpoints, count in queued:
+                self._faults.queue(kind, endpoints, count)
         except (ValueError, KeyError, TypeError) as e:
             raise _bad_request(-1130, f"Invalid fault configuration: {e}") from e
+
+
+def _rule_of(raw: object) -> FaultRule:
+    """Read one rule of ``POST /sim/faults``: ``{"kind", "value", "endpoints"}``."""
+    if not isinstance(raw, dict) or set(raw) - {"kind", "value", "endpoints"}:
+        raise ValueError("each rule is {kind, value, endpoints}")
+    value, endpoints = raw.get("value"), raw.get("endpoints", ["trading"])
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"rule value must be a number, got {value!r}")
+    if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):
+        raise ValueError("rule endpoints must be a list of strings")
+    kind = cast(FaultKind, raw.get("kind"))  # FaultRule refuses an unknown kind
+    return FaultRule(kind, float(value), frozenset(k for e in endpoints for k in endpoints_matching(e)))
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
@@ -1475,6 +1835,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._serve("PUT")
 
+    def setup(self) -> None:
+        # A read timeout: a client that stops sending mid-request (or idles on keep-alive) does
+        # not hold a thread forever; http.server closes the connection when it fires.
+        self.connection_timeout = cast(_HttpServer, self.server).sim.read_timeout_s
+        super().setup()
+        self.connection.settimeout(self.connection_timeout)
+
     def log_message(self, fmt: str, *args: Any) -> None:
         _log.debug("sim-exchange %s " + fmt, self.address_string(), *args)
 
@@ -1482,10 +1849,14 @@ class _Handler(BaseHTTPRequestHandler):
         sim = cast(_HttpServer, self.server).sim
         split = urlsplit(self.path)
         path, query = split.path, split.query
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        body = self._read_body(sim.max_body_bytes)
+        if body is None:
+            return
         if path.startswith("/sim/"):
-            self._send(sim._control(method, path, query, body))
+            if not sim._control:
+                self._send(_Reply(403, {"code": -1002, "msg": MSG_CONTROL_OFF}))
+                return
+            self._send(sim._control_request(method, path, query, body))
             return
         endpoint = f"{method} {path}"
         route = _ROUTES.get(endpoint)
@@ -1505,7 +1876,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_FAULT_REPLIES[fault])
             return
         try:
-            reply = sim._handle(route, query, body.decode("latin-1"), self.headers.get("X-MBX-APIKEY"))
+            reply = sim._handle(
+                route, query, body.decode("latin-1"), self.headers.get("X-MBX-APIKEY"), endpoint
+            )
         except Exception:  # a bug of ours: answer as Binance does to an internal error, and say so
             _log.exception("sim-exchange: %s failed", endpoint)
             reply = _Reply(
@@ -1515,6 +1888,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
             return
         self._send(reply)
+
+    def _read_body(self, limit: int) -> bytes | None:
+        """Return the request body; None after answering 400/413 (bad or too large Content-Length)."""
+        raw = self.headers.get("Content-Length") or "0"
+        if not raw.isdigit() or len(raw) > 18:
+            self.close_connection = True
+            self._send(_Reply(400, {"code": -1130, "msg": "Invalid Content-Length header."}))
+            return None
+        length = int(raw)
+        if length > limit:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            self._send(
+                _Reply(
+                    413,
+                    {"code": -1130, "msg": f"Request body too large: at most {limit} bytes are accepted."},
+                )
+            )
+            return None
+        return self.rfile.read(length) if length else b""
 
     def _send(self, reply: _Reply) -> None:
         if isinstance(reply.payload, bytes):
@@ -1570,6 +1962,63 @@ _FAULT_REPLIES: Final[Mapping[str, _Reply]] = {
 # -- small helpers -------------------------------------------------------------------------------
 
 
+def _taker_levels(
+    book: Book, unit: int, side: Side, limit_ticks: int | None, lots: int | None, quote_qu: int | None
+) -> list[tuple[int, int]]:
+    """Return the (price, lots) a taker takes from the depth ``GET /api/v3/depth`` shows.
+
+    Level ``k`` (0 at the top) holds ``(k + 1) * unit`` lots. Walk until ``lots`` are taken (or
+    ``quote_qu`` quote units spent), the order's limit price is passed or the depth ends.
+    """
+    levels: list[tuple[int, int]] = []
+    buy = side is Side.BUY
+    for k in range(_TAKER_DEPTH):
+        price = book.best_ask + k if buy else book.best_bid - k
+        if price <= 0 or (limit_ticks is not None and (price > limit_ticks if buy else price < limit_ticks)):
+            break
+        size = unit * (k + 1)
+        if lots is not None:
+            take = min(size, lots)
+            lots -= take
+        else:
+            assert quote_qu is not None
+            take = min(size, quote_qu // (price * QU_PER_TICK_LOT))
+            quote_qu -= take * price * QU_PER_TICK_LOT
+        if take <= 0:
+            break
+        levels.append((price, take))
+        if lots == 0:
+            break
+    return levels
+
+
+def _kline_row(
+    open_ms: int, interval: int, tick: Decimal, ohlc: tuple[int, int, int, int], volume: float, quote: float
+) -> list[Any]:
+    """Return one Binance kline: 12 fields, prices from ticks, no trade count or taker-buy volume."""
+    o, h, low, c = ohlc
+    return [
+        open_ms,
+        _fmt(o * tick),
+        _fmt(h * tick),
+        _fmt(low * tick),
+        _fmt(c * tick),
+        f"{volume:.8f}",
+        open_ms + interval - 1,
+        f"{quote:.8f}",
+        0,
+        "0.00000000",
+        "0.00000000",
+        "0",
+    ]
+
+
+def _wall_offset(market_ms: int, align_ms: int) -> int:
+    """Return the offset (a whole number of ``align_ms``) that makes ``market_ms`` about the wall clock."""
+    wall_ms = time.time_ns() // 1_000_000
+    return (wall_ms - market_ms) // align_ms * align_ms
+
+
 def _not_found() -> _Reply:
     return _Reply(404, {"code": -1020, "msg": "This operation is not supported."})
 
@@ -1582,6 +2031,11 @@ def _fmt(value: Decimal) -> str:
     if isinstance(exponent, int) and exponent >= -8:
         return f"{value.quantize(_E8, context=_CTX):f}"
     return f"{value.normalize(_CTX):f}"
+
+
+def _commission_text(amount: Decimal) -> str:
+    """Format a commission at Binance's announced precision (``*CommissionPrecision``: 8 decimals)."""
+    return f"{amount.quantize(_E8, context=_CTX):f}"
 
 
 def _quote(p: Precision, qu: int) -> Decimal:

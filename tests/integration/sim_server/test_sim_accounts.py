@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sim_clients import ALICE, ccxt_binance
 
 from nutcracker.core.units import Precision
 from nutcracker.errors import ConfigError
@@ -17,6 +18,7 @@ from nutcracker.exchange.sim_accounts import (
     load_market,
     load_sim_setup,
 )
+from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.candles import write_candles_csv
 from nutcracker.marketdata.synthetic import synthetic_candles
 
@@ -98,6 +100,10 @@ def test_a_good_accounts_file_reads_exact_balances_and_permissions(tmp_path: Pat
             MINIMAL + '[[market]]\nsymbol = "A/B"\nmaker_fee = 0.0000001\n',
             "market[0].maker_fee",
         ),
+        (
+            MINIMAL + '[[market]]\nsymbol = "A/B"\ntaker_fee = 1.5\n',
+            "market[0].taker_fee",
+        ),
         (MINIMAL + "[[markets]]\n", "unknown top-level key"),
         ("[[account]\n", "invalid TOML"),
     ],
@@ -152,3 +158,20 @@ def test_a_market_override_wins_and_off_grid_data_is_refused(btc_csv: Path) -> N
     )
     with pytest.raises(DataError, match="tick"):
         load_market(btc_csv, "BTC/USDT", MarketOverride("BTC/USDT", tick_size=Decimal("0.1")))
+
+
+def test_a_taker_fee_is_reported_and_charged_apart_from_the_maker_fee(btc_csv: Path) -> None:
+    """Issue 11: the account's commission endpoints report both fees; MARKET orders pay the taker's."""
+    market = load_market(btc_csv, "BTC/USDT", MarketOverride("BTC/USDT", taker_fee=Decimal("0.002")))
+    assert (market.info.maker_fee, market.taker) == (Decimal("0.001"), Decimal("0.002"))
+    with SimServer({"BTC/USDT": market}, [ALICE], warmup=100) as server:
+        alice = ccxt_binance(server.url, ALICE.api_key, ALICE.secret)
+        fee = alice.fetch_trading_fee("BTC/USDT")
+        assert (fee["maker"], fee["taker"]) == (0.001, 0.002)
+        rates = alice.privateGetAccountCommission({"symbol": "BTCUSDT"})["standardCommission"]
+        assert (rates["maker"], rates["taker"]) == ("0.00100000", "0.00200000")
+        order = alice.create_order("BTC/USDT", "market", "sell", 0.001)
+        fill = order["info"]["fills"][0]
+        assert Decimal(fill["commission"]) == (
+            Decimal(fill["price"]) * Decimal("0.001") * Decimal("0.002")
+        ).quantize(Decimal("1e-8"))

@@ -84,7 +84,8 @@ def test_the_command_serves_ccxt_and_stops_on_sigterm(btc_csv: Path, accounts_fi
         before = exchange.fetch_time()
         status, answer, _ = http(f"{url}/sim/advance?candles=3", "POST")
         assert (status, answer["time"]) == (200, before + 180_000)
-        assert len(exchange.fetch_ohlcv("BTC/USDT", "1m", None, 1000)) == 33
+        # 33 closed candles and, as on Binance, the one still forming
+        assert len(exchange.fetch_ohlcv("BTC/USDT", "1m", None, 1000)) == 34
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=10)
     finally:
@@ -140,3 +141,57 @@ def test_the_speed_clock_advances_by_itself(btc_market: MarketSpec) -> None:
     assert 10 <= moved <= elapsed * 100 + 1
     with pytest.raises(ValueError, match="manual=False"):
         SimServer({"BTC/USDT": btc_market}, [ALICE], speed=100)
+
+
+def serve(btc_csv: Path, accounts_file: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``sim-exchange`` in a subprocess; return it and the URL it serves."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nutcracker.exchange.sim_cli",
+            "--port",
+            "0",
+            "--data",
+            f"BTC/USDT={btc_csv}",
+            "--accounts",
+            str(accounts_file),
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"serving (http://127\.0\.0\.1:\d+)", line)
+    if match is None:
+        process.kill()
+        raise AssertionError(line + process.communicate()[1])
+    return process, match.group(1)
+
+
+@pytest.mark.parametrize(("options", "controls"), [((), 403), (("--control",), 200)])
+def test_the_command_serves_wall_clock_times_and_controls_only_when_asked(
+    btc_csv: Path, accounts_file: Path, options: tuple[str, ...], controls: int
+) -> None:
+    """Issue 11: by default the market is re-stamped to the wall clock at start and the /sim/
+    test controls are off; --control turns them on."""
+    process, url = serve(btc_csv, accounts_file, "--speed", "0.5", "--warmup", "30", *options)
+    try:
+        now = time.time_ns() // 1_000_000
+        server_time = http(f"{url}/api/v3/time")[1]["serverTime"]
+        assert now - 60_000 <= server_time <= now + 5_000
+        assert http(f"{url}/sim/state")[0] == controls
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+
+
+def test_the_command_refuses_bad_rate_limits(btc_csv: Path, accounts_file: Path) -> None:
+    result = runner.invoke(
+        cli_app(), ["--data", str(btc_csv), "--accounts", str(accounts_file), "--weight-limit", "0"]
+    )
+    assert result.exit_code == EXIT_CONFIG
+    assert "--weight-limit 0: give a whole number between 1 and 1000000000" in result.output

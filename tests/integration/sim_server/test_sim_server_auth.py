@@ -122,7 +122,7 @@ def test_unknown_endpoints_answer_404_with_a_binance_error(sim: SimServer) -> No
     for method, path in (
         ("GET", "/api/v3/nothing"),
         ("PUT", "/api/v3/order"),
-        ("GET", "/fapi/v1/exchangeInfo"),
+        ("GET", "/fapi/v1/ticker/price"),  # issue 11: /fapi/v1/exchangeInfo is served (empty) for ccxt
     ):
         status, answer, headers = http(f"{sim.url}{path}", method)
         assert (status, answer) == (404, {"code": -1020, "msg": "This operation is not supported."})

@@ -48,7 +48,7 @@ def test_load_markets_reads_the_binance_filters_of_btc_usdt(alice: Any) -> None:
     assert market["precision"] == {"amount": 1e-05, "price": 0.01, "base": 1e-08, "quote": 1e-08}
     assert market["limits"]["cost"]["min"] == 5.0
     assert market["limits"]["amount"]["min"] == 1e-05
-    assert market["info"]["orderTypes"] == ["LIMIT", "LIMIT_MAKER"]
+    assert market["info"]["orderTypes"] == ["LIMIT", "LIMIT_MAKER", "MARKET"]  # issue 11: MARKET takes
 
 
 def test_fetch_time_is_the_market_clock_and_moves_only_with_advance(sim: SimServer, alice: Any) -> None:
@@ -61,15 +61,21 @@ def test_fetch_time_is_the_market_clock_and_moves_only_with_advance(sim: SimServ
     assert sim.advance(2) == start + 107 * MINUTE
 
 
-def test_fetch_ohlcv_returns_only_closed_candles_exactly(sim: SimServer, alice: Any) -> None:
+def test_fetch_ohlcv_returns_the_closed_candles_exactly_then_the_forming_one(
+    sim: SimServer, alice: Any
+) -> None:
     candles = sim.market(SYMBOL).candles
-    rows = alice.fetch_ohlcv(SYMBOL, "1m", None, 3)
-    assert [r[0] for r in rows] == candles.ts_ms[97:100].tolist()
+    rows = alice.fetch_ohlcv(SYMBOL, "1m", None, 4)
+    # issue 11: as on Binance the last candle is the one still forming (flat at the last close)
+    assert [r[0] for r in rows] == candles.ts_ms[97:101].tolist()
+    last_close = float(price_of(int(candles.close[99])))
+    assert rows[-1][1:6] == [last_close, last_close, last_close, last_close, 0.0]
+    rows = rows[:-1]
     assert rows[-1][1:5] == [
         float(price_of(int(getattr(candles, k)[99]))) for k in ("open", "high", "low", "close")
     ]
     assert rows[-1][5] == float(candles.volume[99])
-    raw = alice.publicGetKlines({"symbol": "BTCUSDT", "interval": "1m", "limit": 1})
+    raw = alice.publicGetKlines({"symbol": "BTCUSDT", "interval": "1m", "limit": 2})[:1]
     assert raw[0][6] == candles.ts_ms[99] + MINUTE - 1 < alice.fetch_time()
     assert raw[0][4] == f"{price_of(int(candles.close[99])):.8f}"
 
@@ -79,7 +85,7 @@ def test_fetch_ohlcv_with_since_pages_forward_and_stops_at_the_clock(sim: SimSer
     rows = alice.fetch_ohlcv(SYMBOL, "1m", int(candles.ts_ms[10]), 5)
     assert [r[0] for r in rows] == candles.ts_ms[10:15].tolist()
     rows = alice.fetch_ohlcv(SYMBOL, "1m", int(candles.ts_ms[95]), 500)
-    assert [r[0] for r in rows] == candles.ts_ms[95:100].tolist()
+    assert [r[0] for r in rows] == candles.ts_ms[95:101].tolist()  # the last one still forming
     until = alice.fetch_ohlcv(SYMBOL, "1m", None, 2, {"until": int(candles.ts_ms[20])})
     assert [r[0] for r in until] == candles.ts_ms[19:21].tolist()
 
@@ -87,10 +93,17 @@ def test_fetch_ohlcv_with_since_pages_forward_and_stops_at_the_clock(sim: SimSer
 def test_fetch_ohlcv_resamples_closed_five_minute_candles(sim: SimServer, alice: Any) -> None:
     candles = sim.market(SYMBOL).candles
     sim.advance(3)  # 103 closed one-minute candles: the 5m bar of minutes 100-104 is still open
-    rows = alice.fetch_ohlcv(SYMBOL, "5m", None, 2)
+    rows = alice.fetch_ohlcv(SYMBOL, "5m", None, 3)
     first = int(candles.ts_ms[0])
     assert first % (5 * MINUTE) == 0
-    assert [r[0] for r in rows] == [first + 90 * MINUTE, first + 95 * MINUTE]
+    assert [r[0] for r in rows] == [first + 90 * MINUTE, first + 95 * MINUTE, first + 100 * MINUTE]
+    forming = rows.pop()  # issue 11: the forming 5m bar holds the three minutes closed so far
+    assert forming[1:5] == [
+        float(price_of(int(candles.open[100]))),
+        float(price_of(int(candles.high[100:103].max()))),
+        float(price_of(int(candles.low[100:103].min()))),
+        float(price_of(int(candles.close[102]))),
+    ]
     lo, hi = 95, 100
     assert rows[-1][1:6] == [
         float(price_of(int(candles.open[lo]))),
@@ -251,11 +264,32 @@ def test_filter_failures_are_binance_errors(alice: Any) -> None:
         place("50000", "0.000000001")
 
 
-def test_market_orders_are_refused(alice: Any) -> None:
-    with pytest.raises(ccxt.InvalidOrder, match="not a valid order type"):  # ccxt, from exchangeInfo
-        alice.create_order(SYMBOL, "market", "buy", 0.001)
+def test_market_and_crossing_limit_orders_take_at_the_taker_fee(sim: SimServer, alice: Any) -> None:
+    """Issue 11: other tools rehearse with MARKET orders and crossing LIMITs: they take from the
+    depth the simulator shows, at the taker fee; the stop orders stay refused."""
+    ask = price_of(int(sim.market(SYMBOL).candles.close[99]) + 1)
+    before = balances_of(alice)
+    market = alice.create_order(SYMBOL, "market", "buy", 0.001, None, {"clientOrderId": "mkt-1"})
+    assert (market["status"], market["filled"], market["average"]) == ("closed", 0.001, float(ask))
+    # Binance's way: the buy's commission out of the base received
+    assert market["info"]["fills"][0]["commission"] == f"{Decimal('0.001') * Decimal('0.001'):.8f}"
+    assert market["info"]["fills"][0]["commissionAsset"] == "BTC"
+    trade = alice.fetch_my_trades(SYMBOL)[-1]
+    assert (trade["takerOrMaker"], trade["price"], trade["order"]) == ("taker", float(ask), market["id"])
+    after = balances_of(alice)
+    assert after["USDT"][0] == before["USDT"][0] - ask * Decimal("0.001")
+    assert after["BTC"][0] == before["BTC"][0] + Decimal("0.001") * Decimal("0.999")
+    limit = alice.create_order(
+        SYMBOL, "limit", "sell", 0.002, float(ask - 50 * TICK), {"clientOrderId": "lim-1"}
+    )
+    bid = price_of(int(sim.market(SYMBOL).candles.close[99]))
+    assert (limit["status"], limit["filled"], limit["average"]) == ("closed", 0.002, float(bid))
+    quote = alice.create_order(SYMBOL, "market", "buy", None, None, {"cost": 20, "clientOrderId": "q-1"})
+    assert quote["filled"] == float((Decimal(20) / ask).quantize(LOT, rounding="ROUND_DOWN"))
     with pytest.raises(ccxt.InvalidOrder, match=re.escape("Order type not supported for this symbol.")):
-        alice.privatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"})
+        alice.privatePostOrder(
+            {"symbol": "BTCUSDT", "side": "BUY", "type": "STOP_LOSS", "quantity": "0.001", "stopPrice": "1"}
+        )
 
 
 def test_plain_limit_orders_rest_and_ioc_expires(sim: SimServer, alice: Any) -> None:
@@ -431,5 +465,6 @@ def test_order_answers_come_in_the_ack_result_and_full_shapes(sim: SimServer, al
     every_symbol = alice.privateGetOpenOrders()  # no symbol: all of them, as Binance
     assert [o["clientOrderId"] for o in every_symbol] == ["r-ack", "r-result", "r-full"]
     assert alice.privateGetOrder({"symbol": "BTCUSDT", "orderId": ack["orderId"]})["clientOrderId"] == "r-ack"
-    with pytest.raises(ccxt.OrderNotFound):  # orderId and origClientOrderId must name the same order
+    # orderId and origClientOrderId must name the same order: Binance's -2039 (issue 11)
+    with pytest.raises(ccxt.ExchangeError, match=r"-2039.*order ids do not match"):
         alice.privateGetOrder({"symbol": "BTCUSDT", "orderId": ack["orderId"], "origClientOrderId": "r-full"})
