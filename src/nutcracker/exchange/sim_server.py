@@ -10,7 +10,7 @@ Endpoints (``GET`` unless said; "signed" ones need ``X-MBX-APIKEY`` and an HMAC 
     /api/v3/ping, /api/v3/time, /api/v3/exchangeInfo, /api/v3/klines, /api/v3/depth,
     /api/v3/ticker/24hr, /api/v3/ticker/price, /api/v3/ticker/bookTicker, /api/v3/aggTrades
     signed: /api/v3/account, POST|GET|DELETE /api/v3/order, GET|DELETE /api/v3/openOrders,
-            /api/v3/myTrades, /sapi/v1/account/apiRestrictions
+            /api/v3/myTrades, /api/v3/allOrders, /sapi/v1/account/apiRestrictions
     test control (no auth, never faulted): POST /sim/advance?candles=N, GET /sim/state,
             GET|POST /sim/faults
 
@@ -126,6 +126,7 @@ TRADING_ENDPOINTS: Final = (
     "GET /api/v3/openOrders",
     "DELETE /api/v3/openOrders",
     "GET /api/v3/myTrades",
+    "GET /api/v3/allOrders",
 )
 """The signed /api/v3 endpoints: where faults apply unless a rule names others."""
 SAPI_ENDPOINTS: Final = ("GET /sapi/v1/account/apiRestrictions",)
@@ -405,6 +406,7 @@ _ROUTES: Final[Mapping[str, _Route]] = {
     "GET /api/v3/openOrders": _Route("open_orders", "read"),
     "DELETE /api/v3/openOrders": _Route("cancel_open_orders", "trade"),
     "GET /api/v3/myTrades": _Route("my_trades", "read"),
+    "GET /api/v3/allOrders": _Route("all_orders", "read"),
     "GET /sapi/v1/account/apiRestrictions": _Route("api_restrictions", "key"),
 }
 assert set(_ROUTES) == set(ENDPOINTS)
@@ -1175,6 +1177,32 @@ class SimServer:
             }
             for t in trades
         ]
+
+    def _ep_all_orders(self, account: _Account | None, params: dict[str, str]) -> object:
+        """``GET /api/v3/allOrders``: the account's orders of a symbol, open or closed, oldest first.
+
+        As Binance: ``orderId`` gives the orders from that id on; else ``startTime``/``endTime``
+        (at most 24 hours apart) the orders created in that window; else the most recent ones;
+        ``limit`` 500 by default, at most 1000.
+        """
+        assert account is not None
+        symbol = self._feed_param(params).spec.symbol
+        limit = _limit_param(params, default=500, maximum=1000)
+        order_id = _int_param(params, "orderId")
+        start = _int_param(params, "startTime")
+        end = _int_param(params, "endTime")
+        if start is not None and end is not None and end - start > _DAY_MS:
+            raise _bad_request(-1127, "More than 24 hours between startTime and endTime.")
+        orders = [
+            o
+            for o in sorted(account.orders.values(), key=lambda o: o.order_id)
+            if o.symbol == symbol
+            and (order_id is None or o.order_id >= order_id)
+            and (start is None or o.time_ms >= start)
+            and (end is None or o.time_ms <= end)
+        ]
+        orders = orders[:limit] if (order_id is not None or start is not None) else orders[-limit:]
+        return [self._order_json(account, order) for order in orders]
 
     # -- helpers -------------------------------------------------------------------------------
 
