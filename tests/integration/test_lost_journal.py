@@ -125,10 +125,19 @@ def _journal_trade_ids(path: Path) -> set[str]:
         return {str(t) for (t,) in conn.execute("SELECT trade_id FROM fills")}
 
 
-def _lose(journal: Path, how: str) -> None:
+def _snapshot(journal: Path, to: Path) -> None:
+    """Copy the journal as its main file held it at a checkpoint now (SQLite's backup API)."""
+    with closing(sqlite3.connect(journal, timeout=10)) as src, closing(sqlite3.connect(to)) as dst:
+        src.backup(dst)
+
+
+def _lose(journal: Path, how: str, snapshot: Path) -> None:
     if how == "delete-wal":
-        Path(f"{journal}-wal").unlink()
+        # the WAL is deleted: the file is what it held at its last checkpoint. Checkpoints now run
+        # every 30 s, so the test puts one at a known point: before the fills (the snapshot)
+        Path(f"{journal}-wal").unlink(missing_ok=True)
         Path(f"{journal}-shm").unlink(missing_ok=True)
+        journal.write_bytes(snapshot.read_bytes())
     elif how == "truncate-db":
         for path in (journal, Path(f"{journal}-wal"), Path(f"{journal}-shm")):
             if path.exists():
@@ -161,7 +170,7 @@ def test_a_lost_journal_is_refused_then_recovered_from_the_exchange(
         )
     finally:
         del os.environ[PASSPHRASE_ENV]
-    config, journal = _config(tmp_path), tmp_path / "journal.db"
+    config, journal, snapshot = _config(tmp_path), tmp_path / "journal.db", tmp_path / "checkpoint.db"
     engine = server.engine(KEY)
     connection = _connection(server, keystore)
     run = ["run", "--config", str(config), "--mode", "live", *connection, "--journal", str(journal)]
@@ -176,6 +185,7 @@ def test_a_lost_journal_is_refused_then_recovered_from_the_exchange(
     )
     try:
         _wait_for("the ladder", lambda: len(_our_open(engine)) >= 4, proc)
+        _snapshot(journal, snapshot)
 
         def two_lots_booked() -> bool:
             if len([f for f in _our_fills(engine) if f[1] is Side.BUY]) < 2:
@@ -199,7 +209,7 @@ def test_a_lost_journal_is_refused_then_recovered_from_the_exchange(
     placed_before = len([e for e in engine.events if e.event == "placed"])
 
     # 2. lose the journal; a restart refuses in one line and places nothing
-    _lose(journal, how)
+    _lose(journal, how, snapshot)
     refused = subprocess.run(
         _cli(*run, "--pulse-interval", "0.05", "--pulses", "3"),
         env=_env(),
