@@ -188,7 +188,7 @@ RECOVER_HINT = "nutcracker recover --journal {path} --config FILE --key NAME"
 def check_integrity(conn: sqlite3.Connection, path: str) -> None:
     """Raise JournalError when ``PRAGMA quick_check`` finds the file damaged (pages, indexes, rows)."""
     rows = conn.execute("PRAGMA quick_check(1)").fetchall()
-    problem = str(rows[0][0]) if rows else "no answer"
+    problem = " ".join(str(rows[0][0]).replace("*** in database main ***", "").split()) if rows else "?"
     if problem != "ok":
         raise JournalDamagedError(
             f"{path}: the journal is damaged (quick_check: {problem}); restore a backup, or rebuild it "
