@@ -524,8 +524,11 @@ def _ledger_cells(state_json: str, params_history: Sequence[ParamsRow]) -> tuple
 
     if not state_json:
         return "-", "-", "-", "-"
-    doc = json.loads(state_json)
-    ledger = state_from_dict(doc.get("strategy", doc)).ledger
+    try:
+        doc = json.loads(state_json)
+        ledger = state_from_dict(doc.get("strategy", doc)).ledger
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):  # the engine halts it
+        return "unreadable (see why)", "-", "-", "-"
     if not params_history:  # no market known: the units the ledger counts in
         return (
             f"{ledger.held} lots",
