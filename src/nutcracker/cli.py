@@ -562,9 +562,7 @@ def recover(
     journal: Annotated[Path, typer.Option(help="The engine's SQLite journal to rebuild.")],
     config_file: Annotated[Path, typer.Option("--config", help="The engine's TOML configuration file.")],
     key: Annotated[str | None, typer.Option(help="The key the engine trades with (`keys add`).")] = None,
-    keystore: Annotated[
-        Path | None, typer.Option(help="The keystore file (default: the user's).")
-    ] = None,
+    keystore: Annotated[Path | None, typer.Option(help="The keystore file (default: the user's).")] = None,
     vault: Annotated[bool, typer.Option(help="Read the key from HashiCorp Vault (VAULT_* env).")] = False,
     exchange_url: Annotated[
         str | None,

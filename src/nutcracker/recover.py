@@ -21,6 +21,7 @@ the composition root (with ``cli`` and ``connected``).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -127,7 +128,9 @@ class Rebuilt:
 def rebuild_ledger(
     params: SymbolParams, fills: Iterable[Fill]
 ) -> tuple[Ledger, list[int], list[ClosedCycle]]:
-    """Book our fills, oldest first, into a fresh ledger as the engine does; return it, cycle ids, closed cycles.
+    """Book our fills, oldest first, into a fresh ledger as the engine does.
+
+    Returns the ledger, the cycle of each fill and the cycles closed.
 
     Raises:
         ReconciliationError: a fill cannot be booked (a sell beyond what the history bought).
@@ -168,10 +171,9 @@ async def recover_symbol(
     base: StrategyState = initial_state()
     fills_from_ms = fills[0].ts_ms if fills else -1
     if stored is not None and stored.state_json:
-        try:
+        # unreadable: indicators are rebuilt from candles, the ledger comes from the exchange anyway
+        with contextlib.suppress(ReconciliationError):
             base, fills_from_ms = decode_envelope(stored.state_json, symbol)
-        except ReconciliationError:
-            pass  # unreadable: indicators are rebuilt from candles, the ledger comes from the exchange
     known = journal.known_client_order_ids(symbol)
     seen = [o.order.client_order_id for o in orders] + [o.client_order_id for o in resting]
     seen += [f.client_order_id for f in fills]
@@ -286,7 +288,9 @@ async def run_recover(
         raise ConfigError("recover reads the account's history: pass --key NAME (as for run --mode live)")
     credentials = open_secret_store(keystore, vault).get(key_name)
     if credentials.exchange_id != exchange_id:
-        raise ConfigError(f"key {key_name!r} is for {credentials.exchange_id}, the config trades on {exchange_id}")
+        raise ConfigError(
+            f"key {key_name!r} is for {credentials.exchange_id}, the config trades on {exchange_id}"
+        )
     url = exchange_url or next((s.market.api_url for s in config.symbols if s.market.api_url), None)
     source = CcxtExchange.from_credentials(credentials, **({"api_url": url} if url else {}))
     async with source:

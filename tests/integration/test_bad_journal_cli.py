@@ -87,7 +87,9 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-@pytest.mark.parametrize(("make", "expected"), [c[1:] for c in BAD_JOURNALS], ids=[c[0] for c in BAD_JOURNALS])
+@pytest.mark.parametrize(
+    ("make", "expected"), [c[1:] for c in BAD_JOURNALS], ids=[c[0] for c in BAD_JOURNALS]
+)
 def test_a_bad_journal_is_refused_in_one_line(
     tmp_path: Path, command: str, make: Callable[[Path], None], expected: str
 ) -> None:

@@ -48,7 +48,9 @@ def server() -> SimServer:
     sim.stop()
 
 
-@pytest.mark.parametrize("blob", ["{not json", '{"engine": {"format": 1, "fills_from_ms": 0}, "strategy": []}'])
+@pytest.mark.parametrize(
+    "blob", ["{not json", '{"engine": {"format": 1, "fills_from_ms": 0}, "strategy": []}']
+)
 def test_an_unreadable_symbol_is_halted_the_other_trades_and_pulses_end_the_run(
     server: SimServer, tmp_path: Path, blob: str
 ) -> None:
@@ -66,13 +68,17 @@ def test_an_unreadable_symbol_is_halted_the_other_trades_and_pulses_end_the_run(
     assert "Traceback" not in again.output
     eth = [line for line in again.output.splitlines() if line.startswith("symbol=ETH/USDT")]
     btc = [line for line in again.output.splitlines() if line.startswith("symbol=BTC/USDT")]
-    assert len(eth) >= 3 and all("status=paused" in line and "cannot be read" in line for line in eth)
-    assert len(btc) >= 3 and any("status=trading" in line for line in btc)
+    assert len(eth) >= 3
+    assert all("status=paused" in line for line in eth)
+    assert all("cannot be read" in line for line in eth)
+    assert len(btc) >= 3
+    assert any("status=trading" in line for line in btc)
 
     shown = CliRunner().invoke(app, ["status", "--journal", str(journal)])
     assert shown.exit_code == 0, shown.output
     row = next(line for line in shown.output.splitlines() if "ETH/USDT" in line)
-    assert "paused" in row and "halted" in row
+    assert "paused" in row
+    assert "halted" in row
     with closing(sqlite3.connect(journal)) as conn:
         (kept,) = conn.execute("SELECT state_json FROM symbols WHERE symbol = 'ETH/USDT'").fetchone()
     assert kept == blob  # never overwritten: `nutcracker recover` rebuilds it from the exchange

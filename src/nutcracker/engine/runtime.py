@@ -78,7 +78,6 @@ from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.monitor import MarketReader, Monitor
 from nutcracker.engine.portfolio import PortfolioRails
 from nutcracker.engine.ports import Exchange, Journal
-from nutcracker.errors import JournalError
 from nutcracker.engine.worker import (
     Bands,
     IntentOutcome,
@@ -87,6 +86,7 @@ from nutcracker.engine.worker import (
     SymbolWorker,
     WorkerSettings,
 )
+from nutcracker.errors import JournalError
 
 __all__ = [
     "Bands",

@@ -512,7 +512,8 @@ class CcxtExchange:
             status = _STATUS.get(str(order.get("status")))
             if status is None:
                 raise ExchangeUnavailableError(
-                    f"{self._exchange_id}: order {cid!r} on {symbol} has an unknown status {order.get('status')!r}"
+                    f"{self._exchange_id}: order {cid!r} on {symbol} has an unknown status "
+                    f"{order.get('status')!r}"
                 )
             out.append(OrderStatus(self._open_order(symbol, precision, order, cid or None), status))
         return tuple(out)

@@ -224,7 +224,9 @@ class SimExchange:
 def orders_of(engine: MatchingEngine, symbol: str, limit: int | None) -> tuple[OrderStatus, ...]:
     """Return the orders of ``symbol`` placed on ``engine``, oldest first (the last ``limit``)."""
     engine.market(symbol)  # refuse an unknown symbol
-    ids = dict.fromkeys(e.client_order_id for e in engine.events if e.symbol == symbol and e.event == "placed")
+    ids = dict.fromkeys(
+        e.client_order_id for e in engine.events if e.symbol == symbol and e.event == "placed"
+    )
     orders = [status for cid in ids if (status := engine.order_status(symbol, cid)) is not None]
     return tuple(orders if limit is None else orders[-limit:] if limit > 0 else [])
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import ccxt
 import pytest
+from sim_clients import ALICE
 
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.sim_server import SimServer
-from sim_clients import ALICE
 
 SYMBOL = "BTC/USDT"
 TICK = Decimal("0.01")
@@ -59,7 +59,9 @@ def test_the_connector_reads_the_whole_history_and_the_most_recent_page(sim: Sim
         async with CcxtExchange("binance", api_key=ALICE.api_key, secret=ALICE.secret, api_url=sim.url) as ex:
             every = await ex.fetch_orders(SYMBOL)
             recent = await ex.fetch_orders(SYMBOL, 1)
-            return [(o.order.client_order_id, o.status) for o in every], [o.order.client_order_id for o in recent]
+            return [(o.order.client_order_id, o.status) for o in every], [
+                o.order.client_order_id for o in recent
+            ]
 
     every, recent = asyncio.run(read())
     assert every == [("nc-B1-1", "open"), ("nc-B2-2", "cancelled"), ("nc-B3-3", "open")]

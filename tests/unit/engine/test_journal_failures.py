@@ -48,9 +48,7 @@ def test_an_unreadable_state_halts_that_symbol_while_the_others_trade(tmp_path: 
     world = make_world((BTC, ETH))
     reports: list[PulseReport] = []
     with SqliteJournal(path) as journal:
-        engine = Engine(
-            [params_for(BTC), params_for(ETH)], world.sim, journal, WallClock(), settings=FAST
-        )
+        engine = Engine([params_for(BTC), params_for(ETH)], world.sim, journal, WallClock(), settings=FAST)
         engine.add_observer(reports.append)
 
         async def main() -> None:
@@ -87,7 +85,9 @@ def test_a_journal_that_stops_taking_writes_stops_the_engine(tmp_path: Path) -> 
             journal._conn.execute("PRAGMA query_only = ON")  # every write now fails, as on a dead disk
             await asyncio.wait_for(engine.run(handle_signals=False), timeout=10)
 
-        with pytest.raises(JournalError, match="journal.db: .*failed: attempt to write a readonly database"):
+        with pytest.raises(
+            JournalError, match=r"journal\.db: .*failed: attempt to write a readonly database"
+        ):
             asyncio.run(main())
         journal._conn.execute("PRAGMA query_only = OFF")
     assert not world.placed_ids()  # nothing is sent that was not journaled first
