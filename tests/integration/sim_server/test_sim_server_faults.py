@@ -169,7 +169,7 @@ def test_fault_rules_parse_from_the_command_line_syntax() -> None:
     assert FaultRule.parse("5xx=0.25") == FaultRule("5xx", 0.25, frozenset(TRADING_ENDPOINTS))
     rule = FaultRule.parse("drop_after_accept=1@POST:/api/v3/order,/api/v3/openOrders")
     assert rule.endpoints == {"POST /api/v3/order", "GET /api/v3/openOrders", "DELETE /api/v3/openOrders"}
-    assert len(FaultRule.parse("latency_ms=20@*").endpoints) == 17
+    assert len(FaultRule.parse("latency_ms=20@*").endpoints) == 18  # with allOrders (issue 11)
     for bad in ("5xx", "nope=1", "429=2", "429=0.1@/api/v9/x", "latency_ms=-1"):
         with pytest.raises(ValueError, match=r"\S"):
             FaultRule.parse(bad)
