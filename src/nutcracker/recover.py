@@ -165,6 +165,13 @@ async def recover_symbol(
     resting = [o for o in await exchange.fetch_open_orders(symbol) if _ours(prefix, o.client_order_id)]
     fills = [f for f in await exchange.fetch_fills(symbol, 0) if _ours(prefix, f.client_order_id)]
     fills.sort(key=lambda f: f.ts_ms)  # stable: the exchange's order within a millisecond
+    journaled = journal.known_trade_ids(symbol, 0)
+    missing = sorted(journaled - {f.trade_id for f in fills})
+    if missing:  # rebuilding would drop lots the journal holds: another account, or a partial history
+        raise ReconciliationError(
+            f"{symbol}: the journal holds {len(missing)} fills the exchange does not show "
+            f"(e.g. trade {missing[0]}): is this the engine's key and exchange URL? nothing was changed"
+        )
     ledger, cycle_ids, closed = rebuild_ledger(params, fills)
 
     stored = journal.load_symbol(symbol)
@@ -179,8 +186,10 @@ async def recover_symbol(
     seen += [f.client_order_id for f in fills]
     seqs = [_seq(cid) for cid in (*seen, *known) if _ours(prefix, cid)]
     next_seq = max(base.next_seq, max(seqs, default=0) + 1)
-    # the ladder is hung again by the first pulse: held lots keep their prices, resting buys theirs
-    state = StrategyState(base.indicators, ledger, base.anchor, (), next_seq)
+    # a ledger that changed gets its ladder hung again by the first pulse (held lots keep their
+    # prices, resting buys theirs); an unchanged one keeps its frozen ladder
+    ladder = base.ladder if base.ledger == ledger else ()
+    state = StrategyState(base.indicators, ledger, base.anchor, ladder, next_seq)
 
     by_id: dict[str, tuple[OpenOrder, str]] = {o.order.client_order_id: (o.order, o.status) for o in orders}
     for order in resting:
@@ -200,7 +209,7 @@ async def recover_symbol(
         for cid, (order, status) in by_id.items()
         if cid not in known
     )
-    new_fills = len({f.trade_id for f in fills} - journal.known_trade_ids(symbol, 0))
+    new_fills = len({f.trade_id for f in fills} - journaled)
     record = PulseRecord(
         symbol,
         now_ms,
