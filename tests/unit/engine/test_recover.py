@@ -98,7 +98,7 @@ def test_recover_refuses_a_history_that_lacks_the_journals_fills(tmp_path: Path)
         booked = _ledger(journal)
         other = make_world(seed=9)  # another account: none of the journal's fills
         with pytest.raises(
-            ReconciliationError, match="the journal holds .* fills the exchange does not show"
+            ReconciliationError, match=r"the journal holds .* fills the exchange does not show"
         ):
             asyncio.run(recover_symbol(params_for(BTC), other.sim, journal, 1))
         assert _ledger(journal) == booked  # nothing was changed
