@@ -49,6 +49,7 @@ from nutcracker.store.migrations import (
 _log = logging.getLogger("nutcracker.journal")
 CHECKPOINT_EVERY_S = 30.0
 CHECKPOINT_EVERY_COMMITS = 1000
+_CHECKPOINT_WAIT_S = 0.25  # how long a TRUNCATE checkpoint may hold writers back waiting for others
 
 _WRITE_STATE = """
     INSERT INTO symbols (symbol, state_json, last_fill_ts_ms, status, status_reason, updated_ts_ms)
@@ -503,13 +504,14 @@ class SqliteJournal:
     def _checkpoint_loop(self) -> None:
         """Checkpoint every ``checkpoint_every_s`` (or sooner after many commits) until closed.
 
-        Off the hot path: its own connection and thread. A TRUNCATE checkpoint waits for the
-        writer (a commit under way finishes first) and briefly holds new writes back while it
-        copies; when readers keep it from finishing, the next round tries again.
+        Off the hot path: a thread of its own. A PASSIVE checkpoint on its own connection first
+        copies what it can without blocking anyone; the TRUNCATE after it (``_truncate_wal``, a
+        little left to copy) holds this process's writes back briefly and gives up after
+        ``_CHECKPOINT_WAIT_S`` when a reader keeps it waiting: the next round tries again.
         """
         assert self._checkpoint_every_s is not None
         try:
-            conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
+            conn = sqlite3.connect(self._path, timeout=_CHECKPOINT_WAIT_S, isolation_level=None)
         except sqlite3.Error as e:
             _log.warning("journal %s: no checkpoint connection: %s", self._path, e)
             return
@@ -520,13 +522,34 @@ class SqliteJournal:
                 if self._closed:
                     return
                 if self._commits:
-                    self._commits = 0
+                    commits, self._commits = self._commits, 0
                     try:
-                        self._checkpoint(conn)
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # blocks no one
+                        done = self._truncate_wal()
                     except sqlite3.Error as e:  # the next round, or close, tries again
-                        _log.warning("journal %s: checkpoint failed: %s", self._path, e)
+                        _log.info("journal %s: checkpoint deferred: %s", self._path, e)
+                        done = False
+                    if not done:
+                        self._commits += commits
         finally:
             conn.close()
+
+    def _truncate_wal(self) -> bool:
+        """Finish the checkpoint on the writing connection, between two writes of this process.
+
+        On another connection a TRUNCATE checkpoint can make a commit fail with "database is
+        locked" at once (no busy wait); under the journal's lock, writes just wait for it, at most
+        ``_CHECKPOINT_WAIT_S`` beyond the copy when a reader holds an old snapshot.
+        """
+        with self._lock:
+            if self._closed:
+                return True
+            conn = self._conn
+            conn.execute(f"PRAGMA busy_timeout = {int(_CHECKPOINT_WAIT_S * 1000)}")
+            try:
+                return self._checkpoint(conn)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
 
     def _checkpoint(self, conn: sqlite3.Connection) -> bool:
         (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()

@@ -613,3 +613,22 @@ def test_the_journal_knows_the_client_ids_of_its_intents_and_fills(journal: Sqli
     journal.commit_pulse(pulse(fills=(fill("t1"),), intents=(place("c1"), place("c2"))))
     assert journal.known_client_order_ids(BTC) == {"c1", "c2", "nct-B0-1"}
     assert journal.known_client_order_ids(ETH) == set()
+
+
+def test_a_reader_holding_a_snapshot_defers_the_checkpoint_without_stalling_commits(path: Path) -> None:
+    with SqliteJournal(path, checkpoint_every_s=0.05) as journal:
+        journal.commit_pulse(pulse(fills=(fill("t0"),)))
+        _wait_until(lambda: _wal_size(path) == 0)
+        with closing(raw(path)) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM fills").fetchone()  # holds its snapshot
+            slowest = 0.0
+            for i in range(1, 15):
+                started = time.monotonic()
+                journal.commit_pulse(pulse(ts_ms=i, fills=(fill(f"t{i}", ts_ms=i),)))
+                slowest = max(slowest, time.monotonic() - started)
+                time.sleep(0.03)
+            assert _wal_size(path) > 0  # the reader's snapshot kept the WAL
+            reader.execute("COMMIT")
+        _wait_until(lambda: _wal_size(path) == 0)  # the next round checkpointed
+    assert slowest < 1.0  # a commit never waited out the journal's 5 s busy timeout
