@@ -117,7 +117,13 @@ class SqliteJournal:
     (they see what was committed, and buffered states) and never wait for a commit, nor does
     ``save_state``. Other processes may open the same file to read while this one writes.
     Failures of SQLite raise ``JournalError`` and keep nothing of the failed call; a call that
-    breaks an invariant raises ``ValueError`` and keeps nothing either.
+    breaks an invariant raises ``ValueError`` and keeps nothing either. Every ``JournalError`` is
+    one line: the file, what is wrong, what to do (``JournalDamagedError`` for a damaged file).
+
+    Opening runs ``PRAGMA quick_check``: a damaged file is refused. The WAL is checkpointed into
+    the file (and truncated) every ``checkpoint_every_s`` or ``checkpoint_every_commits`` by a
+    thread of its own, and at ``close``, so a lost ``-wal`` file never takes a whole session with
+    it (what it does take, ``nutcracker recover`` rebuilds from the exchange).
     """
 
     def __init__(
