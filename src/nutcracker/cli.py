@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -359,7 +359,7 @@ def run(
         err.print(f"✗ --mode must be replay, paper or live, not {mode!r}", markup=False)
         raise typer.Exit(code=EXIT_CONFIG)
     from nutcracker.connected import run_blocking
-    from nutcracker.errors import ExchangeError, PermissionRefusedError, SecretsError
+    from nutcracker.errors import ExchangeError, JournalError, PermissionRefusedError, SecretsError
     from nutcracker.terminal import print_log
 
     console = Console()
@@ -380,6 +380,8 @@ def run(
     except PermissionRefusedError as e:
         err.print(f"✗ refused, nothing was placed: {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
+    except JournalError as e:  # damaged, unusable, or behind the exchange (recover first)
+        _journal_failed(err, e)
     except (ConfigError, SecretsError, ExchangeError) as e:
         err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=EXIT_CONFIG) from None
@@ -452,7 +454,12 @@ def asyncio_run_replay(
         summary = write_outputs(result, config, target, report=True, title="Nutcracker replay")
         _print_summary(console, summary, target, True)
 
-    asyncio.run(main())
+    from nutcracker.errors import JournalError
+
+    try:
+        asyncio.run(main())
+    except JournalError as e:
+        _journal_failed(err, e)
 
 
 @app.command("status")
@@ -472,7 +479,12 @@ def status(
             soft_wrap=True,
         )
         raise typer.Exit(code=EXIT_CONFIG)
-    store = SqliteJournal(journal)
+    from nutcracker.errors import JournalError
+
+    try:
+        store = SqliteJournal(journal)
+    except JournalError as e:
+        _journal_failed(err, e)
     try:
         rows = store.symbols()
         table = Table(title=f"journal {journal}", title_justify="left")
@@ -515,8 +527,11 @@ def _ledger_cells(state_json: str, params_history: Sequence[ParamsRow]) -> tuple
 
     if not state_json:
         return "-", "-", "-", "-"
-    doc = json.loads(state_json)
-    ledger = state_from_dict(doc.get("strategy", doc)).ledger
+    try:
+        doc = json.loads(state_json)
+        ledger = state_from_dict(doc.get("strategy", doc)).ledger
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):  # the engine halts it
+        return "unreadable (see why)", "-", "-", "-"
     if not params_history:  # no market known: the units the ledger counts in
         return (
             f"{ledger.held} lots" + (f" + {ledger.dust} bu dust" if ledger.dust else ""),
@@ -533,3 +548,57 @@ def _ledger_cells(state_json: str, params_history: Sequence[ParamsRow]) -> tuple
         str(ledger.cycles_closed),
         f"{precision.qu_to_quote(ledger.realized_pnl).normalize():f} {market.quote}",
     )
+
+
+# -- journal safety: one line per journal error, and `recover` -----------------------------------------
+
+EXIT_JOURNAL = 3  # the journal is damaged, unusable, or behind the exchange: nothing was started
+
+
+def _journal_failed(err: Console, error: Exception) -> NoReturn:
+    """Print a journal error as its one line (file, fault, fix) and exit ``EXIT_JOURNAL``."""
+    err.print(f"✗ {error}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code=EXIT_JOURNAL) from None
+
+
+@app.command("recover")
+def recover(
+    journal: Annotated[Path, typer.Option(help="The engine's SQLite journal to rebuild.")],
+    config_file: Annotated[Path, typer.Option("--config", help="The engine's TOML configuration file.")],
+    key: Annotated[str | None, typer.Option(help="The key the engine trades with (`keys add`).")] = None,
+    keystore: Annotated[Path | None, typer.Option(help="The keystore file (default: the user's).")] = None,
+    vault: Annotated[bool, typer.Option(help="Read the key from HashiCorp Vault (VAULT_* env).")] = False,
+    exchange_url: Annotated[
+        str | None,
+        typer.Option("--exchange-url", help="Base URL of a Binance-compatible exchange."),
+    ] = None,
+) -> None:
+    """Rebuild a lost or damaged journal from the exchange's order and trade history; sends nothing."""
+    import asyncio
+
+    from nutcracker.errors import ExchangeError, JournalError, ReconciliationError, SecretsError
+    from nutcracker.recover import run_recover
+
+    err, out = Console(stderr=True), Console()
+    try:
+        config = load_config(config_file)
+        rebuilt, aside = asyncio.run(
+            run_recover(
+                config,
+                journal_path=journal,
+                exchange_url=exchange_url,
+                key_name=key,
+                keystore=keystore,
+                vault=vault,
+            )
+        )
+    except (JournalError, ReconciliationError) as e:
+        _journal_failed(err, e)
+    except (ConfigError, SecretsError, ExchangeError) as e:
+        err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=EXIT_CONFIG) from None
+    if aside is not None:
+        out.print(f"the damaged journal was moved to {aside}", markup=False, highlight=False, soft_wrap=True)
+    for item in rebuilt:
+        out.print(f"recovered {item.line()}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"{journal} now holds what the exchange shows: start the engine again", markup=False)

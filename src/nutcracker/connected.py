@@ -23,12 +23,13 @@ from pathlib import Path
 
 from nutcracker.backtest.runner import starting_balances
 from nutcracker.config import NutcrackerConfig
-from nutcracker.engine.ports import Exchange
+from nutcracker.engine.ports import Exchange, HistoryExchange
 from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, WallClock
 from nutcracker.errors import ConfigError
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.key_probe import require_trade_only_key
 from nutcracker.exchange.paper import PaperExchange
+from nutcracker.recover import require_known_history
 from nutcracker.secrets.cli_keys import open_secret_store
 from nutcracker.secrets.redaction import install_redaction
 from nutcracker.store.sqlite import SqliteJournal
@@ -117,7 +118,7 @@ async def run_connected(
     exchange_id = exchange_ids.pop()
     url = exchange_url or next((s.market.api_url for s in config.symbols if s.market.api_url), None)
     source: CcxtExchange
-    exchange: Exchange
+    exchange: HistoryExchange
     if mode == "live":
         if key_name is None:
             raise ConfigError("--mode live needs --key NAME: a key stored with `nutcracker keys add`")
@@ -160,6 +161,8 @@ async def run_connected(
         journal_path.parent.mkdir(parents=True, exist_ok=True)
         journal = SqliteJournal(journal_path)
         try:
+            # a lost or rolled-back journal would forget fills and reuse ids: refuse, name the fix
+            await require_known_history(params, exchange, journal, journal_path)
             engine = Engine(
                 params,
                 exchange,

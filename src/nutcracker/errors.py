@@ -55,6 +55,14 @@ class OrderNotFoundError(ExchangeError):
     """The exchange does not know the order (already gone, or never placed)."""
 
 
+class JournalError(NutcrackerError):
+    """The journal could not read or write its store; the message names the file, the fault and the fix."""
+
+
+class RecoveryNeededError(JournalError):
+    """The exchange knows orders of this engine that the journal does not: ``nutcracker recover`` first."""
+
+
 class ReconciliationError(NutcrackerError):
     """Local and exchange state disagree in a way that needs a halt of that symbol."""
 

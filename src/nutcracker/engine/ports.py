@@ -24,10 +24,12 @@ __all__ = [
     "ClosedCycleRecord",
     "Exchange",
     "GroupCommitJournal",
+    "HistoryExchange",
     "IntentRecord",
     "IntentUpdates",
     "Journal",
     "JournalWrite",
+    "OrderHistory",
     "PulseRecord",
     "StoredSymbol",
 ]
@@ -73,6 +75,21 @@ class Exchange(Protocol):
         ...
 
     async def cancel(self, symbol: str, client_order_id: str) -> None: ...
+
+
+class OrderHistory(Protocol):
+    """An exchange account's order history (``recover`` and the start-time check read it)."""
+
+    async def fetch_orders(self, symbol: str, limit: int | None = None) -> Sequence[OrderStatus]:
+        """Return the account's orders of ``symbol``, open or closed, oldest first.
+
+        ``limit`` None: every order the exchange keeps (paged); else the ``limit`` most recent.
+        """
+        ...
+
+
+class HistoryExchange(Exchange, OrderHistory, Protocol):
+    """An exchange whose order history can be read (every adapter: ccxt, paper, simulated)."""
 
 
 class Journal(Protocol):

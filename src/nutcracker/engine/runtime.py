@@ -86,6 +86,7 @@ from nutcracker.engine.worker import (
     SymbolWorker,
     WorkerSettings,
 )
+from nutcracker.errors import JournalError
 
 __all__ = [
     "Bands",
@@ -237,6 +238,7 @@ class Engine:
         self._latest: dict[str, PulseReport] = {}
         self._stop: asyncio.Event | None = None
         self._started = False
+        self._fatal: JournalError | None = None  # the journal failure that stopped the run
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -335,6 +337,8 @@ class Engine:
             finally:
                 for sig in installed:
                     loop.remove_signal_handler(sig)
+        if self._fatal is not None:
+            raise self._fatal
 
     async def _symbol_loop(self, worker: SymbolWorker) -> None:
         interval = self._settings.interval_of(worker.symbol)
@@ -348,6 +352,11 @@ class Engine:
                 errors = 0
             except asyncio.CancelledError:
                 raise
+            except JournalError as e:  # nothing can be written ahead any more: stop every symbol
+                logger.error(LogLine("journal_error", symbol=worker.symbol, error=e))
+                self._fatal = self._fatal or e
+                self.request_stop()
+                return
             except Exception:  # a bug in one symbol's pulse must not stop the others
                 errors += 1
                 logger.exception(LogLine("pulse_error", symbol=worker.symbol, errors=errors))

@@ -99,6 +99,8 @@ __all__ = [
     "PulseReport",
     "SymbolWorker",
     "WorkerSettings",
+    "decode_envelope",
+    "encode_envelope",
 ]
 
 logger = logging.getLogger("nutcracker.engine")
@@ -286,6 +288,7 @@ class SymbolWorker:
         self._started = False
         self._may_have_open_intents = True
         self._kill_pending = False
+        self._unreadable = ""  # why the journaled state could not be read ("" when it could)
         self._stalls = 0  # consecutive data-stalls
         self._seq = 0
         self._open_orders: tuple[OpenOrder, ...] = ()
@@ -368,7 +371,14 @@ class SymbolWorker:
             return
         self._last_fill_ts_ms = stored.last_fill_ts_ms
         if stored.state_json:
-            self._state, self._fills_from_ms = _decode_envelope(stored.state_json, self._symbol)
+            try:
+                self._state, self._fills_from_ms = decode_envelope(stored.state_json, self._symbol)
+            except ReconciliationError as e:
+                # never trade (nor overwrite the journaled state) on a ledger that could not be read
+                self._unreadable = f"{e}; rebuild it from the exchange with `nutcracker recover`"
+                self._journaled_status = (stored.status, stored.status_reason)
+                await self._halt(self._unreadable)
+                return
             self._state_json = stored.state_json
         if stored.status in (PAUSED, KILLED):
             self._status, self._status_reason = stored.status, stored.status_reason
@@ -776,11 +786,7 @@ class SymbolWorker:
         self._unsaved_candles = 0
 
     def _encode(self, state: StrategyState) -> str:
-        envelope = {
-            "engine": {"format": ENVELOPE_FORMAT, "fills_from_ms": self._fills_from_ms},
-            "strategy": state_to_dict(state),
-        }
-        return json.dumps(envelope, separators=(",", ":"), allow_nan=False)
+        return encode_envelope(state, self._fills_from_ms)
 
     # -- 5. dispatch ----------------------------------------------------------------------------
 
@@ -928,6 +934,9 @@ class SymbolWorker:
     async def resume(self, actor: str, why: str) -> PulseReport:
         """Resume pulsing a paused or killed symbol."""
         async with self.lock:
+            if self._unreadable:  # resuming would trade on an empty ledger and overwrite the journal's
+                logger.error(LogLine("resume_refused", symbol=self._symbol, reason=self._unreadable))
+                return self._report_only()
             if self._status in (PAUSED, KILLED):
                 await self._control("resume", actor, why)
                 self._kill_pending = False
@@ -1135,7 +1144,16 @@ def _resting_after(
     return tuple(resting)
 
 
-def _decode_envelope(text: str, symbol: str) -> tuple[StrategyState, int]:
+def encode_envelope(state: StrategyState, fills_from_ms: int) -> str:
+    """Return the journal's ``state_json`` of a symbol: the worker's envelope around ``state``."""
+    envelope = {
+        "engine": {"format": ENVELOPE_FORMAT, "fills_from_ms": fills_from_ms},
+        "strategy": state_to_dict(state),
+    }
+    return json.dumps(envelope, separators=(",", ":"), allow_nan=False)
+
+
+def decode_envelope(text: str, symbol: str) -> tuple[StrategyState, int]:
     """Return (state, fills_from_ms) of a journaled envelope (or of a bare state document)."""
     try:
         doc = json.loads(text)
@@ -1148,5 +1166,5 @@ def _decode_envelope(text: str, symbol: str) -> tuple[StrategyState, int]:
                 raise ValueError(f"engine.fills_from_ms must be an integer, got {fills_from!r}")
             return state_from_dict(doc["strategy"]), fills_from
         return state_from_dict(doc), 0
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as e:
         raise ReconciliationError(f"{symbol}: the journaled state cannot be read: {e}") from e

@@ -88,6 +88,7 @@ ALLOWED_METHODS: Final = frozenset(
         "fetch_trading_fee",
         "fetch_open_orders",
         "fetch_my_trades",
+        "fetch_orders",  # allOrders: the start-time check and `recover`
         "fetch_order",
         # the only writes: post-only limit orders (see CcxtExchange.place) and their cancels
         "create_order",
@@ -252,6 +253,7 @@ def fill_fees(
 # --- the connector --------------------------------------------------------------------------------
 
 _CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+_ORDERS_PAGE_LIMIT: Final = 1000  # Binance allOrders' maximum
 _STATUS: Final[Mapping[str, str]] = {
     "open": "open",
     "canceling": "open",  # Binance PENDING_CANCEL: still on the book until the cancel completes
@@ -526,6 +528,42 @@ class CcxtExchange:
                 break
         ordered = sorted(trades.values(), key=lambda t: (int(t["timestamp"]), str(t["id"])))
         return tuple([await self._fill(symbol, rules, trade) for trade in ordered])
+
+    async def fetch_orders(self, symbol: str, limit: int | None = None) -> Sequence[OrderStatus]:
+        """Return the account's orders of ``symbol``, open or closed, oldest first (``OrderHistory``).
+
+        ``limit`` None: every order, paged by order id on Binance (``GET /api/v3/allOrders`` from
+        ``orderId`` 0, ``orders_page_limit`` a page); else the ``limit`` most recent (one call).
+        """
+        precision = (await self._rules_of(symbol)).precision
+        page_limit = _ORDERS_PAGE_LIMIT
+        found: dict[str, Mapping[str, Any]] = {}
+        if limit is not None or not self._exchange_id.startswith("binance"):
+            with ccxt_errors(self._exchange_id):
+                page = await self._client.fetch_orders(symbol, None, min(limit or page_limit, page_limit))
+            found = {str(o["id"]): o for o in page}
+        else:
+            from_id = 0
+            while True:
+                with ccxt_errors(self._exchange_id):
+                    page = await self._client.fetch_orders(symbol, None, page_limit, {"orderId": from_id})
+                for order in page:
+                    found[str(order["id"])] = order
+                if len(page) < page_limit:
+                    break
+                from_id = max(int(o["id"]) for o in page) + 1
+        out = []
+        for order in sorted(found.values(), key=lambda o: (int(o.get("timestamp") or 0), str(o["id"]))):
+            info = order.get("info") or {}
+            cid = str(info.get("origClientOrderId") or order.get("clientOrderId") or "")
+            status = _STATUS.get(str(order.get("status")))
+            if status is None:
+                raise ExchangeUnavailableError(
+                    f"{self._exchange_id}: order {cid!r} on {symbol} has an unknown status "
+                    f"{order.get('status')!r}"
+                )
+            out.append(OrderStatus(self._open_order(symbol, precision, order, cid or None), status))
+        return tuple(out)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderStatus | None:
         """Return the order with this client order id, or None if the exchange does not know it."""

@@ -28,6 +28,7 @@ from typing import Protocol
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit
 from nutcracker.errors import ConfigError
 from nutcracker.exchange.matching import MatchingEngine
+from nutcracker.exchange.simulated import orders_of
 
 
 class MarketData(Protocol):
@@ -114,6 +115,10 @@ class PaperExchange:
     async def fetch_fills(self, symbol: str, since_ms: int) -> Sequence[Fill]:
         """Return the paper fills with time >= ``since_ms``, oldest first."""
         return (await self._matching(symbol)).fills_since(symbol, since_ms)
+
+    async def fetch_orders(self, symbol: str, limit: int | None = None) -> Sequence[OrderStatus]:
+        """Return the orders of ``symbol`` ever placed here, open or closed, oldest first."""
+        return orders_of(await self._matching(symbol), symbol, limit)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderStatus | None:
         """Return the paper order with this client order id, or None if it was never placed."""

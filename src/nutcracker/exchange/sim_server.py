@@ -11,7 +11,7 @@ Endpoints (``GET`` unless said; "signed" ones need ``X-MBX-APIKEY`` and an HMAC 
     /api/v3/ticker/24hr, /api/v3/ticker/price, /api/v3/ticker/bookTicker, /api/v3/aggTrades,
     /api/v3/avgPrice, /fapi/v1/exchangeInfo and /dapi/v1/exchangeInfo (no futures: empty)
     signed: /api/v3/account, POST|GET|DELETE /api/v3/order, POST /api/v3/order/test,
-            GET|DELETE /api/v3/openOrders, /api/v3/myTrades, /api/v3/account/commission,
+            GET|DELETE /api/v3/openOrders, /api/v3/myTrades, /api/v3/allOrders, /api/v3/account/commission,
             /sapi/v1/account/apiRestrictions, /sapi/v1/asset/tradeFee, /sapi/v1/capital/config/getall,
             /sapi/v1/margin/allPairs and /sapi/v1/margin/isolated/allPairs (spot only: empty)
     test control (no auth, never faulted; only with ``manual`` or ``control``, else 403):
@@ -153,6 +153,7 @@ TRADING_ENDPOINTS: Final = (
     "GET /api/v3/openOrders",
     "DELETE /api/v3/openOrders",
     "GET /api/v3/myTrades",
+    "GET /api/v3/allOrders",
 )
 """The signed /api/v3 endpoints: where faults apply unless a rule names others."""
 SAPI_ENDPOINTS: Final = ("GET /sapi/v1/account/apiRestrictions",)
@@ -487,6 +488,7 @@ _ROUTES: Final[Mapping[str, _Route]] = {
     "GET /api/v3/openOrders": _Route("open_orders", "read"),
     "DELETE /api/v3/openOrders": _Route("cancel_open_orders", "trade"),
     "GET /api/v3/myTrades": _Route("my_trades", "read"),
+    "GET /api/v3/allOrders": _Route("all_orders", "read"),
     "GET /sapi/v1/account/apiRestrictions": _Route("api_restrictions", "key"),
     "GET /api/v3/avgPrice": _Route("avg_price", "public"),
     "POST /api/v3/order/test": _Route("test_order", "trade"),
@@ -1519,6 +1521,32 @@ class SimServer:
             }
             for t in trades
         ]
+
+    def _ep_all_orders(self, account: _Account | None, params: dict[str, str]) -> object:
+        """``GET /api/v3/allOrders``: the account's orders of a symbol, open or closed, oldest first.
+
+        As Binance: ``orderId`` gives the orders from that id on; else ``startTime``/``endTime``
+        (at most 24 hours apart) the orders created in that window; else the most recent ones;
+        ``limit`` 500 by default, at most 1000.
+        """
+        assert account is not None
+        symbol = self._feed_param(params).spec.symbol
+        limit = _limit_param(params, default=500, maximum=1000)
+        order_id = _int_param(params, "orderId")
+        start = _int_param(params, "startTime")
+        end = _int_param(params, "endTime")
+        if start is not None and end is not None and end - start > _DAY_MS:
+            raise _bad_request(-1127, "More than 24 hours between startTime and endTime.")
+        orders = [
+            o
+            for o in sorted(account.orders.values(), key=lambda o: o.order_id)
+            if o.symbol == symbol
+            and (order_id is None or o.order_id >= order_id)
+            and (start is None or o.time_ms >= start)
+            and (end is None or o.time_ms <= end)
+        ]
+        orders = orders[:limit] if (order_id is not None or start is not None) else orders[-limit:]
+        return [self._order_json(account, order) for order in orders]
 
     # -- helpers -------------------------------------------------------------------------------
 

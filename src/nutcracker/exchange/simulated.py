@@ -40,6 +40,7 @@ METHODS = frozenset(
         "fetch_open_orders",
         "fetch_fills",
         "fetch_order",
+        "fetch_orders",
         "place",
         "cancel",
     }
@@ -183,6 +184,11 @@ class SimExchange:
         await self._enter("fetch_fills")
         return self._engine.fills_since(symbol, since_ms)
 
+    async def fetch_orders(self, symbol: str, limit: int | None = None) -> Sequence[OrderStatus]:
+        """Return the orders of ``symbol`` ever placed here, open or closed, oldest first."""
+        await self._enter("fetch_orders")
+        return orders_of(self._engine, symbol, limit)
+
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderStatus | None:
         """Return the order with this client order id, or None if the sim never saw it."""
         await self._enter("fetch_order")
@@ -213,6 +219,16 @@ class SimExchange:
         if fault == "timeout":
             raise ExchangeUnavailableError(f"simulated timeout in {method}")
         return fault
+
+
+def orders_of(engine: MatchingEngine, symbol: str, limit: int | None) -> tuple[OrderStatus, ...]:
+    """Return the orders of ``symbol`` placed on ``engine``, oldest first (the last ``limit``)."""
+    engine.market(symbol)  # refuse an unknown symbol
+    ids = dict.fromkeys(
+        e.client_order_id for e in engine.events if e.symbol == symbol and e.event == "placed"
+    )
+    orders = [status for cid in ids if (status := engine.order_status(symbol, cid)) is not None]
+    return tuple(orders if limit is None else orders[-limit:] if limit > 0 else [])
 
 
 def _lost_answer(symbol: str, order: PlaceLimit) -> AmbiguousOrderError:

@@ -14,15 +14,31 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from nutcracker.errors import NutcrackerError
+from nutcracker.errors import JournalError
+
+__all__ = [
+    "APPLICATION_ID",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "MIN_SQLITE",
+    "JournalDamagedError",
+    "JournalError",
+    "JournalVersionError",
+    "check_file",
+    "check_integrity",
+    "fix_for",
+    "is_damage",
+    "migrate",
+    "schema_version",
+]
 
 # "NUTC": marks a SQLite file as a Nutcracker journal, so another application's file is refused.
 APPLICATION_ID = 0x4E555443
 MIN_SQLITE = (3, 37, 0)  # STRICT tables
 
 
-class JournalError(NutcrackerError):
-    """The journal could not read or write its store; nothing of the failed call was kept."""
+class JournalDamagedError(JournalError):
+    """The journal file is damaged (not a database, or ``PRAGMA quick_check`` failed)."""
 
 
 class JournalVersionError(JournalError):
@@ -164,6 +180,43 @@ def check_file(conn: sqlite3.Connection, path: str, latest: int = LATEST_VERSION
             f"upgrade Nutcracker, or point the journal at another file"
         )
     return version
+
+
+RECOVER_HINT = "nutcracker recover --journal {path} --config FILE --key NAME"
+
+
+def check_integrity(conn: sqlite3.Connection, path: str) -> None:
+    """Raise JournalError when ``PRAGMA quick_check`` finds the file damaged (pages, indexes, rows)."""
+    rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    problem = " ".join(str(rows[0][0]).replace("*** in database main ***", "").split()) if rows else "?"
+    if problem != "ok":
+        raise JournalDamagedError(
+            f"{path}: the journal is damaged (quick_check: {problem}); restore a backup, or rebuild it "
+            f"from the exchange with `{RECOVER_HINT.format(path=path)}` (it moves the damaged file aside)"
+        )
+
+
+def is_damage(error: sqlite3.Error) -> bool:
+    """Return whether SQLite says the file itself is damaged (rather than busy, full or unwritable)."""
+    text = str(error).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
+def fix_for(error: sqlite3.Error, path: str) -> str:
+    """Return what a user can do about a SQLite error on the journal at ``path`` (one clause)."""
+    text = str(error).lower()
+    if is_damage(error):
+        return (
+            "the file is damaged: restore a backup, or rebuild it from the exchange with "
+            f"`{RECOVER_HINT.format(path=path)}` (it moves the damaged file aside)"
+        )
+    if "locked" in text or "busy" in text:
+        return "another process holds the journal: stop it, or point --journal at another file"
+    if "full" in text:
+        return "the disk is full: free space, then start again"
+    if "readonly" in text or "read-only" in text or "unable to open" in text or "permission" in text:
+        return "check that the file and its directory exist and are writable"
+    return "check the file and its disk, then start again"
 
 
 def migrate(conn: sqlite3.Connection, path: str, steps: Sequence[Migration] = MIGRATIONS) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,21 @@ from nutcracker.core.records import (
     pulse_payload,
     status_payload,
 )
-from nutcracker.store.migrations import MIN_SQLITE, JournalError, check_file, migrate
+from nutcracker.store.migrations import (
+    MIN_SQLITE,
+    JournalDamagedError,
+    JournalError,
+    check_file,
+    check_integrity,
+    fix_for,
+    is_damage,
+    migrate,
+)
+
+_log = logging.getLogger("nutcracker.journal")
+CHECKPOINT_EVERY_S = 30.0
+CHECKPOINT_EVERY_COMMITS = 1000
+_CHECKPOINT_WAIT_S = 0.25  # how long a TRUNCATE checkpoint may hold writers back waiting for others
 
 _WRITE_STATE = """
     INSERT INTO symbols (symbol, state_json, last_fill_ts_ms, status, status_reason, updated_ts_ms)
@@ -102,10 +117,34 @@ class SqliteJournal:
     (they see what was committed, and buffered states) and never wait for a commit, nor does
     ``save_state``. Other processes may open the same file to read while this one writes.
     Failures of SQLite raise ``JournalError`` and keep nothing of the failed call; a call that
-    breaks an invariant raises ``ValueError`` and keeps nothing either.
+    breaks an invariant raises ``ValueError`` and keeps nothing either. Every ``JournalError`` is
+    one line: the file, what is wrong, what to do (``JournalDamagedError`` for a damaged file).
+
+    Opening runs ``PRAGMA quick_check``: a damaged file is refused. The WAL is checkpointed into
+    the file (and truncated) every ``checkpoint_every_s`` or ``checkpoint_every_commits`` by a
+    thread of its own, and at ``close``, so a lost ``-wal`` file never takes a whole session with
+    it (what it does take, ``nutcracker recover`` rebuilds from the exchange).
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        checkpoint_every_s: float | None = CHECKPOINT_EVERY_S,
+        checkpoint_every_commits: int = CHECKPOINT_EVERY_COMMITS,
+    ) -> None:
+        """Open (or create) the journal at ``path``.
+
+        Args:
+            checkpoint_every_s, checkpoint_every_commits: copy the WAL into the file (and truncate
+                it) this often, in a thread of its own, so the WAL never holds a whole session;
+                None: only at ``close``.
+
+        Raises:
+            JournalError: the file cannot be opened, is damaged (``PRAGMA quick_check``) or is
+                not a journal this Nutcracker can use; one line with the file and the fix.
+        """
         self._path = str(path)
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise JournalError(f"SQLite {sqlite3.sqlite_version} is too old for the journal; it needs 3.37+")
@@ -116,6 +155,13 @@ class SqliteJournal:
         self._buffered: dict[str, tuple[str, int]] = {}  # symbol -> (state_json, ts_ms), in call order
         self._staged: _Staged | None = None  # the transaction stage_batch left open
         self._closed = False
+        self._busy_timeout_s = busy_timeout_s
+        # checkpoints: a thread of its own copies the WAL into the file (see _checkpoint_loop)
+        self._checkpoint_every_s = checkpoint_every_s
+        self._checkpoint_every_commits = max(1, checkpoint_every_commits)
+        self._commits = 0  # durable writes since the last checkpoint
+        self._checkpoint_wake = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         with self._translated("open"):
             conn = sqlite3.connect(
                 self._path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -123,6 +169,7 @@ class SqliteJournal:
         try:
             with self._translated("open"):
                 check_file(conn, self._path)  # before switching a stranger's file to WAL
+                check_integrity(conn, self._path)
                 (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
                 if mode != "wal":
                     raise JournalError(f"{self._path}: SQLite cannot use WAL mode here (got {mode!r})")
@@ -285,17 +332,29 @@ class SqliteJournal:
             self._flush_locked()
 
     def close(self) -> None:
-        """Flush, then close the file; closing twice is harmless."""
+        """Flush, checkpoint the WAL into the file, then close it; closing twice is harmless."""
         with self._lock:
             if self._closed:
                 return
+            self._closed = True
+            self._checkpoint_wake.set()
+        checkpointer = self._checkpointer
+        if checkpointer is not None:
+            checkpointer.join()  # outside the lock: a checkpoint under way finishes first
+        with self._lock:
             try:
                 self._flush_locked()
+                with self._translated("checkpoint"):
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
-                self._closed = True
                 with self._read_lock:
                     self._reader.close()
-                self._conn.close()  # the last connection: checkpoints the WAL into the file
+                self._conn.close()
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the file and truncate it now; return False if readers kept it busy."""
+        with self._lock, self._translated("checkpoint"):
+            return self._checkpoint(self._conn)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -320,6 +379,16 @@ class SqliteJournal:
         for symbol, state in buffered.items():
             stored[symbol] = _with_buffered(symbol, stored.get(symbol), state)
         return [stored[symbol] for symbol in sorted(stored)]
+
+    def known_client_order_ids(self, symbol: str) -> set[str]:
+        """Return every client order id the journal recorded for the symbol (intents and fills)."""
+        with self._read_lock, self._translated(f"read client order ids of {symbol}"):
+            rows = self._reader.execute(
+                "SELECT client_order_id FROM intents WHERE symbol = ?"
+                " UNION SELECT client_order_id FROM fills WHERE symbol = ?",
+                (symbol, symbol),
+            ).fetchall()
+            return {str(cid) for (cid,) in rows}
 
     def known_trade_ids(self, symbol: str, since_ms: int) -> set[str]:
         """Return the trade ids of the symbol's booked fills at or after ``since_ms``."""
@@ -420,7 +489,77 @@ class SqliteJournal:
         try:
             yield
         except sqlite3.Error as e:
-            raise JournalError(f"{self._path}: {doing} failed: {e}") from e
+            error = JournalDamagedError if is_damage(e) else JournalError
+            raise error(f"{self._path}: {doing} failed: {e}; {fix_for(e, self._path)}") from e
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def _committed(self) -> None:
+        """Count a durable write; start the checkpoint thread, or wake it after enough commits."""
+        if self._checkpoint_every_s is None:
+            return
+        self._commits += 1
+        if self._checkpointer is None:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="journal-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+        elif self._commits >= self._checkpoint_every_commits:
+            self._checkpoint_wake.set()
+
+    def _checkpoint_loop(self) -> None:
+        """Checkpoint every ``checkpoint_every_s`` (or sooner after many commits) until closed.
+
+        Off the hot path: a thread of its own. A PASSIVE checkpoint on its own connection first
+        copies what it can without blocking anyone; the TRUNCATE after it (``_truncate_wal``, a
+        little left to copy) holds this process's writes back briefly and gives up after
+        ``_CHECKPOINT_WAIT_S`` when a reader keeps it waiting: the next round tries again.
+        """
+        assert self._checkpoint_every_s is not None
+        try:
+            conn = sqlite3.connect(self._path, timeout=_CHECKPOINT_WAIT_S, isolation_level=None)
+        except sqlite3.Error as e:
+            _log.warning("journal %s: no checkpoint connection: %s", self._path, e)
+            return
+        try:
+            while True:
+                self._checkpoint_wake.wait(self._checkpoint_every_s)
+                self._checkpoint_wake.clear()
+                if self._closed:
+                    return
+                if self._commits:
+                    commits, self._commits = self._commits, 0
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # blocks no one
+                        done = self._truncate_wal()
+                    except sqlite3.Error as e:  # the next round, or close, tries again
+                        _log.info("journal %s: checkpoint deferred: %s", self._path, e)
+                        done = False
+                    if not done:
+                        self._commits += commits
+        finally:
+            conn.close()
+
+    def _truncate_wal(self) -> bool:
+        """Finish the checkpoint on the writing connection, between two writes of this process.
+
+        On another connection a TRUNCATE checkpoint can make a commit fail with "database is
+        locked" at once (no busy wait); under the journal's lock, writes just wait for it, at most
+        ``_CHECKPOINT_WAIT_S`` beyond the copy when a reader holds an old snapshot.
+        """
+        with self._lock:
+            if self._closed:
+                return True
+            conn = self._conn
+            conn.execute(f"PRAGMA busy_timeout = {int(_CHECKPOINT_WAIT_S * 1000)}")
+            try:
+                return self._checkpoint(conn)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> bool:
+        (busy, _, _) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
 
     def _flush_locked(self) -> None:
         if self._buffered:  # a racy read is fine: a state saved meanwhile waits for the next write
@@ -463,6 +602,7 @@ class SqliteJournal:
             raise
         if not durable:
             self._conn.execute("PRAGMA synchronous=FULL")
+        self._committed()
         with self._buffer_lock:
             for symbol, state in written.items():
                 if self._buffered.get(symbol) is state:

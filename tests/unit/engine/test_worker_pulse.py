@@ -20,7 +20,7 @@ from engine_world import (
 from nutcracker.core.model import Side
 from nutcracker.core.orders import parse_slot
 from nutcracker.core.units import BU_PER_LOT
-from nutcracker.engine.worker import IDLE, STALLED, TRADING, WorkerSettings
+from nutcracker.engine.worker import IDLE, PAUSED, STALLED, TRADING, WorkerSettings
 from nutcracker.exchange.simulated import Faults
 from nutcracker.store.memory import InMemoryJournal
 from nutcracker.store.sqlite import SqliteJournal
@@ -329,14 +329,20 @@ def test_a_cold_start_pages_back_enough_history_for_the_indicators() -> None:
 
 
 @pytest.mark.parametrize("bad", ["{", '{"engine": {"format": 9}, "strategy": {}}'])
-def test_an_unreadable_journaled_state_refuses_to_start(bad: str) -> None:
-    from nutcracker.errors import ReconciliationError
-
+def test_an_unreadable_journaled_state_halts_the_symbol(bad: str) -> None:
+    # issue 11 item 4: halted with the reason (the other symbols run), no longer an error at start
     world = make_world()
     world.journal.save_state(BTC, bad, 0)
     worker = world.worker()
-    with pytest.raises(ReconciliationError, match="cannot be read"):
-        run(worker.start())
+    run(worker.start())
+    assert worker.status == PAUSED
+    assert "cannot be read" in worker.status_reason
+    report = run(worker.pulse())
+    assert report.status == PAUSED
+    assert not world.placed_ids()
+    stored = world.journal.load_symbol(BTC)
+    assert stored is not None
+    assert stored.state_json == bad
 
 
 def test_skipping_decide_inside_the_hold_region_changes_no_order_and_no_fill() -> None:

@@ -23,7 +23,14 @@ from nutcracker.core.records import (
     PulseRecord,
     StoredSymbol,
 )
-from nutcracker.store.migrations import LATEST_VERSION, MIGRATIONS, JournalError, JournalVersionError, migrate
+from nutcracker.store.migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    JournalDamagedError,
+    JournalError,
+    JournalVersionError,
+    migrate,
+)
 from nutcracker.store.sqlite import SqliteJournal
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
@@ -534,3 +541,94 @@ def test_a_reader_thread_sees_a_growing_journal_while_a_writer_commits(
     assert errors == []
     assert seen == sorted(seen)
     assert seen[-1] == 100
+
+
+# -- checkpoints, integrity, the ids the journal knows (issue 11 items 3-4) --------------------------
+
+
+def _wal_size(path: Path) -> int:
+    wal = Path(f"{path}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _main_file_alone(path: Path, tmp: Path) -> SqliteJournal:
+    """Open a copy of the main file without its WAL: what a deleted -wal file leaves."""
+    copy = tmp / "main-file-only.sqlite"
+    copy.write_bytes(path.read_bytes())
+    return SqliteJournal(copy)
+
+
+def _wait_until(condition: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_commits_reach_the_main_file_within_the_checkpoint_interval(path: Path, tmp_path: Path) -> None:
+    with SqliteJournal(path, checkpoint_every_s=0.05) as journal:
+        journal.commit_pulse(pulse(fills=(fill("t1"),), intents=(place("c1"),)))
+        _wait_until(lambda: _wal_size(path) == 0)  # TRUNCATE: the WAL is emptied into the file
+        with _main_file_alone(path, tmp_path) as copy:
+            assert copy.known_trade_ids(BTC, 0) == {"t1"}
+            assert copy.known_client_order_ids(BTC) == {"c1", "nct-B0-1"}
+
+
+def test_many_commits_checkpoint_before_the_interval(path: Path) -> None:
+    with SqliteJournal(path, checkpoint_every_s=600, checkpoint_every_commits=5) as journal:
+        for i in range(5):  # the fifth wakes the checkpoint
+            journal.commit_pulse(pulse(ts_ms=i, fills=(fill(f"t{i}", ts_ms=i),)))
+        _wait_until(lambda: _wal_size(path) == 0)
+
+
+def test_without_checkpoints_the_wal_holds_the_session_until_close(path: Path, tmp_path: Path) -> None:
+    journal = SqliteJournal(path, checkpoint_every_s=None)
+    journal.commit_pulse(pulse(fills=(fill("t1"),)))
+    time.sleep(0.1)
+    assert _wal_size(path) > 0
+    with _main_file_alone(path, tmp_path) as copy:
+        assert copy.known_trade_ids(BTC, 0) == set()  # what a deleted -wal file would lose
+    journal.close()
+    assert _wal_size(path) == 0  # a clean shutdown checkpoints
+
+
+def test_a_damaged_file_is_refused_by_quick_check_in_one_line(path: Path) -> None:
+    with SqliteJournal(path) as journal:
+        for i in range(300):
+            journal.audit("test", "fill pages", "x" * 500, i)
+    pages = path.stat().st_size // 4096
+    with path.open("r+b") as f:
+        f.seek(4096 * (pages // 2))
+        f.write(b"\xa5" * 4096)
+    with pytest.raises(JournalDamagedError) as refused:
+        SqliteJournal(path)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: the journal is damaged (quick_check: ")
+    assert f"nutcracker recover --journal {path}" in message
+
+
+def test_the_journal_knows_the_client_ids_of_its_intents_and_fills(journal: SqliteJournal) -> None:
+    assert journal.known_client_order_ids(BTC) == set()
+    journal.commit_pulse(pulse(fills=(fill("t1"),), intents=(place("c1"), place("c2"))))
+    assert journal.known_client_order_ids(BTC) == {"c1", "c2", "nct-B0-1"}
+    assert journal.known_client_order_ids(ETH) == set()
+
+
+def test_a_reader_holding_a_snapshot_defers_the_checkpoint_without_stalling_commits(path: Path) -> None:
+    with SqliteJournal(path, checkpoint_every_s=0.05) as journal:
+        journal.commit_pulse(pulse(fills=(fill("t0"),)))
+        _wait_until(lambda: _wal_size(path) == 0)
+        with closing(raw(path)) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM fills").fetchone()  # holds its snapshot
+            slowest = 0.0
+            for i in range(1, 15):
+                started = time.monotonic()
+                journal.commit_pulse(pulse(ts_ms=i, fills=(fill(f"t{i}", ts_ms=i),)))
+                slowest = max(slowest, time.monotonic() - started)
+                time.sleep(0.03)
+            assert _wal_size(path) > 0  # the reader's snapshot kept the WAL
+            reader.execute("COMMIT")
+        _wait_until(lambda: _wal_size(path) == 0)  # the next round checkpointed
+    assert slowest < 1.0  # a commit never waited out the journal's 5 s busy timeout
