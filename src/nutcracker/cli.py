@@ -346,6 +346,16 @@ def run(
     pulses: Annotated[
         int | None, typer.Option(help="paper/live: stop after this many pulses per symbol.")
     ] = None,
+    cancel_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--cancel-timeout",
+            min=0.1,
+            max=86_400.0,
+            help="paper/live: seconds cancel_on_shutdown retries failed cancels before it exits 1 "
+            "listing what still rests (default 30).",
+        ),
+    ] = None,
 ) -> None:
     """Run the engine: replay on the simulated exchange, or paper and live through ccxt."""
     err = Console(stderr=True)
@@ -356,6 +366,7 @@ def run(
         err.print(f"✗ --mode must be replay, paper or live, not {mode!r}", markup=False)
         raise typer.Exit(code=EXIT_CONFIG)
     from nutcracker.connected import run_blocking
+    from nutcracker.engine.runtime import ShutdownIncompleteError
     from nutcracker.errors import ExchangeError, PermissionRefusedError, SecretsError
     from nutcracker.terminal import print_log
 
@@ -373,7 +384,11 @@ def run(
             pulse_interval_s=pulse_interval,
             pulses=pulses,
             on_report=lambda r: print_log(console, r),
+            cancel_timeout_s=cancel_timeout,
         )
+    except ShutdownIncompleteError as e:
+        err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
     except PermissionRefusedError as e:
         err.print(f"✗ refused, nothing was placed: {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None

@@ -16,7 +16,7 @@ from pathlib import Path
 from nutcracker.backtest.runner import starting_balances
 from nutcracker.config import NutcrackerConfig
 from nutcracker.engine.ports import Exchange
-from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, WallClock
+from nutcracker.engine.runtime import SHUTDOWN_CANCEL_S, Engine, EngineSettings, PulseReport, WallClock
 from nutcracker.errors import ConfigError
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.key_probe import require_trade_only_key
@@ -51,6 +51,7 @@ async def run_connected(
     pulse_interval_s: float | None,
     pulses: int | None,
     on_report: Callable[[PulseReport], None],
+    cancel_timeout_s: float | None = None,
 ) -> None:
     """Run the engine in ``paper`` or ``live`` mode until SIGINT/SIGTERM or ``pulses`` pulses per symbol."""
     install_redaction()
@@ -84,6 +85,7 @@ async def run_connected(
         settings = EngineSettings(
             pulse_interval_s=pulse_interval_s or float(config.engine.pulse_interval_s),
             cancel_on_shutdown=config.engine.cancel_on_shutdown,
+            shutdown_cancel_s=cancel_timeout_s or SHUTDOWN_CANCEL_S,
         )
         budgets = {asset: rail.max_quote for asset, rail in config.portfolio.items()}
         journal_path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +106,7 @@ async def run_connected(
                 on_report(report)
                 counts[report.symbol] = counts.get(report.symbol, 0) + 1
                 if pulses is not None and all(counts.get(p.market.symbol, 0) >= pulses for p in params):
-                    engine.request_stop()
+                    engine.request_stop(f"--pulses {pulses} reached")
 
             engine.add_observer(observe)
             await engine.run()

@@ -127,7 +127,11 @@ async def run_replay(
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-    await engine.shutdown()
+    if stop.is_set():
+        why = "interrupted (SIGINT/SIGTERM)"
+    else:
+        why = "end of the data" if last == n else f"--candles {candles} reached"
+    await engine.shutdown(why)
     elapsed = loop.time() - started
     last = replayed  # Ctrl-C: candles, buy-and-hold and the report cover what was replayed only
     for symbol, trace in setup.traces.items():
