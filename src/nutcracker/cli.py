@@ -240,6 +240,9 @@ def demo(
     for stale in out.glob("demo.db*"):  # every demo starts from a fresh journal
         stale.unlink()
     asyncio_run_replay(example, [], speed, candles, 20_000, 7, journal, out, False)
+    Console().print(
+        f"status: nutcracker status --journal {journal}", markup=False, highlight=False, soft_wrap=True
+    )
 
 
 data_app = typer.Typer(help="Market data: download candles.", no_args_is_help=True)
@@ -471,22 +474,19 @@ def asyncio_run_replay(
 def status(
     journal: Annotated[Path, typer.Option(help="The engine's SQLite journal.")] = Path("nutcracker.db"),
 ) -> None:
-    """Print the state of every symbol from the journal: trading, idle (and why), stalled, paused, killed."""
-    from datetime import UTC, datetime
-
+    """Print the state of every symbol from the journal: trading, idle (and why), stalled, paused,
+    killed, or stopped (when and why)."""
+    from nutcracker.status_view import read_lifecycle, symbol_status
     from nutcracker.store.sqlite import SqliteJournal
 
     err = Console(stderr=True)
     if not journal.exists():
-        err.print(
-            f"✗ no journal at {journal}: run the engine first, or pass --journal PATH",
-            markup=False,
-            soft_wrap=True,
-        )
+        err.print(f"✗ no journal at {journal}: {_journal_hint()}", markup=False, soft_wrap=True)
         raise typer.Exit(code=EXIT_CONFIG)
     store = SqliteJournal(journal)
     try:
         rows = store.symbols()
+        life = read_lifecycle(store)
         table = Table(title=f"journal {journal}", title_justify="left")
         for column in (
             "symbol",
@@ -496,18 +496,21 @@ def status(
             "open lots",
             "cycles",
             "realized PnL",
+            "open orders",
             "open intents",
-            "updated (UTC)",
+            f"updated (UTC, {life.clock_label})",
         ):
             table.add_column(column, overflow="fold")
         for row in rows:
+            shown = symbol_status(store, row, life)
             table.add_row(
                 row.symbol,
-                row.status,
-                row.status_reason,
+                shown.status,
+                shown.why,
                 *_ledger_cells(row.state_json, store.params_history(row.symbol)),
+                shown.open_orders,
                 str(len(store.open_intents(row.symbol))),
-                datetime.fromtimestamp(row.updated_ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                shown.updated,
             )
     finally:
         store.close()
@@ -517,6 +520,14 @@ def status(
     console.print(table)
     if not rows:
         console.print("the journal holds no symbol yet", markup=False)
+
+
+def _journal_hint() -> str:
+    """Say how to find a journal; name the demo's when it is there."""
+    demo = Path("out") / "demo" / "demo.db"
+    if demo.exists():
+        return f"the demo's journal is {demo}: nutcracker status --journal {demo}"
+    return "run the engine first, or pass --journal PATH"
 
 
 def _ledger_cells(state_json: str, params_history: Sequence[ParamsRow]) -> tuple[str, str, str, str]:

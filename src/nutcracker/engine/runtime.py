@@ -503,7 +503,7 @@ class Engine:
             symbol: {"open_orders": len(orders), "source": source}
             for symbol, (orders, source) in resting.items()
         }
-        clock = "wall" if isinstance(self._clock, WallClock) else "simulated"
+        clock = "wall" if isinstance(self._clock, WallClock) else "replay market"
         total = sum(len(orders) for orders, _ in resting.values())
         stop = {"reason": reason, "clock": clock, "open_orders": total}
         now = self._clock.now_ms()
