@@ -21,6 +21,7 @@ from nutcracker.errors import ConfigError
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.key_probe import require_trade_only_key
 from nutcracker.exchange.paper import PaperExchange
+from nutcracker.exchange.paper_store import PaperStore, paper_state_path
 from nutcracker.secrets.cli_keys import open_secret_store
 from nutcracker.secrets.redaction import install_redaction
 from nutcracker.store.sqlite import SqliteJournal
@@ -64,6 +65,7 @@ async def run_connected(
     url = exchange_url or next((s.market.api_url for s in config.symbols if s.market.api_url), None)
     source: CcxtExchange
     exchange: Exchange
+    paper_store: PaperStore | None = None
     if mode == "live":
         if key_name is None:
             raise ConfigError("--mode live needs --key NAME: a key stored with `nutcracker keys add`")
@@ -75,8 +77,11 @@ async def run_connected(
         source = CcxtExchange.from_credentials(credentials, **({"api_url": url} if url else {}))
         exchange = source
     else:
+        paper_store = open_paper_store(journal_path)  # the session resumes exactly after a restart
         source = CcxtExchange.public(exchange_id, **({"api_url": url} if url else {}))
-        exchange = PaperExchange(source, [s.market.symbol for s in config.symbols], starting_balances(config))
+        exchange = PaperExchange(
+            source, [s.market.symbol for s in config.symbols], starting_balances(config), store=paper_store
+        )
     async with source:
         if mode == "live":
             await require_trade_only_key(source)  # raises PermissionRefusedError: nothing is placed
@@ -112,6 +117,34 @@ async def run_connected(
             await engine.run()
         finally:
             journal.close()
+            if paper_store is not None:
+                paper_store.close()
+
+
+def open_paper_store(journal_path: Path) -> PaperStore:
+    """Open the paper state kept next to the journal; refuse a journal and state that do not match.
+
+    A journal that holds a session but has no paper state (deleted, or a session from before
+    paper state was kept) cannot be resumed exactly: its resting orders, fills and balances are
+    gone. A paper state without its journal would show orders and fills no journal knows.
+    """
+    paper_path = paper_state_path(journal_path)
+    if paper_path.exists() and not journal_path.exists():
+        raise ConfigError(
+            f"paper state {paper_path} has no journal {journal_path}: delete {paper_path} to start "
+            "a new paper session, or pass the --journal it belongs to"
+        )
+    if journal_path.exists() and not paper_path.exists():
+        with SqliteJournal(journal_path) as journal:
+            held = [row.symbol for row in journal.symbols()]
+        if held:
+            raise ConfigError(
+                f"journal {journal_path} holds a session ({', '.join(held)}) but its paper state "
+                f"{paper_path} is missing, so its resting orders, fills and balances cannot be resumed: "
+                "start a new paper session with another --journal"
+            )
+    paper_path.parent.mkdir(parents=True, exist_ok=True)
+    return PaperStore(paper_path)
 
 
 def run_blocking(config: NutcrackerConfig, **options: object) -> None:
