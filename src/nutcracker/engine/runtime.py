@@ -5,9 +5,12 @@ monitor (``monitor.py``). ``run`` pulses every symbol in its own asyncio task, e
 interval (``EngineSettings.pulse_interval_s``, per symbol ``pulse_intervals``), so a slow or
 data-stalled symbol never holds up another; a stalled symbol waits its backoff instead. SIGINT or
 SIGTERM (or ``request_stop``) stops it gracefully: no new pulse starts, running ones finish (up to
-``shutdown_timeout_s``), resting orders are cancelled when ``cancel_on_shutdown`` is set, and the
-journal is flushed. Funds stay with the exchange. ``pulse_all`` runs one pulse of every symbol
-instead, for drivers that own the clock (replay, tests, benchmarks).
+``shutdown_timeout_s``), resting orders are cancelled when ``cancel_on_shutdown`` is set (failed
+cancels are retried with backoff for ``shutdown_cancel_s``; what still rests then raises
+``ShutdownIncompleteError``, listing it), the open orders left are reconciled with the exchange
+and journaled with a ``stop`` event and its reason (audits by actor ``engine``, which ``nutcracker
+status`` reads), and the journal is flushed. Funds stay with the exchange. ``pulse_all`` runs one
+pulse of every symbol instead, for drivers that own the clock (replay, tests, benchmarks).
 
 Clocks (``RunClock``): ``WallClock`` for live and paper; ``SimulatedClock`` for replay, moved by
 the driver (``advance_to``), whose ``sleep`` returns once simulated time has caught up.
