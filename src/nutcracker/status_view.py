@@ -6,8 +6,9 @@ shutdown's cancels, or as the last pulse saw them when the exchange could not an
 ``stop`` (why: a signal, ``--pulses`` reached, the end of a replay, an error; and which clock
 stamped it). A symbol with no event after the last stop is shown ``stopped``, with when and why,
 whatever status its last pulse journaled; one with later events belongs to a running (or
-restarted) engine and shows its journaled status. Open-order counts come from the last
-reconciliation. Every journal stamp comes from the engine's clock (the wall clock in paper and
+restarted) engine and shows its journaled status. Open-order counts come from each symbol's
+last reconciliation: while running, the engine journals one (``source: last pulse``) whenever a
+pulse changes the count. Every journal stamp comes from the engine's clock (the wall clock in paper and
 live, market time in a replay), which labels the "updated" column.
 """
 
@@ -29,8 +30,11 @@ class EventReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Reconciliation:
+    """A symbol's open-order count as last journaled."""
+
     ts_ms: int
-    open_orders: dict[str, tuple[int, str]]  # symbol -> (count, source: "exchange" or "last pulse")
+    count: int
+    source: str  # "exchange" (asked at stop), "last pulse" (the pulse's view, journaled on change)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,7 @@ class EngineStop:
 @dataclass(frozen=True, slots=True)
 class Lifecycle:
     stop: EngineStop | None
-    reconciliation: Reconciliation | None
+    reconciled: dict[str, Reconciliation]  # the last reconciliation of each symbol
 
     @property
     def clock_label(self) -> str:
@@ -64,9 +68,9 @@ def utc(ts_ms: int) -> str:
 
 
 def read_lifecycle(journal: EventReader) -> Lifecycle:
-    """Return the last engine stop and the last reconciliation journaled (None when there is none)."""
+    """Return the last engine stop journaled (None: none) and each symbol's last reconciliation."""
     stop: EngineStop | None = None
-    reconciliation: Reconciliation | None = None
+    reconciled: dict[str, Reconciliation] = {}
     for event in journal.recent_events(ACCOUNT, _SCAN):  # newest first
         if event.kind != "audit":
             continue
@@ -81,15 +85,12 @@ def read_lifecycle(journal: EventReader) -> Lifecycle:
             stop = EngineStop(
                 event.seq, event.ts_ms, str(detail.get("reason", "")), str(detail.get("clock", "engine"))
             )
-        elif payload.get("action") == "reconciliation" and reconciliation is None:
-            counts = {
-                str(symbol): (int(v.get("open_orders", 0)), str(v.get("source", "")))
-                for symbol, v in detail.items()
-            }
-            reconciliation = Reconciliation(event.ts_ms, counts)
-        if stop is not None and reconciliation is not None:
-            break
-    return Lifecycle(stop, reconciliation)
+        elif payload.get("action") == "reconciliation":
+            for symbol, v in detail.items():
+                if symbol not in reconciled:
+                    count, source = int(v.get("open_orders", 0)), str(v.get("source", ""))
+                    reconciled[str(symbol)] = Reconciliation(event.ts_ms, count, source)
+    return Lifecycle(stop, reconciled)
 
 
 def symbol_status(journal: EventReader, row: StoredSymbol, life: Lifecycle) -> SymbolStatus:
@@ -99,11 +100,10 @@ def symbol_status(journal: EventReader, row: StoredSymbol, life: Lifecycle) -> S
     stop = life.stop
     stopped = stop is not None and stop.seq > last_seq
     orders = "-"
-    recon = life.reconciliation
-    if recon is not None and row.symbol in recon.open_orders:
-        count, source = recon.open_orders[row.symbol]
+    recon = life.reconciled.get(row.symbol)
+    if recon is not None:
         when = "at stop" if stopped else f"at {utc(recon.ts_ms)}"
-        orders = f"{count} {when}" + ("" if source == "exchange" else f" (per the {source})")
+        orders = f"{recon.count} {when}" + ("" if recon.source == "exchange" else f" ({recon.source})")
     if stop is not None and stopped:
         return SymbolStatus("stopped", f"{stop.reason}, {utc(stop.ts_ms)} UTC", orders, utc(stop.ts_ms))
     return SymbolStatus(row.status, row.status_reason, orders, utc(row.updated_ts_ms))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -68,6 +69,12 @@ def test_a_stopped_paper_engine_shows_stopped_with_when_and_why_on_one_clock(
         assert all(started_ms <= e.ts_ms <= ended_ms for e in events), sorted(e.ts_ms for e in events)
         (row,) = store.symbols()
         assert started_ms <= row.updated_ts_ms <= ended_ms
+        audits = [(a.action, json.loads(a.detail)) for a in reversed(store.audit_log(10))]
+    assert audits == [  # while running: the pulse's count when it changed; at stop: the exchange's
+        ("reconciliation", {"BTC/USDT": {"open_orders": 6, "source": "last pulse"}}),
+        ("reconciliation", {"BTC/USDT": {"open_orders": 0, "source": "exchange"}}),
+        ("stop", {"clock": "wall", "open_orders": 0, "reason": "--pulses 3 reached"}),
+    ]
     shown = _status(journal)
     assert "stopped" in shown
     assert "--pulses 3 reached" in shown

@@ -263,6 +263,7 @@ class Engine:
         self._latest: dict[str, PulseReport] = {}
         self._stop: asyncio.Event | None = None
         self._stop_reason: str | None = None  # why the engine stops (journaled at shutdown)
+        self._journaled_open: dict[str, int] = {}  # open-order count last journaled per symbol
         self._started = False
 
     # -- views -----------------------------------------------------------------------------------
@@ -377,8 +378,10 @@ class Engine:
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self._emit(await worker.pulse())
+                report = await worker.pulse()
+                self._emit(report)
                 errors = 0
+                await self._journal_open_orders(report)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug in one symbol's pulse must not stop the others
@@ -391,6 +394,20 @@ class Engine:
                 s = self._settings.worker
                 delay = max(delay, min(s.backoff_max_s, s.backoff_initial_s * 2 ** min(errors - 1, 62)))
             await self._sleep(delay)
+
+    async def _journal_open_orders(self, report: PulseReport) -> None:
+        """Journal a symbol's open-order count (a ``reconciliation`` audit) when a pulse changed it."""
+        count = len(report.open_orders)
+        if self._journaled_open.get(report.symbol) == count:
+            return
+        self._journaled_open[report.symbol] = count
+        detail = json.dumps({report.symbol: {"open_orders": count, "source": "last pulse"}})
+        try:
+            await self.journal_lane.call(
+                self._journal.audit, "engine", "reconciliation", detail, self._clock.now_ms()
+            )
+        except Exception as e:  # the count is informational: trading goes on
+            logger.warning(LogLine("reconciliation_not_journaled", symbol=report.symbol, error=repr(e)))
 
     async def _sleep(self, seconds: float) -> None:
         """Wait ``seconds`` on the engine's clock, returning early when a stop is requested."""
