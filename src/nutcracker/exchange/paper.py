@@ -169,7 +169,7 @@ class PaperExchange:
         if self._engine is None:
             async with self._lock:
                 if self._engine is None:
-                    self._engine = await self._build()
+                    self._engine = await self._open()
         return self._engine
 
     def _log(self, entries: list[Entry]) -> None:
@@ -180,11 +180,12 @@ class PaperExchange:
         self._store.append(books + entries)
         self._books.clear()
 
-    async def _build(self) -> MatchingEngine:
+    async def _open(self) -> MatchingEngine:
+        """Resume the stored session, or build a new engine (and store its setup)."""
         setup = self._store.setup() if self._store is not None else None
         if setup is not None:
             return self._resume(setup)
-        engine = await self._fresh()
+        engine = await self._build()
         if self._store is not None:
             self._store.begin([engine.market(s) for s in self._symbols], self._balances)
         return engine
@@ -219,7 +220,7 @@ class PaperExchange:
                 pass
         return engine
 
-    async def _fresh(self) -> MatchingEngine:
+    async def _build(self) -> MatchingEngine:
         markets: dict[str, MarketInfo] = {}
         for symbol in self._symbols:
             info = await self._source.market(symbol)
