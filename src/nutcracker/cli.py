@@ -501,8 +501,10 @@ def status(
             f"updated (UTC, {life.clock_label})",
         ):
             table.add_column(column, overflow="fold")
+        running = 0
         for row in rows:
             shown = symbol_status(store, row, life)
+            running += shown.status != "stopped"
             table.add_row(
                 row.symbol,
                 shown.status,
@@ -520,6 +522,13 @@ def status(
     console.print(table)
     if not rows:
         console.print("the journal holds no symbol yet", markup=False)
+    elif running:  # nothing tells a live engine from one that died: say both
+        console.print(
+            "no stop journaled after the last activity: the engine is running, or ended without a "
+            "clean stop (kill -9, a crash); its orders may still rest",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _journal_hint() -> str:

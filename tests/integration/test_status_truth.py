@@ -82,6 +82,7 @@ def test_a_stopped_paper_engine_shows_stopped_with_when_and_why_on_one_clock(
     assert "orders resting" not in shown
     assert "wall clock" in shown
     assert "0 at stop" in shown  # the reconciliation after the shutdown's cancels
+    assert "no stop journaled" not in shown
 
 
 def test_a_replay_stopped_with_orders_resting_shows_the_reconciled_count(tmp_path: Path) -> None:
@@ -102,6 +103,7 @@ def test_a_restarted_engine_is_no_longer_shown_stopped(tmp_path: Path) -> None:
     shown = _status(journal)
     assert "paused by ops: maintenance" in shown
     assert "stopped" not in shown
+    assert "no stop journaled after the last activity" in shown  # running, or killed: it cannot tell
 
 
 def test_the_demo_prints_the_exact_status_command_that_finds_its_journal(
