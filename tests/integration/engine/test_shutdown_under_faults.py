@@ -26,7 +26,7 @@ from nutcracker.core.units import Precision
 from nutcracker.engine.runtime import Engine, EngineSettings, WallClock
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import FaultRule, SimServer, endpoints_matching
+from nutcracker.exchange.sim_server import FaultRule, SimServer
 from nutcracker.marketdata.synthetic import synthetic_candles
 from nutcracker.secrets.keystore import PASSPHRASE_ENV, KeystoreSecretStore
 from nutcracker.secrets.redaction import forget_all_secrets
@@ -39,7 +39,7 @@ SYMBOL = "BTC/USDT"
 PRECISION = Precision(Decimal("0.01"), Decimal("0.00001"))
 MARKET = MarketInfo(SYMBOL, "BTC", "USDT", PRECISION.tick, PRECISION.lot, Decimal(5), Decimal("0.001"))
 ACCOUNT = SimAccount("shutdown-key", "shutdown-secret", {"USDT": Decimal(10_000)})
-CANCELS = "DELETE /api/v3/order,DELETE /api/v3/openOrders"
+NO_CANCELS = "5xx=1@DELETE:/api/v3/order,DELETE:/api/v3/openOrders"  # as `sim-exchange --fault`
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_shutdown_cancels_every_resting_order_despite_30_percent_server_errors(
                         break
                     await asyncio.sleep(0.01)
                 assert len(account.open_orders(SYMBOL)) >= 5
-                server.set_faults([FaultRule("5xx", 0.3, endpoints_matching("*"))], seed=seed)
+                server.set_faults([FaultRule.parse("5xx=0.3@*")], seed=seed)
                 engine.request_stop("test")
                 await run
 
@@ -109,9 +109,7 @@ def test_a_server_refusing_every_cancel_makes_run_exit_non_zero_listing_what_res
             secret=SecretStr(ACCOUNT.secret),
         )
     )
-    server.set_faults(
-        [FaultRule("5xx", 1.0, frozenset(k for s in CANCELS.split(",") for k in endpoints_matching(s)))]
-    )
+    server.set_faults([FaultRule.parse(NO_CANCELS)])
     args = ["run", "--config", GRID, "--mode", "live", "--key", "k", "--keystore", str(keystore)]
     args += ["--exchange-url", server.url, "--pulse-interval", "0.05", "--pulses", "3"]
     args += ["--journal", str(tmp_path / "live.db"), "--cancel-timeout", "1.5"]
