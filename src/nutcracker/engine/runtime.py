@@ -264,6 +264,7 @@ class Engine:
         self._stop: asyncio.Event | None = None
         self._stop_reason: str | None = None  # why the engine stops (journaled at shutdown)
         self._journaled_open: dict[str, int] = {}  # open-order count last journaled per symbol
+        self._hurry = False  # a second signal: stop retrying shutdown cancels
         self._started = False
 
     # -- views -----------------------------------------------------------------------------------
@@ -336,6 +337,13 @@ class Engine:
         if self._stop is not None:
             self._stop.set()
 
+    def _on_signal(self, name: str) -> None:
+        """The first SIGINT/SIGTERM stops gracefully; another one cuts the shutdown's cancel retries short."""
+        if self._stop is not None and self._stop.is_set():
+            self._hurry = True
+            logger.warning(LogLine("shutdown_hurried", signal=name))
+        self.request_stop(f"signal {name}")
+
     async def run(self, *, handle_signals: bool = True) -> None:
         """Pulse every symbol at its interval until stopped, then shut down gracefully."""
         await self.start()
@@ -345,7 +353,7 @@ class Engine:
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
-                    loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
+                    loop.add_signal_handler(sig, self._on_signal, sig.name)
                     installed.append(sig)
                 except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
                     pass
@@ -492,7 +500,7 @@ class Engine:
                         )
                     )
             targets = failed
-            if not targets or loop.time() + delay >= deadline:
+            if not targets or self._hurry or loop.time() + delay >= deadline:
                 break
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX_S)

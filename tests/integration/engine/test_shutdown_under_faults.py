@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -121,3 +125,43 @@ def test_a_server_refusing_every_cancel_makes_run_exit_non_zero_listing_what_res
     for order in resting:
         price = PRECISION.ticks_to_price(order.price)
         assert f"{order.client_order_id} {order.side.value} {price}" in result.output
+
+
+def test_a_second_ctrl_c_cuts_the_cancel_retries_short_and_still_lists_what_rests(
+    server: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse battery")
+    keystore = tmp_path / "keystore.json"
+    KeystoreSecretStore(keystore).put(
+        ApiCredentials(
+            exchange_id="binance",
+            name="k",
+            api_key=SecretStr(ACCOUNT.api_key),
+            secret=SecretStr(ACCOUNT.secret),
+        )
+    )
+    server.set_faults([FaultRule.parse(NO_CANCELS)])
+    command = [sys.executable, "-c", "from nutcracker.cli import app; app()", "run", "--config", GRID]
+    command += ["--mode", "live", "--key", "k", "--keystore", str(keystore), "--exchange-url", server.url]
+    command += ["--pulse-interval", "0.05", "--journal", str(tmp_path / "live.db"), "--cancel-timeout", "300"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    account = server.engine(ACCOUNT.api_key)
+    try:
+        deadline = time.monotonic() + 60
+        while len(account.open_orders(SYMBOL)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(account.open_orders(SYMBOL)) == 6
+        proc.send_signal(signal.SIGINT)  # stop: the cancels fail, the retries begin (for up to 300 s)
+        time.sleep(1.0)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)  # enough
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert time.monotonic() - started < 15
+    assert proc.returncode == 1, err
+    assert "still resting" in err
+    for order in account.open_orders(SYMBOL):
+        assert order.client_order_id in err
