@@ -240,6 +240,9 @@ def demo(
     for stale in out.glob("demo.db*"):  # every demo starts from a fresh journal
         stale.unlink()
     asyncio_run_replay(example, [], speed, candles, 20_000, 7, journal, out, False)
+    Console().print(
+        f"status: nutcracker status --journal {journal}", markup=False, highlight=False, soft_wrap=True
+    )
 
 
 data_app = typer.Typer(help="Market data: download candles.", no_args_is_help=True)
@@ -349,6 +352,16 @@ def run(
     pulses: Annotated[
         int | None, typer.Option(help="paper/live: stop after this many pulses per symbol.")
     ] = None,
+    cancel_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--cancel-timeout",
+            min=0.1,
+            max=86_400.0,
+            help="paper/live: seconds cancel_on_shutdown retries failed cancels before it exits 1 "
+            "listing what still rests (default 30).",
+        ),
+    ] = None,
 ) -> None:
     """Run the engine: replay on the simulated exchange, or paper and live through ccxt."""
     err = Console(stderr=True)
@@ -359,6 +372,7 @@ def run(
         err.print(f"✗ --mode must be replay, paper or live, not {mode!r}", markup=False)
         raise typer.Exit(code=EXIT_CONFIG)
     from nutcracker.connected import run_blocking
+    from nutcracker.engine.runtime import ShutdownIncompleteError
     from nutcracker.errors import ExchangeError, JournalError, PermissionRefusedError, SecretsError
     from nutcracker.terminal import print_log
 
@@ -376,7 +390,11 @@ def run(
             pulse_interval_s=pulse_interval,
             pulses=pulses,
             on_report=lambda r: print_log(console, r),
+            cancel_timeout_s=cancel_timeout,
         )
+    except ShutdownIncompleteError as e:
+        err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
     except PermissionRefusedError as e:
         err.print(f"✗ refused, nothing was placed: {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
@@ -466,18 +484,14 @@ def asyncio_run_replay(
 def status(
     journal: Annotated[Path, typer.Option(help="The engine's SQLite journal.")] = Path("nutcracker.db"),
 ) -> None:
-    """Print the state of every symbol from the journal: trading, idle (and why), stalled, paused, killed."""
-    from datetime import UTC, datetime
-
+    """Print the state of every symbol from the journal: trading, idle (and why), stalled, paused,
+    killed, or stopped (when and why)."""
+    from nutcracker.status_view import read_lifecycle, symbol_status
     from nutcracker.store.sqlite import SqliteJournal
 
     err = Console(stderr=True)
     if not journal.exists():
-        err.print(
-            f"✗ no journal at {journal}: run the engine first, or pass --journal PATH",
-            markup=False,
-            soft_wrap=True,
-        )
+        err.print(f"✗ no journal at {journal}: {_journal_hint()}", markup=False, soft_wrap=True)
         raise typer.Exit(code=EXIT_CONFIG)
     from nutcracker.errors import JournalError
 
@@ -487,6 +501,7 @@ def status(
         _journal_failed(err, e)
     try:
         rows = store.symbols()
+        life = read_lifecycle(store)
         table = Table(title=f"journal {journal}", title_justify="left")
         for column in (
             "symbol",
@@ -496,18 +511,23 @@ def status(
             "open lots",
             "cycles",
             "realized PnL",
+            "open orders",
             "open intents",
-            "updated (UTC)",
+            f"updated (UTC, {life.clock_label})",
         ):
             table.add_column(column, overflow="fold")
+        running = 0
         for row in rows:
+            shown = symbol_status(store, row, life)
+            running += shown.status != "stopped"
             table.add_row(
                 row.symbol,
-                row.status,
-                row.status_reason,
+                shown.status,
+                shown.why,
                 *_ledger_cells(row.state_json, store.params_history(row.symbol)),
+                shown.open_orders,
                 str(len(store.open_intents(row.symbol))),
-                datetime.fromtimestamp(row.updated_ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                shown.updated,
             )
     finally:
         store.close()
@@ -517,6 +537,21 @@ def status(
     console.print(table)
     if not rows:
         console.print("the journal holds no symbol yet", markup=False)
+    elif running:  # nothing tells a live engine from one that died: say both
+        console.print(
+            "no stop journaled after the last activity: the engine is running, or ended without a "
+            "clean stop (kill -9, a crash); its orders may still rest",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _journal_hint() -> str:
+    """Say how to find a journal; name the demo's when it is there."""
+    demo = Path("out") / "demo" / "demo.db"
+    if demo.exists():
+        return f"the demo's journal is {demo}: nutcracker status --journal {demo}"
+    return "run the engine first, or pass --journal PATH"
 
 
 def _ledger_cells(state_json: str, params_history: Sequence[ParamsRow]) -> tuple[str, str, str, str]:

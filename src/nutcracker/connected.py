@@ -24,11 +24,12 @@ from pathlib import Path
 from nutcracker.backtest.runner import starting_balances
 from nutcracker.config import NutcrackerConfig
 from nutcracker.engine.ports import Exchange, HistoryExchange
-from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, WallClock
+from nutcracker.engine.runtime import SHUTDOWN_CANCEL_S, Engine, EngineSettings, PulseReport, WallClock
 from nutcracker.errors import ConfigError
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.key_probe import require_trade_only_key
 from nutcracker.exchange.paper import PaperExchange
+from nutcracker.exchange.paper_store import PaperStore, paper_state_path
 from nutcracker.recover import require_known_history
 from nutcracker.secrets.cli_keys import open_secret_store
 from nutcracker.secrets.redaction import install_redaction
@@ -107,6 +108,7 @@ async def run_connected(
     pulses: int | None,
     on_report: Callable[[PulseReport], None],
     on_notice: Callable[[str], None] = _stderr,
+    cancel_timeout_s: float | None = None,
 ) -> None:
     """Run the engine in ``paper`` or ``live`` mode until SIGINT/SIGTERM or ``pulses`` pulses per symbol."""
     install_redaction()
@@ -119,6 +121,7 @@ async def run_connected(
     url = exchange_url or next((s.market.api_url for s in config.symbols if s.market.api_url), None)
     source: CcxtExchange
     exchange: HistoryExchange
+    paper_store: PaperStore | None = None
     if mode == "live":
         if key_name is None:
             raise ConfigError("--mode live needs --key NAME: a key stored with `nutcracker keys add`")
@@ -130,6 +133,7 @@ async def run_connected(
         source = CcxtExchange.from_credentials(credentials, **({"api_url": url} if url else {}))
         exchange = source
     else:
+        paper_store = open_paper_store(journal_path)  # the session resumes exactly after a restart
         options = {"api_url": url} if url else {}
         if key_name is not None:  # only to read the account's commission: paper places nothing there
             source = CcxtExchange.from_credentials(
@@ -149,6 +153,7 @@ async def run_connected(
                 source,
                 [s.market.symbol for s in config.symbols],
                 starting_balances(config),
+                store=paper_store,
                 **({"maker_fee": same.pop()} if len(same) == 1 else {}),
             )
         await check_markets(config, exchange)
@@ -156,6 +161,7 @@ async def run_connected(
         settings = EngineSettings(
             pulse_interval_s=pulse_interval_s or float(config.engine.pulse_interval_s),
             cancel_on_shutdown=config.engine.cancel_on_shutdown,
+            shutdown_cancel_s=cancel_timeout_s or SHUTDOWN_CANCEL_S,
         )
         budgets = {asset: rail.max_quote for asset, rail in config.portfolio.items()}
         journal_path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,12 +184,40 @@ async def run_connected(
                 on_report(report)
                 counts[report.symbol] = counts.get(report.symbol, 0) + 1
                 if pulses is not None and all(counts.get(p.market.symbol, 0) >= pulses for p in params):
-                    engine.request_stop()
+                    engine.request_stop(f"--pulses {pulses} reached")
 
             engine.add_observer(observe)
             await engine.run()
         finally:
             journal.close()
+            if paper_store is not None:
+                paper_store.close()
+
+
+def open_paper_store(journal_path: Path) -> PaperStore:
+    """Open the paper state kept next to the journal; refuse a journal and state that do not match.
+
+    A journal that holds a session but has no paper state (deleted, or a session from before
+    paper state was kept) cannot be resumed exactly: its resting orders, fills and balances are
+    gone. A paper state without its journal would show orders and fills no journal knows.
+    """
+    paper_path = paper_state_path(journal_path)
+    if paper_path.exists() and not journal_path.exists():
+        raise ConfigError(
+            f"paper state {paper_path} has no journal {journal_path}: delete {paper_path} to start "
+            "a new paper session, or pass the --journal it belongs to"
+        )
+    if journal_path.exists() and not paper_path.exists():
+        with SqliteJournal(journal_path) as journal:
+            held = [row.symbol for row in journal.symbols()]
+        if held:
+            raise ConfigError(
+                f"journal {journal_path} holds a session ({', '.join(held)}) but its paper state "
+                f"{paper_path} is missing, so its resting orders, fills and balances cannot be resumed: "
+                "start a new paper session with another --journal"
+            )
+    paper_path.parent.mkdir(parents=True, exist_ok=True)
+    return PaperStore(paper_path)
 
 
 def run_blocking(config: NutcrackerConfig, **options: object) -> None:

@@ -5,9 +5,12 @@ monitor (``monitor.py``). ``run`` pulses every symbol in its own asyncio task, e
 interval (``EngineSettings.pulse_interval_s``, per symbol ``pulse_intervals``), so a slow or
 data-stalled symbol never holds up another; a stalled symbol waits its backoff instead. SIGINT or
 SIGTERM (or ``request_stop``) stops it gracefully: no new pulse starts, running ones finish (up to
-``shutdown_timeout_s``), resting orders are cancelled when ``cancel_on_shutdown`` is set, and the
-journal is flushed. Funds stay with the exchange. ``pulse_all`` runs one pulse of every symbol
-instead, for drivers that own the clock (replay, tests, benchmarks).
+``shutdown_timeout_s``), resting orders are cancelled when ``cancel_on_shutdown`` is set (failed
+cancels are retried with backoff for ``shutdown_cancel_s``; what still rests then raises
+``ShutdownIncompleteError``, listing it), the open orders left are reconciled with the exchange
+and journaled with a ``stop`` event and its reason (audits by actor ``engine``, which ``nutcracker
+status`` reads), and the journal is flushed. Funds stay with the exchange. ``pulse_all`` runs one
+pulse of every symbol instead, for drivers that own the clock (replay, tests, benchmarks).
 
 Clocks (``RunClock``): ``WallClock`` for live and paper; ``SimulatedClock`` for replay, moved by
 the driver (``advance_to``), whose ``sleep`` returns once simulated time has caught up.
@@ -63,6 +66,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
@@ -73,6 +77,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Protocol
 
+from nutcracker.core.model import OpenOrder
 from nutcracker.core.params import SymbolParams
 from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.monitor import MarketReader, Monitor
@@ -95,6 +100,7 @@ __all__ = [
     "IntentOutcome",
     "PulseReport",
     "RunClock",
+    "ShutdownIncompleteError",
     "SimulatedClock",
     "WallClock",
 ]
@@ -102,6 +108,22 @@ __all__ = [
 logger = logging.getLogger("nutcracker.engine")
 
 Observer = Callable[[PulseReport], None]
+
+SHUTDOWN_CANCEL_S = 30.0
+"""How long ``cancel_on_shutdown`` retries failed cancels (with backoff) before giving up."""
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.1, 2.0  # the backoff between two rounds of shutdown cancels
+
+
+class ShutdownIncompleteError(Exception):
+    """``cancel_on_shutdown`` gave up: orders of ours still rest (or could not be confirmed gone).
+
+    ``resting`` maps each symbol left with orders to them; the message lists client id, side and
+    price of each, and says whether the list is the exchange's or the last pulse's.
+    """
+
+    def __init__(self, message: str, resting: Mapping[str, tuple[OpenOrder, ...]]) -> None:
+        super().__init__(message)
+        self.resting = dict(resting)
 
 
 class RunClock(Protocol):
@@ -164,6 +186,7 @@ class EngineSettings:
     monitor_interval_s: float | None = 5.0  # None: no monitor
     cancel_on_shutdown: bool = True
     shutdown_timeout_s: float = 30.0
+    shutdown_cancel_s: float = SHUTDOWN_CANCEL_S  # retry failed shutdown cancels this long, then fail
     journal_in_thread: bool = False  # run journal calls in one thread: needs a thread-safe journal
     group_commit: bool = True  # the symbols' writes of one loop turn share a commit (journal permitting)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -174,6 +197,8 @@ class EngineSettings:
             raise ValueError("pulse intervals must be positive")
         if self.shutdown_timeout_s <= 0:
             raise ValueError("shutdown_timeout_s must be positive")
+        if not 0 < self.shutdown_cancel_s < float("inf"):
+            raise ValueError("shutdown_cancel_s must be positive and finite")
         object.__setattr__(self, "pulse_intervals", MappingProxyType(dict(self.pulse_intervals)))
 
     def interval_of(self, symbol: str) -> float:
@@ -203,6 +228,7 @@ class Engine:
             monitor_reader: where the monitor reads (default: ``exchange``).
         """
         self._settings = settings or EngineSettings()
+        self._exchange = exchange
         self._journal = journal
         self._clock = clock
         symbols = [p.market.symbol for p in params]
@@ -237,6 +263,9 @@ class Engine:
         self._queues: list[asyncio.Queue[PulseReport]] = []
         self._latest: dict[str, PulseReport] = {}
         self._stop: asyncio.Event | None = None
+        self._stop_reason: str | None = None  # why the engine stops (journaled at shutdown)
+        self._journaled_open: dict[str, int] = {}  # open-order count last journaled per symbol
+        self._hurry = False  # a second signal: stop retrying shutdown cancels
         self._started = False
         self._fatal: JournalError | None = None  # the journal failure that stopped the run
 
@@ -303,10 +332,19 @@ class Engine:
             self._emit(report)
         return reports
 
-    def request_stop(self) -> None:
-        """Ask ``run`` to stop gracefully (what SIGINT and SIGTERM do)."""
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask ``run`` to stop gracefully (what SIGINT and SIGTERM do); the first reason is journaled."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
         if self._stop is not None:
             self._stop.set()
+
+    def _on_signal(self, name: str) -> None:
+        """The first SIGINT/SIGTERM stops gracefully; another one cuts the shutdown's cancel retries short."""
+        if self._stop is not None and self._stop.is_set():
+            self._hurry = True
+            logger.warning(LogLine("shutdown_hurried", signal=name))
+        self.request_stop(f"signal {name}")
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Pulse every symbol at its interval until stopped, then shut down gracefully."""
@@ -317,7 +355,7 @@ class Engine:
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
-                    loop.add_signal_handler(sig, self.request_stop)
+                    loop.add_signal_handler(sig, self._on_signal, sig.name)
                     installed.append(sig)
                 except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
                     pass
@@ -330,10 +368,14 @@ class Engine:
             tasks.append(asyncio.create_task(self.monitor.run(self._stop, self._sleep), name="monitor"))
         try:
             await self._stop.wait()
+        except BaseException as e:
+            if self._stop_reason is None:
+                self._stop_reason = f"error: {type(e).__name__}: {e}"[:200]
+            raise
         finally:
             self._stop.set()
             try:
-                await self._shutdown(tasks)
+                await self._shutdown(tasks, self._stop_reason or "stop requested")
             finally:
                 for sig in installed:
                     loop.remove_signal_handler(sig)
@@ -348,8 +390,10 @@ class Engine:
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self._emit(await worker.pulse())
+                report = await worker.pulse()
+                self._emit(report)
                 errors = 0
+                await self._journal_open_orders(report)
             except asyncio.CancelledError:
                 raise
             except JournalError as e:  # nothing can be written ahead any more: stop every symbol
@@ -368,6 +412,20 @@ class Engine:
                 delay = max(delay, min(s.backoff_max_s, s.backoff_initial_s * 2 ** min(errors - 1, 62)))
             await self._sleep(delay)
 
+    async def _journal_open_orders(self, report: PulseReport) -> None:
+        """Journal a symbol's open-order count (a ``reconciliation`` audit) when a pulse changed it."""
+        count = len(report.open_orders)
+        if self._journaled_open.get(report.symbol) == count:
+            return
+        self._journaled_open[report.symbol] = count
+        detail = json.dumps({report.symbol: {"open_orders": count, "source": "last pulse"}})
+        try:
+            await self.journal_lane.call(
+                self._journal.audit, "engine", "reconciliation", detail, self._clock.now_ms()
+            )
+        except Exception as e:  # the count is informational: trading goes on
+            logger.warning(LogLine("reconciliation_not_journaled", symbol=report.symbol, error=repr(e)))
+
     async def _sleep(self, seconds: float) -> None:
         """Wait ``seconds`` on the engine's clock, returning early when a stop is requested."""
         stop = self._stop
@@ -384,7 +442,7 @@ class Engine:
             for task in (sleeper, stopper):
                 task.cancel()
 
-    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+    async def _shutdown(self, tasks: list[asyncio.Task[None]], reason: str) -> None:
         timeout = self._settings.shutdown_timeout_s
         logger.info(LogLine("engine_stopping", cancel_on_shutdown=self._settings.cancel_on_shutdown))
         if tasks:
@@ -395,22 +453,10 @@ class Engine:
                 task.cancel()
             if running:
                 await asyncio.wait(running)
+        cancelled: set[str] = set()
         if self._settings.cancel_on_shutdown:
-            results = await asyncio.gather(
-                *(
-                    asyncio.wait_for(w.cancel_all("engine shutdown"), timeout)
-                    for w in self._workers.values()
-                    if w.status != "killed"
-                ),
-                return_exceptions=True,
-            )
-            for worker, result in zip(
-                [w for w in self._workers.values() if w.status != "killed"], results, strict=True
-            ):
-                if result is not True:
-                    logger.warning(
-                        LogLine("shutdown_cancel_incomplete", symbol=worker.symbol, result=repr(result))
-                    )
+            cancelled = await self._cancel_with_retries()
+        resting = await self._reconcile(cancelled, reason)
         self.journal_lane.close()  # every write was awaited: no batch is in flight
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._journal.flush)
@@ -418,13 +464,112 @@ class Engine:
             self._executor = None
         else:
             self._journal.flush()
-        logger.info(LogLine("engine_stopped"))
+        logger.info(LogLine("engine_stopped", reason=reason))
+        left = {symbol: orders for symbol, (orders, _) in resting.items() if orders}
+        if self._settings.cancel_on_shutdown and left:
+            raise ShutdownIncompleteError(self._resting_message(left, resting), left)
 
-    async def shutdown(self) -> None:
-        """Stop without a run loop: cancel resting orders if configured, then flush the journal."""
+    async def shutdown(self, reason: str = "shutdown") -> None:
+        """Stop without a run loop: cancel resting orders if configured, then flush the journal.
+
+        Raises:
+            ShutdownIncompleteError: ``cancel_on_shutdown`` left orders resting.
+        """
         self._stop = self._stop or asyncio.Event()
         self._stop.set()
-        await self._shutdown([])
+        await self._shutdown([], self._stop_reason or reason)
+
+    async def _cancel_with_retries(self) -> set[str]:
+        """Cancel every symbol's resting orders, retrying with backoff for ``shutdown_cancel_s``.
+
+        Returns the symbols confirmed clear (the exchange listed none of ours after the cancels).
+        """
+        s = self._settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.shutdown_cancel_s
+        targets = [w for w in self._workers.values() if w.status != "killed"]
+        clear: set[str] = set()
+        delay, rounds = _RETRY_FIRST_S, 0
+        while targets:
+            rounds += 1
+            budget = max(0.01, min(s.shutdown_timeout_s, deadline - loop.time()))
+            results = await asyncio.gather(
+                *(asyncio.wait_for(w.cancel_all("engine shutdown"), budget) for w in targets),
+                return_exceptions=True,
+            )
+            failed = []
+            for worker, result in zip(targets, results, strict=True):
+                if result is True:
+                    clear.add(worker.symbol)
+                else:
+                    failed.append(worker)
+                    logger.warning(
+                        LogLine(
+                            "shutdown_cancel_retry", symbol=worker.symbol, round=rounds, result=repr(result)
+                        )
+                    )
+            targets = failed
+            if not targets or self._hurry or loop.time() + delay >= deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
+        return clear
+
+    async def _reconcile(self, clear: set[str], reason: str) -> dict[str, tuple[tuple[OpenOrder, ...], str]]:
+        """Journal what rests per symbol (a ``reconciliation`` audit), then the ``stop`` event.
+
+        A symbol the shutdown cancels cleared rests nothing; for the others the exchange is asked
+        once, and when it cannot answer the last pulse's view stands (and says so).
+        """
+        resting: dict[str, tuple[tuple[OpenOrder, ...], str]] = {}
+        for worker in self._workers.values():
+            if worker.symbol in clear:
+                resting[worker.symbol] = ((), "exchange")
+                continue
+            prefix = worker.params.order_id_prefix + "-"
+            try:
+                orders = await asyncio.wait_for(
+                    self._exchange.fetch_open_orders(worker.symbol), self._settings.shutdown_timeout_s
+                )
+                ours = tuple(o for o in orders if o.client_order_id.startswith(prefix))
+                resting[worker.symbol] = (ours, "exchange")
+            except Exception as e:  # the exchange cannot say: the last pulse's view, labelled so
+                logger.warning(LogLine("shutdown_reconcile_failed", symbol=worker.symbol, error=repr(e)))
+                resting[worker.symbol] = (worker.open_orders, "last pulse")
+        counts = {
+            symbol: {"open_orders": len(orders), "source": source}
+            for symbol, (orders, source) in resting.items()
+        }
+        clock = "wall" if isinstance(self._clock, WallClock) else "replay market"
+        total = sum(len(orders) for orders, _ in resting.values())
+        stop = {"reason": reason, "clock": clock, "open_orders": total}
+        now = self._clock.now_ms()
+        try:
+            await self.journal_lane.call(
+                self._journal.audit, "engine", "reconciliation", json.dumps(counts, sort_keys=True), now
+            )
+            await self.journal_lane.call(self._journal.audit, "engine", "stop", json.dumps(stop), now)
+        except Exception as e:  # the stop still happens; the journal's own error is logged
+            logger.error(LogLine("stop_not_journaled", reason=reason, error=repr(e)))
+        return resting
+
+    def _resting_message(
+        self,
+        left: Mapping[str, tuple[OpenOrder, ...]],
+        resting: Mapping[str, tuple[tuple[OpenOrder, ...], str]],
+    ) -> str:
+        count = sum(len(orders) for orders in left.values())
+        lines = [
+            f"shutdown: {count} order(s) still resting after {self._settings.shutdown_cancel_s:g} s of "
+            "cancel retries; cancel them on the exchange, or restart the engine to retry:"
+        ]
+        for symbol, orders in left.items():
+            precision = self._workers[symbol].params.market.precision
+            source = resting[symbol][1]
+            for o in orders:
+                price = precision.ticks_to_price(o.price)
+                lines.append(f"  {symbol} {o.client_order_id} {o.side.value} {price} (per the {source})")
+        return "\n".join(lines)
 
     # -- control ---------------------------------------------------------------------------------
 

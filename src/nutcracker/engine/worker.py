@@ -731,7 +731,8 @@ class SymbolWorker:
         placements: Sequence[PlaceLimit],
     ) -> None:
         """Journal the pulse before anything is sent: one durable commit, or a buffered state save."""
-        symbol, ts = self._symbol, hydrated.ts_ms
+        # journal stamps come from the engine's clock, as every other write's: one clock in the journal
+        symbol, ts = self._symbol, self._clock.now_ms()
         fills = hydrated.fills
         new = decision.state
         if not (fills or decision.intents or decision.closed_cycles):
@@ -831,7 +832,7 @@ class SymbolWorker:
         ):
             self._may_have_open_intents = True
         updates = [(cid, status, detail) for cid, (status, detail) in answers.items()]
-        await self._lane.update_intents(symbol, updates, ts_ms)
+        await self._lane.update_intents(symbol, updates, self._clock.now_ms())  # the journal's one clock
         outcomes: list[IntentOutcome] = []
         for c in cancels:
             status, detail = answers.get(c.client_order_id, ("pending", ""))

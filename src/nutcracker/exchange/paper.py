@@ -16,6 +16,13 @@ rules as the backtest:
 Fills therefore appear when the engine hydrates candles (once per pulse); a candle that was still
 open when an order was placed can fill it with a price it reached before the order existed, as in a
 backtest whose pulse ran mid-candle. Nothing here reads a local clock.
+
+Restarts. With a ``PaperStore`` (``paper_store.py``: a file next to the journal) the session
+resumes exactly: every call that changes the local engine is logged there before it runs, and the
+next session replays the log into a fresh engine, so resting orders, balances, fills and the
+trade id counter carry on (a restarted fill simulator that handed out trade ids from 1 again
+would see its new fills deduplicated by the journal as already booked). The stored setup
+(markets, starting balances) wins over the config's on resume; other symbols are refused.
 """
 
 from __future__ import annotations
@@ -23,11 +30,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit
-from nutcracker.errors import ConfigError
+from nutcracker.errors import ConfigError, ExchangeError
 from nutcracker.exchange.matching import MatchingEngine
+from nutcracker.exchange.paper_store import (
+    Entry,
+    PaperStore,
+    book_entry,
+    book_of,
+    cancel_entry,
+    cancel_of,
+    candle_entry,
+    candle_of,
+    market_from_json,
+    place_entry,
+    place_of,
+)
 from nutcracker.exchange.simulated import orders_of
 
 
@@ -56,11 +76,13 @@ class PaperExchange:
         balances: Mapping[str, Decimal],
         *,
         maker_fee: Decimal | None = None,
+        store: PaperStore | None = None,
     ) -> None:
         """Trade ``symbols`` on paper from ``balances``.
 
         Args:
             maker_fee: the fee fraction paper fills pay (default: the exchange's market maker fee).
+            store: where the session is kept across restarts (resumed when it holds one).
         """
         if not symbols:
             raise ConfigError("paper trading needs at least one symbol")
@@ -71,6 +93,8 @@ class PaperExchange:
         self._engine: MatchingEngine | None = None
         self._lock = asyncio.Lock()
         self._fed_ms: dict[str, int] = {}  # open time of the last candle fed to the engine
+        self._store = store
+        self._books: dict[str, Book] = {}  # books set since the last logged call (only the last counts)
 
     @property
     def engine(self) -> MatchingEngine | None:
@@ -90,12 +114,13 @@ class PaperExchange:
         engine = await self._matching(symbol)
         candles = await self._source.fetch_candles(symbol, since_ms, limit)
         fed = self._fed_ms.get(symbol)
-        for candle in candles:
-            if fed is None or candle.ts_ms > fed:
-                engine.on_candle(symbol, candle, self._source.interval_ms)
-                fed = candle.ts_ms
-        if fed is not None:
-            self._fed_ms[symbol] = fed
+        new = [c for c in candles if fed is None or c.ts_ms > fed]  # candles come oldest first
+        interval = self._source.interval_ms
+        self._log([candle_entry(symbol, c, interval) for c in new])
+        for candle in new:
+            engine.on_candle(symbol, candle, interval)
+        if new:
+            self._fed_ms[symbol] = new[-1].ts_ms
         return candles
 
     async def fetch_book(self, symbol: str) -> Book:
@@ -103,6 +128,8 @@ class PaperExchange:
         engine = await self._matching(symbol)
         book = await self._source.fetch_book(symbol)
         engine.set_book(symbol, book)
+        if self._store is not None:
+            self._books[symbol] = book  # logged with the next call it can matter to
         return book
 
     async def fetch_balances(self) -> Mapping[str, Decimal]:
@@ -127,12 +154,16 @@ class PaperExchange:
     async def place(self, symbol: str, order: PlaceLimit) -> str:
         """Rest a post-only paper order at the exchange's time; return its paper order id."""
         engine = await self._matching(symbol)
-        engine.place(symbol, order, await self._source.server_time_ms())
+        ts_ms = await self._source.server_time_ms()
+        self._log([place_entry(symbol, order, ts_ms)])
+        engine.place(symbol, order, ts_ms)
         return str(engine.order_id(symbol, order.client_order_id))
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
         engine = await self._matching(symbol)
-        engine.cancel(symbol, client_order_id, await self._source.server_time_ms())
+        ts_ms = await self._source.server_time_ms()
+        self._log([cancel_entry(symbol, client_order_id, ts_ms)])
+        engine.cancel(symbol, client_order_id, ts_ms)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -144,8 +175,56 @@ class PaperExchange:
         if self._engine is None:
             async with self._lock:
                 if self._engine is None:
-                    self._engine = await self._build()
+                    self._engine = await self._open()
         return self._engine
+
+    def _log(self, entries: list[Entry]) -> None:
+        """Durably log calls (after the books they saw) before they run: the store is write-ahead."""
+        if self._store is None or not entries:
+            return
+        books = [book_entry(symbol, book) for symbol, book in self._books.items()]
+        self._store.append(books + entries)
+        self._books.clear()
+
+    async def _open(self) -> MatchingEngine:
+        """Resume the stored session, or build a new engine (and store its setup)."""
+        setup = self._store.setup() if self._store is not None else None
+        if setup is not None:
+            return self._resume(setup)
+        engine = await self._build()
+        if self._store is not None:
+            self._store.begin([engine.market(s) for s in self._symbols], self._balances)
+        return engine
+
+    def _resume(self, setup: dict[str, Any]) -> MatchingEngine:
+        """Rebuild the last session's engine from its setup and replay its logged calls."""
+        store = self._store
+        assert store is not None
+        markets = {m.symbol: m for m in map(market_from_json, setup["markets"])}
+        if set(markets) != set(self._symbols):
+            raise ConfigError(
+                f"the paper session in {store.path} trades {', '.join(markets)}, the config "
+                f"{', '.join(self._symbols)}: start a new paper session with another --journal"
+            )
+        balances = {a: Decimal(v) for a, v in setup["balances"].items()}
+        engine = MatchingEngine(markets, balances)
+        for kind, symbol, payload in store.entries():
+            try:
+                if kind == "book":
+                    engine.set_book(symbol, book_of(payload))
+                elif kind == "candle":
+                    candle, interval = candle_of(payload)
+                    engine.on_candle(symbol, candle, interval)
+                    self._fed_ms[symbol] = candle.ts_ms
+                elif kind == "place":
+                    order, ts_ms = place_of(payload)
+                    engine.place(symbol, order, ts_ms)
+                elif kind == "cancel":
+                    client_order_id, ts_ms = cancel_of(payload)
+                    engine.cancel(symbol, client_order_id, ts_ms)
+            except ExchangeError:  # refused then as now: the engine is deterministic
+                pass
+        return engine
 
     async def _build(self) -> MatchingEngine:
         markets: dict[str, MarketInfo] = {}

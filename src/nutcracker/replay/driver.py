@@ -104,6 +104,7 @@ async def run_replay(
     await engine.start()
     loop = asyncio.get_running_loop()
     started = loop.time()
+    replayed = setup.warmup  # candles fed and pulsed so far: an interrupted run's outputs end here
     for pulses, i in enumerate(range(setup.warmup, last), start=1):
         if stop.is_set():
             break
@@ -120,13 +121,19 @@ async def run_replay(
                 report.open_orders,
             )
             on_report(report)
+        replayed = i + 1
         if speed > 0:  # pace for a person: the simulated clock runs `speed` candles per wall second
             delay = started + pulses / speed - loop.time()
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-    await engine.shutdown()
+    if stop.is_set():
+        why = "interrupted (SIGINT/SIGTERM)"
+    else:
+        why = "end of the data" if last == n else f"--candles {candles} reached"
+    await engine.shutdown(why)
     elapsed = loop.time() - started
+    last = replayed  # Ctrl-C: candles, buy-and-hold and the report cover what was replayed only
     for symbol, trace in setup.traces.items():
         c = data[symbol]
         trace.candles = c.slice(0, last) if last < len(c.ts_ms) else c
