@@ -63,6 +63,9 @@ class SymbolStatus:
     updated: str
 
 
+_HELD = ("paused", "killed")  # states a restart does not lift
+
+
 def utc(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -104,6 +107,10 @@ def symbol_status(journal: EventReader, row: StoredSymbol, life: Lifecycle) -> S
     if recon is not None:
         when = "at stop" if stopped else f"at {utc(recon.ts_ms)}"
         orders = f"{recon.count} {when}" + ("" if recon.source == "exchange" else f" ({recon.source})")
+    if stop is not None and stopped and row.status in _HELD:
+        # a pause, a kill or a halt outlives the process: it still holds at the next start
+        why = f"{row.status_reason}; engine stopped: {stop.reason}, {utc(stop.ts_ms)} UTC"
+        return SymbolStatus(row.status, why, orders, utc(stop.ts_ms))
     if stop is not None and stopped:
         return SymbolStatus("stopped", f"{stop.reason}, {utc(stop.ts_ms)} UTC", orders, utc(stop.ts_ms))
     return SymbolStatus(row.status, row.status_reason, orders, utc(row.updated_ts_ms))

@@ -112,9 +112,10 @@ def test_paper_sessions_resume_exactly_across_restarts(server: SimServer, tmp_pa
     base = Decimal(0)
     for f in truth:
         notional = BTC.ticks_to_price(f.price) * BTC.lots_to_qty(f.qty)
-        fee = BTC.qu_to_quote(f.fee)
+        fee = BTC.qu_to_quote(f.fee)  # quote (a sell's); a buy's commission comes out of its base
         if f.side is Side.BUY:
-            quote, base = quote - notional - fee, base + BTC.lots_to_qty(f.qty)
+            received = BTC.lots_to_qty(f.qty) - Decimal(f.commission or 0)
+            quote, base = quote - notional - fee, base + received
         else:
             quote, base = quote + notional - fee, base - BTC.lots_to_qty(f.qty)
     assert totals == {"USDT": quote, "BTC": base}  # balances continued across every restart
