@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nutcracker.backtest.baseline import STATIC_GRID_SPACINGS_PPM, StaticGridResult, run_static_grid
 from nutcracker.backtest.report import ReportData, SymbolSeries, write_report
-from nutcracker.backtest.runner import BacktestResult, SymbolTrace
+from nutcracker.backtest.runner import BacktestResult, SymbolTrace, market_info
 from nutcracker.config import NutcrackerConfig
 
 F64 = npt.NDArray[np.float64]
@@ -49,6 +50,7 @@ class Curves:
     best_buy: F64
     deepest_buy: F64
     best_sell: F64
+    static_grids: tuple[StaticGridResult, ...]  # the yardsticks, one per spacing
 
 
 def _steps(trace: SymbolTrace, values: list[int], n: int, before: float = 0.0) -> F64:
@@ -73,6 +75,9 @@ def curves(trace: SymbolTrace) -> Curves:
     held = _steps(trace, trace.held_lots, n) * lot
     equity = budget + _steps(trace, trace.cash_qu, n) * unit + held * close
     buy_and_hold = budget / close[0] * close if n else close
+    quote_budget = precision.qu_to_quote(params.rails.max_quote_qu)
+    info = market_info(params)
+    grids = tuple(run_static_grid(info, trace.candles, quote_budget, s) for s in STATIC_GRID_SPACINGS_PPM)
 
     def prices(values: list[int]) -> F64:
         out = _steps(trace, values, n) * tick
@@ -87,6 +92,7 @@ def curves(trace: SymbolTrace) -> Curves:
         prices(trace.max_buy),
         prices(trace.min_buy),
         prices(trace.min_sell),
+        grids,
     )
 
 
@@ -95,6 +101,35 @@ def _max_drawdown_pct(equity: F64) -> float:
         return 0.0
     peak = np.maximum.accumulate(equity)
     return float(np.max((peak - equity) / peak) * 100)
+
+
+def _return_pct(final: Decimal, budget: Decimal) -> float:
+    return round(float((final - budget) / budget * 100), 4) if budget else 0.0
+
+
+def baselines(c: Curves, budget: Decimal, buy_and_hold: Decimal) -> dict[str, Any]:
+    """Return the yardsticks of one symbol: buy-and-hold and the static grids, same budget and fees."""
+    out: dict[str, Any] = {
+        "buy_and_hold": {
+            "final_equity_quote": _plain(buy_and_hold),
+            "return_pct": _return_pct(buy_and_hold, budget),
+            "max_drawdown_pct": round(_max_drawdown_pct(c.buy_and_hold), 4),
+        }
+    }
+    for grid in c.static_grids:
+        out[f"static_grid_{grid.spacing_ppm / 10_000:g}pct"] = {
+            "levels": grid.levels,
+            "shape": grid.shape.value,
+            "lower": _plain(grid.lower),
+            "upper": _plain(grid.upper),
+            "fills": grid.fills,
+            "cycles": grid.cycles,
+            "fees_quote": _plain(grid.fees_quote.quantize(Decimal("1e-8"))),
+            "final_equity_quote": _plain(grid.final_equity_quote.quantize(Decimal("1e-8"))),
+            "return_pct": _return_pct(grid.final_equity_quote, budget),
+            "max_drawdown_pct": round(_max_drawdown_pct(grid.equity), 4),
+        }
+    return out
 
 
 def _plain(value: Decimal) -> str:
@@ -114,6 +149,8 @@ def symbol_summary(result: BacktestResult, trace: SymbolTrace, c: Curves) -> dic
     held = precision.lots_to_qty(trace.held_lots[-1] if trace.held_lots else 0)
     cash = precision.qu_to_quote(trace.cash_qu[-1] if trace.cash_qu else 0)
     first_close = precision.ticks_to_price(int(trace.candles.close[0])) if n else Decimal(1)
+    final_equity = budget + cash + held * last_close
+    buy_and_hold = (budget / first_close * last_close).quantize(Decimal("1e-8"))
     return {
         "candles": n,
         "pulses": trace.pulses,
@@ -126,11 +163,13 @@ def symbol_summary(result: BacktestResult, trace: SymbolTrace, c: Curves) -> dic
         "max_inventory_base": _plain(precision.lots_to_qty(trace.peak_held)),
         "max_committed_quote": _plain(precision.qu_to_quote(max(trace.committed_qu, default=0))),
         "rail_violations": trace.rail_violations,
-        "final_equity_quote": _plain(budget + cash + held * last_close),
-        "buy_and_hold_equity_quote": _plain((budget / first_close * last_close).quantize(Decimal("1e-8"))),
+        "final_equity_quote": _plain(final_equity),
+        "return_pct": _return_pct(final_equity, budget),
+        "buy_and_hold_equity_quote": _plain(buy_and_hold),
         "max_drawdown_pct": round(_max_drawdown_pct(c.equity), 4),
         "open_orders_at_end": len(result.engine.open_orders(symbol)),
         "inventory_at_end_base": _plain(held),
+        "baselines": baselines(c, budget, buy_and_hold),
     }
 
 
@@ -237,6 +276,7 @@ def report_data(
                 best_sell=c.best_sell,
                 equity_quote=c.equity,
                 buy_and_hold_quote=c.buy_and_hold,
+                baselines=tuple((g.label, g.equity) for g in c.static_grids),
                 inventory_base=c.inventory,
                 committed_quote=c.committed,
                 max_base=float(trace.params.market.precision.lots_to_qty(trace.params.rails.max_base_lots)),

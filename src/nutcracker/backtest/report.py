@@ -4,7 +4,7 @@ Per symbol, four charts (each a ``<section class="nc-chart">`` with a stable id)
 
 - ``price-{i}``: the candles' high/low range and close, the Keltner bands, the resting grid (the
   highest and lowest resting buy, the lowest resting sell) and the fills;
-- ``equity-{i}``: the strategy's equity against buying and holding, in quote;
+- ``equity-{i}``: the strategy's equity against buying and holding and the static grids, in quote;
 - ``inventory-{i}``: the inventory (base) and the committed quote against their rails;
 - ``cycles-{i}``: a histogram of the closed cycles' net PnL.
 
@@ -109,12 +109,16 @@ class SymbolSeries:
     fill_price: F64
     cycle_pnl_quote: F64
     tick: float = 1.0  # the price of one unit of close, high, low and the Keltner bands
+    baselines: tuple[tuple[str, F64], ...] = ()  # named equity curves of the yardsticks, per candle
 
     def __post_init__(self) -> None:
         if self.interval_ms <= 0:
             raise ValueError(f"SymbolSeries({self.symbol}).interval_ms must be > 0, got {self.interval_ms}")
         _same_length(self, _CANDLE_FIELDS, "ts_ms")
         _same_length(self, _FILL_FIELDS, "fill_ts_ms")
+        for name, curve in self.baselines:
+            if np.ndim(curve) != 1 or len(curve) != len(self.ts_ms):
+                raise ValueError(f"SymbolSeries({self.symbol}) baseline {name!r} must be 1-d as ts_ms")
         if np.ndim(self.cycle_pnl_quote) != 1:
             raise ValueError(f"SymbolSeries({self.symbol}).cycle_pnl_quote must be 1-d")
         ts = np.asarray(self.ts_ms)
@@ -333,7 +337,13 @@ def _equity_figure(s: SymbolSeries, max_points: int) -> Figure:
         _line(s, s.equity_quote, "strategy equity", max_points, line={"color": "#2166ac"}),
         _line(s, s.buy_and_hold_quote, "buy and hold", max_points, line={"color": "#999999", "dash": "dot"}),
     ]
-    return {"data": traces, "layout": _layout(f"{s.symbol}: equity vs buy and hold (quote)", 360)}
+    for (name, curve), color in zip(s.baselines, _BASELINE_COLORS, strict=False):
+        traces.append(_line(s, curve, name, max_points, line={"color": color, "dash": "dash", "width": 1}))
+    title = "equity vs buy and hold and static grids" if s.baselines else "equity vs buy and hold"
+    return {"data": traces, "layout": _layout(f"{s.symbol}: {title} (quote)", 360)}
+
+
+_BASELINE_COLORS: Final = ("#b2df8a", "#33a02c", "#fb9a99", "#e31a1c")
 
 
 def _inventory_figure(s: SymbolSeries, max_points: int) -> Figure:
