@@ -139,9 +139,6 @@ def run_one(example: Path, spec: MarketSpec, label: str, candles: CandleArrays, 
     trace = result.traces[symbol]
     c = curves(trace)
     s = symbol_summary(result, trace, c)
-    events = [e for e in result.engine.events if e.symbol == symbol]
-    cancels = sum(1 for e in events if e.event == "cancelled")
-    loaded = (c.inventory > 0) & np.isnan(c.best_buy)
     grids = {k: v for k, v in s["baselines"].items() if k.startswith("static_grid")}
     best = max(grids, key=lambda k: grids[k]["return_pct"])
     return Row(
@@ -151,8 +148,8 @@ def run_one(example: Path, spec: MarketSpec, label: str, candles: CandleArrays, 
         s["return_pct"],
         s["max_drawdown_pct"],
         s["cycles_closed"],
-        cancels / s["fills"] if s["fills"] else float(cancels),
-        float(loaded.mean()) if len(loaded) else 0.0,
+        s["cancels_per_fill"] or 0.0,
+        s["loaded_pct"] / 100,
         best.removeprefix("static_grid_"),
         grids[best]["return_pct"],
         s["baselines"]["buy_and_hold"]["return_pct"],

@@ -88,6 +88,14 @@ def test_every_backtest_reports_the_static_grids_and_buy_and_hold_beside_the_str
     assert section["return_pct"] == pytest.approx(expected, abs=1e-4)
     html = (out / "report.html").read_text()
     assert all(f"static grid {pct} %" in html for pct in ("0.5", "1", "2"))
+    assert 'id="yardsticks-BTC/USDT"' in html
+    # what a trader reads first
+    assert section["first_candle"] == "2024-07-26 14:15 UTC"
+    assert section["days"] == pytest.approx(30.0, abs=0.01)
+    assert section["cycles_per_day"] == pytest.approx(section["cycles_closed"] / section["days"], rel=1e-3)
+    assert 0 <= section["loaded_pct"] <= section["in_market_pct"] <= 100
+    assert 0 <= section["at_rail_pct"] <= 100
+    assert section["cancels_per_fill"] is not None
 
 
 def test_two_runs_on_the_same_inputs_give_byte_identical_fills_and_orders(

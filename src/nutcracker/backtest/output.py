@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,10 @@ def baselines(c: Curves, budget: Decimal, buy_and_hold: Decimal) -> dict[str, An
     return out
 
 
+def _iso(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _plain(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "") else text
@@ -169,7 +174,42 @@ def symbol_summary(result: BacktestResult, trace: SymbolTrace, c: Curves) -> dic
         "max_drawdown_pct": round(_max_drawdown_pct(c.equity), 4),
         "open_orders_at_end": len(result.engine.open_orders(symbol)),
         "inventory_at_end_base": _plain(held),
+        **time_shares(trace, c, [e.event for e in events]),
         "baselines": baselines(c, budget, buy_and_hold),
+    }
+
+
+AT_RAIL = 0.95  # a rail counts as reached at this share of it: the next order would not fit
+
+
+def time_shares(trace: SymbolTrace, c: Curves, events: list[str]) -> dict[str, Any]:
+    """Return what a trader reads first: the dates, how often it traded, held, sat loaded or at a rail.
+
+    *In market*: inventory held. *Loaded*: inventory held and no buy resting (the ladder is not
+    working). *At a rail*: the inventory at >= 95 % of ``max_base`` or the committed quote at >= 95 %
+    of ``max_quote``. Shares are of the candles.
+    """
+    candles, params = trace.candles, trace.params
+    n = len(candles.ts_ms)
+    if n == 0:
+        return {}
+    precision = params.market.precision
+    days = n * candles.interval_ms / 86_400_000
+    max_base = float(precision.lots_to_qty(params.rails.max_base_lots))
+    max_quote = float(precision.qu_to_quote(params.rails.max_quote_qu))
+    held = c.inventory > 0
+    at_rail = (c.inventory >= AT_RAIL * max_base) | (c.committed >= AT_RAIL * max_quote)
+    fills = sum(1 for e in events if e in ("filled", "partially_filled"))
+    cancels = events.count("cancelled")
+    return {
+        "first_candle": _iso(int(candles.ts_ms[0])),
+        "last_candle": _iso(int(candles.ts_ms[-1])),
+        "days": round(days, 3),
+        "cycles_per_day": round(trace.cycles_closed / days, 4) if days else 0.0,
+        "cancels_per_fill": round(cancels / fills, 4) if fills else None,
+        "in_market_pct": round(float(held.mean()) * 100, 2),
+        "loaded_pct": round(float((held & np.isnan(c.best_buy)).mean()) * 100, 2),
+        "at_rail_pct": round(float(at_rail.mean()) * 100, 2),
     }
 
 

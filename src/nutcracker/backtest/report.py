@@ -455,7 +455,8 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
         if key == "symbols" and isinstance(value, Mapping):
             for symbol, section in value.items():
                 flat: dict[str, Any] = {}
-                _flatten("", section, flat)
+                # the yardsticks get a table of their own (``_yardsticks_html``)
+                _flatten("", {k: v for k, v in section.items() if k != "baselines"}, flat)
                 per_symbol[str(symbol)] = flat
             continue
         _flatten(str(key), value, rows)
@@ -474,12 +475,41 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
         total = rows.get(key, "") if symbols else rows.get(key)
         parts.append(f"<tr><th>{esc(key)}</th>{''.join(cells)}<td>{esc(_scalar(total))}</td></tr>")
     parts.append("</tbody></table>")
+    parts.append(_yardsticks_html(summary))
     if "config" in summary:
         config = json.dumps(summary["config"], indent=2, default=str, sort_keys=False)
         parts.append(
             '<details id="config"><summary>effective configuration</summary>'
             f"<pre>{esc(config)}</pre></details>"
         )
+    return "".join(parts)
+
+
+def _yardsticks_html(summary: Mapping[str, Any]) -> str:
+    """Return, per symbol, the strategy beside buy-and-hold and the static grids on the same budget."""
+    esc = html.escape
+    parts: list[str] = []
+    symbols = summary.get("symbols")
+    if not isinstance(symbols, Mapping):
+        return ""
+    columns = ("return_pct", "max_drawdown_pct", "fills", "cycles", "fees_quote", "final_equity_quote")
+    for symbol, section in symbols.items():
+        baselines = section.get("baselines") if isinstance(section, Mapping) else None
+        if not isinstance(baselines, Mapping):
+            continue
+        mine = {**section, "cycles": section.get("cycles_closed")}
+        rows = [("strategy", mine), *((name.replace("_", " "), row) for name, row in baselines.items())]
+        parts.append(
+            f'<table class="nc-summary nc-yardsticks" id="yardsticks-{esc(str(symbol))}">'
+            f"<caption>{esc(str(symbol))}: the strategy against its yardsticks (same budget, fees "
+            "and fill rule)</caption><thead><tr><th>run</th>"
+        )
+        parts += [f"<th>{esc(c)}</th>" for c in columns]
+        parts.append("</tr></thead><tbody>")
+        for name, row in rows:
+            cells = "".join(f"<td>{esc(_scalar(row.get(c, '')))}</td>" for c in columns)
+            parts.append(f"<tr><th>{esc(name)}</th>{cells}</tr>")
+        parts.append("</tbody></table>")
     return "".join(parts)
 
 
