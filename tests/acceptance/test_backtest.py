@@ -67,6 +67,37 @@ def test_the_backtest_writes_the_output_contract(tmp_path: Path) -> None:
     assert all(f'id="{kind}-0"' in html for kind in ("price", "equity", "inventory", "cycles"))
 
 
+def test_every_backtest_reports_the_static_grids_and_buy_and_hold_beside_the_strategy(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    csv = data_dir / "binance_BTC-USDT_1m_20240726-20240825.csv.gz"
+    out = _backtest(tmp_path, ROOT / "examples" / "grid-btc-usdt.toml", "--data", str(csv))
+    section = json.loads((out / "summary.json").read_text())["symbols"]["BTC/USDT"]
+    baselines = section["baselines"]
+    assert set(baselines) == {"buy_and_hold", "static_grid_0.5pct", "static_grid_1pct", "static_grid_2pct"}
+    assert baselines["buy_and_hold"]["final_equity_quote"] == section["buy_and_hold_equity_quote"]
+    budget = Decimal(2000)  # the example's max_quote
+    for name in ("static_grid_0.5pct", "static_grid_1pct", "static_grid_2pct"):
+        grid = baselines[name]
+        assert grid["fills"] > 0, name  # a month of BTC crosses levels 0.5-2 % apart
+        assert grid["cycles"] <= grid["fills"]
+        expected = float((Decimal(grid["final_equity_quote"]) - budget) / budget * 100)
+        assert grid["return_pct"] == pytest.approx(expected, abs=1e-4)
+        assert Decimal(grid["lower"]) < Decimal(grid["upper"])
+    expected = float((Decimal(section["final_equity_quote"]) - budget) / budget * 100)
+    assert section["return_pct"] == pytest.approx(expected, abs=1e-4)
+    html = (out / "report.html").read_text()
+    assert all(f"static grid {pct} %" in html for pct in ("0.5", "1", "2"))
+    assert 'id="yardsticks-BTC/USDT"' in html
+    # what a trader reads first
+    assert section["first_candle"] == "2024-07-26 14:15 UTC"
+    assert section["days"] == pytest.approx(30.0, abs=0.01)
+    assert section["cycles_per_day"] == pytest.approx(section["cycles_closed"] / section["days"], rel=1e-3)
+    assert 0 <= section["loaded_pct"] <= section["in_market_pct"] <= 100
+    assert 0 <= section["at_rail_pct"] <= 100
+    assert section["cancels_per_fill"] is not None
+
+
 def test_two_runs_on_the_same_inputs_give_byte_identical_fills_and_orders(
     tmp_path: Path, data_dir: Path
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nutcracker.backtest.baseline import STATIC_GRID_SPACINGS_PPM, StaticGridResult, run_static_grid
 from nutcracker.backtest.report import ReportData, SymbolSeries, write_report
-from nutcracker.backtest.runner import BacktestResult, SymbolTrace
+from nutcracker.backtest.runner import BacktestResult, SymbolTrace, market_info
 from nutcracker.config import NutcrackerConfig
 from nutcracker.core.units import BU_PER_LOT
 
@@ -53,6 +55,7 @@ class Curves:
     best_buy: F64
     deepest_buy: F64
     best_sell: F64
+    static_grids: tuple[StaticGridResult, ...]  # the yardsticks, one per spacing
 
 
 def _steps(trace: SymbolTrace, values: list[int], n: int, before: float = 0.0) -> F64:
@@ -77,6 +80,9 @@ def curves(trace: SymbolTrace) -> Curves:
     held = _steps(trace, trace.held_lots, n) * lot
     equity = budget + _steps(trace, trace.cash_qu, n) * unit + held * close
     buy_and_hold = budget / close[0] * close if n else close
+    quote_budget = precision.qu_to_quote(params.rails.max_quote_qu)
+    info = market_info(params)
+    grids = tuple(run_static_grid(info, trace.candles, quote_budget, s) for s in STATIC_GRID_SPACINGS_PPM)
 
     def prices(values: list[int]) -> F64:
         out = _steps(trace, values, n) * tick
@@ -91,6 +97,7 @@ def curves(trace: SymbolTrace) -> Curves:
         prices(trace.max_buy),
         prices(trace.min_buy),
         prices(trace.min_sell),
+        grids,
     )
 
 
@@ -99,6 +106,39 @@ def _max_drawdown_pct(equity: F64) -> float:
         return 0.0
     peak = np.maximum.accumulate(equity)
     return float(np.max((peak - equity) / peak) * 100)
+
+
+def _return_pct(final: Decimal, budget: Decimal) -> float:
+    return round(float((final - budget) / budget * 100), 4) if budget else 0.0
+
+
+def baselines(c: Curves, budget: Decimal, buy_and_hold: Decimal) -> dict[str, Any]:
+    """Return the yardsticks of one symbol: buy-and-hold and the static grids, same budget and fees."""
+    out: dict[str, Any] = {
+        "buy_and_hold": {
+            "final_equity_quote": _plain(buy_and_hold),
+            "return_pct": _return_pct(buy_and_hold, budget),
+            "max_drawdown_pct": round(_max_drawdown_pct(c.buy_and_hold), 4),
+        }
+    }
+    for grid in c.static_grids:
+        out[f"static_grid_{grid.spacing_ppm / 10_000:g}pct"] = {
+            "levels": grid.levels,
+            "shape": grid.shape.value,
+            "lower": _plain(grid.lower),
+            "upper": _plain(grid.upper),
+            "fills": grid.fills,
+            "cycles": grid.cycles,
+            "fees_quote": _plain(grid.fees_quote.quantize(Decimal("1e-8"))),
+            "final_equity_quote": _plain(grid.final_equity_quote.quantize(Decimal("1e-8"))),
+            "return_pct": _return_pct(grid.final_equity_quote, budget),
+            "max_drawdown_pct": round(_max_drawdown_pct(grid.equity), 4),
+        }
+    return out
+
+
+def _iso(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _plain(value: Decimal) -> str:
@@ -118,6 +158,8 @@ def symbol_summary(result: BacktestResult, trace: SymbolTrace, c: Curves) -> dic
     held = precision.lots_to_qty(trace.held_lots[-1] if trace.held_lots else 0)
     cash = precision.qu_to_quote(trace.cash_qu[-1] if trace.cash_qu else 0)
     first_close = precision.ticks_to_price(int(trace.candles.close[0])) if n else Decimal(1)
+    final_equity = budget + cash + held * last_close
+    buy_and_hold = (budget / first_close * last_close).quantize(Decimal("1e-8"))
     return {
         "candles": n,
         "pulses": trace.pulses,
@@ -130,8 +172,9 @@ def symbol_summary(result: BacktestResult, trace: SymbolTrace, c: Curves) -> dic
         "max_inventory_base": _plain(precision.bu_to_base(trace.peak_held_bu)),
         "max_committed_quote": _plain(precision.qu_to_quote(max(trace.committed_qu, default=0))),
         "rail_violations": trace.rail_violations,
-        "final_equity_quote": _plain(budget + cash + held * last_close),
-        "buy_and_hold_equity_quote": _plain((budget / first_close * last_close).quantize(Decimal("1e-8"))),
+        "final_equity_quote": _plain(final_equity),
+        "return_pct": _return_pct(final_equity, budget),
+        "buy_and_hold_equity_quote": _plain(buy_and_hold),
         "max_drawdown_pct": round(_max_drawdown_pct(c.equity), 4),
         "open_orders_at_end": len(result.engine.open_orders(symbol)),
         "inventory_at_end_base": _plain(held),
@@ -142,6 +185,42 @@ def symbol_summary(result: BacktestResult, trace: SymbolTrace, c: Curves) -> dic
                 trace.inventory_bu - BU_PER_LOT * (trace.held_lots[-1] if trace.held_lots else 0)
             )
         ),
+        **time_shares(trace, c, [e.event for e in events]),
+        "baselines": baselines(c, budget, buy_and_hold),
+    }
+
+
+AT_RAIL = 0.95  # a rail counts as reached at this share of it: the next order would not fit
+
+
+def time_shares(trace: SymbolTrace, c: Curves, events: list[str]) -> dict[str, Any]:
+    """Return what a trader reads first: the dates, how often it traded, held, sat loaded or at a rail.
+
+    *In market*: inventory held. *Loaded*: inventory held and no buy resting (the ladder is not
+    working). *At a rail*: the inventory at >= 95 % of ``max_base`` or the committed quote at >= 95 %
+    of ``max_quote``. Shares are of the candles.
+    """
+    candles, params = trace.candles, trace.params
+    n = len(candles.ts_ms)
+    if n == 0:
+        return {}
+    precision = params.market.precision
+    days = n * candles.interval_ms / 86_400_000
+    max_base = float(precision.lots_to_qty(params.rails.max_base_lots))
+    max_quote = float(precision.qu_to_quote(params.rails.max_quote_qu))
+    held = c.inventory > 0
+    at_rail = (c.inventory >= AT_RAIL * max_base) | (c.committed >= AT_RAIL * max_quote)
+    fills = sum(1 for e in events if e in ("filled", "partially_filled"))
+    cancels = events.count("cancelled")
+    return {
+        "first_candle": _iso(int(candles.ts_ms[0])),
+        "last_candle": _iso(int(candles.ts_ms[-1])),
+        "days": round(days, 3),
+        "cycles_per_day": round(trace.cycles_closed / days, 4) if days else 0.0,
+        "cancels_per_fill": round(cancels / fills, 4) if fills else None,
+        "in_market_pct": round(float(held.mean()) * 100, 2),
+        "loaded_pct": round(float((held & np.isnan(c.best_buy)).mean()) * 100, 2),
+        "at_rail_pct": round(float(at_rail.mean()) * 100, 2),
     }
 
 
@@ -251,6 +330,7 @@ def report_data(
                 best_sell=c.best_sell,
                 equity_quote=c.equity,
                 buy_and_hold_quote=c.buy_and_hold,
+                baselines=tuple((g.label, g.equity) for g in c.static_grids),
                 inventory_base=c.inventory,
                 committed_quote=c.committed,
                 max_base=float(trace.params.market.precision.lots_to_qty(trace.params.rails.max_base_lots)),

@@ -4,7 +4,7 @@ Per symbol, four charts (each a ``<section class="nc-chart">`` with a stable id)
 
 - ``price-{i}``: the candles' high/low range and close, the Keltner bands, the resting grid (the
   highest and lowest resting buy, the lowest resting sell) and the fills;
-- ``equity-{i}``: the strategy's equity against buying and holding, in quote;
+- ``equity-{i}``: the strategy's equity against buying and holding and the static grids, in quote;
 - ``inventory-{i}``: the inventory (base) and the committed quote against their rails;
 - ``cycles-{i}``: a histogram of the closed cycles' net PnL.
 
@@ -109,12 +109,16 @@ class SymbolSeries:
     fill_price: F64
     cycle_pnl_quote: F64
     tick: float = 1.0  # the price of one unit of close, high, low and the Keltner bands
+    baselines: tuple[tuple[str, F64], ...] = ()  # named equity curves of the yardsticks, per candle
 
     def __post_init__(self) -> None:
         if self.interval_ms <= 0:
             raise ValueError(f"SymbolSeries({self.symbol}).interval_ms must be > 0, got {self.interval_ms}")
         _same_length(self, _CANDLE_FIELDS, "ts_ms")
         _same_length(self, _FILL_FIELDS, "fill_ts_ms")
+        for name, curve in self.baselines:
+            if np.ndim(curve) != 1 or len(curve) != len(self.ts_ms):
+                raise ValueError(f"SymbolSeries({self.symbol}) baseline {name!r} must be 1-d as ts_ms")
         if np.ndim(self.cycle_pnl_quote) != 1:
             raise ValueError(f"SymbolSeries({self.symbol}).cycle_pnl_quote must be 1-d")
         ts = np.asarray(self.ts_ms)
@@ -333,7 +337,13 @@ def _equity_figure(s: SymbolSeries, max_points: int) -> Figure:
         _line(s, s.equity_quote, "strategy equity", max_points, line={"color": "#2166ac"}),
         _line(s, s.buy_and_hold_quote, "buy and hold", max_points, line={"color": "#999999", "dash": "dot"}),
     ]
-    return {"data": traces, "layout": _layout(f"{s.symbol}: equity vs buy and hold (quote)", 360)}
+    for (name, curve), color in zip(s.baselines, _BASELINE_COLORS, strict=False):
+        traces.append(_line(s, curve, name, max_points, line={"color": color, "dash": "dash", "width": 1}))
+    title = "equity vs buy and hold and static grids" if s.baselines else "equity vs buy and hold"
+    return {"data": traces, "layout": _layout(f"{s.symbol}: {title} (quote)", 360)}
+
+
+_BASELINE_COLORS: Final = ("#b2df8a", "#33a02c", "#fb9a99", "#e31a1c")
 
 
 def _inventory_figure(s: SymbolSeries, max_points: int) -> Figure:
@@ -445,7 +455,8 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
         if key == "symbols" and isinstance(value, Mapping):
             for symbol, section in value.items():
                 flat: dict[str, Any] = {}
-                _flatten("", section, flat)
+                # the yardsticks get a table of their own (``_yardsticks_html``)
+                _flatten("", {k: v for k, v in section.items() if k != "baselines"}, flat)
                 per_symbol[str(symbol)] = flat
             continue
         _flatten(str(key), value, rows)
@@ -464,12 +475,41 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
         total = rows.get(key, "") if symbols else rows.get(key)
         parts.append(f"<tr><th>{esc(key)}</th>{''.join(cells)}<td>{esc(_scalar(total))}</td></tr>")
     parts.append("</tbody></table>")
+    parts.append(_yardsticks_html(summary))
     if "config" in summary:
         config = json.dumps(summary["config"], indent=2, default=str, sort_keys=False)
         parts.append(
             '<details id="config"><summary>effective configuration</summary>'
             f"<pre>{esc(config)}</pre></details>"
         )
+    return "".join(parts)
+
+
+def _yardsticks_html(summary: Mapping[str, Any]) -> str:
+    """Return, per symbol, the strategy beside buy-and-hold and the static grids on the same budget."""
+    esc = html.escape
+    parts: list[str] = []
+    symbols = summary.get("symbols")
+    if not isinstance(symbols, Mapping):
+        return ""
+    columns = ("return_pct", "max_drawdown_pct", "fills", "cycles", "fees_quote", "final_equity_quote")
+    for symbol, section in symbols.items():
+        baselines = section.get("baselines") if isinstance(section, Mapping) else None
+        if not isinstance(baselines, Mapping):
+            continue
+        mine = {**section, "cycles": section.get("cycles_closed")}
+        rows = [("strategy", mine), *((name.replace("_", " "), row) for name, row in baselines.items())]
+        parts.append(
+            f'<table class="nc-summary nc-yardsticks" id="yardsticks-{esc(str(symbol))}">'
+            f"<caption>{esc(str(symbol))}: the strategy against its yardsticks (same budget, fees "
+            "and fill rule)</caption><thead><tr><th>run</th>"
+        )
+        parts += [f"<th>{esc(c)}</th>" for c in columns]
+        parts.append("</tr></thead><tbody>")
+        for name, row in rows:
+            cells = "".join(f"<td>{esc(_scalar(row.get(c, '')))}</td>" for c in columns)
+            parts.append(f"<tr><th>{esc(name)}</th>{cells}</tr>")
+        parts.append("</tbody></table>")
     return "".join(parts)
 
 
