@@ -836,10 +836,14 @@ def _allowed_range(loc: tuple[int | str, ...]) -> str:
         return ""
     low = high = ""
     for bound in _bounds_of(field.metadata, field.annotation):
-        if isinstance(bound, Gt | Ge):
-            low = f"{_show(bound.gt if isinstance(bound, Gt) else bound.ge)} {'<' if isinstance(bound, Gt) else '<='} "
-        elif isinstance(bound, Lt | Le):
-            high = f" {'<' if isinstance(bound, Lt) else '<='} {_show(bound.lt if isinstance(bound, Lt) else bound.le)}"
+        if isinstance(bound, Gt):
+            low = f"{_show(bound.gt)} < "
+        elif isinstance(bound, Ge):
+            low = f"{_show(bound.ge)} <= "
+        elif isinstance(bound, Lt):
+            high = f" < {_show(bound.lt)}"
+        elif isinstance(bound, Le):
+            high = f" <= {_show(bound.le)}"
     return f" (allowed: {low}{loc[-1]}{high})" if low or high else ""
 
 
