@@ -596,6 +596,27 @@ def check_candles(arrays: CandleArrays) -> None:
     )
 
 
+_MS_FLOOR = 10**11  # 1973-03-03 in ms; 1e9..1e11 are 2001..5138 in *seconds*
+_MS_CEILING = 10**14  # 5138 in ms; 1.7e15 is 2023 in *microseconds*
+
+
+def _check_ms(path: Path, ts: I64) -> None:
+    """Refuse timestamps in seconds or microseconds: every file holds epoch milliseconds."""
+    if not len(ts):
+        return
+    low, high = int(ts.min()), int(ts.max())
+    if 0 < high < _MS_FLOOR:
+        raise DataError(
+            f"{path}: timestamps are in epoch seconds (e.g. {low}), not milliseconds; "
+            "fix: multiply them by 1000 (or download the file again with `nutcracker data download`)"
+        )
+    if low >= _MS_CEILING:
+        raise DataError(
+            f"{path}: timestamps are in epoch microseconds (e.g. {low}), not milliseconds; "
+            "fix: divide them by 1000"
+        )
+
+
 def _infer_interval(path: Path, ts: I64) -> int:
     """The file name's ``1m``/``5m`` if it says so (misaligned rows are then named), else the median step."""
     m = FILENAME_RE.match(path.name)
@@ -636,6 +657,7 @@ def load_candles_csv(
     p = Path(path)
     sym = _resolve_symbol(p, symbol)
     ts, o, h, lo, c, volume = _parse_candles(p, precision.tick, block_bytes)
+    _check_ms(p, ts)
     if interval_ms is None:
         ordered = len(ts) < 2 or bool((np.diff(ts) > 0).all())
         interval_ms = _infer_interval(p, ts) if ordered else 1  # else the ordering checks name the row
@@ -704,6 +726,7 @@ def load_trades_csv(
         t, (2,), ("amount",), precision.lot, "lot", faults, round_to_grid=round_qty_to_lot
     )
     faults.raise_first()
+    _check_ms(p, ts)
     ch, _ = t.chars(3)
     side = ch.view(f"S{ch.shape[1]}").ravel() if t.n else np.zeros(0, dtype="S4")
     is_buy = side == b"buy"
@@ -740,6 +763,7 @@ def load_bbo_csv(path: str | os.PathLike[str], precision: Precision, symbol: str
         t, (2, 4), ("bid_size", "ask_size"), precision.lot, "lot", faults, round_to_grid=True
     )
     faults.raise_first()
+    _check_ms(p, ts)
     row = _first_earlier(ts)
     if row is not None:
         raise t.fail(row, 0, "timestamp", "is earlier than the previous row's", "sort the rows by timestamp")
