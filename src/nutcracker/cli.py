@@ -293,6 +293,7 @@ def data_download(
     err = Console(stderr=True)
     try:
         since_ms, until_ms = _epoch_ms("--since", since), (_epoch_ms("--until", until) if until else None)
+        _check_timeframe(timeframe)
         if until_ms is not None and until_ms <= since_ms:
             raise ValueError(f"--until {until}: is not after --since {since}; give a later --until")
         client = getattr(ccxt, exchange)(
@@ -314,6 +315,15 @@ def data_download(
         )
         raise typer.Exit(code=1) from None
     Console().print(f"{rows} candles written to {out}", markup=False, highlight=False)
+
+
+def _check_timeframe(timeframe: str) -> None:
+    from nutcracker.marketdata.candles import timeframe_to_ms
+
+    try:
+        timeframe_to_ms(timeframe)
+    except ValueError as e:
+        raise ConfigError(f"--timeframe {timeframe}: {e}") from None
 
 
 def _epoch_ms(option: str, text: str) -> int:

@@ -230,6 +230,12 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         EXIT_CONFIG,
         ("--until 2025-05-01", "is not after --since"),
     ),
+    (
+        "data download: --timeframe 0m",
+        _download("--since", "2025-05-20", "--timeframe", "0m"),
+        EXIT_CONFIG,
+        ("--timeframe 0m", "unsupported timeframe"),
+    ),
     # --- sim-exchange --------------------------------------------------------------------------------
     ("sim-exchange: --speed nan", _sim("--speed", "nan"), EXIT_CONFIG, ("--speed nan", "0 < --speed <=")),
     ("sim-exchange: --speed inf", _sim("--speed", "inf"), EXIT_CONFIG, ("--speed inf", "0 < --speed <=")),
