@@ -60,6 +60,14 @@ def _candles(tmp: Path, name: str, rows: int = 600, *, seconds: bool = False, et
     return str(path)
 
 
+def _trades_in_seconds(tmp: Path) -> str:
+    path = tmp / "trades.csv"
+    path.write_text(
+        "timestamp,price,amount,side\n1700000000,60000.00,0.001,buy\n1700000001,60000.01,0.002,sell\n"
+    )
+    return str(path)
+
+
 def _accounts(tmp: Path) -> str:
     path = tmp / "accounts.toml"
     path.write_text(ACCOUNTS)
@@ -261,6 +269,12 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         lambda t: _backtest("--data", _candles(t, "btc.csv", seconds=True))(t),
         EXIT_CONFIG,
         ("btc.csv", "epoch seconds", "multiply them by 1000"),
+    ),
+    (
+        "backtest: trade prints in seconds",
+        lambda t: _backtest("--synthetic", "600", "--trades", _trades_in_seconds(t))(t),
+        EXIT_CONFIG,
+        ("trades.csv", "epoch seconds", "multiply them by 1000"),
     ),
     (
         "backtest: a file named for another symbol",

@@ -726,7 +726,6 @@ def load_trades_csv(
         t, (2,), ("amount",), precision.lot, "lot", faults, round_to_grid=round_qty_to_lot
     )
     faults.raise_first()
-    _check_ms(p, ts)
     ch, _ = t.chars(3)
     side = ch.view(f"S{ch.shape[1]}").ravel() if t.n else np.zeros(0, dtype="S4")
     is_buy = side == b"buy"
@@ -744,6 +743,7 @@ def load_trades_csv(
     row = _first(qty <= 0)
     if row is not None:
         raise t.fail(row, 2, "amount", "is not positive (in lots)", "drop the trade or check the lot size")
+    _check_ms(p, ts)  # after the row checks, which name a line
     return TradeArrays(ts, price, qty, np.asarray(is_buy, dtype=np.bool_), sym)
 
 
@@ -763,7 +763,6 @@ def load_bbo_csv(path: str | os.PathLike[str], precision: Precision, symbol: str
         t, (2, 4), ("bid_size", "ask_size"), precision.lot, "lot", faults, round_to_grid=True
     )
     faults.raise_first()
-    _check_ms(p, ts)
     row = _first_earlier(ts)
     if row is not None:
         raise t.fail(row, 0, "timestamp", "is earlier than the previous row's", "sort the rows by timestamp")
@@ -777,6 +776,7 @@ def load_bbo_csv(path: str | os.PathLike[str], precision: Precision, symbol: str
     if row is not None:
         col = 2 if bid_lots[row] < 0 else 4
         raise t.fail(row, col, "size", "is negative", "drop or repair the row")
+    _check_ms(p, ts)  # after the row checks, which name a line
     return BboArrays(ts, bid, bid_lots, ask, ask_lots, sym)
 
 
