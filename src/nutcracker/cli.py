@@ -17,6 +17,17 @@ from rich.table import Table
 
 from nutcracker.config import NutcrackerConfig, SymbolConfig, load_config
 from nutcracker.errors import ConfigError
+from nutcracker.ranges import (
+    CANDLES,
+    EPOCH_MS,
+    PULSE_INTERVAL,
+    PULSES,
+    SEED,
+    SPEED,
+    SYNTHETIC,
+    Range,
+    check_option,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,6 +67,16 @@ def config_check(
         _print_config(out, file, config)
     if failed:
         raise typer.Exit(code=EXIT_CONFIG)
+
+
+def _check_options(*checks: tuple[str, float | None, Range]) -> None:
+    """Refuse, before anything runs, an option value outside its documented range: one line, exit 2."""
+    try:
+        for name, value, allowed in checks:
+            check_option(name, value, allowed)
+    except ConfigError as e:
+        Console(stderr=True).print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=EXIT_CONFIG) from None
 
 
 def _print_config(console: Console, file: Path, config: NutcrackerConfig) -> None:
@@ -178,6 +199,7 @@ def backtest(
     ] = True,
 ) -> None:
     """Run the live decision code over historical (or synthetic) candles and write the results."""
+    _check_options(("--synthetic", synthetic, SYNTHETIC), ("--seed", seed, SEED))
     from nutcracker.backtest.data import assign_data, load_data, load_prints, load_quotes
     from nutcracker.backtest.output import write_outputs
     from nutcracker.backtest.runner import run_backtest
@@ -234,6 +256,7 @@ def demo(
     candles: Annotated[int, typer.Option(help="Candles to replay.")] = 2_400,
 ) -> None:
     """Run the demo: the live engine replays the example grid on the seeded synthetic market."""
+    _check_options(("--speed", speed, SPEED), ("--candles", candles, CANDLES))
     example = Path(__file__).resolve().parents[2] / "examples" / "grid-btc-usdt.toml"
     journal = out / "demo.db"
     out.mkdir(parents=True, exist_ok=True)
@@ -272,15 +295,18 @@ def data_download(
 
     err = Console(stderr=True)
     try:
-        since_ms, until_ms = _epoch_ms(since), (_epoch_ms(until) if until else None)
+        since_ms, until_ms = _epoch_ms("--since", since), (_epoch_ms("--until", until) if until else None)
+        _check_timeframe(timeframe)
+        if until_ms is not None and until_ms <= since_ms:
+            raise ValueError(f"--until {until}: is not after --since {since}; give a later --until")
         client = getattr(ccxt, exchange)(
             {
                 "enableRateLimit": False,
                 "options": {"fetchCurrencies": False, "fetchMarkets": {"types": ["spot"]}},
             }
         )
-    except (AttributeError, ValueError) as e:
-        err.print(f"✗ {e}", markup=False, highlight=False)
+    except (AttributeError, ValueError, ConfigError) as e:
+        err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=EXIT_CONFIG) from None
     if exchange_url:
         client.urls["api"] = rebase_urls(client.urls["api"], exchange_url.rstrip("/"))
@@ -297,17 +323,35 @@ def data_download(
     Console().print(f"{rows} candles written to {out}", markup=False, highlight=False)
 
 
-def _epoch_ms(text: str) -> int:
-    """Return epoch milliseconds from digits or an ISO UTC date/time."""
+def _check_timeframe(timeframe: str) -> None:
+    from nutcracker.marketdata.candles import timeframe_to_ms
+
+    try:
+        timeframe_to_ms(timeframe)
+    except ValueError as e:
+        raise ConfigError(f"--timeframe {timeframe}: {e}") from None
+
+
+def _epoch_ms(option: str, text: str) -> int:
+    """Return epoch milliseconds from digits or an ISO UTC date/time, refusing seconds and odd values."""
     from datetime import UTC, datetime
 
     if text.isdigit():
-        return int(text)
+        value = int(text)
+        if 10**9 <= value < 10**11:  # 2001..5138 in seconds, 1970 in milliseconds
+            raise ConfigError(
+                f"{option} {text}: looks like epoch seconds; give epoch milliseconds "
+                f"({value * 1000}) or a date like 2025-05-20"
+            )
+        check_option(option, value, EPOCH_MS)
+        return value
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as e:
-        raise ValueError(f"{text!r} is neither epoch milliseconds nor a date like 2025-05-20") from e
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+        raise ValueError(f"{option} {text!r}: neither epoch milliseconds nor a date like 2025-05-20") from e
+    value = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+    check_option(option, value, EPOCH_MS)
+    return value
 
 
 @app.command("run")
@@ -364,6 +408,14 @@ def run(
     ] = None,
 ) -> None:
     """Run the engine: replay on the simulated exchange, or paper and live through ccxt."""
+    _check_options(
+        ("--speed", speed, SPEED),
+        ("--candles", candles, CANDLES),
+        ("--synthetic", synthetic, SYNTHETIC),
+        ("--seed", seed, SEED),
+        ("--pulse-interval", pulse_interval, PULSE_INTERVAL),
+        ("--pulses", pulses, PULSES),
+    )
     err = Console(stderr=True)
     if mode == "replay":
         asyncio_run_replay(config_file, data or [], speed, candles, synthetic, seed, journal, out, headless)

@@ -13,10 +13,11 @@ import json
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 from pathlib import Path
 from typing import Annotated, Any, Final, Self, get_args, get_origin
 
+from annotated_types import Ge, Gt, Le, Lt
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -60,11 +61,34 @@ _SYMBOL = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)$")
 _ASSET = re.compile(r"^[A-Z0-9]+$")
 _NOT_IN_ORDER_ID = re.compile(r"[^A-Za-z0-9-]")
 
-PositiveDecimal = Annotated[Decimal, Field(gt=0)]
+# Allowed ranges (docs/configuration.md lists them). Every number is bounded before any arithmetic
+# uses it, so no value can overflow, lose precision or divide by zero further on.
+MAX_AMOUNT: Final = Decimal(10) ** 15  # any amount, in its asset
+MAX_UNITS: Final = 10**24  # an amount in the core's units (lots, quote units); per market
+MIN_STEP: Final = Decimal("1E-12")  # tick_size and lot_size
+MAX_STEP: Final = Decimal(10) ** 6
+MAX_OFFSET_BPS: Final = 5_000  # prices at most 50 % away from the reference, so never <= 0
+MAX_FEE_BPS: Final = 1_000  # 10 %: far above any exchange's maker fee
+MAX_PERIOD: Final = 10_000  # candles of indicator history
+MAX_CONFIRM_CLOSES: Final = 1_000
+MAX_ATR_MULTIPLE: Final = 100.0
+MIN_SCALE, MAX_SCALE = 0.1, 10.0  # martingale volume and step scales
+MAX_PCT: Final = 100
+MAX_PULSE_INTERVAL_S: Final = 86_400
+MAX_COOLDOWN_S: Final = 30 * 86_400
+
 NonNegativeDecimal = Annotated[Decimal, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
-NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+Amount = Annotated[Decimal, Field(gt=0, le=MAX_AMOUNT)]
+NonNegativeAmount = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT)]
+OffsetBps = Annotated[Decimal, Field(ge=0, le=MAX_OFFSET_BPS)]
+PositiveOffsetBps = Annotated[Decimal, Field(gt=0, le=MAX_OFFSET_BPS)]
+Step = Annotated[Decimal, Field(ge=MIN_STEP, le=MAX_STEP)]
+Period = Annotated[StrictInt, Field(ge=1, le=MAX_PERIOD)]
+Scale = Annotated[float, Field(strict=True, ge=MIN_SCALE, le=MAX_SCALE, allow_inf_nan=False)]
+AtrMultiple = Annotated[float, Field(strict=True, gt=0, le=MAX_ATR_MULTIPLE, allow_inf_nan=False)]
+Percent = Annotated[Decimal, Field(ge=0, le=MAX_PCT)]
+Cooldown = Annotated[StrictInt, Field(ge=0, le=MAX_COOLDOWN_S)]
 
 
 class _BrokenRulesError(ValueError):
@@ -101,7 +125,7 @@ class EngineConfig(_Section):
 
     id: str = Field(default="demo", examples=["demo"])
     cancel_on_shutdown: StrictBool = True
-    pulse_interval_s: PositiveInt = 60
+    pulse_interval_s: PositiveInt = Field(default=60, le=MAX_PULSE_INTERVAL_S)
 
     @field_validator("id")
     @classmethod
@@ -117,7 +141,7 @@ class EngineConfig(_Section):
 class PortfolioRailsConfig(_Section):
     """``[portfolio.<QUOTE>]``: a budget shared by every symbol that spends this quote asset."""
 
-    max_quote: PositiveDecimal = Field(examples=["8000"])
+    max_quote: Amount = Field(examples=["8000"])
 
 
 # --- one symbol -----------------------------------------------------------------------------------
@@ -128,10 +152,10 @@ class MarketConfig(_Section):
 
     exchange: str = Field(examples=["binance"])
     symbol: str = Field(examples=["BTC/USDT"])
-    tick_size: PositiveDecimal = Field(examples=["0.01"])
-    lot_size: PositiveDecimal = Field(examples=["0.00001"])
-    min_notional: NonNegativeDecimal = Field(examples=["5"])
-    maker_fee_bps: NonNegativeDecimal = Field(lt=10_000, examples=["10"])
+    tick_size: Step = Field(examples=["0.01"])
+    lot_size: Step = Field(examples=["0.00001"])
+    min_notional: NonNegativeAmount = Field(examples=["5"])
+    maker_fee_bps: NonNegativeDecimal = Field(le=MAX_FEE_BPS, examples=["10"])
     api_url: str | None = None
 
     @field_validator("exchange")
@@ -180,10 +204,10 @@ class MarketConfig(_Section):
 class RailsConfig(_Section):
     """``[symbol.rails]``: the hard inventory and quote limits of this symbol."""
 
-    max_base: PositiveDecimal = Field(examples=["0.1"])
-    max_quote: PositiveDecimal = Field(examples=["5000"])
-    reserve_base: NonNegativeDecimal = Decimal(0)
-    reserve_quote: NonNegativeDecimal = Decimal(0)
+    max_base: Amount = Field(examples=["0.1"])
+    max_quote: Amount = Field(examples=["5000"])
+    reserve_base: NonNegativeAmount = Decimal(0)
+    reserve_quote: NonNegativeAmount = Decimal(0)
 
     @model_validator(mode="after")
     def _reserves_below_limits(self) -> Self:
@@ -205,19 +229,19 @@ class RailsConfig(_Section):
 class ProfitConfig(_Section):
     """``[symbol.profit]``: the minimum net profit of a buy->sell cycle."""
 
-    min_net_bps: PositiveDecimal = Field(examples=["20"])
+    min_net_bps: PositiveOffsetBps = Field(examples=["20"])
 
 
 class KeltnerConfig(_Section):
     """``[symbol.keltner]``: the volatility bands (EMA mid ± multiplier·ATR) and the buy gate."""
 
     enabled: StrictBool = False
-    ema_period: PositiveInt = 20
-    atr_period: PositiveInt = 14
-    multiplier: PositiveFloat = 2.0
-    confirm_closes: PositiveInt = 2
-    hysteresis_bps: NonNegativeDecimal = Decimal(5)
-    long_period: PositiveInt = 240
+    ema_period: Period = 20
+    atr_period: Period = 14
+    multiplier: AtrMultiple = 2.0
+    confirm_closes: PositiveInt = Field(default=2, le=MAX_CONFIRM_CLOSES)
+    hysteresis_bps: OffsetBps = Decimal(5)
+    long_period: Period = 240
 
 
 class MeanReversionConfig(_Section):
@@ -231,9 +255,9 @@ class GridConfig(_Section):
 
     enabled: StrictBool = False
     levels: PositiveInt = Field(default=5, le=MAX_LADDER_LEVELS)
-    spacing_bps: PositiveDecimal | None = None
-    spacing_atr: PositiveFloat | None = None
-    order_quote: PositiveDecimal | None = Field(default=None, examples=["100"])
+    spacing_bps: PositiveOffsetBps | None = None
+    spacing_atr: AtrMultiple | None = None
+    order_quote: Amount | None = Field(default=None, examples=["100"])
     trailing_up: StrictBool = True
     trailing_down: StrictBool = False
 
@@ -242,8 +266,8 @@ class MartingaleConfig(_Section):
     """``[symbol.martingale]``: deeper ladder levels farther apart and larger, exited together."""
 
     enabled: StrictBool = False
-    volume_scale: PositiveFloat = 1.5
-    step_scale: PositiveFloat = 1.2
+    volume_scale: Scale = 1.5
+    step_scale: Scale = 1.2
     max_steps: PositiveInt = Field(default=4, le=MAX_LADDER_LEVELS - 1)
 
 
@@ -251,22 +275,22 @@ class MarketMakingConfig(_Section):
     """``[symbol.market_making]``: quote both sides around the mean, skewed toward a target inventory."""
 
     enabled: StrictBool = False
-    half_spread_bps: PositiveDecimal = Decimal(25)
-    inventory_target: NonNegativeDecimal = Decimal(0)
-    skew_bps: NonNegativeDecimal = Decimal(20)
+    half_spread_bps: PositiveOffsetBps = Decimal(25)
+    inventory_target: NonNegativeAmount = Decimal(0)
+    skew_bps: OffsetBps = Decimal(20)
 
 
 class DepthConfig(_Section):
     """``[symbol.depth]``: how far behind the top of book orders rest."""
 
-    offset_bps: NonNegativeDecimal = Decimal(0)
+    offset_bps: OffsetBps = Decimal(0)
 
 
 class VolatilityConfig(_Section):
     """``[symbol.volatility]``: the backstop on ATR% (ATR as a percentage of price); 0 = off."""
 
-    max_atr_pct: NonNegativeDecimal = Decimal("1.0")
-    min_atr_pct: NonNegativeDecimal = Decimal(0)
+    max_atr_pct: Percent = Decimal("1.0")
+    min_atr_pct: Percent = Decimal(0)
 
     @model_validator(mode="after")
     def _band_is_not_empty(self) -> Self:
@@ -284,15 +308,15 @@ class VolatilityConfig(_Section):
 class CooldownConfig(_Section):
     """``[symbol.cooldown]``: seconds to wait after a fill before placing again on that side."""
 
-    buy_s: NonNegativeInt = 0
-    sell_s: NonNegativeInt = 0
+    buy_s: Cooldown = 0
+    sell_s: Cooldown = 0
 
 
 class OrdersConfig(_Section):
     """``[symbol.orders]``: when to move and when to purge resting orders."""
 
-    requote_bps: NonNegativeDecimal = Decimal(10)
-    purge_bps: NonNegativeDecimal = Decimal(300)
+    requote_bps: OffsetBps = Decimal(10)
+    purge_bps: OffsetBps = Decimal(300)
 
 
 class SymbolConfig(_Section):
@@ -344,9 +368,17 @@ class SymbolConfig(_Section):
             raise ConfigError(_format_problems(self.market.symbol, problems))
         return params
 
+    @property
+    def warmup_candles(self) -> int:
+        """Return how many candles the indicators need before the first pulse that can trade."""
+        k = self.keltner
+        return max(k.ema_period, k.atr_period + 1, k.long_period)
+
     @model_validator(mode="after")
     def _check_rules(self) -> Self:
         problems = _Problems()
+        self._check_units(problems)
+        problems.raise_any()  # the checks below compute with these amounts
         self._check_strategy(problems)
         self._check_cycle_spreads(problems)
         if self.grid.order_quote is not None:
@@ -355,6 +387,29 @@ class SymbolConfig(_Section):
             problems.add(field, text)
         problems.raise_any()
         return self
+
+    def _check_units(self, problems: _Problems) -> None:
+        """Refuse amounts above ``MAX_UNITS`` of the market's units: the core counts them exactly."""
+        market, rails, grid = self.market, self.rails, self.grid
+        base = (market.base, market.lot_size, "lot_size")
+        quote = (market.quote, market.precision.quote_unit, "quote unit (tick_size × lot_size / 10^6)")
+        for field, amount, (asset, unit, what) in (
+            ("market.min_notional", market.min_notional, quote),
+            ("rails.max_base", rails.max_base, base),
+            ("rails.max_quote", rails.max_quote, quote),
+            ("rails.reserve_base", rails.reserve_base, base),
+            ("rails.reserve_quote", rails.reserve_quote, quote),
+            ("grid.order_quote", grid.order_quote or Decimal(0), quote),
+            ("market_making.inventory_target", self.market_making.inventory_target, base),
+        ):
+            limit = unit * MAX_UNITS
+            if amount > limit:
+                problems.add(
+                    field,
+                    f"{_fmt(amount)} {asset} is above the largest amount the engine counts exactly on this "
+                    f"market, {_fmt(limit)} {asset} (10^24 × the {what} {unit:E}); lower it "
+                    f"(allowed: {_fmt(limit)} {asset} at most)",
+                )
 
     def _check_strategy(self, problems: _Problems) -> None:
         grid, martingale = self.grid, self.martingale
@@ -421,14 +476,16 @@ class SymbolConfig(_Section):
             factor = _decimal(martingale.volume_scale) ** martingale.max_steps
             smallest = order_quote * factor
             if smallest < market.min_notional:
-                needed = (market.min_notional / factor).quantize(_CENT, rounding=ROUND_CEILING)
+                needed = _ceil_cent(market.min_notional / factor)
+                raise_order = (
+                    f"raise grid.order_quote to at least {_fmt(needed)}, " if needed <= MAX_AMOUNT else ""
+                )
                 problems.add(
                     "martingale.volume_scale",
                     f"the smallest martingale order (step {martingale.max_steps}: order_quote "
                     f"{_fmt(order_quote)} × {martingale.volume_scale}^{martingale.max_steps} = "
                     f"{_fmt(smallest.quantize(_CENT))} {quote}) is below market.min_notional "
-                    f"{min_notional} {quote}; raise grid.order_quote to at least {_fmt(needed)}, raise "
-                    "volume_scale, or lower max_steps",
+                    f"{min_notional} {quote}; {raise_order}raise volume_scale, or lower max_steps",
                 )
         ladder, levels = self.ladder_quote(), self.ladder_levels
         if ladder > rails.max_quote:
@@ -439,12 +496,15 @@ class SymbolConfig(_Section):
             else:
                 how = f"{levels} level{'s' if levels > 1 else ''} × order_quote {_fmt(order_quote)}"
                 lower = "grid.order_quote or grid.levels" if self.grid.enabled else "grid.order_quote"
-            needed = ladder.quantize(_CENT, rounding=ROUND_CEILING)
+            needed = _ceil_cent(ladder)
+            raise_rail = (
+                f"raise rails.max_quote to at least {_fmt(needed)} or " if needed <= MAX_AMOUNT else ""
+            )
             problems.add(
                 "rails.max_quote",
-                f"the buy ladder needs {_fmt(needed)} {quote} ({how}) but rails.max_quote is "
-                f"{_fmt(rails.max_quote)} {quote}; raise rails.max_quote to at least {_fmt(needed)} "
-                f"or lower {lower}",
+                f"the buy ladder needs {_fmt(needed) if raise_rail else f'{needed:.3E}'} {quote} ({how}) "
+                f"but rails.max_quote is "
+                f"{_fmt(rails.max_quote)} {quote}; {raise_rail}lower {lower}",
             )
         target = self.market_making.inventory_target
         if self.market_making.enabled and target > rails.max_base:
@@ -755,15 +815,44 @@ def _describe(kind: str, loc: tuple[int | str, ...], item: Mapping[str, Any]) ->
         return _problem_line(path, _missing(loc))
     if kind == "value_error":
         return _problem_line(path, str(ctx.get("error", item["msg"])))
+    allowed = _allowed_range(loc)
     if kind in _EXPECTED_TYPES:
-        return _problem_line(
-            path, f"expected {_EXPECTED_TYPES[kind]}, got {_show(value)}; change it to that type"
-        )
+        fix = "give a number in range" if kind == "finite_number" else "change it to that type"
+        return _problem_line(path, f"expected {_EXPECTED_TYPES[kind]}, got {_show(value)}; {fix}{allowed}")
     if kind in _BOUNDS:
-        limit = next(iter(ctx.values()))
+        limit = _show(next(iter(ctx.values())))
         problem, fix = _BOUNDS[kind]
-        return _problem_line(path, f"{problem.format(limit)}, got {_show(value)}; {fix.format(limit)}")
-    return _problem_line(path, f"{item['msg']} (got {_show(value)})")
+        return _problem_line(
+            path, f"{problem.format(limit)}, got {_show(value)}; {fix.format(limit)}{allowed}"
+        )
+    return _problem_line(path, f"{item['msg']} (got {_show(value)}){allowed}")
+
+
+def _allowed_range(loc: tuple[int | str, ...]) -> str:
+    """Return `` (allowed: 0 < key <= 5000)`` from the bounds declared on the field at ``loc``, if any."""
+    model = _model_at(loc[:-1])
+    field = model.model_fields.get(str(loc[-1])) if model is not None else None
+    if field is None:
+        return ""
+    low = high = ""
+    for bound in _bounds_of(field.metadata, field.annotation):
+        if isinstance(bound, Gt):
+            low = f"{_show(bound.gt)} < "
+        elif isinstance(bound, Ge):
+            low = f"{_show(bound.ge)} <= "
+        elif isinstance(bound, Lt):
+            high = f" < {_show(bound.lt)}"
+        elif isinstance(bound, Le):
+            high = f" <= {_show(bound.le)}"
+    return f" (allowed: {low}{loc[-1]}{high})" if low or high else ""
+
+
+def _bounds_of(metadata: list[Any], annotation: Any) -> Iterator[Any]:
+    """Yield the annotated-types bounds of a field, also those inside ``Annotated[...] | None``."""
+    yield from metadata
+    for arg in get_args(annotation):
+        for extra in getattr(arg, "__metadata__", ()):
+            yield from getattr(extra, "metadata", ())
 
 
 def _unknown_key(loc: tuple[int | str, ...]) -> str:
@@ -835,12 +924,23 @@ def _show(value: Any) -> str:
         return "a table"
     if isinstance(value, list | tuple):
         return "an array"
+    if isinstance(value, Decimal) and value.is_finite():
+        return _fmt(value)
+    if isinstance(value, int) and abs(value) >= 10**16:
+        return f"{value:.3g}"  # a 30-digit integer is unreadable
     return str(value)
 
 
 def _fmt(value: Decimal) -> str:
     """Return ``value`` in plain notation without trailing zeros (``1E+3`` -> ``1000``)."""
     return f"{value.normalize():f}"
+
+
+def _ceil_cent(value: Decimal) -> Decimal:
+    """Return ``value`` rounded up to a multiple of 0.01, exactly however large it is."""
+    with localcontext() as context:
+        context.prec = max(context.prec, value.adjusted() + 4)
+        return value.quantize(_CENT, rounding=ROUND_CEILING)
 
 
 def _just_above(value: Decimal) -> Decimal:

@@ -454,7 +454,82 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], object], tuple[str, ...]]]
         lambda d: sym(d)["grid"].update(levels=500),
         ("symbol[0].grid.levels", "must be at most 100", "set a value of 100 or less"),
     ),
+    *[
+        (
+            f"out of range: {section}.{key} = {value!r}",
+            lambda d, section=section, key=key, value=value: _set(d, section, key, value),
+            (f"{'engine' if section == 'engine' else 'symbol[0].' + section}.{key}", *fragments),
+        )
+        for section, key, value, fragments in [
+            # issue 11 item 12: each used to end in a traceback or be silently accepted
+            ("profit", "min_net_bps", 1e30, ("must be at most 5000", "(allowed: 0 < min_net_bps <= 5000)")),
+            ("profit", "min_net_bps", 10**30, ("got 1e+30", "(allowed: 0 < min_net_bps <= 5000)")),
+            ("profit", "min_net_bps", float("nan"), ("expected a finite number, got nan", "<= 5000)")),
+            ("profit", "min_net_bps", "Infinity", ("expected a finite number", "<= 5000)")),
+            ("rails", "max_quote", 1e21, ("at most 1000000000000000", "(allowed: 0 < max_quote <=")),
+            ("rails", "max_quote", "1e12", ("above the largest amount", "100000000000 USDT at most")),
+            ("rails", "max_quote", float("inf"), ("expected a finite number", "0 < max_quote")),
+            ("rails", "max_base", 1e30, ("(allowed: 0 < max_base <= 1000000000000000)",)),
+            ("rails", "reserve_quote", float("nan"), ("expected a finite number",)),
+            ("rails", "reserve_base", -1, ("(allowed: 0 <= reserve_base <=",)),
+            ("market", "tick_size", "1e-30", ("(allowed: 0.000000000001 <= tick_size <= 1000000)",)),
+            ("market", "lot_size", 1e7, ("(allowed: 0.000000000001 <= lot_size <= 1000000)",)),
+            ("market", "min_notional", 1e21, ("(allowed: 0 <= min_notional <=",)),
+            ("market", "maker_fee_bps", "5000", ("(allowed: 0 <= maker_fee_bps <= 1000)",)),
+            ("market", "maker_fee_bps", float("nan"), ("expected a finite number",)),
+            ("keltner", "ema_period", 0, ("(allowed: 1 <= ema_period <= 10000)",)),
+            ("keltner", "ema_period", 10**30, ("(allowed: 1 <= ema_period <= 10000)",)),
+            ("keltner", "atr_period", 10**6, ("(allowed: 1 <= atr_period <= 10000)",)),
+            ("keltner", "long_period", 10**9, ("(allowed: 1 <= long_period <= 10000)",)),
+            ("keltner", "confirm_closes", 10**30, ("(allowed: 1 <= confirm_closes <= 1000)",)),
+            ("keltner", "multiplier", 1e30, ("(allowed: 0 < multiplier <= 100.0)",)),
+            ("keltner", "multiplier", float("nan"), ("expected a finite number",)),
+            ("keltner", "hysteresis_bps", 1e30, ("(allowed: 0 <= hysteresis_bps <= 5000)",)),
+            ("grid", "spacing_bps", "1e21", ("(allowed: 0 < spacing_bps <= 5000)",)),
+            ("grid", "order_quote", 1e30, ("(allowed: 0 < order_quote <= 1000000000000000)",)),
+            ("martingale", "volume_scale", 1e6, ("(allowed: 0.1 <= volume_scale <= 10.0)",)),
+            ("martingale", "volume_scale", 0.001, ("(allowed: 0.1 <= volume_scale <= 10.0)",)),
+            ("martingale", "step_scale", 1e30, ("(allowed: 0.1 <= step_scale <= 10.0)",)),
+            ("martingale", "max_steps", 1000, ("(allowed: 1 <= max_steps <= 99)",)),
+            ("market_making", "half_spread_bps", "10000", ("(allowed: 0 < half_spread_bps <= 5000)",)),
+            ("market_making", "skew_bps", 1e30, ("(allowed: 0 <= skew_bps <= 5000)",)),
+            ("market_making", "inventory_target", 1e30, ("(allowed: 0 <= inventory_target <=",)),
+            ("depth", "offset_bps", "10000", ("(allowed: 0 <= offset_bps <= 5000)",)),
+            ("volatility", "max_atr_pct", 1e30, ("(allowed: 0 <= max_atr_pct <= 100)",)),
+            ("volatility", "min_atr_pct", -1, ("(allowed: 0 <= min_atr_pct <= 100)",)),
+            ("cooldown", "buy_s", 10**30, ("(allowed: 0 <= buy_s <= 2592000)",)),
+            ("cooldown", "sell_s", -1, ("(allowed: 0 <= sell_s <= 2592000)",)),
+            ("orders", "requote_bps", 1e30, ("(allowed: 0 <= requote_bps <= 5000)",)),
+            ("orders", "purge_bps", "10000", ("(allowed: 0 <= purge_bps <= 5000)",)),
+            ("engine", "pulse_interval_s", 0, ("(allowed: 1 <= pulse_interval_s <= 86400)",)),
+            ("engine", "pulse_interval_s", 10**30, ("(allowed: 1 <= pulse_interval_s <= 86400)",)),
+        ]
+    ],
+    (
+        "portfolio budget out of range",
+        lambda d: d.update(portfolio={"USDT": {"max_quote": 1e30}}),
+        ("portfolio.USDT.max_quote", "(allowed: 0 < max_quote <= 1000000000000000)"),
+    ),
+    (
+        "a rail finer than the market can count",
+        lambda d: (sym(d)["market"].update(tick_size="1e-9"), sym(d)["rails"].update(max_quote="100000")),
+        (
+            "symbol[0].rails.max_quote",
+            "above the largest amount the engine counts exactly",
+            "10000 USDT at most",
+        ),
+    ),
+    (
+        "an astronomically large martingale ladder",
+        lambda d: sym(d).update(martingale={"enabled": True, "volume_scale": 10.0, "max_steps": 99}),
+        ("symbol[0].rails.max_quote", "the buy ladder needs 2.222E+101 USDT", "lower grid.order_quote"),
+    ),
 ]
+
+
+def _set(data: dict[str, Any], section: str, key: str, value: object) -> None:
+    target = data.setdefault("engine", {}) if section == "engine" else sym(data).setdefault(section, {})
+    target[key] = value
 
 
 @pytest.mark.parametrize(("change", "expected"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES])

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from nutcracker.config import NutcrackerConfig
+from nutcracker.config import NutcrackerConfig, SymbolConfig
 from nutcracker.errors import ConfigError
 from nutcracker.marketdata.candles import (
+    FILENAME_RE,
     BboArrays,
     CandleArrays,
     TradeArrays,
@@ -35,6 +36,13 @@ def assign_data(config: NutcrackerConfig, specs: Sequence[str], option: str = "-
             symbol, file = spec.split("=", 1)
         elif len(symbols) == 1 and len(specs) == 1:
             symbol, file = symbols[0], spec
+            named = FILENAME_RE.match(Path(spec).name)
+            if named is not None and f"{named['base']}/{named['quote']}" != symbol:
+                other = f"{named['base']}/{named['quote']}"
+                raise ConfigError(
+                    f"{option} {spec}: the file name says {other} but the config trades {symbol}; give "
+                    f"the {symbol} file, or write {option} {symbol}={spec} if the name is wrong"
+                )
         else:
             file = spec
             try:
@@ -48,6 +56,14 @@ def assign_data(config: NutcrackerConfig, specs: Sequence[str], option: str = "-
                 f"{option} {spec}: {symbol} already has {out[symbol]}; give one file per symbol"
             )
         out[symbol] = Path(file)
+    missing = [symbol for symbol in symbols if symbol not in out]
+    if option == "--data" and out and missing:
+        # A backtest mixing real and synthetic markets measures nothing; refuse rather than guess.
+        raise ConfigError(
+            f"--data: {', '.join(missing)} has no file (given: {', '.join(out)}); without one it would "
+            f"run on the synthetic market: add --data {missing[0]}=FILE for every symbol, or remove "
+            "the symbol from the config"
+        )
     return out
 
 
@@ -60,13 +76,36 @@ def load_data(
         market = symbol.market
         path = files.get(market.symbol)
         if path is not None:
-            data[market.symbol] = load_candles_csv(path, market.precision, market.symbol)
+            data[market.symbol] = candles = load_candles_csv(path, market.precision, market.symbol)
+            source = f"{path}: {len(candles)} candles"
         else:
             start = _START_PRICES.get(market.base, Decimal(100))
+            if start < market.tick_size:
+                raise ConfigError(
+                    f"--synthetic: the synthetic {market.symbol} market starts at {start} {market.quote}, "
+                    f"below one tick ({market.tick_size}); give real candles with --data"
+                )
             data[market.symbol] = synthetic_candles(
                 seed + n, synthetic, start, market.precision, symbol=market.symbol
             )
+            source = f"--synthetic {synthetic}"
+        _check_warmup(symbol, len(data[market.symbol]), source)
     return data
+
+
+def _check_warmup(symbol: SymbolConfig, count: int, source: str) -> None:
+    """Refuse data shorter than the indicators' warm-up: not one pulse could trade on it."""
+    needed = symbol.warmup_candles
+    if count < needed:
+        k = symbol.keltner
+        periods = (
+            f"keltner.ema_period = {k.ema_period}, keltner.atr_period = {k.atr_period}, "
+            f"keltner.long_period = {k.long_period}"
+        )
+        raise ConfigError(
+            f"{source}: {symbol.market.symbol} needs at least {needed} candles to warm up its indicators "
+            f"({periods}); give a longer file or lower the periods"
+        )
 
 
 def load_prints(config: NutcrackerConfig, files: dict[str, Path]) -> dict[str, TradeArrays]:

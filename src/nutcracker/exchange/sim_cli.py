@@ -29,6 +29,7 @@ from nutcracker.exchange.sim_accounts import DataError, MarketSpec, load_market,
 from nutcracker.exchange.sim_limits import RateLimits
 from nutcracker.exchange.sim_server import DEFAULT_TIMEOUT_MS, FaultRule, SimServer
 from nutcracker.marketdata.candles import symbol_from_filename
+from nutcracker.ranges import FAULT_TIMEOUT_MS, SEED, SIM_SPEED, WARMUP, check_option
 
 EXIT_CONFIG = 2  # the same code as ``nutcracker.cli.EXIT_CONFIG`` (adapters cannot import the CLI)
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+$")
@@ -179,6 +180,10 @@ def _build(
         raise ConfigError(f"--fault-timeout-ms {timeout_ms}: give a number of ms between 0 and 600000")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port}: give a TCP port between 0 and 65535")
+    check_option("--speed", speed, SIM_SPEED)  # NaN and infinities too
+    check_option("--fault-timeout-ms", timeout_ms, FAULT_TIMEOUT_MS)
+    check_option("--seed", seed, SEED)
+    check_option("--warmup", warmup, WARMUP)
     if not data:
         raise ConfigError("--data: give at least one candle file")
     setup = load_sim_setup(accounts)
@@ -194,6 +199,11 @@ def _build(
         if spec.symbol in markets:
             raise ConfigError(f"--data {item}: {spec.symbol} is given twice; one file per symbol")
         markets[spec.symbol] = spec
+    shortest = min(len(m.candles.ts_ms) for m in markets.values())
+    if warmup > shortest:
+        raise ConfigError(
+            f"--warmup {warmup}: the shortest data file has {shortest} candles; give at most that"
+        )
     starts = {s: int(m.candles.ts_ms[0]) for s, m in markets.items()}
     ends = {s: int(m.candles.ts_ms[-1]) for s, m in markets.items()}
     if max(starts.values()) > min(ends.values()):

@@ -596,6 +596,27 @@ def check_candles(arrays: CandleArrays) -> None:
     )
 
 
+_MS_FLOOR = 10**11  # 1973-03-03 in ms; 1e9..1e11 are 2001..5138 in *seconds*
+_MS_CEILING = 10**14  # 5138 in ms; 1.7e15 is 2023 in *microseconds*
+
+
+def _check_ms(path: Path, ts: I64) -> None:
+    """Refuse timestamps in seconds or microseconds: every file holds epoch milliseconds."""
+    if not len(ts):
+        return
+    low, high = int(ts.min()), int(ts.max())
+    if 0 < high < _MS_FLOOR:
+        raise DataError(
+            f"{path}: timestamps are in epoch seconds (e.g. {low}), not milliseconds; "
+            "fix: multiply them by 1000 (or download the file again with `nutcracker data download`)"
+        )
+    if low >= _MS_CEILING:
+        raise DataError(
+            f"{path}: timestamps are in epoch microseconds (e.g. {low}), not milliseconds; "
+            "fix: divide them by 1000"
+        )
+
+
 def _infer_interval(path: Path, ts: I64) -> int:
     """The file name's ``1m``/``5m`` if it says so (misaligned rows are then named), else the median step."""
     m = FILENAME_RE.match(path.name)
@@ -636,6 +657,7 @@ def load_candles_csv(
     p = Path(path)
     sym = _resolve_symbol(p, symbol)
     ts, o, h, lo, c, volume = _parse_candles(p, precision.tick, block_bytes)
+    _check_ms(p, ts)
     if interval_ms is None:
         ordered = len(ts) < 2 or bool((np.diff(ts) > 0).all())
         interval_ms = _infer_interval(p, ts) if ordered else 1  # else the ordering checks name the row
@@ -721,6 +743,7 @@ def load_trades_csv(
     row = _first(qty <= 0)
     if row is not None:
         raise t.fail(row, 2, "amount", "is not positive (in lots)", "drop the trade or check the lot size")
+    _check_ms(p, ts)  # after the row checks, which name a line
     return TradeArrays(ts, price, qty, np.asarray(is_buy, dtype=np.bool_), sym)
 
 
@@ -753,6 +776,7 @@ def load_bbo_csv(path: str | os.PathLike[str], precision: Precision, symbol: str
     if row is not None:
         col = 2 if bid_lots[row] < 0 else 4
         raise t.fail(row, col, "size", "is negative", "drop or repair the row")
+    _check_ms(p, ts)  # after the row checks, which name a line
     return BboArrays(ts, bid, bid_lots, ask, ask_lots, sym)
 
 

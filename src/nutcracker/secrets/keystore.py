@@ -9,6 +9,13 @@ The 256-bit key is derived from a passphrase with scrypt over a random 16-byte s
 stored key) is sealed with AES-256-GCM under a random 12-byte nonce, with the rest of the envelope as
 associated data. Every write draws a fresh salt and nonce. Any changed byte is refused: the envelope
 must parse, be in canonical form, and authenticate.
+
+The cost is OWASP's minimum for scrypt (n = 2^17, r = 8, p = 1: 128 MiB, about 0.4 s). A keystore
+written with a lower cost (n = 2^15 before) is re-encrypted with the current one, atomically, on its
+next successful unlock. Wrong passphrases are throttled across processes: a counter beside the file
+(``.keystore.json.failures``, mode 0600) makes the attempt after k failures wait
+``min(2^(k-1), 300)`` seconds after the last one; a correct passphrase clears it. Attempts are
+serialised on that file, so parallel processes cannot guess faster either.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -41,7 +49,7 @@ FORMAT: Final = "nutcracker-keystore"
 VERSION: Final = 1
 CIPHER: Final = "aes-256-gcm"
 KDF: Final = "scrypt"
-DEFAULT_SCRYPT_N: Final = 2**15  # 32 MiB with r=8: about 0.1 s per derivation
+DEFAULT_SCRYPT_N: Final = 2**17  # OWASP's minimum; 128 MiB with r=8: about 0.4 s per derivation
 SCRYPT_R: Final = 8
 SCRYPT_P: Final = 1
 MIN_SCRYPT_N: Final = 2**10
@@ -52,6 +60,9 @@ SALT_BYTES: Final = 16
 NONCE_BYTES: Final = 12
 KEY_BYTES: Final = 32
 FILE_MODE: Final = 0o600
+FAILURES_SUFFIX: Final = ".failures"  # the wrong-passphrase counter: ``.<keystore name>.failures``
+FIRST_DELAY_S: Final = 1.0  # wait before the attempt after the first failure; doubles per failure
+MAX_DELAY_S: Final = 300.0
 
 # Return the passphrase; the argument is True when it will protect a new keystore (ask twice).
 PassphraseSource = Callable[[bool], SecretStr]
@@ -106,13 +117,22 @@ class KeystoreSecretStore:
         *,
         passphrase: PassphraseSource = passphrase_from_env_or_prompt,
         scrypt_n: int = DEFAULT_SCRYPT_N,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """Open (lazily) the keystore at ``path``; ``scrypt_n`` sets the cost of the next writes."""
+        """Open (lazily) the keystore at ``path``.
+
+        ``scrypt_n`` sets the cost of the next writes and the cost below which a keystore is
+        re-encrypted on unlock; only tests lower it, for speed. ``clock`` (wall time, seconds: the
+        throttle outlives the process) and ``sleep`` time the wait after wrong passphrases.
+        """
         _check_scrypt_params(scrypt_n, SCRYPT_R, SCRYPT_P, where="scrypt_n")
         self._path = (path or default_keystore_path()).expanduser()
         self._passphrase_source = passphrase
         self._passphrase: SecretStr | None = None
         self._scrypt_n = scrypt_n
+        self._clock = clock
+        self._sleep = sleep
 
     @property
     def path(self) -> Path:
@@ -139,7 +159,7 @@ class KeystoreSecretStore:
         """Store ``credentials`` under their name; refuse to overwrite unless ``replace``."""
         register_credentials(credentials)
         with self._write_lock():
-            keys = self._read()
+            keys = self._read(upgrade=False)
             if credentials.name in keys and not replace:
                 raise SecretsError(
                     f"a key named {credentials.name!r} is already in the keystore {self._path}: "
@@ -151,7 +171,7 @@ class KeystoreSecretStore:
     def remove(self, name: str) -> None:
         """Delete the key stored under ``name``; raise ``SecretsError`` if there is none."""
         with self._write_lock():
-            keys = self._read()
+            keys = self._read(upgrade=False)
             if name not in keys:
                 raise SecretsError(f"no key named {name!r} in the keystore {self._path}")
             del keys[name]
@@ -163,29 +183,53 @@ class KeystoreSecretStore:
 
     # --- file format ---------------------------------------------------------------------------
 
-    def _read(self) -> dict[str, ApiCredentials]:
+    def _read(self, *, upgrade: bool = True) -> dict[str, ApiCredentials]:
         try:
             raw = self._read_bytes()
         except FileNotFoundError:
             return {}
         envelope = _parse_envelope(raw, self._path)
+        keys = _parse_payload(self._decrypt(envelope), self._path)
+        if upgrade and envelope["kdf"]["n"] < self._scrypt_n:
+            self._upgrade(raw, keys)
+        return keys
+
+    def _decrypt(self, envelope: dict[str, Any]) -> bytes:
+        """Return the payload; a wrong passphrase counts as a failure and later attempts wait."""
         kdf = envelope["kdf"]
-        key = self._derive(
-            _b64(envelope["salt"], "salt", self._path), kdf["n"], kdf["r"], kdf["p"], new=False
-        )
-        try:
-            plaintext = AESGCM(key).decrypt(
-                _b64(envelope["nonce"], "nonce", self._path),
-                _b64(envelope["ciphertext"], "ciphertext", self._path),
-                _associated_data(envelope),
+        with _FailureCounter(self._path.parent / f".{self._path.name}{FAILURES_SUFFIX}") as counter:
+            failures, last = counter.read()
+            if failures:
+                delay = failure_delay_s(failures)
+                wait = min(delay, last + delay - self._clock())  # a clock set back waits no longer
+                if wait > 0:
+                    self._sleep(wait)
+            key = self._derive(
+                _b64(envelope["salt"], "salt", self._path), kdf["n"], kdf["r"], kdf["p"], new=False
             )
-        except InvalidTag as e:
-            self._passphrase = None  # ask again next time rather than repeat a wrong one
-            raise SecretsError(
-                f"wrong passphrase or corrupted keystore {self._path}: it could not be decrypted; "
-                f"check {PASSPHRASE_ENV} or the passphrase you typed"
-            ) from e
-        return _parse_payload(plaintext, self._path)
+            try:
+                plaintext = AESGCM(key).decrypt(
+                    _b64(envelope["nonce"], "nonce", self._path),
+                    _b64(envelope["ciphertext"], "ciphertext", self._path),
+                    _associated_data(envelope),
+                )
+            except InvalidTag as e:
+                self._passphrase = None  # ask again next time rather than repeat a wrong one
+                counter.write(failures + 1, self._clock())
+                raise SecretsError(
+                    f"wrong passphrase or corrupted keystore {self._path}: it could not be decrypted; "
+                    f"check {PASSPHRASE_ENV} or the passphrase you typed ({failures + 1} failed "
+                    f"attempt{'s' if failures else ''} in a row: the next waits "
+                    f"{failure_delay_s(failures + 1):g} s)"
+                ) from e
+            counter.clear()  # also removes the empty file a first attempt created
+        return plaintext
+
+    def _upgrade(self, raw: bytes, keys: dict[str, ApiCredentials]) -> None:
+        """Re-encrypt a keystore written with a lower scrypt cost (unless it changed meanwhile)."""
+        with self._write_lock():
+            if self._read_bytes() == raw:
+                self._write(keys)
 
     def _read_bytes(self) -> bytes:
         fd = os.open(self._path, os.O_RDONLY)
@@ -246,6 +290,66 @@ class KeystoreSecretStore:
             yield
         finally:
             os.close(fd)  # releases the lock
+
+
+def failure_delay_s(failures: int) -> float:
+    """Return the wait before the attempt that follows ``failures`` wrong passphrases in a row."""
+    if failures <= 0:
+        return 0.0
+    return min(MAX_DELAY_S, FIRST_DELAY_S * 2.0 ** min(failures - 1, 64))
+
+
+class _FailureCounter:
+    """The wrong-passphrase count beside the keystore, locked while one attempt runs.
+
+    If the file cannot be created (a read-only directory), attempts are not throttled: whoever can
+    make the directory read-only can also copy the keystore and guess offline.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> _FailureCounter:
+        try:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+        except OSError:
+            return self
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # one attempt at a time, across processes
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+    def read(self) -> tuple[int, float]:
+        """Return (failures in a row, wall time of the last one)."""
+        if self._fd is None:
+            return 0, 0.0
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        try:
+            doc = json.loads(os.read(self._fd, 4096) or b"{}")
+            failures, last = doc.get("failures", 0), doc.get("last_failure", 0.0)
+        except (ValueError, AttributeError):
+            return 0, 0.0
+        if type(failures) is not int or not isinstance(last, int | float):
+            return 0, 0.0
+        return max(0, failures), float(last)
+
+    def write(self, failures: int, now: float) -> None:
+        if self._fd is None:
+            return
+        data = json.dumps({"failures": failures, "last_failure": now}).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+        os.fsync(self._fd)
+
+    def clear(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
 
 
 def _parse_envelope(raw: bytes, path: Path) -> dict[str, Any]:

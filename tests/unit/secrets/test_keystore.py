@@ -59,8 +59,28 @@ class CountingPassphrase:
         return SecretStr(self.value)
 
 
-def open_store(path: Path, passphrase: str = PASSPHRASE, n: int = FAST_N) -> KeystoreSecretStore:
-    return KeystoreSecretStore(path, passphrase=CountingPassphrase(passphrase), scrypt_n=n)
+class FakeClock:
+    """Wall time that only moves when slept on (or told to), recording every wait."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def open_store(
+    path: Path, passphrase: str = PASSPHRASE, n: int = FAST_N, clock: FakeClock | None = None
+) -> KeystoreSecretStore:
+    clock = clock or FakeClock()  # wrong passphrases make later attempts wait: not in real time here
+    return KeystoreSecretStore(
+        path, passphrase=CountingPassphrase(passphrase), scrypt_n=n, clock=clock, sleep=clock.sleep
+    )
 
 
 @pytest.fixture
@@ -247,6 +267,119 @@ def test_failed_write_keeps_the_old_keystore_and_leaves_no_temporary_file(
     assert [k.name for k in open_store(path).list_keys()] == ["main"]
 
 
+# --- KDF cost: OWASP's minimum, older keystores migrated ---------------------------------------------
+
+
+def test_the_default_scrypt_cost_is_owasps_minimum() -> None:
+    assert DEFAULT_SCRYPT_N >= 2**17
+    assert (keystore_module.SCRYPT_R, keystore_module.SCRYPT_P) == (8, 1)
+
+
+def test_a_keystore_written_with_n_2_15_is_read_and_rewritten_with_n_2_17_on_unlock(path: Path) -> None:
+    open_store(path, n=2**15).put(binance_key())
+    old = path.read_bytes()
+    assert json.loads(old)["kdf"]["n"] == 2**15
+
+    assert KeystoreSecretStore(path, passphrase=CountingPassphrase()).get("main") == binance_key()
+
+    migrated = json.loads(path.read_bytes())
+    assert migrated["kdf"] == {"name": "scrypt", "n": 2**17, "r": 8, "p": 1}
+    assert migrated["salt"] != json.loads(old)["salt"]  # re-encrypted, not re-labelled
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["keystore.json"]  # no temporary left
+    assert KeystoreSecretStore(path, passphrase=CountingPassphrase()).list_keys() == [
+        KeyInfo("main", "binance", None)
+    ]
+
+
+def test_a_keystore_is_never_downgraded_to_a_lower_cost(path: Path) -> None:
+    open_store(path, n=2**12).put(binance_key())
+    before = path.read_bytes()
+
+    assert open_store(path, n=FAST_N).get("main") == binance_key()
+
+    assert path.read_bytes() == before
+
+
+def test_a_failed_unlock_does_not_migrate(path: Path) -> None:
+    open_store(path, n=2**12).put(binance_key())
+    before = path.read_bytes()
+
+    with pytest.raises(SecretsError, match="wrong passphrase"):
+        open_store(path, passphrase="not the passphrase", n=2**14).get("main")
+
+    assert path.read_bytes() == before
+
+
+# --- wrong passphrases are throttled across processes ----------------------------------------------------
+
+
+def test_wrong_passphrases_wait_exponentially_longer_even_across_new_processes(path: Path) -> None:
+    open_store(path).put(binance_key())
+    clock = FakeClock()
+
+    for _ in range(5):  # a fresh store each time, as a restarted process would be
+        with pytest.raises(SecretsError, match="wrong passphrase"):
+            open_store(path, passphrase="guess", clock=clock).get("main")
+
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]  # before attempts 2..5
+
+
+def test_the_wait_counts_from_the_last_failure_and_a_correct_passphrase_clears_it(path: Path) -> None:
+    open_store(path).put(binance_key())
+    clock = FakeClock()
+    for _ in range(3):
+        with pytest.raises(SecretsError, match="failed attempt"):
+            open_store(path, passphrase="guess", clock=clock).get("main")
+    clock.sleeps.clear()
+    clock.now += 3.0  # 3 of the 4 seconds have passed already
+
+    assert open_store(path, clock=clock).get("main") == binance_key()
+    assert clock.sleeps == [1.0]
+
+    with pytest.raises(SecretsError):
+        open_store(path, passphrase="guess", clock=clock).get("main")
+    assert clock.sleeps == [1.0]  # counting starts again: the first failure costs no wait
+    assert open_store(path, clock=clock).get("main") == binance_key()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["keystore.json"]
+
+
+def test_the_wait_is_capped(path: Path) -> None:
+    open_store(path).put(binance_key())
+    clock = FakeClock()
+    for _ in range(14):
+        with pytest.raises(SecretsError):
+            open_store(path, passphrase="guess", clock=clock).get("main")
+
+    assert max(clock.sleeps) == keystore_module.MAX_DELAY_S == 300.0
+    assert clock.sleeps[-3:] == [300.0, 300.0, 300.0]
+
+
+def test_a_clock_set_back_does_not_lengthen_the_wait(path: Path) -> None:
+    open_store(path).put(binance_key())
+    clock = FakeClock()
+    with pytest.raises(SecretsError):
+        open_store(path, passphrase="guess", clock=clock).get("main")
+    clock.now -= 86_400.0
+
+    open_store(path, clock=clock).get("main")
+
+    assert clock.sleeps == [1.0]
+
+
+def test_the_message_says_how_many_attempts_failed_and_how_long_the_next_waits(path: Path) -> None:
+    open_store(path).put(binance_key())
+    clock = FakeClock()
+    messages = []
+    for _ in range(2):
+        with pytest.raises(SecretsError) as caught:
+            open_store(path, passphrase="guess", clock=clock).get("main")
+        messages.append(str(caught.value))
+
+    assert "1 failed attempt in a row: the next waits 1 s" in messages[0]
+    assert "2 failed attempts in a row: the next waits 2 s" in messages[1]
+
+
 # --- wrong passphrase and tampering --------------------------------------------------------------------
 
 
@@ -263,7 +396,8 @@ def test_wrong_passphrase_is_refused_without_showing_anything_secret(path: Path)
 def test_wrong_passphrase_is_asked_again_rather_than_reused(path: Path) -> None:
     open_store(path).put(binance_key())
     source = CountingPassphrase("not the passphrase")
-    store = KeystoreSecretStore(path, passphrase=source)
+    clock = FakeClock()
+    store = KeystoreSecretStore(path, passphrase=source, clock=clock, sleep=clock.sleep)
 
     for _ in range(2):
         with pytest.raises(SecretsError):
