@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from nutcracker.core.model import MarketInfo, Side
 from nutcracker.core.orders import parse_slot
-from nutcracker.core.units import Precision
+from nutcracker.core.units import BU_PER_LOT, Precision
 from nutcracker.exchange.matching import MatchingEngine
 from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
 from nutcracker.exchange.sim_server import SimServer
@@ -214,6 +214,9 @@ def test_a_lost_journal_is_refused_then_recovered_from_the_exchange(
     before = _our_fills(engine)
     held_before = sum(q if s is Side.BUY else -q for _, s, q in before)
     assert held_before > 0
+    # what the lots hold: the whole lots each buy received, its commission taken in base (Binance)
+    received = {f.trade_id: (f.qty * BU_PER_LOT - f.fee_base) // BU_PER_LOT for f in engine.fills}
+    held_in_lots = sum(received[t] if s is Side.BUY else -q for t, s, q in before)
     placed_before = len([e for e in engine.events if e.event == "placed"])
     cancelled_before = len([e for e in engine.events if e.event == "cancelled"])
 
@@ -251,7 +254,7 @@ def test_a_lost_journal_is_refused_then_recovered_from_the_exchange(
     buys = len([1 for _, s, _ in before if s is Side.BUY])
     assert f"{len(before)} fills" in report
     assert f"{buys} buys" in report
-    assert f"{BTC.lots_to_qty(held_before)} BTC held" in report
+    assert f"{BTC.lots_to_qty(held_in_lots)} BTC held" in report
     seqs = [
         int(cid.rsplit("-", 1)[1], 16)
         for cid in {e.client_order_id for e in engine.events if e.client_order_id.startswith(PREFIX + "-")}
@@ -274,10 +277,7 @@ def test_a_lost_journal_is_refused_then_recovered_from_the_exchange(
     with closing(sqlite3.connect(journal)) as conn:
         (state_json,) = conn.execute("SELECT state_json FROM symbols WHERE symbol = ?", (SYMBOL,)).fetchone()
     ledger = json.loads(state_json)["strategy"]["ledger"]
-    held = sum(lot["bought"] - lot["sold"] for lot in ledger["lots"])
-    fills = _our_fills(engine)
-    assert (
-        held
-        == sum(q if s is Side.BUY else -q for _, s, q in fills)
-        == BTC.qty_to_lots(engine.free("BTC") + engine.locked("BTC"))
-    )
+    # the ledger holds, to the base unit, what the account holds: lots received less sold, plus dust
+    held_bu = sum(lot["received"] - lot["sold"] * BU_PER_LOT for lot in ledger["lots"]) + ledger["dust"]
+    account = (engine.free("BTC") + engine.locked("BTC")) / BTC.lot * BU_PER_LOT
+    assert held_bu == account
