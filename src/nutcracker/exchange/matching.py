@@ -511,37 +511,12 @@ class MatchingEngine:
         free = self._free
         fills: list[Fill] = []
         for price, lots in levels:
-            notional = price * lots * QU_PER_TICK_LOT
-            charge = self._commission(m, is_buy, price, lots, fee_ppm)  # as a maker fill's, at fee_ppm
-            if is_buy:
-                free[m.quote] -= notional * m.quote_per_qu
-                free[m.base] += lots * m.base_per_lot - charge.base_atoms
-            else:
-                free[m.base] -= lots * m.base_per_lot
-                free[m.quote] += notional * m.quote_per_qu - charge.quote_atoms
             taker.filled += lots
-            trade_id = str(self._next_trade_id)
-            self._next_trade_id += 1
-            fill = Fill(
-                trade_id,
-                order.client_order_id,
-                order.side,
-                price,
-                lots,
-                charge.fee,
-                ts_ms,
-                charge.fee_base,
-                charge.asset,
-                _steps_text(charge.steps),
-            )
+            fill = self._settle(m, taker, price, lots, fee_ppm, ts_ms, from_free=True)
             fills.append(fill)
-            self.fills.append(fill)
-            if m.fills and ts_ms < m.fills[-1].ts_ms:
-                m.fills_sorted = False
-            m.fills.append(fill)
             kind: EventKind = "filled" if taker.filled == order.qty else "partially_filled"
             self.events.append(
-                OrderEvent(ts_ms, symbol, kind, order.side, price, lots, order.client_order_id, trade_id)
+                OrderEvent(ts_ms, symbol, kind, order.side, price, lots, order.client_order_id, fill.trade_id)
             )
         if not remaining:
             taker.status = "filled"
@@ -811,39 +786,47 @@ class MatchingEngine:
         fee = ceil_div(steps * m.quote_step, m.quote_per_qu)
         return _Charge(fee, 0, m.quote, steps, 0, steps * m.quote_step)
 
-    def _fill(self, m: _Market, symbol: str, order: _Order, lots: int, ts_ms: int) -> Fill:
-        price = order.price
+    def _settle(
+        self, m: _Market, order: _Order, price: int, lots: int, fee_ppm: int, ts_ms: int, *, from_free: bool
+    ) -> Fill:
+        """Move the balances of one fill of ``order`` (from its lock, or from free funds for a
+        taker), charge its commission and record the fill."""
         notional = price * lots * QU_PER_TICK_LOT
-        locked, free = self._locked, self._free
-        charge = self._commission(m, order.is_buy, price, lots, m.fee_ppm)
-        fee, fee_base, fee_asset, steps = charge.fee, charge.fee_base, charge.asset, charge.steps
+        spent = self._free if from_free else self._locked
+        free = self._free
+        charge = self._commission(m, order.is_buy, price, lots, fee_ppm)
         if order.is_buy:
-            locked[m.quote] -= notional * m.quote_per_qu
+            spent[m.quote] -= notional * m.quote_per_qu
             free[m.base] += lots * m.base_per_lot - charge.base_atoms
         else:
-            locked[m.base] -= lots * m.base_per_lot
+            spent[m.base] -= lots * m.base_per_lot
             free[m.quote] += notional * m.quote_per_qu - charge.quote_atoms
-        order.filled += lots
-        m.views = None
         trade_id = str(self._next_trade_id)
         self._next_trade_id += 1
-        commission = _steps_text(steps)
         fill = Fill(
             trade_id,
             order.client_order_id,
             order.side,
             price,
             lots,
-            fee,
+            charge.fee,
             ts_ms,
-            fee_base,
-            fee_asset,
-            commission,
+            charge.fee_base,
+            charge.asset,
+            _steps_text(charge.steps),
         )
         self.fills.append(fill)
         if m.fills and ts_ms < m.fills[-1].ts_ms:
             m.fills_sorted = False
         m.fills.append(fill)
+        return fill
+
+    def _fill(self, m: _Market, symbol: str, order: _Order, lots: int, ts_ms: int) -> Fill:
+        price = order.price
+        fill = self._settle(m, order, price, lots, m.fee_ppm, ts_ms, from_free=False)
+        order.filled += lots
+        m.views = None
+        trade_id = fill.trade_id
         if order.filled == order.qty:
             order.status = "filled"
             del m.orders[order.client_order_id]
