@@ -27,9 +27,9 @@ from nutcracker.engine.runtime import PulseReport
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.paper import PaperExchange
 from nutcracker.exchange.paper_store import PaperStore, paper_state_path
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import SimServer
 from nutcracker.store.sqlite import SqliteJournal
 
 ROOT = Path(__file__).resolve().parents[2]

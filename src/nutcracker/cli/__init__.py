@@ -135,8 +135,8 @@ if __name__ == "__main__":
 
 def _mount_commands() -> None:
     """Add the command groups that live beside their adapters; this module is the composition root."""
-    from nutcracker.exchange.sim_cli import sim_exchange
     from nutcracker.secrets.cli_keys import make_keys_app
+    from nutcracker.simexchange.cli import sim_exchange
 
     app.command("sim-exchange", help="Serve a Binance-compatible simulated exchange on 127.0.0.1.")(
         sim_exchange

@@ -126,8 +126,8 @@ from nutcracker.errors import (
     PostOnlyRejectedError,
 )
 from nutcracker.exchange.matching import MatchingEngine
-from nutcracker.exchange.sim_accounts import API_KEY_RE, PERMISSION_FIELDS, MarketSpec, SimAccount
-from nutcracker.exchange.sim_limits import RateLimiter, RateLimits
+from nutcracker.simexchange.accounts import API_KEY_RE, PERMISSION_FIELDS, MarketSpec, SimAccount
+from nutcracker.simexchange.limits import RateLimiter, RateLimits
 
 _log = logging.getLogger(__name__)
 
