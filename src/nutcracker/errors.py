@@ -11,6 +11,14 @@ class ConfigError(NutcrackerError):
     """The user's configuration is invalid; the message names the field and the fix."""
 
 
+class DataError(NutcrackerError, ValueError):
+    """A market data file is malformed; the message names the file, the line and the fix."""
+
+
+class CheckInputError(NutcrackerError, ValueError):
+    """The checker cannot run: a file is missing, has the wrong header, or a symbol has no candles."""
+
+
 class SecretsError(NutcrackerError):
     """A secret could not be stored or read; the message never contains the secret."""
 
@@ -53,6 +61,13 @@ class InvalidOrderError(OrderRejectedError):
 
 class OrderNotFoundError(ExchangeError):
     """The exchange does not know the order (already gone, or never placed)."""
+
+
+class ForbiddenCallError(NutcrackerError):
+    """Code tried to call a ccxt method outside the connector's allow-list; nothing was sent.
+
+    Not an ``ExchangeError``: it is a bug in our code, never a condition to retry past.
+    """
 
 
 class JournalError(NutcrackerError):

@@ -203,7 +203,7 @@ def backtest(
     from nutcracker.backtest.data import assign_data, load_data, load_prints, load_quotes
     from nutcracker.backtest.output import write_outputs
     from nutcracker.backtest.runner import run_backtest
-    from nutcracker.marketdata.candles import DataError
+    from nutcracker.errors import DataError
 
     err = Console(stderr=True)
     try:
@@ -476,7 +476,7 @@ def asyncio_run_replay(
 
     from nutcracker.backtest.data import assign_data, load_data
     from nutcracker.backtest.output import write_outputs
-    from nutcracker.marketdata.candles import DataError
+    from nutcracker.errors import DataError
     from nutcracker.replay.driver import build_replay, run_replay
     from nutcracker.store.sqlite import SqliteJournal
     from nutcracker.terminal import print_log, status_table

@@ -47,11 +47,12 @@ from nutcracker.core.units import PPM, Precision
 from nutcracker.errors import (
     ConfigError,
     ExchangeUnavailableError,
+    ForbiddenCallError,
     InvalidOrderError,
     OrderNotFoundError,
     ReconciliationError,
 )
-from nutcracker.exchange.ccxt_errors import ForbiddenCallError, ccxt_errors
+from nutcracker.exchange.ccxt_errors import ccxt_errors
 from nutcracker.secrets.redaction import register_secret
 from nutcracker.secrets.store import ApiCredentials
 

@@ -24,10 +24,10 @@ from typing import Annotated
 
 import typer
 
-from nutcracker.errors import ConfigError
+from nutcracker.errors import ConfigError, DataError
 from nutcracker.marketdata.candles import symbol_from_filename
 from nutcracker.ranges import FAULT_TIMEOUT_MS, SEED, SIM_SPEED, WARMUP, check_option
-from nutcracker.simexchange.accounts import DataError, MarketSpec, load_market, load_sim_setup
+from nutcracker.simexchange.accounts import MarketSpec, load_market, load_sim_setup
 from nutcracker.simexchange.limits import RateLimits
 from nutcracker.simexchange.server import DEFAULT_TIMEOUT_MS, FaultRule, SimServer
 
