@@ -37,7 +37,11 @@ from nutcracker.store.sqlite import SqliteJournal
 
 
 async def check_markets(config: NutcrackerConfig, exchange: Exchange) -> None:
-    """Refuse to start when the config's tick, lot or fee differ from what the exchange says."""
+    """Refuse to start when the config's tick or lot size differ from what the exchange says.
+
+    The fee is not compared here: ``check_fees`` runs before it at every start and refuses a config
+    fee below the account's (an exchange's market data holds no account fee to compare).
+    """
     for symbol in config.symbols:
         m = symbol.market
         info = await exchange.market(m.symbol)

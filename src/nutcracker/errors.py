@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+EXIT_CONFIG: Final = 2  # every command's exit code for bad input: config, data file or option
+
 
 class NutcrackerError(Exception):
     """Base of every error Nutcracker raises on purpose."""

@@ -16,7 +16,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from nutcracker.config import NutcrackerConfig, SymbolConfig, load_config
-from nutcracker.errors import ConfigError
+from nutcracker.errors import EXIT_CONFIG, ConfigError
 from nutcracker.ranges import (
     CANDLES,
     EPOCH_MS,
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from nutcracker.secrets.permissions import KeyPermissions
     from nutcracker.secrets.store import ApiCredentials
 
-EXIT_CONFIG = 2
 
 app = typer.Typer(
     name="nutcracker",

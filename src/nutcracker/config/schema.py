@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from nutcracker.core.orders import MAX_ID_LENGTH
 from nutcracker.core.params import (
     GateParams,
     GridParams,
@@ -40,11 +41,12 @@ from nutcracker.core.params import (
     RailParams,
     Spacing,
     SymbolParams,
+    ladder_levels,
 )
 from nutcracker.core.units import Precision
 from nutcracker.errors import ConfigError
 
-CLIENT_ORDER_ID_MAX: Final = 36  # Binance newClientOrderId limit
+CLIENT_ORDER_ID_MAX: Final = MAX_ID_LENGTH  # Binance newClientOrderId limit
 CLIENT_ORDER_ID_SUFFIX_MAX: Final = 12  # what the engine appends to the prefix
 ORDER_ID_PREFIX_MAX: Final = CLIENT_ORDER_ID_MAX - CLIENT_ORDER_ID_SUFFIX_MAX
 MAX_LADDER_LEVELS: Final = 100  # exchanges cap open orders per symbol (Binance: 200)
@@ -338,11 +340,8 @@ class SymbolConfig(_Section):
     @property
     def ladder_levels(self) -> int:
         """Return how many buy levels the ladder holds (as ``SymbolParams.ladder_levels``)."""
-        if self.martingale.enabled:
-            return self.martingale.max_steps + 1
-        if self.grid.enabled:
-            return self.grid.levels
-        return 1
+        m, grid = self.martingale, self.grid
+        return ladder_levels(m.enabled, m.max_steps, grid.enabled, grid.levels)
 
     def ladder_quote(self) -> Decimal:
         """Return the quote the whole buy ladder needs when every level is filled."""

@@ -24,14 +24,13 @@ from typing import Annotated
 
 import typer
 
-from nutcracker.errors import ConfigError, DataError
+from nutcracker.errors import EXIT_CONFIG, ConfigError, DataError
 from nutcracker.marketdata.candles import symbol_from_filename
 from nutcracker.ranges import FAULT_TIMEOUT_MS, SEED, SIM_SPEED, WARMUP, check_option
 from nutcracker.simexchange.accounts import MarketSpec, load_market, load_sim_setup
 from nutcracker.simexchange.limits import RateLimits
 from nutcracker.simexchange.server import DEFAULT_TIMEOUT_MS, FaultRule, SimServer
 
-EXIT_CONFIG = 2  # the same code as ``nutcracker.cli.EXIT_CONFIG`` (adapters cannot import the CLI)
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+$")
 
 
