@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nutcracker.app.connected import run_connected
 from nutcracker.cli import app
 from nutcracker.config import load_config
-from nutcracker.connected import run_connected
 from nutcracker.core.model import Fill, MarketInfo, Side
 from nutcracker.core.units import Precision
 from nutcracker.engine.runtime import PulseReport

@@ -422,7 +422,7 @@ def run(
     if mode not in ("paper", "live"):
         err.print(f"✗ --mode must be replay, paper or live, not {mode!r}", markup=False)
         raise typer.Exit(code=EXIT_CONFIG)
-    from nutcracker.connected import run_blocking
+    from nutcracker.app.connected import run_blocking
     from nutcracker.engine.runtime import ShutdownIncompleteError
     from nutcracker.errors import ExchangeError, JournalError, PermissionRefusedError, SecretsError
     from nutcracker.terminal import print_log
