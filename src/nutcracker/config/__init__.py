@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from nutcracker.config.balances import starting_balances
 from nutcracker.config.schema import (
     CLIENT_ORDER_ID_MAX,
     CLIENT_ORDER_ID_SUFFIX_MAX,
@@ -57,4 +58,5 @@ __all__ = [
     "order_id_prefix",
     "parse_config",
     "read_toml",
+    "starting_balances",
 ]
