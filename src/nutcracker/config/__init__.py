@@ -1,4 +1,4 @@
-"""The user's configuration: the schema (``schema``), its exact units and the TOML loading.
+"""The user's configuration: the schema (``schema``), its exact units (``units``), TOML loading (``loading``).
 
 ``from nutcracker.config import ...`` is the public door; the modules behind it may move.
 """
@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from nutcracker.config.balances import starting_balances
+from nutcracker.config.loading import load_config, parse_config, read_toml
 from nutcracker.config.schema import (
     CLIENT_ORDER_ID_MAX,
     CLIENT_ORDER_ID_SUFFIX_MAX,
@@ -27,10 +28,7 @@ from nutcracker.config.schema import (
     RailsConfig,
     SymbolConfig,
     VolatilityConfig,
-    load_config,
     order_id_prefix,
-    parse_config,
-    read_toml,
 )
 
 __all__ = [
