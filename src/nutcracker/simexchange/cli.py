@@ -173,8 +173,6 @@ def _build(
         raise ConfigError("--speed and --manual exclude each other; choose one")
     if speed is not None and speed <= 0:
         raise ConfigError(f"--speed {speed}: give a positive number of candles per second")
-    if not 0 <= warmup <= 10_000_000:
-        raise ConfigError(f"--warmup {warmup}: give a number of candles between 0 and 10000000")
     if not 0 <= timeout_ms <= 600_000:
         raise ConfigError(f"--fault-timeout-ms {timeout_ms}: give a number of ms between 0 and 600000")
     if not 0 <= port <= 65535:
