@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUILT := $(VENV)/.compiled
-# The hot path is compiled with mypyc (setup.py): a change to its sources rebuilds it.
-COMPILED := $(wildcard src/nutcracker/core/*.py) src/nutcracker/exchange/matching.py src/nutcracker/backtest/runner.py
+# The hot path is compiled with mypyc: a change to its sources rebuilds it. The list is setup.py's COMPILED.
+COMPILED := $(shell sed -n '/^COMPILED = (/,/^)/s|^ *"\([a-z_/]*\)",$$|src/nutcracker/\1.py|p' setup.py)
 # Targets that need no speed run uncompiled, unless a build exists: then it must be current.
 CURRENT := $(STAMP) $(if $(wildcard src/nutcracker/*/*.so),$(BUILT))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from setuptools import setup
 
 PACKAGE = Path("src/nutcracker")
-COMPILED = (
+COMPILED = (  # one module a line: the Makefile reads this list
     "core/units",
     "core/model",
     "core/params",

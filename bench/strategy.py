@@ -40,8 +40,8 @@ import numpy as np
 from nutcracker.backtest.output import curves, symbol_summary
 from nutcracker.backtest.runner import run_backtest
 from nutcracker.config import NutcrackerConfig, load_config
-from nutcracker.exchange.sim_accounts import MarketSpec, load_market
 from nutcracker.marketdata.candles import CandleArrays
+from nutcracker.simexchange.accounts import MarketSpec, load_market
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+EXIT_CONFIG: Final = 2  # every command's exit code for bad input: config, data file or option
+
 
 class NutcrackerError(Exception):
     """Base of every error Nutcracker raises on purpose."""
@@ -9,6 +13,14 @@ class NutcrackerError(Exception):
 
 class ConfigError(NutcrackerError):
     """The user's configuration is invalid; the message names the field and the fix."""
+
+
+class DataError(NutcrackerError, ValueError):
+    """A market data file is malformed; the message names the file, the line and the fix."""
+
+
+class CheckInputError(NutcrackerError, ValueError):
+    """The checker cannot run: a file is missing, has the wrong header, or a symbol has no candles."""
 
 
 class SecretsError(NutcrackerError):
@@ -53,6 +65,13 @@ class InvalidOrderError(OrderRejectedError):
 
 class OrderNotFoundError(ExchangeError):
     """The exchange does not know the order (already gone, or never placed)."""
+
+
+class ForbiddenCallError(NutcrackerError):
+    """Code tried to call a ccxt method outside the connector's allow-list; nothing was sent.
+
+    Not an ``ExchangeError``: it is a bug in our code, never a condition to retry past.
+    """
 
 
 class JournalError(NutcrackerError):

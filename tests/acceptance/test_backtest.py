@@ -14,8 +14,8 @@ from nutcracker.backtest.checker import check_backtest
 from nutcracker.backtest.runner import run_backtest
 from nutcracker.cli import app
 from nutcracker.config import NutcrackerConfig, load_config
-from nutcracker.exchange.sim_accounts import load_market
 from nutcracker.marketdata.candles import load_candles_csv
+from nutcracker.simexchange.accounts import load_market
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.toml") if p.stem != "multi-symbol")

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from nutcracker.app.kernel import build_replay
 from nutcracker.backtest.runner import run_backtest
 from nutcracker.config import load_config
 from nutcracker.marketdata.candles import load_candles_csv
-from nutcracker.replay.driver import build_replay, run_replay
+from nutcracker.replay.driver import run_replay
 from nutcracker.store.memory import InMemoryJournal
 
 ROOT = Path(__file__).resolve().parents[2]

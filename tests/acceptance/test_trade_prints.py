@@ -17,10 +17,10 @@ from nutcracker.backtest.runner import BacktestResult, run_backtest
 from nutcracker.cli import app
 from nutcracker.config import NutcrackerConfig, load_config
 from nutcracker.core.model import Side
+from nutcracker.errors import DataError
 from nutcracker.marketdata.candles import (
     BboArrays,
     CandleArrays,
-    DataError,
     TradeArrays,
     load_bbo_csv,
     load_candles_csv,

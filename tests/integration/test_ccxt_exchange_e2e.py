@@ -34,13 +34,13 @@ from nutcracker.errors import (
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.key_probe import probe_key, require_trade_only_key, verify_key
 from nutcracker.exchange.paper import PaperExchange
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import FaultKind, SimServer
 from nutcracker.marketdata.candles import CandleArrays, to_candles
 from nutcracker.secrets.cli_keys import EXIT_REFUSED, make_keys_app
 from nutcracker.secrets.keystore import PASSPHRASE_ENV, KeystoreSecretStore
 from nutcracker.secrets.redaction import forget_all_secrets
 from nutcracker.secrets.store import ApiCredentials, SecretStore
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import FaultKind, SimServer
 
 SYMBOL = "BTC/USDT"
 BTC = Precision(tick=Decimal("0.01"), lot=Decimal("0.00001"))

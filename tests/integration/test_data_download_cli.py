@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from nutcracker.cli import app
 from nutcracker.core.model import MarketInfo
 from nutcracker.core.units import Precision
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.candles import load_candles_csv
 from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import SimServer
 
 BTC = Precision(Decimal("0.01"), Decimal("0.00001"))
 

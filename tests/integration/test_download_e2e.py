@@ -17,10 +17,10 @@ import pytest
 from nutcracker.core.model import MarketInfo
 from nutcracker.core.units import Precision
 from nutcracker.exchange.ccxt_exchange import rebase_urls
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.candles import CandleArrays, load_candles_csv
 from nutcracker.marketdata.download import download_candles
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import SimServer
 
 SYMBOL = "ETH/USDT"
 ETH = Precision(tick=Decimal("0.01"), lot=Decimal("0.0001"))

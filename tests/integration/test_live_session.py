@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from nutcracker.cli import app
 from nutcracker.core.model import MarketInfo
 from nutcracker.core.units import Precision
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.synthetic import synthetic_candles
 from nutcracker.secrets.keystore import PASSPHRASE_ENV, KeystoreSecretStore
 from nutcracker.secrets.store import ApiCredentials
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import SimServer
 
 ROOT = Path(__file__).resolve().parents[2]
 GRID = str(ROOT / "examples" / "grid-btc-usdt.toml")

@@ -30,11 +30,11 @@ from nutcracker.core.model import MarketInfo, Side
 from nutcracker.core.orders import parse_slot
 from nutcracker.core.units import BU_PER_LOT, Precision
 from nutcracker.exchange.matching import MatchingEngine
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.synthetic import synthetic_candles
 from nutcracker.secrets.keystore import PASSPHRASE_ENV, KeystoreSecretStore
 from nutcracker.secrets.store import ApiCredentials
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import SimServer
 
 pytestmark = pytest.mark.slow
 

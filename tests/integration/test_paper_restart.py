@@ -18,18 +18,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nutcracker.app.connected import run_connected
 from nutcracker.cli import app
 from nutcracker.config import load_config
-from nutcracker.connected import run_connected
 from nutcracker.core.model import Fill, MarketInfo, Side
 from nutcracker.core.units import Precision
 from nutcracker.engine.runtime import PulseReport
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.paper import PaperExchange
 from nutcracker.exchange.paper_store import PaperStore, paper_state_path
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import SimServer
 from nutcracker.store.sqlite import SqliteJournal
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from nutcracker.cli import app
 from nutcracker.core.model import MarketInfo
 from nutcracker.core.units import Precision
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import SimServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MULTI = str(ROOT / "examples" / "multi-symbol.toml")

@@ -62,6 +62,7 @@ from typing import Any, Final, TypeAlias
 import numpy as np
 
 from nutcracker.config import NutcrackerConfig, SymbolConfig, load_config
+from nutcracker.errors import CheckInputError
 from nutcracker.marketdata.candles import CandleArrays, load_candles_csv
 
 FILLS_HEADER: Final = (
@@ -110,10 +111,6 @@ _EXACT: Final = Context(prec=100)
 _ZERO: Final = Decimal(0)
 _BPS: Final = Decimal(10_000)
 _ID_LEVEL: Final = re.compile(r"-([BS])(\d+)-[0-9a-fA-F]+$")
-
-
-class CheckInputError(ValueError):
-    """The checker cannot run: a file is missing, has the wrong header, or a symbol has no candles."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -984,7 +981,6 @@ __all__ = [
     "ORDERS_HEADER",
     "RULES",
     "SUMMARY_KEYS",
-    "CheckInputError",
     "CheckReport",
     "Finding",
     "SymbolTotals",

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nutcracker.backtest.scan import next_pulse
-from nutcracker.config import NutcrackerConfig
+from nutcracker.config import NutcrackerConfig, starting_balances
 from nutcracker.core import indicators
 from nutcracker.core.hold import Hold
 from nutcracker.core.indicators import IndicatorSeries
@@ -210,23 +210,6 @@ class _Quotes:
             return None
         q = self.bbo
         return Book(int(q.bid[r]), int(q.ask[r]), int(q.bid_lots[r]), int(q.ask_lots[r]))
-
-
-def starting_balances(config: NutcrackerConfig) -> dict[str, Decimal]:
-    """Return the starting account: each symbol's quote rail and reserves, capped by portfolio rails."""
-    quote: dict[str, Decimal] = {}
-    base: dict[str, Decimal] = {}
-    for symbol in config.symbols:
-        market, rails = symbol.market, symbol.rails
-        quote[market.quote] = quote.get(market.quote, Decimal(0)) + rails.max_quote + rails.reserve_quote
-        base[market.base] = base.get(market.base, Decimal(0)) + rails.reserve_base
-    for asset, rail in config.portfolio.items():
-        if asset in quote:
-            reserves = sum(
-                (s.rails.reserve_quote for s in config.symbols if s.market.quote == asset), Decimal(0)
-            )
-            quote[asset] = min(quote[asset], rail.max_quote + reserves)
-    return {**base, **quote}
 
 
 def market_info(params: SymbolParams) -> MarketInfo:

@@ -10,7 +10,7 @@ Slots are plain strings: they are hashed on every pulse, and strings hash fastes
 
 from __future__ import annotations
 
-MAX_ID_LENGTH = 36
+MAX_ID_LENGTH = 36  # Binance newClientOrderId; the one definition (config and adapters read it)
 POOLED_SLOT = "SP"
 
 

@@ -107,8 +107,15 @@ class SymbolParams:
     @property
     def ladder_levels(self) -> int:
         """Return how many buy levels the ladder holds."""
-        if self.martingale.enabled:
-            return self.martingale.max_steps + 1
-        if self.grid.enabled:
-            return self.grid.levels
-        return 1
+        return ladder_levels(
+            self.martingale.enabled, self.martingale.max_steps, self.grid.enabled, self.grid.levels
+        )
+
+
+def ladder_levels(martingale: bool, max_steps: int, grid: bool, grid_levels: int) -> int:
+    """Return how many buy levels a ladder holds; the one rule (the config checks budgets with it)."""
+    if martingale:
+        return max_steps + 1
+    if grid:
+        return grid_levels
+    return 1

@@ -52,7 +52,6 @@ from nutcracker.errors import (
     ExchangeUnavailableError,
     InsufficientFundsError,
     InvalidOrderError,
-    NutcrackerError,
     OrderNotFoundError,
     OrderRejectedError,
     PostOnlyRejectedError,
@@ -69,13 +68,6 @@ _CLIENT_SIDE = (
 )
 # Refused before the matching engine (reference §3.5); NetworkError subclasses, so caught first.
 _REFUSED_BEFORE_MATCHING = (ccxt.InvalidNonce, ccxt.DDoSProtection, ccxt.RateLimitExceeded)
-
-
-class ForbiddenCallError(NutcrackerError):
-    """Code tried to call a ccxt method outside the connector's allow-list; nothing was sent.
-
-    Not an ``ExchangeError``: it is a bug in our code, never a condition to retry past.
-    """
 
 
 @contextmanager
@@ -133,4 +125,4 @@ def _duplicate(venue: str, e: Exception) -> AmbiguousOrderError:
     )
 
 
-__all__ = ["DUPLICATE_ORDER_MESSAGE", "ForbiddenCallError", "ccxt_errors"]
+__all__ = ["DUPLICATE_ORDER_MESSAGE", "ccxt_errors"]

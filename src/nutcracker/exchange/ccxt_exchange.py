@@ -43,15 +43,17 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit, Side
+from nutcracker.core.orders import MAX_ID_LENGTH
 from nutcracker.core.units import PPM, Precision
 from nutcracker.errors import (
     ConfigError,
     ExchangeUnavailableError,
+    ForbiddenCallError,
     InvalidOrderError,
     OrderNotFoundError,
     ReconciliationError,
 )
-from nutcracker.exchange.ccxt_errors import ForbiddenCallError, ccxt_errors
+from nutcracker.exchange.ccxt_errors import ccxt_errors
 from nutcracker.secrets.redaction import register_secret
 from nutcracker.secrets.store import ApiCredentials
 
@@ -252,7 +254,7 @@ def fill_fees(
 
 # --- the connector --------------------------------------------------------------------------------
 
-_CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+_CLIENT_ORDER_ID = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_ID_LENGTH}}}$")
 _ORDERS_PAGE_LIMIT: Final = 1000  # Binance allOrders' maximum
 _STATUS: Final[Mapping[str, str]] = {
     "open": "open",
@@ -773,7 +775,8 @@ def _check_order(symbol: str, rules: _Rules, order: PlaceLimit) -> None:
     cid = order.client_order_id
     if not _CLIENT_ORDER_ID.match(cid):
         raise InvalidOrderError(
-            f"client order id {cid!r} must be 1 to 36 characters of [A-Za-z0-9_-] (nothing was sent)"
+            f"client order id {cid!r} must be 1 to {MAX_ID_LENGTH} characters of [A-Za-z0-9_-] "
+            "(nothing was sent)"
         )
     if order.qty < rules.min_lots or (rules.max_lots is not None and order.qty > rules.max_lots):
         top = "none" if rules.max_lots is None else qty_text(precision, rules.max_lots)

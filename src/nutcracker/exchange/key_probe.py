@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from nutcracker.exchange.ccxt_errors import ForbiddenCallError, ccxt_errors
+from nutcracker.errors import ForbiddenCallError
+from nutcracker.exchange.ccxt_errors import ccxt_errors
 from nutcracker.exchange.ccxt_exchange import PROBE_METHODS, CcxtExchange, CcxtGuard
 from nutcracker.secrets.permissions import (
     KeyPermissions,

@@ -7,13 +7,13 @@
 - ``download``: paginated, resumable, rate-limited candle download through a ccxt-like client.
 """
 
+from nutcracker.errors import DataError
 from nutcracker.marketdata.candles import (
     BBO_HEADER,
     CANDLE_HEADER,
     TRADE_HEADER,
     BboArrays,
     CandleArrays,
-    DataError,
     TradeArrays,
     check_candles,
     gaps,

@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from nutcracker.core.model import Candle
 from nutcracker.core.units import Precision
-from nutcracker.errors import NutcrackerError
+from nutcracker.errors import DataError
 
 I64: TypeAlias = npt.NDArray[np.int64]
 F64: TypeAlias = npt.NDArray[np.float64]
@@ -63,10 +63,6 @@ _PLAIN_RE = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
 
 # codes of _parse_fixed
 _OK, _MALFORMED, _BEYOND_SCALE, _TOO_BIG, _LONG = 0, 1, 2, 3, 4
-
-
-class DataError(NutcrackerError, ValueError):
-    """A market data file is malformed; the message names the file, the line and the fix."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -898,7 +894,6 @@ __all__ = [
     "FILENAME_RE",
     "TRADE_HEADER",
     "CandleArrays",
-    "DataError",
     "TradeArrays",
     "candle_lines",
     "check_candles",

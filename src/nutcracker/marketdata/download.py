@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Protocol
 
 from nutcracker.core.units import Precision
+from nutcracker.errors import DataError
 from nutcracker.marketdata.candles import (
     CANDLE_HEADER,
-    DataError,
     decimal_to_plain,
     float_to_plain,
     timeframe_to_ms,

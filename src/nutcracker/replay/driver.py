@@ -19,14 +19,10 @@ from nutcracker.backtest.runner import (
     BacktestResult,
     KeltnerBands,
     SymbolTrace,
-    market_info,
-    starting_balances,
 )
-from nutcracker.config import NutcrackerConfig
 from nutcracker.core.model import Candle
 from nutcracker.engine.ports import Journal
-from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, SimulatedClock
-from nutcracker.engine.worker import WorkerSettings
+from nutcracker.engine.runtime import Engine, PulseReport, SimulatedClock
 from nutcracker.exchange.matching import MatchingEngine
 from nutcracker.exchange.simulated import SimExchange
 from nutcracker.marketdata.candles import CandleArrays
@@ -42,41 +38,6 @@ class ReplaySetup:
     warmup: int  # candles fed before the first pulse: the indicators' history
     starting: dict[str, Decimal]
     journal: Journal
-
-
-def build_replay(
-    config: NutcrackerConfig, data: Mapping[str, CandleArrays], journal: Journal, *, warmup: int | None = None
-) -> ReplaySetup:
-    """Wire SimExchange, a simulated clock and the engine for ``config`` over ``data``.
-
-    ``warmup`` candles are fed to the exchange before the first pulse (default: enough for the
-    longest indicator period plus an hour); 0 pulses from the first candle on, as the backtester does.
-    """
-    params = [s.to_params(config.engine.id) for s in config.symbols]
-    starting = starting_balances(config)
-    matching = MatchingEngine({p.market.symbol: market_info(p) for p in params}, starting)
-    interval = next(iter(data.values())).interval_ms
-    exchange = SimExchange(matching, interval_ms=interval)
-    clock = SimulatedClock(int(next(iter(data.values())).ts_ms[0]))
-    settings = EngineSettings(
-        pulse_interval_s=interval / 1000,
-        monitor_interval_s=None,  # replay pulses every candle; the pulse applies the purge thresholds itself
-        cancel_on_shutdown=config.engine.cancel_on_shutdown,
-        worker=WorkerSettings(candle_interval_ms=interval),
-    )
-    budgets = {asset: rail.max_quote for asset, rail in config.portfolio.items()}
-    engine = Engine(params, exchange, journal, clock, settings=settings, portfolio_budgets=budgets or None)
-    longest = max(max(p.keltner.ema_period, p.keltner.atr_period, p.keltner.long_period) for p in params)
-    traces = {}
-    for p in params:
-        candles = data[p.market.symbol]
-        traces[p.market.symbol] = SymbolTrace(
-            p.market.symbol, p, candles, KeltnerBands.over(candles, p.keltner)
-        )
-    if warmup is None:
-        warmup = longest + 60
-    warmup = min(warmup, min(len(c.ts_ms) for c in data.values()))
-    return ReplaySetup(engine, exchange, matching, clock, traces, warmup, starting, journal)
 
 
 def _candle(c: CandleArrays, i: int) -> Candle:

@@ -41,9 +41,9 @@ from nutcracker.core.params import SymbolParams
 from nutcracker.core.serialize import dumps_params
 from nutcracker.core.units import Precision, notional_qu
 from nutcracker.exchange.matching import MatchingEngine
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import SimServer
 
 pytestmark = pytest.mark.slow
 

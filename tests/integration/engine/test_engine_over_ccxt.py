@@ -19,10 +19,10 @@ from nutcracker.core.units import Precision
 from nutcracker.engine.runtime import Engine, EngineSettings
 from nutcracker.engine.worker import STALLED, TRADING, SymbolWorker, WorkerSettings
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.synthetic import synthetic_candles
 from nutcracker.secrets.redaction import forget_all_secrets
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import SimServer
 from nutcracker.store.sqlite import SqliteJournal
 
 SYMBOL = "BTC/USDT"
@@ -169,7 +169,7 @@ def test_the_engine_runs_over_ccxt_and_cancels_its_orders_on_shutdown(
 def test_hundreds_of_pulses_under_injected_faults_keep_rails_orders_and_fills_exact(
     server: SimServer, tmp_path: Path
 ) -> None:
-    from nutcracker.exchange.sim_server import FaultRule
+    from nutcracker.simexchange.server import FaultRule
 
     engine = server.engine(ACCOUNT.api_key)
     prefix = params().order_id_prefix

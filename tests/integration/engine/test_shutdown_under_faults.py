@@ -29,12 +29,12 @@ from nutcracker.core.params import SymbolParams
 from nutcracker.core.units import Precision
 from nutcracker.engine.runtime import Engine, EngineSettings, WallClock
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
-from nutcracker.exchange.sim_accounts import MarketSpec, SimAccount
-from nutcracker.exchange.sim_server import FaultRule, SimServer
 from nutcracker.marketdata.synthetic import synthetic_candles
 from nutcracker.secrets.keystore import PASSPHRASE_ENV, KeystoreSecretStore
 from nutcracker.secrets.redaction import forget_all_secrets
 from nutcracker.secrets.store import ApiCredentials
+from nutcracker.simexchange.accounts import MarketSpec, SimAccount
+from nutcracker.simexchange.server import FaultRule, SimServer
 from nutcracker.store.sqlite import SqliteJournal
 
 ROOT = Path(__file__).resolve().parents[3]

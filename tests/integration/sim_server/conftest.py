@@ -13,10 +13,10 @@ import pytest
 from sim_clients import ALICE, READ_ONLY, ccxt_binance
 
 from nutcracker.core.units import Precision
-from nutcracker.exchange.sim_accounts import MarketSpec, load_market
-from nutcracker.exchange.sim_server import SimServer
 from nutcracker.marketdata.candles import write_candles_csv
 from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.simexchange.accounts import MarketSpec, load_market
+from nutcracker.simexchange.server import SimServer
 
 __all__ = ["ccxt_binance"]
 

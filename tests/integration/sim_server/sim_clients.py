@@ -15,7 +15,7 @@ from typing import Any
 import ccxt
 import ccxt.async_support
 
-from nutcracker.exchange.sim_accounts import SimAccount
+from nutcracker.simexchange.accounts import SimAccount
 
 ALICE = SimAccount("alice-key", "alice-secret", {"USDT": Decimal(10000), "BTC": Decimal("0.5")}, name="alice")
 READ_ONLY = SimAccount(

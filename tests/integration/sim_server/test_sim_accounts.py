@@ -10,17 +10,16 @@ import pytest
 from sim_clients import ALICE, ccxt_binance
 
 from nutcracker.core.units import Precision
-from nutcracker.errors import ConfigError
-from nutcracker.exchange.sim_accounts import (
+from nutcracker.errors import ConfigError, DataError
+from nutcracker.marketdata.candles import write_candles_csv
+from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.simexchange.accounts import (
     DEFAULT_PERMISSIONS,
-    DataError,
     MarketOverride,
     load_market,
     load_sim_setup,
 )
-from nutcracker.exchange.sim_server import SimServer
-from nutcracker.marketdata.candles import write_candles_csv
-from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.simexchange.server import SimServer
 
 GOOD = """
 [[account]]

@@ -16,7 +16,7 @@ import pytest
 from sim_clients import ALICE
 
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
-from nutcracker.exchange.sim_server import SimServer
+from nutcracker.simexchange.server import SimServer
 
 SYMBOL = "BTC/USDT"
 TICK = Decimal("0.01")

@@ -16,9 +16,9 @@ import typer
 from sim_clients import ALICE, ccxt_binance, http
 from typer.testing import CliRunner
 
-from nutcracker.exchange.sim_accounts import MarketSpec
-from nutcracker.exchange.sim_cli import EXIT_CONFIG, sim_exchange
-from nutcracker.exchange.sim_server import SimServer
+from nutcracker.simexchange.accounts import MarketSpec
+from nutcracker.simexchange.cli import EXIT_CONFIG, sim_exchange
+from nutcracker.simexchange.server import SimServer
 
 ACCOUNTS = """
 [[account]]
@@ -55,7 +55,7 @@ def test_the_command_serves_ccxt_and_stops_on_sigterm(btc_csv: Path, accounts_fi
         [
             sys.executable,
             "-m",
-            "nutcracker.exchange.sim_cli",
+            "nutcracker.simexchange.cli",
             "--port",
             "0",
             "--data",
@@ -149,7 +149,7 @@ def serve(btc_csv: Path, accounts_file: Path, *options: str) -> tuple[subprocess
         [
             sys.executable,
             "-m",
-            "nutcracker.exchange.sim_cli",
+            "nutcracker.simexchange.cli",
             "--port",
             "0",
             "--data",

@@ -10,8 +10,8 @@ import pytest
 from sim_clients import ccxt_binance
 
 from nutcracker.errors import ConfigError
-from nutcracker.exchange.sim_accounts import MarketSpec, load_sim_setup
-from nutcracker.exchange.sim_server import SimServer
+from nutcracker.simexchange.accounts import MarketSpec, load_sim_setup
+from nutcracker.simexchange.server import SimServer
 
 SYMBOL = "BTC/USDT"
 TICK = Decimal("0.01")

@@ -11,7 +11,7 @@ import ccxt
 import pytest
 from sim_clients import ALICE, ccxt_binance, http
 
-from nutcracker.exchange.sim_server import SimServer, sign
+from nutcracker.simexchange.server import SimServer, sign
 
 # Binance's documented test vector (reference §1.4)
 VECTOR_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"

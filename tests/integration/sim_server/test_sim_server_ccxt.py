@@ -12,8 +12,8 @@ import ccxt
 import pytest
 from sim_clients import ALICE, READ_ONLY, ccxt_binance, http
 
-from nutcracker.exchange.sim_accounts import MarketSpec
-from nutcracker.exchange.sim_server import SimServer
+from nutcracker.simexchange.accounts import MarketSpec
+from nutcracker.simexchange.server import SimServer
 
 SYMBOL = "BTC/USDT"
 TICK = Decimal("0.01")

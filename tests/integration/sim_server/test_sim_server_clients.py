@@ -35,9 +35,9 @@ from ccxt.test.exchange.base.test_trading_fee import test_trading_fee as check_t
 from sim_clients import ALICE, ccxt_binance, http
 
 from nutcracker.exchange.ccxt_exchange import rebase_urls
-from nutcracker.exchange.sim_accounts import MarketSpec
-from nutcracker.exchange.sim_limits import RateLimits
-from nutcracker.exchange.sim_server import MSG_AHEAD, SimServer, sign
+from nutcracker.simexchange.accounts import MarketSpec
+from nutcracker.simexchange.limits import RateLimits
+from nutcracker.simexchange.server import MSG_AHEAD, SimServer, sign
 
 SYMBOL = "BTC/USDT"
 MINUTE = 60_000

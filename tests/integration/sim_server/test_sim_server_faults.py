@@ -11,7 +11,7 @@ import ccxt
 import pytest
 from sim_clients import ALICE, ccxt_binance, http
 
-from nutcracker.exchange.sim_server import (
+from nutcracker.simexchange.server import (
     ENDPOINTS,
     TRADING_ENDPOINTS,
     FaultRule,

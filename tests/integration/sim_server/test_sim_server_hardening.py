@@ -15,9 +15,9 @@ import ccxt
 import pytest
 from sim_clients import ALICE, ccxt_binance, http
 
-from nutcracker.exchange.sim_accounts import MarketSpec
-from nutcracker.exchange.sim_limits import RateLimits
-from nutcracker.exchange.sim_server import MAX_FAIL_NEXT, SimServer
+from nutcracker.simexchange.accounts import MarketSpec
+from nutcracker.simexchange.limits import RateLimits
+from nutcracker.simexchange.server import MAX_FAIL_NEXT, SimServer
 
 SYMBOL = "BTC/USDT"
 

@@ -15,10 +15,10 @@ from nutcracker.backtest.checker import (
     LEGACY_FILLS_HEADER,
     ORDERS_HEADER,
     RULES,
-    CheckInputError,
     CheckReport,
     check_backtest,
 )
+from nutcracker.errors import CheckInputError
 
 SYM = "SYN/USDT"
 ID = "ncdemoSYNUSDT"

@@ -33,6 +33,7 @@ from nutcracker.errors import (
     ConfigError,
     ExchangeError,
     ExchangeUnavailableError,
+    ForbiddenCallError,
     InsufficientFundsError,
     InvalidOrderError,
     NutcrackerError,
@@ -41,7 +42,7 @@ from nutcracker.errors import (
     PostOnlyRejectedError,
     ReconciliationError,
 )
-from nutcracker.exchange.ccxt_errors import ForbiddenCallError, ccxt_errors
+from nutcracker.exchange.ccxt_errors import ccxt_errors
 from nutcracker.exchange.ccxt_exchange import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_METHODS,

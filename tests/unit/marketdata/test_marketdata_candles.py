@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from nutcracker.core.model import Candle
 from nutcracker.core.units import Precision
+from nutcracker.errors import DataError
 from nutcracker.marketdata import (
     CANDLE_HEADER,
     CandleArrays,
-    DataError,
     check_candles,
     gaps,
     load_candles_csv,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from nutcracker.core.units import Precision
+from nutcracker.errors import DataError
 from nutcracker.marketdata import (
     CANDLE_HEADER,
-    DataError,
     download_candles,
     load_candles_csv,
     synthetic_candles,

@@ -1,7 +1,7 @@
 """``nutcracker sim-exchange``: serve candle files as a Binance Spot REST API on 127.0.0.1.
 
 The main CLI mounts ``sim_exchange`` with ``app.command("sim-exchange")(sim_exchange)``; until
-then ``python -m nutcracker.exchange.sim_cli --help`` runs the same command. The server prints
+then ``python -m nutcracker.simexchange.cli --help`` runs the same command. The server prints
 one line ``sim-exchange: serving http://127.0.0.1:PORT ...`` once it accepts connections (handy
 with ``--port 0``), then serves until interrupted (Ctrl-C or SIGTERM: exit 0). A bad accounts
 file, data file or option exits with ``EXIT_CONFIG`` and a message naming what to fix.
@@ -24,14 +24,13 @@ from typing import Annotated
 
 import typer
 
-from nutcracker.errors import ConfigError
-from nutcracker.exchange.sim_accounts import DataError, MarketSpec, load_market, load_sim_setup
-from nutcracker.exchange.sim_limits import RateLimits
-from nutcracker.exchange.sim_server import DEFAULT_TIMEOUT_MS, FaultRule, SimServer
+from nutcracker.errors import EXIT_CONFIG, ConfigError, DataError
 from nutcracker.marketdata.candles import symbol_from_filename
 from nutcracker.ranges import FAULT_TIMEOUT_MS, SEED, SIM_SPEED, WARMUP, check_option
+from nutcracker.simexchange.accounts import MarketSpec, load_market, load_sim_setup
+from nutcracker.simexchange.limits import RateLimits
+from nutcracker.simexchange.server import DEFAULT_TIMEOUT_MS, FaultRule, SimServer
 
-EXIT_CONFIG = 2  # the same code as ``nutcracker.cli.EXIT_CONFIG`` (adapters cannot import the CLI)
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+$")
 
 
@@ -257,7 +256,7 @@ def _data_arg(item: str) -> tuple[str | None, Path]:
 
 
 def main() -> None:
-    """Run ``sim-exchange`` as a stand-alone command (``python -m nutcracker.exchange.sim_cli``)."""
+    """Run ``sim-exchange`` as a stand-alone command (``python -m nutcracker.simexchange.cli``)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     typer.run(sim_exchange)
 

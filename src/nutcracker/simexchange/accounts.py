@@ -52,8 +52,8 @@ import numpy as np
 from nutcracker.config import read_toml
 from nutcracker.core.model import MarketInfo
 from nutcracker.core.units import PPM, Precision
-from nutcracker.errors import ConfigError
-from nutcracker.marketdata.candles import CandleArrays, DataError, load_candles_csv, symbol_from_filename
+from nutcracker.errors import ConfigError, DataError
+from nutcracker.marketdata.candles import CandleArrays, load_candles_csv, symbol_from_filename
 
 PERMISSION_FIELDS: Final = (
     "ipRestrict",

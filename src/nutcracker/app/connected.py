@@ -1,10 +1,10 @@
 """Paper and live sessions: the engine on the wall clock, connected to an exchange through ccxt.
 
-Part of the composition root (with ``cli``): it picks the concrete adapters. Live mode fetches the
-key just in time from the secret store, refuses it unless the exchange says it can only trade spot
-(the withdrawal guard, fail closed), checks that the config's market rules are the exchange's, and
-only then starts the engine; nothing is placed with a refused key. Paper mode reads public market
-data through ccxt and fills orders on a local matching engine.
+Part of the composition root (``app.kernel`` builds the engine): it picks the concrete adapters.
+Live mode fetches the key just in time from the secret store, refuses it unless the exchange says
+it can only trade spot (the withdrawal guard, fail closed), checks that the config's market rules
+are the exchange's, and only then starts the engine; nothing is placed with a refused key. Paper
+mode reads public market data through ccxt and fills orders on a local matching engine.
 
 Commission. At every live start, and at a paper start given ``--key``, the account's own maker fee
 is read from the exchange (Binance: ``GET /sapi/v1/asset/tradeFee`` via ccxt's
@@ -21,10 +21,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from nutcracker.backtest.runner import starting_balances
-from nutcracker.config import NutcrackerConfig
+from nutcracker.app.kernel import build_engine, symbol_params
+from nutcracker.config import NutcrackerConfig, starting_balances
 from nutcracker.engine.ports import Exchange, HistoryExchange
-from nutcracker.engine.runtime import SHUTDOWN_CANCEL_S, Engine, EngineSettings, PulseReport, WallClock
+from nutcracker.engine.runtime import SHUTDOWN_CANCEL_S, EngineSettings, PulseReport, WallClock
 from nutcracker.errors import ConfigError
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.key_probe import require_trade_only_key
@@ -37,7 +37,11 @@ from nutcracker.store.sqlite import SqliteJournal
 
 
 async def check_markets(config: NutcrackerConfig, exchange: Exchange) -> None:
-    """Refuse to start when the config's tick, lot or fee differ from what the exchange says."""
+    """Refuse to start when the config's tick or lot size differ from what the exchange says.
+
+    The fee is not compared here: ``check_fees`` runs before it at every start and refuses a config
+    fee below the account's (an exchange's market data holds no account fee to compare).
+    """
     for symbol in config.symbols:
         m = symbol.market
         info = await exchange.market(m.symbol)
@@ -157,27 +161,18 @@ async def run_connected(
                 **({"maker_fee": same.pop()} if len(same) == 1 else {}),
             )
         await check_markets(config, exchange)
-        params = [s.to_params(config.engine.id) for s in config.symbols]
+        params = symbol_params(config)
         settings = EngineSettings(
             pulse_interval_s=pulse_interval_s or float(config.engine.pulse_interval_s),
             cancel_on_shutdown=config.engine.cancel_on_shutdown,
             shutdown_cancel_s=cancel_timeout_s or SHUTDOWN_CANCEL_S,
         )
-        budgets = {asset: rail.max_quote for asset, rail in config.portfolio.items()}
         journal_path.parent.mkdir(parents=True, exist_ok=True)
         journal = SqliteJournal(journal_path)
         try:
             # a lost or rolled-back journal would forget fills and reuse ids: refuse, name the fix
             await require_known_history(params, exchange, journal, journal_path)
-            engine = Engine(
-                params,
-                exchange,
-                journal,
-                WallClock(),
-                settings=settings,
-                portfolio_budgets=budgets or None,
-                monitor_reader=None,
-            )
+            engine = build_engine(config, params, exchange, journal, WallClock(), settings)
             counts: dict[str, int] = {}
 
             def observe(report: PulseReport) -> None:

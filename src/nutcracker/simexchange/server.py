@@ -118,6 +118,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, PlaceLimit, Side
+from nutcracker.core.orders import MAX_ID_LENGTH
 from nutcracker.core.units import PPM, QU_PER_TICK_LOT, Precision
 from nutcracker.errors import (
     InsufficientFundsError,
@@ -126,8 +127,8 @@ from nutcracker.errors import (
     PostOnlyRejectedError,
 )
 from nutcracker.exchange.matching import MatchingEngine
-from nutcracker.exchange.sim_accounts import API_KEY_RE, PERMISSION_FIELDS, MarketSpec, SimAccount
-from nutcracker.exchange.sim_limits import RateLimiter, RateLimits
+from nutcracker.simexchange.accounts import API_KEY_RE, PERMISSION_FIELDS, MarketSpec, SimAccount
+from nutcracker.simexchange.limits import RateLimiter, RateLimits
 
 _log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ _E8: Final = Decimal("1e-8")
 _CTX: Final = Context(prec=80)
 _NUMBER_RE: Final = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
 _INT_RE: Final = re.compile(r"^-?[0-9]{1,20}$")
-_CLIENT_ID_RE: Final = re.compile(r"^[a-zA-Z0-9._:/-]{1,36}$")
+_CLIENT_ID_RE: Final = re.compile(rf"^[a-zA-Z0-9._:/-]{{1,{MAX_ID_LENGTH}}}$")
 _SIGNATURE_RE: Final = re.compile(r"(?:^|&)signature=[^&]*")
 _MAX_PRICE: Final = Decimal(1_000_000)
 _MAX_QTY_LOTS: Final = 900_000_000

@@ -8,27 +8,34 @@ path (``symbol[0].rails.max_quote``) and says what to change.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
-import tomllib
-from collections.abc import Callable, Iterator, Mapping
-from decimal import ROUND_CEILING, Decimal, localcontext
-from pathlib import Path
-from typing import Annotated, Any, Final, Self, get_args, get_origin
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Annotated, Final, Self
 
-from annotated_types import Ge, Gt, Le, Lt
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from nutcracker.config.problems import (
+    _CENT,
+    _ceil_cent,
+    _decimal,
+    _fmt,
+    _format_problems,
+    _just_above,
+    _Problems,
+    _show,
+)
+from nutcracker.config.units import _ExactUnits, _min_cycle_spread_bps
+from nutcracker.core.orders import MAX_ID_LENGTH
 from nutcracker.core.params import (
     GateParams,
     GridParams,
@@ -40,17 +47,16 @@ from nutcracker.core.params import (
     RailParams,
     Spacing,
     SymbolParams,
+    ladder_levels,
 )
 from nutcracker.core.units import Precision
 from nutcracker.errors import ConfigError
 
-CLIENT_ORDER_ID_MAX: Final = 36  # Binance newClientOrderId limit
+CLIENT_ORDER_ID_MAX: Final = MAX_ID_LENGTH  # Binance newClientOrderId limit
 CLIENT_ORDER_ID_SUFFIX_MAX: Final = 12  # what the engine appends to the prefix
 ORDER_ID_PREFIX_MAX: Final = CLIENT_ORDER_ID_MAX - CLIENT_ORDER_ID_SUFFIX_MAX
 MAX_LADDER_LEVELS: Final = 100  # exchanges cap open orders per symbol (Binance: 200)
 
-_BPS_PER_UNIT: Final = Decimal(10_000)
-_CENT: Final = Decimal("0.01")
 _PPM_PER_BPS: Final = 100
 _PPM_PER_PCT: Final = 10_000
 _MS_PER_S: Final = 1_000
@@ -89,28 +95,6 @@ Scale = Annotated[float, Field(strict=True, ge=MIN_SCALE, le=MAX_SCALE, allow_in
 AtrMultiple = Annotated[float, Field(strict=True, gt=0, le=MAX_ATR_MULTIPLE, allow_inf_nan=False)]
 Percent = Annotated[Decimal, Field(ge=0, le=MAX_PCT)]
 Cooldown = Annotated[StrictInt, Field(ge=0, le=MAX_COOLDOWN_S)]
-
-
-class _BrokenRulesError(ValueError):
-    """Cross-field problems, each as (field path relative to the validated model, problem and fix)."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{field}: {text}" for field, text in problems))
-        self.problems = problems
-
-
-class _Problems:
-    """Collect the problems a validator finds, then raise them together."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
-
-    def add(self, field: str, text: str) -> None:
-        self.items.append((field, text))
-
-    def raise_any(self) -> None:
-        if self.items:
-            raise _BrokenRulesError(self.items)
 
 
 class _Section(BaseModel):
@@ -338,11 +322,8 @@ class SymbolConfig(_Section):
     @property
     def ladder_levels(self) -> int:
         """Return how many buy levels the ladder holds (as ``SymbolParams.ladder_levels``)."""
-        if self.martingale.enabled:
-            return self.martingale.max_steps + 1
-        if self.grid.enabled:
-            return self.grid.levels
-        return 1
+        m, grid = self.martingale, self.grid
+        return ladder_levels(m.enabled, m.max_steps, grid.enabled, grid.levels)
 
     def ladder_quote(self) -> Decimal:
         """Return the quote the whole buy ladder needs when every level is filled."""
@@ -644,55 +625,6 @@ class NutcrackerConfig(_Section):
         return self
 
 
-# --- loading --------------------------------------------------------------------------------------
-
-
-def load_config(path: str | Path) -> NutcrackerConfig:
-    """Return the validated configuration read from the TOML file at ``path``.
-
-    Raises:
-        ConfigError: the file is missing, unreadable, not TOML, or invalid; the message says what to fix.
-    """
-    file = Path(path)
-    data = read_toml(file, missing_hint="check the path (examples/ holds templates)")
-    return parse_config(data, source=str(file))
-
-
-def read_toml(
-    file: Path,
-    *,
-    kind: str = "file",
-    missing_hint: str = "check the path",
-    parse_float: Callable[[str], Any] = float,
-) -> dict[str, Any]:
-    """Return the TOML document in ``file``; every way it can fail is a ConfigError that says the fix."""
-    try:
-        with file.open("rb") as handle:
-            return tomllib.load(handle, parse_float=parse_float)
-    except FileNotFoundError as e:
-        raise ConfigError(f"{file}: no such {kind}; {missing_hint}") from e
-    except IsADirectoryError as e:
-        raise ConfigError(f"{file}: is a directory; give the path of a .toml file") from e
-    except OSError as e:
-        raise ConfigError(f"{file}: cannot be read ({e.strerror}); check the path and its permissions") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{file}: is not UTF-8 text; save it as UTF-8") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{file}: invalid TOML: {e}; fix the syntax there") from e
-
-
-def parse_config(data: Mapping[str, Any], source: str = "config") -> NutcrackerConfig:
-    """Return the validated configuration from parsed TOML ``data``.
-
-    Raises:
-        ConfigError: listing every problem as field path, problem and fix; ``source`` heads the message.
-    """
-    try:
-        return NutcrackerConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_explain(e, source)) from e
-
-
 def order_id_prefix(engine_id: str, base: str, quote: str) -> str:
     """Return the client order id prefix of a symbol: ``nc{engine_id}{BASE}{QUOTE}``, at most 24 chars.
 
@@ -700,257 +632,6 @@ def order_id_prefix(engine_id: str, base: str, quote: str) -> str:
     within Binance's 36-character ``newClientOrderId`` (``^[.A-Z:/a-z0-9_-]{1,36}$``).
     """
     return _NOT_IN_ORDER_ID.sub("", f"nc{engine_id}{base}{quote}")[:ORDER_ID_PREFIX_MAX]
-
-
-# --- exact units ----------------------------------------------------------------------------------
-
-
-class _ExactUnits:
-    """Convert Decimals to integer units, recording every value the conversion would round."""
-
-    def __init__(self, market: MarketConfig) -> None:
-        self._market = market
-        self._precision = market.precision
-        self.problems = _Problems()
-
-    def lots(self, field: str, qty: Decimal) -> int:
-        lots = self._precision.qty_to_lots(qty)
-        if self._precision.lots_to_qty(lots) != qty:
-            lot = self._market.lot_size
-            self.problems.add(
-                field,
-                f"{_fmt(qty)} {self._market.base} is not a multiple of market.lot_size {_fmt(lot)}; "
-                f"use e.g. {_fmt(lots * lot)} or {_fmt((lots + 1) * lot)}",
-            )
-        return lots
-
-    def quote_units(self, field: str, amount: Decimal) -> int:
-        units = self._precision.quote_to_qu(amount)
-        if self._precision.qu_to_quote(units) != amount:
-            unit = self._precision.quote_unit
-            self.problems.add(
-                field,
-                f"{_fmt(amount)} {self._market.quote} is finer than the smallest quote unit {unit:E} "
-                f"(tick_size × lot_size / 1e6); round it to e.g. {_fmt(units * unit)}",
-            )
-        return units
-
-    def ppm(self, field: str, value: Decimal, ppm_per_unit: int, unit: str) -> int:
-        scaled = value * ppm_per_unit
-        ppm = int(scaled.to_integral_value())
-        if scaled != ppm:
-            step = Decimal(1) / ppm_per_unit
-            self.problems.add(
-                field,
-                f"{_fmt(value)} {unit} is finer than the engine's resolution of {_fmt(step)} {unit} "
-                f"(1 ppm); round it to e.g. {_fmt(value.quantize(step))}",
-            )
-        return ppm
-
-
-def _min_cycle_spread_bps(min_net_bps: Decimal, maker_fee_bps: Decimal) -> Decimal:
-    """Return the buy->sell spread (bps) at which a cycle nets exactly ``min_net_bps`` of its cost.
-
-    As the core's ledger counts it (``ledger.min_sell_price``): a buy of cost P pays fee P·f, the
-    sell at P(1+s) pays P(1+s)·f, and net = P(1+s)(1-f) - P(1+f) >= m·P when s >= (m + 2f) / (1-f).
-    """
-    m, f = min_net_bps / _BPS_PER_UNIT, maker_fee_bps / _BPS_PER_UNIT
-    return (m + 2 * f) / (1 - f) * _BPS_PER_UNIT
-
-
-# --- messages -------------------------------------------------------------------------------------
-
-
-_EXPECTED_TYPES: Final = {
-    "int_type": "a whole number such as 5 (no quotes, no decimals)",
-    "bool_type": "true or false (no quotes)",
-    "float_type": "a number such as 1.5 (no quotes)",
-    "decimal_type": 'a decimal number, best quoted, such as "0.01"',
-    "decimal_parsing": 'a decimal number, best quoted, such as "0.01"',
-    "string_type": 'a quoted string such as "text"',
-    "model_type": "a table, e.g. [section] or key = { ... }",
-    "dict_type": "a table of tables, e.g. [portfolio.USDT]",
-    "tuple_type": "one or more [[symbol]] tables",
-    "list_type": "one or more [[symbol]] tables",
-    "finite_number": "a finite number",
-}
-_BOUNDS: Final = {  # pydantic error type -> (problem, fix), formatted with the limit
-    "greater_than": ("must be greater than {}", "set a value above {}"),
-    "greater_than_equal": ("must be at least {}", "set a value of {} or more"),
-    "less_than": ("must be less than {}", "set a value below {}"),
-    "less_than_equal": ("must be at most {}", "set a value of {} or less"),
-}
-
-
-def _explain(error: ValidationError, source: str) -> str:
-    lines: list[str] = []
-    for item in error.errors(include_url=False):
-        loc = tuple(item["loc"])
-        cause = (item.get("ctx") or {}).get("error")
-        if isinstance(cause, _BrokenRulesError):
-            lines += [_problem_line(_join(_path(loc), field), text) for field, text in cause.problems]
-        else:
-            lines.append(_describe(item["type"], loc, item))
-    return _format_lines(source, lines)
-
-
-def _format_problems(source: str, problems: list[tuple[str, str]]) -> str:
-    return _format_lines(source, [_problem_line(field, text) for field, text in problems])
-
-
-def _format_lines(source: str, lines: list[str]) -> str:
-    count = f"{len(lines)} problem" + ("s" if len(lines) != 1 else "")
-    return f"{source}: {count}:\n" + "\n".join(f"  - {line}" for line in lines)
-
-
-def _problem_line(path: str, text: str) -> str:
-    return f"{path or 'top level'}: {text}"
-
-
-def _describe(kind: str, loc: tuple[int | str, ...], item: Mapping[str, Any]) -> str:
-    path, value, ctx = _path(loc), item.get("input"), item.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return _unknown_key(loc)
-    if kind == "missing":
-        return _problem_line(path, _missing(loc))
-    if kind == "value_error":
-        return _problem_line(path, str(ctx.get("error", item["msg"])))
-    allowed = _allowed_range(loc)
-    if kind in _EXPECTED_TYPES:
-        fix = "give a number in range" if kind == "finite_number" else "change it to that type"
-        return _problem_line(path, f"expected {_EXPECTED_TYPES[kind]}, got {_show(value)}; {fix}{allowed}")
-    if kind in _BOUNDS:
-        limit = _show(next(iter(ctx.values())))
-        problem, fix = _BOUNDS[kind]
-        return _problem_line(
-            path, f"{problem.format(limit)}, got {_show(value)}; {fix.format(limit)}{allowed}"
-        )
-    return _problem_line(path, f"{item['msg']} (got {_show(value)}){allowed}")
-
-
-def _allowed_range(loc: tuple[int | str, ...]) -> str:
-    """Return `` (allowed: 0 < key <= 5000)`` from the bounds declared on the field at ``loc``, if any."""
-    model = _model_at(loc[:-1])
-    field = model.model_fields.get(str(loc[-1])) if model is not None else None
-    if field is None:
-        return ""
-    low = high = ""
-    for bound in _bounds_of(field.metadata, field.annotation):
-        if isinstance(bound, Gt):
-            low = f"{_show(bound.gt)} < "
-        elif isinstance(bound, Ge):
-            low = f"{_show(bound.ge)} <= "
-        elif isinstance(bound, Lt):
-            high = f" < {_show(bound.lt)}"
-        elif isinstance(bound, Le):
-            high = f" <= {_show(bound.le)}"
-    return f" (allowed: {low}{loc[-1]}{high})" if low or high else ""
-
-
-def _bounds_of(metadata: list[Any], annotation: Any) -> Iterator[Any]:
-    """Yield the annotated-types bounds of a field, also those inside ``Annotated[...] | None``."""
-    yield from metadata
-    for arg in get_args(annotation):
-        for extra in getattr(arg, "__metadata__", ()):
-            yield from getattr(extra, "metadata", ())
-
-
-def _unknown_key(loc: tuple[int | str, ...]) -> str:
-    key, parent = str(loc[-1]), loc[:-1]
-    where = f"in {_path(parent)}" if parent else "at the top level"
-    model = _model_at(parent)
-    allowed = list(model.model_fields) if model is not None else []
-    close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"unknown key {key!r} {where}; {hint}allowed: {', '.join(allowed)}"
-
-
-def _missing(loc: tuple[int | str, ...]) -> str:
-    parent, key = loc[:-1], str(loc[-1])
-    model = _model_at(parent)
-    field = model.model_fields.get(key) if model is not None else None
-    table = _table(parent)
-    if field is not None and _is_model(field.annotation):
-        return f"missing section; add a [{_table(loc)}] table"
-    if key == "symbol" and not parent:
-        return "no symbol is configured; add at least one [[symbol]] table"
-    example = field.examples[0] if field is not None and field.examples else "..."
-    shown = f'"{example}"' if isinstance(example, str) else str(example)
-    under = f" under [{table}]" if table else ""
-    return f"missing required key; add {key} = {shown}{under}"
-
-
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """Return the model class found at ``loc`` inside ``NutcrackerConfig``, if any."""
-    kind: Any = NutcrackerConfig
-    for part in loc:
-        origin, args = get_origin(kind), get_args(kind)
-        if _is_model(kind) and isinstance(part, str) and part in kind.model_fields:
-            kind = kind.model_fields[part].annotation
-        elif origin in (tuple, list) and isinstance(part, int):
-            kind = args[0]
-        elif origin is dict and isinstance(part, str):
-            kind = args[1]
-        else:
-            return None
-    return kind if _is_model(kind) else None
-
-
-def _is_model(kind: Any) -> bool:
-    return isinstance(kind, type) and issubclass(kind, BaseModel)
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _table(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc if isinstance(part, str))
-
-
-def _join(base: str, field: str) -> str:
-    return ".".join(part for part in (base, field) if part)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, Decimal) and value.is_finite():
-        return _fmt(value)
-    if isinstance(value, int) and abs(value) >= 10**16:
-        return f"{value:.3g}"  # a 30-digit integer is unreadable
-    return str(value)
-
-
-def _fmt(value: Decimal) -> str:
-    """Return ``value`` in plain notation without trailing zeros (``1E+3`` -> ``1000``)."""
-    return f"{value.normalize():f}"
-
-
-def _ceil_cent(value: Decimal) -> Decimal:
-    """Return ``value`` rounded up to a multiple of 0.01, exactly however large it is."""
-    with localcontext() as context:
-        context.prec = max(context.prec, value.adjusted() + 4)
-        return value.quantize(_CENT, rounding=ROUND_CEILING)
-
-
-def _just_above(value: Decimal) -> Decimal:
-    """Return the smallest multiple of 0.01 strictly above ``value``."""
-    above = value.quantize(_CENT, rounding=ROUND_CEILING)
-    return above + _CENT if above == value else above
-
-
-def _decimal(value: float) -> Decimal:
-    return Decimal(repr(value))
 
 
 # --- effective config as TOML ---------------------------------------------------------------------
@@ -1009,7 +690,5 @@ __all__ = [
     "RailsConfig",
     "SymbolConfig",
     "VolatilityConfig",
-    "load_config",
     "order_id_prefix",
-    "parse_config",
 ]
