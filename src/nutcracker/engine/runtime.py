@@ -83,14 +83,8 @@ from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.monitor import MarketReader, Monitor
 from nutcracker.engine.portfolio import PortfolioRails
 from nutcracker.engine.ports import Exchange, Journal
-from nutcracker.engine.worker import (
-    Bands,
-    IntentOutcome,
-    LogLine,
-    PulseReport,
-    SymbolWorker,
-    WorkerSettings,
-)
+from nutcracker.engine.reports import Bands, IntentOutcome, PulseReport, SymbolStatus
+from nutcracker.engine.worker import LogLine, SymbolWorker, WorkerSettings
 from nutcracker.errors import JournalError
 
 __all__ = [
@@ -102,6 +96,7 @@ __all__ = [
     "RunClock",
     "ShutdownIncompleteError",
     "SimulatedClock",
+    "SymbolStatus",
     "WallClock",
 ]
 

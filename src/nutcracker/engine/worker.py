@@ -77,6 +77,7 @@ from nutcracker.core.units import PPM, Precision, notional_qu
 from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.portfolio import PortfolioRails
 from nutcracker.engine.ports import Clock, Exchange, Journal
+from nutcracker.engine.reports import Bands, IntentOutcome, PulseReport, SymbolStatus
 from nutcracker.errors import (
     AmbiguousOrderError,
     AuthenticationError,
@@ -97,6 +98,7 @@ __all__ = [
     "IntentOutcome",
     "LogLine",
     "PulseReport",
+    "SymbolStatus",
     "SymbolWorker",
     "WorkerSettings",
     "decode_envelope",
@@ -108,7 +110,13 @@ logger = logging.getLogger("nutcracker.engine")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-TRADING, IDLE, STALLED, PAUSED, KILLED = "trading", "idle", "stalled", "paused", "killed"
+TRADING, IDLE, STALLED, PAUSED, KILLED = (
+    SymbolStatus.TRADING,
+    SymbolStatus.IDLE,
+    SymbolStatus.STALLED,
+    SymbolStatus.PAUSED,
+    SymbolStatus.KILLED,
+)
 ENVELOPE_FORMAT = 1
 _MAX_REASON = 300  # characters of a status reason kept in logs and the journal
 
@@ -159,78 +167,6 @@ class WorkerSettings:
             raise ValueError("fill_overlap_ms, history_margin_candles and stale_after_candles must be >= 0")
         if not 0 < self.backoff_initial_s <= self.backoff_max_s:
             raise ValueError("backoff needs 0 < backoff_initial_s <= backoff_max_s")
-
-
-@dataclass(frozen=True, slots=True)
-class IntentOutcome:
-    """One intent of a pulse and what became of it (``status``: see ``core.records.INTENT_STATUSES``)."""
-
-    client_order_id: str
-    action: str  # "place" or "cancel"
-    side: str  # "buy" / "sell" ("" for a cancel)
-    price: int  # ticks (0 for a cancel)
-    qty: int  # lots (0 for a cancel)
-    status: str
-    reason: str  # why the strategy wanted it
-    detail: str  # the exchange's answer (order id, rejection message, ...)
-
-
-@dataclass(frozen=True, slots=True)
-class Bands:
-    """The indicators after the pulse, in ticks (nan until ready)."""
-
-    ema: float
-    lower: float
-    upper: float
-    long: float
-    atr: float
-    atr_ppm: float
-    ready: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PulseReport:
-    """What one pulse (or control action) of one symbol did; see ``engine.runtime`` for the fields."""
-
-    symbol: str
-    seq: int
-    ts_ms: int
-    status: str
-    status_reason: str
-    reasons: tuple[str, ...]
-    intents: tuple[IntentOutcome, ...]
-    fills: tuple[Fill, ...]
-    closed_cycles: tuple[ClosedCycleRecord, ...]
-    book: Book | None
-    close: int
-    bands: Bands
-    held_lots: int
-    max_base_lots: int
-    committed_quote_qu: int
-    max_quote_qu: int
-    quote_allowance_qu: int | None
-    realized_pnl_qu: int
-    open_orders: tuple[OpenOrder, ...]
-    precision: Precision
-    retry_in_s: float | None = None
-    decided: bool = True  # False: the market stayed inside the last decision's hold region
-
-    @property
-    def dispatched(self) -> bool:
-        """Return whether the pulse sent anything to the exchange."""
-        return any(i.status != "pending" for i in self.intents)
-
-    def price(self, ticks: int) -> Decimal:
-        """Return ``ticks`` as a price of this market."""
-        return self.precision.ticks_to_price(ticks)
-
-    def qty(self, lots: int) -> Decimal:
-        """Return ``lots`` as a quantity of this market."""
-        return self.precision.lots_to_qty(lots)
-
-    def quote(self, qu: int) -> Decimal:
-        """Return ``qu`` quote units as an amount of the quote asset."""
-        return self.precision.qu_to_quote(qu)
 
 
 @dataclass(slots=True)
@@ -323,7 +259,7 @@ class SymbolWorker:
         return self._state
 
     @property
-    def status(self) -> str:
+    def status(self) -> SymbolStatus:
         return self._status
 
     @property
@@ -381,7 +317,7 @@ class SymbolWorker:
                 return
             self._state_json = stored.state_json
         if stored.status in (PAUSED, KILLED):
-            self._status, self._status_reason = stored.status, stored.status_reason
+            self._status, self._status_reason = SymbolStatus(stored.status), stored.status_reason
             self._kill_pending = stored.status == KILLED  # make sure nothing of ours still rests
         self._journaled_status = (stored.status, stored.status_reason)
 
@@ -869,7 +805,7 @@ class SymbolWorker:
         logger.error(LogLine("halt", symbol=self._symbol, reason=reason))
         return self._report_only()
 
-    async def _set_status(self, status: str, reason: str) -> None:
+    async def _set_status(self, status: SymbolStatus, reason: str) -> None:
         reason = reason[:_MAX_REASON]
         self._status, self._status_reason = status, reason
         journaled_status, journaled_reason = self._journaled_status
