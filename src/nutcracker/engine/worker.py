@@ -73,7 +73,7 @@ from nutcracker.core.params import Spacing, SymbolParams
 from nutcracker.core.records import ClosedCycleRecord, IntentRecord, PulseRecord
 from nutcracker.core.serialize import dumps_params, state_from_dict, state_to_dict
 from nutcracker.core.strategy import Decision, StrategyState, decide, initial_state
-from nutcracker.core.units import PPM, Precision, notional_qu
+from nutcracker.core.units import PPM, notional_qu
 from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.portfolio import PortfolioRails
 from nutcracker.engine.ports import Clock, Exchange, Journal
