@@ -113,7 +113,11 @@ class Journal(Protocol):
         """Store the strategy state without a durable commit (indicator progress of idle pulses)."""
         ...
 
-    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None: ...
+    def record_params(
+        self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int, config_json: str = ""
+    ) -> None:
+        """Append the next version of the symbol's parameters; ``config_json``: them in user units."""
+        ...
 
     def params_history(self, symbol: str) -> list[ParamsRow]:
         """Return every parameter set recorded for ``symbol``, oldest first."""

@@ -836,10 +836,14 @@ class SymbolWorker:
 
     # -- control: parameters, pause, resume, kill, purge, cancel all ------------------------------
 
-    async def apply_params(self, params: SymbolParams, actor: str, why: str) -> None:
+    async def apply_params(
+        self, params: SymbolParams, actor: str, why: str, *, config_json: str = "", command_id: str = ""
+    ) -> None:
         """Replace the parameters between pulses and journal who changed them and why.
 
+        ``config_json`` (the change in the user's units) is journaled beside the core parameters.
         Changed Keltner periods restart the indicators from history (their state folds the old ones).
+        The engine calls this for a ``ChangeParams`` (``Engine.submit``); nothing else should.
 
         Raises:
             ValueError: the new params are for another market or another client order id prefix.
@@ -853,39 +857,51 @@ class SymbolWorker:
                 )
             params_json = dumps_params(params)
             await self._j(
-                self._journal.record_params, self._symbol, params_json, actor, why, self._clock.now_ms()
+                self._journal.record_params,
+                self._symbol,
+                params_json,
+                actor,
+                why,
+                self._clock.now_ms(),
+                config_json,
             )
             if params.keltner != old.keltner:
                 self._state = replace(self._state, indicators=indicators.initial_state())
             self._params = params
             self._hold = None
-            logger.info(LogLine("params_applied", symbol=self._symbol, actor=actor, why=why))
+            logger.info(
+                LogLine("params_applied", symbol=self._symbol, actor=actor, why=why, command=command_id)
+            )
 
-    async def pause(self, actor: str, why: str) -> PulseReport:
-        """Stop deciding and dispatching on this symbol (resting orders stay) until ``resume``."""
+    async def pause(self, actor: str, why: str, tag: str = "") -> PulseReport:
+        """Stop deciding and dispatching on this symbol (resting orders stay) until ``resume``.
+
+        ``tag`` (the command's id, role and grant) is added to the audit entry. The engine calls
+        this for a ``PauseSymbol`` (``Engine.submit``), as ``resume`` and ``kill`` for theirs.
+        """
         async with self.lock:
-            await self._control("pause", actor, why)
+            await self._control("pause", actor, why, tag)
             await self._set_status(PAUSED, f"paused by {actor}: {why}")
             return self._report_only()
 
-    async def resume(self, actor: str, why: str) -> PulseReport:
+    async def resume(self, actor: str, why: str, tag: str = "") -> PulseReport:
         """Resume pulsing a paused or killed symbol."""
         async with self.lock:
             if self._unreadable:  # resuming would trade on an empty ledger and overwrite the journal's
                 logger.error(LogLine("resume_refused", symbol=self._symbol, reason=self._unreadable))
                 return self._report_only()
             if self._status in (PAUSED, KILLED):
-                await self._control("resume", actor, why)
+                await self._control("resume", actor, why, tag)
                 self._kill_pending = False
                 self._stalls = 0
                 self._may_have_open_intents = True
                 await self._set_status(IDLE, f"resumed by {actor}: {why}")
             return self._report_only()
 
-    async def kill(self, actor: str, why: str) -> PulseReport:
+    async def kill(self, actor: str, why: str, tag: str = "") -> PulseReport:
         """Cancel all our resting orders on this symbol, then stop pulsing it (until ``resume``)."""
         async with self.lock:
-            await self._control("kill", actor, why)
+            await self._control("kill", actor, why, tag)
             await self._set_status(KILLED, f"killed by {actor}: {why}")
             self._kill_pending = True
             await self._cancel_all_locked(f"kill by {actor}: {why}")
@@ -906,9 +922,9 @@ class SymbolWorker:
                 return ()
             return await self._cancel_locked(list(orders), "purge")
 
-    async def _control(self, action: str, actor: str, why: str) -> None:
+    async def _control(self, action: str, actor: str, why: str, tag: str) -> None:
         self._hold = None
-        detail = f"symbol={self._symbol} why={why}"
+        detail = f"symbol={self._symbol} why={why}" + (f" {tag}" if tag else "")
         await self._j(self._journal.audit, actor, action, detail, self._clock.now_ms())
         logger.info(LogLine(action, symbol=self._symbol, actor=actor, why=why))
 

@@ -164,11 +164,13 @@ class InMemoryJournal:
         stored = self._symbols.get(symbol) or StoredSymbol(symbol, "", -1, NEW_SYMBOL_STATUS, "", ts_ms)
         self._symbols[symbol] = replace(stored, state_json=state_json, updated_ts_ms=ts_ms)
 
-    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None:
+    def record_params(
+        self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int, config_json: str = ""
+    ) -> None:
         """Append the next version of the symbol's parameters (JSON), with who and why."""
         history = self._params.setdefault(symbol, [])
-        payload = params_payload(len(history) + 1, params_json, actor, why)
-        history.append(ParamsRow(symbol, len(history) + 1, params_json, actor, why, ts_ms))
+        payload = params_payload(len(history) + 1, params_json, actor, why, config_json)
+        history.append(ParamsRow(symbol, len(history) + 1, params_json, actor, why, ts_ms, config_json))
         self._append_event(ts_ms, symbol, "params", payload)
 
     def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None:

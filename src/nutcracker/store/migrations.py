@@ -154,6 +154,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END
         """,
     ),
+    # 2: a parameter change also keeps the user's own config (names and units), '' when none was given.
+    ("ALTER TABLE params ADD COLUMN config_json TEXT NOT NULL DEFAULT ''",),
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -303,17 +303,22 @@ class SqliteJournal:
             self._buffered.pop(symbol, None)  # keep call order: flush writes oldest first
             self._buffered[symbol] = (state_json, ts_ms)
 
-    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None:
-        """Durably append the next version of the symbol's parameters (JSON), with who and why."""
+    def record_params(
+        self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int, config_json: str = ""
+    ) -> None:
+        """Durably append the next version of the symbol's parameters (JSON), with who and why.
+
+        ``config_json``: the same parameters in the config's own names and units ("" if not given).
+        """
         with self._lock, self._translated(f"record params of {symbol}"), self._transaction() as conn:
             (version,) = conn.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM params WHERE symbol = ?", (symbol,)
             ).fetchone()
-            payload = params_payload(version, params_json, actor, why)
+            payload = params_payload(version, params_json, actor, why, config_json)
             conn.execute(
-                "INSERT INTO params (symbol, version, params_json, actor, why, ts_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (symbol, version, params_json, actor, why, ts_ms),
+                "INSERT INTO params (symbol, version, params_json, actor, why, ts_ms, config_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (symbol, version, params_json, actor, why, ts_ms, config_json),
             )
             conn.execute(_INSERT_EVENT, (ts_ms, symbol, "params", payload))
 
@@ -446,7 +451,7 @@ class SqliteJournal:
         """Return every recorded version of the symbol's parameters, oldest first."""
         with self._read_lock, self._translated(f"read params of {symbol}"):
             rows = self._reader.execute(
-                "SELECT symbol, version, params_json, actor, why, ts_ms"
+                "SELECT symbol, version, params_json, actor, why, ts_ms, config_json"
                 " FROM params WHERE symbol = ? ORDER BY version",
                 (symbol,),
             ).fetchall()
