@@ -94,7 +94,7 @@ from nutcracker.core.params import SymbolParams
 from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.monitor import MarketReader, Monitor
 from nutcracker.engine.portfolio import PortfolioRails
-from nutcracker.engine.ports import Exchange, Journal
+from nutcracker.engine.ports import CommandInbox, Exchange, Journal, QuoteBudget
 from nutcracker.engine.reports import Bands, IntentOutcome, PulseReport, SymbolStatus
 from nutcracker.engine.worker import LogLine, SymbolWorker, WorkerSettings
 from nutcracker.errors import JournalError
@@ -225,6 +225,7 @@ class Engine:
         settings: EngineSettings | None = None,
         portfolio_budgets: Mapping[str, Decimal] | None = None,
         monitor_reader: MarketReader | None = None,
+        quote_budget: QuoteBudget | None = None,
     ) -> None:
         """Build one worker per symbol.
 
@@ -233,6 +234,8 @@ class Engine:
             exchange, journal: the ports the CLI picked (``CcxtExchange``/``SimExchange``, a journal).
             portfolio_budgets: ``max_quote`` per quote asset shared by its symbols (``[portfolio]``).
             monitor_reader: where the monitor reads (default: ``exchange``).
+            quote_budget: another implementation of the shared budgets than ``PortfolioRails``
+                (in-process, built from ``portfolio_budgets``); give one or the other.
         """
         self._settings = settings or EngineSettings()
         self._exchange = exchange
@@ -241,7 +244,11 @@ class Engine:
         symbols = [p.market.symbol for p in params]
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"each symbol may appear once, got {symbols}")
-        self.portfolio = PortfolioRails(portfolio_budgets) if portfolio_budgets else None
+        if quote_budget is not None and portfolio_budgets:
+            raise ValueError("give portfolio_budgets or a quote_budget, not both")
+        self.portfolio: QuoteBudget | None = (
+            PortfolioRails(portfolio_budgets) if portfolio_budgets else quote_budget
+        )
         self._executor = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
             if self._settings.journal_in_thread
@@ -649,6 +656,17 @@ class Engine:
         for report in reports:
             self._emit(report)
         return CommandOutcome(cid, Outcome.APPLIED, ", ".join(f"{r.symbol} {r.status}" for r in reports))
+
+    async def serve(self, inbox: CommandInbox, owner: str) -> None:
+        """Claim this engine's symbols for ``owner`` and ``submit`` every command the inbox delivers.
+
+        Runs until cancelled (run it beside ``run``). An outcome goes to the journal only.
+        """
+        await inbox.claim(owner, list(self._workers))
+        while True:
+            command = await inbox.receive(owner)
+            if command is not None:
+                await self.submit(command)
 
     async def _record_command(self, command: Command, result: str) -> None:
         """Journal a command that no worker journals itself (refused, proposed, parameters)."""

@@ -54,6 +54,7 @@ Logs are ``key=value`` (``event=...``), never secrets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -75,8 +76,7 @@ from nutcracker.core.serialize import dumps_params, state_from_dict, state_to_di
 from nutcracker.core.strategy import Decision, StrategyState, decide, initial_state
 from nutcracker.core.units import PPM, notional_qu
 from nutcracker.engine.journaling import JournalLane
-from nutcracker.engine.portfolio import PortfolioRails
-from nutcracker.engine.ports import Clock, Exchange, Journal
+from nutcracker.engine.ports import Clock, Exchange, Journal, QuoteBudget
 from nutcracker.engine.reports import Bands, IntentOutcome, PulseReport, SymbolStatus
 from nutcracker.errors import (
     AmbiguousOrderError,
@@ -194,7 +194,7 @@ class SymbolWorker:
         clock: Clock,
         *,
         settings: WorkerSettings | None = None,
-        portfolio: PortfolioRails | None = None,
+        portfolio: QuoteBudget | None = None,
         journal_executor: Executor | None = None,
         journal_lane: JournalLane | None = None,
     ) -> None:
@@ -374,7 +374,7 @@ class SymbolWorker:
         if decision is None:
             assert balances is not None
             # decide under the quote asset's budget; the reservation is recorded before the lock goes
-            async with _budget_lock(portfolio, symbol):
+            async with portfolio.hold(symbol) if portfolio is not None else contextlib.nullcontext():
                 if portfolio is not None:
                     own_now = _committed(old_state.ledger, hydrated.open_orders, hydrated.fills)
                     allowance = portfolio.allowance(symbol, own_now)
@@ -1049,20 +1049,6 @@ class SymbolWorker:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-class _NoLock:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-def _budget_lock(portfolio: PortfolioRails | None, symbol: str) -> asyncio.Lock | _NoLock:
-    """Return the quote asset's budget lock of ``symbol`` (a no-op without a shared budget)."""
-    lock = portfolio.lock_for(symbol) if portfolio is not None else None
-    return lock if lock is not None else _NoLock()
 
 
 def _buy_notional(placements: Iterable[PlaceLimit]) -> int:

@@ -24,7 +24,7 @@ from nutcracker.backtest.runner import (
 )
 from nutcracker.config import NutcrackerConfig
 from nutcracker.core.model import Candle
-from nutcracker.engine.ports import Journal
+from nutcracker.engine.ports import JournalStore
 from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, SimulatedClock
 from nutcracker.engine.worker import WorkerSettings
 from nutcracker.exchange.matching import MatchingEngine
@@ -41,11 +41,15 @@ class ReplaySetup:
     traces: dict[str, SymbolTrace]
     warmup: int  # candles fed before the first pulse: the indicators' history
     starting: dict[str, Decimal]
-    journal: Journal
+    journal: JournalStore
 
 
 def build_replay(
-    config: NutcrackerConfig, data: Mapping[str, CandleArrays], journal: Journal, *, warmup: int | None = None
+    config: NutcrackerConfig,
+    data: Mapping[str, CandleArrays],
+    journal: JournalStore,
+    *,
+    warmup: int | None = None,
 ) -> ReplaySetup:
     """Wire SimExchange, a simulated clock and the engine for ``config`` over ``data``.
 
@@ -141,8 +145,6 @@ async def run_replay(
     result = BacktestResult(
         setup.matching, setup.traces, setup.starting, elapsed, (last - setup.warmup) * len(data)
     )
-    fills_of = getattr(setup.journal, "fills", None)  # the journal knows each fill's cycle
-    for symbol, trace in setup.traces.items():
-        if fills_of is not None:
-            trace.bookings = {row.trade_id: row.cycle_id for row in fills_of(symbol)}
+    for symbol, trace in setup.traces.items():  # the journal knows each fill's cycle
+        trace.bookings = {row.trade_id: row.cycle_id for row in setup.journal.fills(symbol)}
     return result

@@ -54,6 +54,7 @@ class InMemoryJournal:
         self._params: dict[str, list[ParamsRow]] = {}
         self._audit: list[AuditRow] = []
         self._events: dict[str, list[EventRow]] = {}
+        self._log: list[EventRow] = []  # every event, in seq order (seq n at index n - 1)
         self._event_count = 0
 
     # -- writes ---------------------------------------------------------------------------------
@@ -229,6 +230,12 @@ class InMemoryJournal:
         """Return the symbol's latest ``limit`` events (``ACCOUNT`` for audit), newest first."""
         return self._events.get(symbol, [])[-limit:][::-1] if limit > 0 else []
 
+    def events_since(self, seq: int, limit: int = 1000) -> list[EventRow]:
+        """Return up to ``limit`` events after ``seq`` (of every symbol), oldest first."""
+        return self._log[max(seq, 0) : max(seq, 0) + limit] if limit > 0 else []
+
     def _append_event(self, ts_ms: int, symbol: str, kind: str, payload: str) -> None:
         self._event_count += 1
-        self._events.setdefault(symbol, []).append(EventRow(self._event_count, ts_ms, symbol, kind, payload))
+        event = EventRow(self._event_count, ts_ms, symbol, kind, payload)
+        self._events.setdefault(symbol, []).append(event)
+        self._log.append(event)

@@ -479,6 +479,17 @@ class SqliteJournal:
             ).fetchall()
             return [EventRow(*row) for row in rows]
 
+    def events_since(self, seq: int, limit: int = 1000) -> list[EventRow]:
+        """Return up to ``limit`` events after ``seq`` (of every symbol), oldest first: a stream cursor."""
+        if limit <= 0:
+            return []
+        with self._read_lock, self._translated("read events"):
+            rows = self._reader.execute(
+                "SELECT seq, ts_ms, symbol, kind, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+            return [EventRow(*row) for row in rows]
+
     def pragmas(self) -> dict[str, str | int]:
         """Return the connection's durability settings: journal_mode, synchronous, foreign_keys."""
         with self._lock, self._translated("read pragmas"):

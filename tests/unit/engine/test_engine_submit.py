@@ -20,6 +20,7 @@ from nutcracker.core.commands import (
     Role,
 )
 from nutcracker.core.serialize import loads_params
+from nutcracker.engine.inprocess import InProcessInbox
 from nutcracker.engine.runtime import Engine, EngineSettings, WallClock
 from nutcracker.engine.worker import IDLE, KILLED, PAUSED
 from nutcracker.store.memory import InMemoryJournal
@@ -149,3 +150,24 @@ def test_a_paused_symbol_stays_paused_across_pulses_until_resumed() -> None:
 def test_a_command_id_must_be_printable_and_short(bad: str) -> None:
     with pytest.raises(ValueError, match="command_id"):
         pause(bad)
+
+
+def test_serve_applies_what_the_inbox_delivers_for_its_symbols() -> None:
+    engine, journal = engine_of()
+    inbox = InProcessInbox()
+
+    async def main() -> None:
+        await engine.start()
+        serving = asyncio.create_task(engine.serve(inbox, "worker-1"))
+        await inbox.send(pause("p-1"))
+        await inbox.send(pause("p-1"))  # a resent id: applied once
+        await inbox.send(KillSymbol("k-1", ETH, "ops", Role.OPERATOR, "delisting", 8))
+        for _ in range(100):
+            if engine.worker(ETH).status == KILLED:
+                break
+            await asyncio.sleep(0.01)
+        serving.cancel()
+
+    asyncio.run(main())
+    assert (engine.worker(BTC).status, engine.worker(ETH).status) == (PAUSED, KILLED)
+    assert [a.action for a in reversed(journal.audit_log(10))] == ["pause", "kill"]
