@@ -115,11 +115,13 @@ def leases(request: pytest.FixtureRequest) -> SymbolLease:
 def test_a_lease_is_exclusive_until_it_expires_or_is_released(leases: SymbolLease) -> None:
     async def main() -> None:
         a = await leases.acquire(BTC, "a", 1000, now_ms=0)
-        assert a is not None and a.owner == "a"
+        assert a is not None
+        assert a.owner == "a"
         assert await leases.acquire(BTC, "b", 1000, now_ms=999) is None
         assert await leases.acquire(ETH, "b", 1000, now_ms=999) is not None  # per symbol
         b = await leases.acquire(BTC, "b", 1000, now_ms=1000)  # a's expired
-        assert b is not None and b.owner == "b"
+        assert b is not None
+        assert b.owner == "b"
         assert await leases.renew(a, 1000, now_ms=1001) is None  # taken over: a cannot renew
         await leases.release(a)  # ignored: a no longer holds it
         assert await leases.acquire(BTC, "c", 1000, now_ms=1002) is None
@@ -134,7 +136,9 @@ def test_renewal_keeps_the_token_and_extends_the_lease(leases: SymbolLease) -> N
         a = await leases.acquire(BTC, "a", 1000, now_ms=0)
         assert a is not None
         renewed = await leases.renew(a, 1000, now_ms=900)
-        assert renewed is not None and renewed.token == a.token and renewed.expires_ms == 1900
+        assert renewed is not None
+        assert renewed.token == a.token
+        assert renewed.expires_ms == 1900
         assert await leases.acquire(BTC, "b", 1000, now_ms=1500) is None
         assert await leases.renew(renewed, 1000, now_ms=1900) is None  # expired: renew too late
 
@@ -153,7 +157,8 @@ def test_fencing_tokens_grow_and_a_stale_token_is_refused(leases: SymbolLease) -
         for stale in tokens[:-1]:
             assert not await leases.check(BTC, stale)
         again = await leases.acquire(BTC, "a", 10, now_ms=1000)  # the same owner, a new lease
-        assert again is not None and again.token > tokens[-1]
+        assert again is not None
+        assert again.token > tokens[-1]
         assert not await leases.check(BTC, tokens[-1])
         assert not await leases.check(ETH, 1)  # never leased
 
@@ -210,7 +215,8 @@ def test_an_unknown_commitment_blocks_the_rest_and_an_asset_without_budget_is_fr
     assert budget.allowance(BTC, 0) == 0  # ETH's resting orders may already use it
     budget.reserve(ETH, 4 * QU)
     assert budget.allowance(BTC, 1 * QU) == 5 * QU
-    assert budget.has_budget(BTC) and not budget.has_budget("BTC/EUR")
+    assert budget.has_budget(BTC)
+    assert not budget.has_budget("BTC/EUR")
     assert budget.allowance("BTC/EUR", 0) is None
 
     async def main() -> None:

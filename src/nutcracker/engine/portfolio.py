@@ -1,4 +1,4 @@
-"""Portfolio rails (the in-process ``ports.QuoteBudget``): symbols that spend the same quote asset reserve from one budget.
+"""Portfolio rails (the in-process ``ports.QuoteBudget``): symbols on one quote asset share a budget.
 
 Each configured quote asset (``[portfolio.USDT] max_quote = 8000``) has a budget in that asset and
 an ``asyncio.Lock``. A symbol's *commitment* is the quote it has tied up: the cost of the lots it
