@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from engine_world import BTC, ETH, make_world, params_for
 
+from nutcracker.config import load_config
+from nutcracker.control.params_patch import change_params
 from nutcracker.core.commands import (
     ChangeParams,
     Command,
@@ -171,3 +174,33 @@ def test_serve_applies_what_the_inbox_delivers_for_its_symbols() -> None:
     asyncio.run(main())
     assert (engine.worker(BTC).status, engine.worker(ETH).status) == (PAUSED, KILLED)
     assert [a.action for a in reversed(journal.audit_log(10))] == ["pause", "kill"]
+
+
+def test_a_user_unit_patch_goes_through_submit_into_the_params_history() -> None:
+    config = load_config(Path(__file__).resolve().parents[3] / "examples" / "grid-btc-usdt.toml")
+    (params,) = config.to_params()
+    world = make_world((BTC,))
+    assert isinstance(world.journal, InMemoryJournal)
+    engine = Engine([params], world.sim, world.journal, WallClock(), settings=FAST)
+    command, _ = change_params(
+        config,
+        BTC,
+        {"grid": {"levels": 8}},
+        command_id="c-1",
+        actor="carol",
+        role=Role.OWNER,
+        why="more",
+        ts_ms=3,
+    )
+
+    async def main() -> None:
+        await engine.start()
+        assert (await engine.submit(command)).applied
+
+    asyncio.run(main())
+    assert engine.worker(BTC).params.grid.levels == 8
+    started, row = world.journal.params_history(BTC)
+    assert started.config_json == ""
+    assert (row.actor, row.why) == ("carol", "more")
+    assert json.loads(row.config_json)["grid"]["levels"] == 8
+    assert loads_params(row.params_json) == command.params
