@@ -205,6 +205,10 @@ class EventRow:
     payload: str
 
 
+class StaleTokenError(ValueError):
+    """A write under a lease token older than the symbol's latest: another process owns it now."""
+
+
 def check_intent_updates(updates: Sequence[tuple[str, str, str]]) -> None:
     """Raise ValueError unless every (client_order_id, status, detail) names a known status."""
     for client_order_id, status, _ in updates:

@@ -48,6 +48,7 @@ __all__ = [
     "ClosedCycleRecord",
     "CommandInbox",
     "Exchange",
+    "FencedJournal",
     "GroupCommitJournal",
     "HistoryExchange",
     "IntentRecord",
@@ -189,6 +190,17 @@ class GroupCommitJournal(Journal, Protocol):
     def stage_batch(self, writes: Sequence[JournalWrite]) -> list[Exception | None]: ...
 
     def commit_staged(self) -> None: ...
+
+
+class FencedJournal(Journal, Protocol):
+    """A journal that refuses the writes of a process whose symbol lease was taken over.
+
+    ``fence(symbol, token)`` (the token of a ``SymbolLease``) raises ``StaleTokenError`` when a
+    greater token was fenced already; from then on every write of the symbol under an older token
+    raises it too (``SqliteJournal``, across processes on one file).
+    """
+
+    def fence(self, symbol: str, token: int) -> None: ...
 
 
 class ReadModels(Protocol):
