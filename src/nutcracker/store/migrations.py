@@ -156,7 +156,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     # 2: a parameter change also keeps the user's own config (names and units), '' when none was given.
     ("ALTER TABLE params ADD COLUMN config_json TEXT NOT NULL DEFAULT ''",),
-    # 3: the fencing token of each symbol's latest lease (engine.ports.SymbolLease): stale writers are refused.
+    # 3: the fencing token of each symbol's latest lease (engine.ports.SymbolLease): stale writes refused.
     ("CREATE TABLE fences (symbol TEXT PRIMARY KEY, token INTEGER NOT NULL) STRICT",),
 )
 LATEST_VERSION = len(MIGRATIONS)
