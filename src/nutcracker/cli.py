@@ -476,6 +476,7 @@ def asyncio_run_replay(
 
     from nutcracker.backtest.data import assign_data, load_data
     from nutcracker.backtest.output import write_outputs
+    from nutcracker.engine.reports import PulseReport
     from nutcracker.marketdata.candles import DataError
     from nutcracker.replay.driver import build_replay, run_replay
     from nutcracker.store.sqlite import SqliteJournal
@@ -498,7 +499,7 @@ def asyncio_run_replay(
         store = SqliteJournal(journal_path)
         try:
             setup = build_replay(config, market_data, store)
-            latest: dict[str, object] = {}
+            latest: dict[str, PulseReport] = {}
             if headless or not console.is_terminal:
                 result = await run_replay(
                     setup,
@@ -511,9 +512,9 @@ def asyncio_run_replay(
             else:
                 with Live(console=console, refresh_per_second=8) as live:
 
-                    def show(report: object) -> None:
-                        latest[getattr(report, "symbol")] = report  # noqa: B009
-                        live.update(status_table(latest.values()))  # type: ignore[arg-type]
+                    def show(report: PulseReport) -> None:
+                        latest[report.symbol] = report
+                        live.update(status_table(latest.values()))
 
                     result = await run_replay(
                         setup, market_data, speed=speed, candles=candles, stop=stop, on_report=show

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from nutcracker.core.commands import Command
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit
@@ -172,6 +172,7 @@ JournalWrite = PulseRecord | IntentUpdates
 """One write of a group commit: a pulse (``commit_pulse``) or intent outcomes (``update_intents``)."""
 
 
+@runtime_checkable
 class GroupCommitJournal(Journal, Protocol):
     """A journal that commits the writes of several symbols at once (optional; see ``JournalLane``).
 
