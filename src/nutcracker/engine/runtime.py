@@ -24,14 +24,16 @@ Observer hook. After every pulse or control action the engine hands a ``PulseRep
 callback added with ``add_observer(fn)`` (called synchronously in the engine's loop: keep it quick;
 an exception is logged and ignored) and puts it on every queue returned by ``subscribe()`` (a
 full queue drops its oldest report: a slow view never slows the engine). ``latest()`` returns the
-last report of every symbol. ``PulseReport`` (frozen; integer units of the symbol's market, with
-``price(ticks)``, ``qty(lots)`` and ``quote(qu)`` returning ``Decimal``s through ``precision``):
+last report of every symbol. ``PulseReport`` (``engine.reports``; frozen; integer units of the
+symbol's market, with ``price(ticks)``, ``qty(lots)`` and ``quote(qu)`` returning ``Decimal``s
+through ``precision``):
 
 ==========================  ==================================================================
 ``symbol``, ``seq``         the market (``BTC/USDT``) and the worker's pulse counter
 ``ts_ms``                   exchange time of the pulse (the engine clock for control reports)
-``status``                  ``trading`` (orders rest), ``idle``, ``stalled`` (data-stall),
-                            ``paused`` (by a person, or halted on a broken invariant), ``killed``
+``status``                  a ``SymbolStatus`` (``StrEnum``): ``trading`` (orders rest), ``idle``,
+                            ``stalled`` (data-stall), ``paused`` (by a person, or halted on a
+                            broken invariant), ``killed``
 ``status_reason``           why: the decision's idle reasons, the stall's error, who paused
 ``reasons``                 every reason ``decide`` gave this pulse (wants, gates, skips)
 ``intents``                 ``IntentOutcome``\\ s: client id, action, side, price, qty, status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from nutcracker.core.commands import (
 )
 from nutcracker.core.serialize import loads_params
 from nutcracker.engine.inprocess import InProcessInbox
+from nutcracker.engine.portfolio import PortfolioRails
 from nutcracker.engine.runtime import Engine, EngineSettings, WallClock
 from nutcracker.engine.worker import IDLE, KILLED, PAUSED
 from nutcracker.store.memory import InMemoryJournal
@@ -204,3 +206,25 @@ def test_a_user_unit_patch_goes_through_submit_into_the_params_history() -> None
     assert (row.actor, row.why) == ("carol", "more")
     assert json.loads(row.config_json)["grid"]["levels"] == 8
     assert loads_params(row.params_json) == command.params
+
+
+def test_an_injected_quote_budget_is_the_one_the_workers_reserve_from() -> None:
+    world = make_world((BTC, ETH))
+    budget = PortfolioRails({"USDT": Decimal(0)})  # nothing to spend: no buy may rest
+    engine = Engine(
+        [params_for(BTC), params_for(ETH)], world.sim, world.journal, WallClock(), quote_budget=budget
+    )
+    assert engine.portfolio is budget
+    asyncio.run(engine.pulse_all())
+    assert budget.committed_qu(BTC) == 0
+    assert not world.ours(BTC)
+    assert not world.ours(ETH)
+    with pytest.raises(ValueError, match="not both"):
+        Engine(
+            [params_for(BTC)],
+            world.sim,
+            world.journal,
+            WallClock(),
+            quote_budget=budget,
+            portfolio_budgets={"USDT": Decimal(1)},
+        )
