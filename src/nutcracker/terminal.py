@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nutcracker.core.model import Side
-from nutcracker.engine.runtime import PulseReport
+from nutcracker.engine.reports import PulseReport
 
 CENTS = Decimal("0.01")
 _STATUS_STYLE = {"trading": "green", "idle": "yellow", "stalled": "red", "paused": "magenta", "killed": "red"}

@@ -20,7 +20,7 @@ from nutcracker.core.records import (
     PulseRecord,
     StoredSymbol,
 )
-from nutcracker.engine.ports import Journal
+from nutcracker.engine.ports import Journal, JournalStore, ReadModels
 from nutcracker.store.memory import InMemoryJournal
 from nutcracker.store.sqlite import SqliteJournal
 
@@ -30,6 +30,10 @@ BTC, ETH = "BTC/USDT", "ETH/USDT"
 
 def _fits_the_port(journal: AnyJournal) -> Journal:
     return journal  # mypy checks that both journals fit the engine's port
+
+
+def _fits_the_read_models(journal: AnyJournal) -> tuple[ReadModels, JournalStore]:
+    return journal, journal  # ... and offer every read model
 
 
 def _open(kind: str, tmp_path: Path) -> AnyJournal:
@@ -263,6 +267,7 @@ def test_an_unknown_symbol_reads_as_empty(journal: AnyJournal) -> None:
     assert journal.params_history(BTC) == []
     assert journal.recent_events(BTC, 5) == []
     assert journal.audit_log(5) == []
+    assert journal.events_since(0) == []
 
 
 def test_params_versions_count_up_per_symbol(journal: AnyJournal) -> None:
@@ -380,3 +385,30 @@ def test_a_pulse_with_an_intent_for_another_symbol_is_refused() -> None:
 def test_an_intent_with_an_unknown_action_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown action 'amend'"):
         IntentRecord(BTC, "a", "amend", "buy", 1, 1, "pending", "", 0)
+
+
+def test_events_since_is_a_stream_cursor_over_every_symbol(journal: AnyJournal) -> None:
+    journal.record_params(BTC, '{"levels": 5}', "owner", "first", 10)
+    journal.audit("owner", "pause", BTC, 11)
+    journal.set_status(ETH, "paused", "by owner", 12)
+    journal.commit_pulse(pulse(ts_ms=13))
+    events = journal.events_since(0)
+    assert [(e.seq, e.symbol, e.kind) for e in events] == [
+        (1, BTC, "params"),
+        (2, ACCOUNT, "audit"),
+        (3, ETH, "status"),
+        (4, BTC, "pulse"),
+    ]
+    assert journal.events_since(2) == events[2:]
+    assert journal.events_since(1, limit=2) == events[1:3]
+    assert journal.events_since(4) == []
+    assert journal.events_since(0, limit=0) == []
+    journal.audit("owner", "resume", BTC, 14)
+    assert [e.seq for e in journal.events_since(events[-1].seq)] == [5]  # only what followed
+
+
+def test_params_keep_the_user_unit_config_beside_the_core_parameters(journal: AnyJournal) -> None:
+    config = '{"grid": {"levels": 6}, "profit": {"min_net_bps": "25"}}'
+    journal.record_params(BTC, '{"levels": 6}', "owner", "wider", 10, config)
+    assert journal.params_history(BTC) == [ParamsRow(BTC, 1, '{"levels": 6}', "owner", "wider", 10, config)]
+    assert json.loads(journal.recent_events(BTC, 1)[0].payload)["config"] == json.loads(config)

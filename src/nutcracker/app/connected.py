@@ -24,7 +24,8 @@ from pathlib import Path
 from nutcracker.app.kernel import build_engine, symbol_params
 from nutcracker.config import NutcrackerConfig, starting_balances
 from nutcracker.engine.ports import Exchange, HistoryExchange
-from nutcracker.engine.runtime import SHUTDOWN_CANCEL_S, EngineSettings, PulseReport, WallClock
+from nutcracker.engine.reports import PulseReport
+from nutcracker.engine.runtime import SHUTDOWN_CANCEL_S, EngineSettings, WallClock
 from nutcracker.errors import ConfigError
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.key_probe import require_trade_only_key

@@ -17,8 +17,9 @@ from pathlib import Path
 from nutcracker.backtest.runner import BacktestResult, KeltnerBands, SymbolTrace, market_info, run_backtest
 from nutcracker.config import NutcrackerConfig, starting_balances
 from nutcracker.core.params import SymbolParams
-from nutcracker.engine.ports import Exchange, Journal
-from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, RunClock, SimulatedClock
+from nutcracker.engine.ports import Exchange, Journal, JournalStore
+from nutcracker.engine.reports import PulseReport
+from nutcracker.engine.runtime import Engine, EngineSettings, RunClock, SimulatedClock
 from nutcracker.engine.worker import WorkerSettings
 from nutcracker.exchange.matching import MatchingEngine
 from nutcracker.exchange.simulated import SimExchange
@@ -75,7 +76,11 @@ def backtest(
 
 
 def build_replay(
-    config: NutcrackerConfig, data: Mapping[str, CandleArrays], journal: Journal, *, warmup: int | None = None
+    config: NutcrackerConfig,
+    data: Mapping[str, CandleArrays],
+    journal: JournalStore,
+    *,
+    warmup: int | None = None,
 ) -> ReplaySetup:
     """Wire SimExchange, a simulated clock and the engine for ``config`` over ``data``.
 

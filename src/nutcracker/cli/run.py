@@ -156,6 +156,7 @@ def asyncio_run_replay(
     from nutcracker.app.kernel import replay
     from nutcracker.backtest.data import assign_data, load_data
     from nutcracker.backtest.output import write_outputs
+    from nutcracker.engine.reports import PulseReport
     from nutcracker.errors import DataError
     from nutcracker.terminal import print_log, status_table
 
@@ -172,7 +173,7 @@ def asyncio_run_replay(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        latest: dict[str, object] = {}
+        latest: dict[str, PulseReport] = {}
         if headless or not console.is_terminal:
             result = await replay(
                 config,
@@ -186,9 +187,9 @@ def asyncio_run_replay(
         else:
             with Live(console=console, refresh_per_second=8) as live:
 
-                def show(report: object) -> None:
-                    latest[getattr(report, "symbol")] = report  # noqa: B009
-                    live.update(status_table(latest.values()))  # type: ignore[arg-type]
+                def show(report: PulseReport) -> None:
+                    latest[report.symbol] = report
+                    live.update(status_table(latest.values()))
 
                 result = await replay(
                     config, market_data, journal_path, speed=speed, candles=candles, stop=stop, on_report=show

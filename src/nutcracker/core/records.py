@@ -180,6 +180,7 @@ class ParamsRow:
     actor: str
     why: str
     ts_ms: int
+    config_json: str = ""  # the same parameters in the config's names and units ("": not given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +203,10 @@ class EventRow:
     symbol: str  # ACCOUNT for account-wide events
     kind: str  # see EVENT_KINDS
     payload: str
+
+
+class StaleTokenError(ValueError):
+    """A write under a lease token older than the symbol's latest: another process owns it now."""
 
 
 def check_intent_updates(updates: Sequence[tuple[str, str, str]]) -> None:
@@ -338,9 +343,12 @@ def status_payload(status: str, reason: str) -> str:
     return _dumps({"status": status, "reason": reason})
 
 
-def params_payload(version: int, params_json: str, actor: str, why: str) -> str:
-    """Return the payload of a params event; raise ValueError if ``params_json`` is not JSON."""
-    return _dumps({"version": version, "params": json.loads(params_json), "actor": actor, "why": why})
+def params_payload(version: int, params_json: str, actor: str, why: str, config_json: str = "") -> str:
+    """Return the payload of a params event; raise ValueError if a JSON argument is not JSON."""
+    payload = {"version": version, "params": json.loads(params_json), "actor": actor, "why": why}
+    if config_json:
+        payload["config"] = json.loads(config_json)
+    return _dumps(payload)
 
 
 def audit_payload(actor: str, action: str, detail: str) -> str:

@@ -32,7 +32,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from nutcracker.core.records import PulseRecord
-from nutcracker.engine.ports import Journal, JournalWrite
+from nutcracker.engine.ports import GroupCommitJournal, Journal, JournalWrite
 
 __all__ = ["JournalLane"]
 
@@ -50,13 +50,10 @@ class JournalLane:
     ) -> None:
         self.journal = journal
         self._executor = executor
-        stage: Callable[[Sequence[JournalWrite]], list[Exception | None]] | None = getattr(
-            journal, "stage_batch", None
-        )
-        commit: Callable[[], None] | None = getattr(journal, "commit_staged", None)
-        grouping = group_commit and stage is not None and commit is not None
-        self._stage = stage if grouping else None
-        self._commit = commit if grouping else None
+        self._stage: Callable[[Sequence[JournalWrite]], list[Exception | None]] | None = None
+        self._commit: Callable[[], None] | None = None
+        if group_commit and isinstance(journal, GroupCommitJournal):  # the journal can group writes
+            self._stage, self._commit = journal.stage_batch, journal.commit_staged
         self._committer: ThreadPoolExecutor | None = None  # made at the first batch
         self._queue: list[_Queued] = []
         self._busy = False  # a flush is scheduled, or a batch is being committed

@@ -1,4 +1,4 @@
-"""Portfolio rails: symbols that spend the same quote asset reserve from one budget.
+"""Portfolio rails (the in-process ``ports.QuoteBudget``): symbols on one quote asset share a budget.
 
 Each configured quote asset (``[portfolio.USDT] max_quote = 8000``) has a budget in that asset and
 an ``asyncio.Lock``. A symbol's *commitment* is the quote it has tied up: the cost of the lots it
@@ -23,19 +23,21 @@ quote units); an asset without a budget has no lock and no allowance (``None``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Context, Decimal
 
 from nutcracker.core.units import Precision
 
-__all__ = ["PortfolioRails", "QuoteBudget"]
+__all__ = ["BudgetView", "PortfolioRails"]
 
 _EXACT = Context(prec=80)  # sums of quote amounts never round
 
 
 @dataclass(frozen=True, slots=True)
-class QuoteBudget:
+class BudgetView:
     """One quote asset's budget and what its symbols committed (for status views)."""
 
     asset: str
@@ -56,7 +58,7 @@ class _Member:
 
 
 class PortfolioRails:
-    """The shared quote budgets of one engine, by quote asset."""
+    """The shared quote budgets of one engine, by quote asset: the in-process ``ports.QuoteBudget``."""
 
     def __init__(self, budgets: Mapping[str, Decimal]) -> None:
         for asset, amount in budgets.items():
@@ -79,6 +81,11 @@ class PortfolioRails:
     def lock_for(self, symbol: str) -> asyncio.Lock | None:
         """Return the lock of the symbol's quote asset, None when that asset has no budget."""
         return self._locks.get(self._members[symbol].quote)
+
+    def hold(self, symbol: str) -> AbstractAsyncContextManager[None]:
+        """Return the atomic section of ``allowance`` then ``reserve``: the asset's lock, or a no-op."""
+        lock = self.lock_for(symbol)
+        return lock if lock is not None else contextlib.nullcontext()
 
     def allowance(self, symbol: str, own_committed_qu: int) -> int | None:
         """Return the quote units ``symbol`` may newly commit, given its own current commitment.
@@ -112,7 +119,7 @@ class PortfolioRails:
         """Return the last recorded commitment of ``symbol`` (None: not known yet)."""
         return self._members[symbol].committed_qu
 
-    def budgets(self) -> tuple[QuoteBudget, ...]:
+    def budgets(self) -> tuple[BudgetView, ...]:
         """Return every budget with its current commitments, by asset."""
         out = []
         for asset in sorted(self._budgets):
@@ -125,7 +132,7 @@ class PortfolioRails:
                     unknown.append(symbol)
                 else:
                     committed = _EXACT.add(committed, _quote(member.precision, member.committed_qu))
-            out.append(QuoteBudget(asset, self._budgets[asset], committed, tuple(unknown)))
+            out.append(BudgetView(asset, self._budgets[asset], committed, tuple(unknown)))
         return tuple(out)
 
 

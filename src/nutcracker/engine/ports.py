@@ -1,37 +1,68 @@
-"""Ports the engine needs; adapters fit them structurally and never import this module."""
+"""Ports the engine needs; adapters fit them structurally and never import this module.
+
+Besides the exchange and the journal, four ports let the engine run as more than one process
+later (a Redis implementation will have to pass the same contract tests, ``tests/contract/``):
+
+``CommandInbox``  commands (``core.commands``) for the symbols one process owns, each delivered
+                  once, in order, to that owner only
+``SymbolLease``   who trades a symbol: acquire, renew, release, with a fencing token that grows at
+                  every acquisition, so a writer that lost its lease is refused (``check``)
+``QuoteBudget``   the quote shared by symbols: allowance and reserve inside one atomic ``hold``
+``ReadModels``    what views read: fills, cycles, intents, parameter history, audit, and
+                  ``events_since(seq)`` as a stream cursor
+
+The in-process implementations (``engine.inprocess``, ``engine.portfolio.PortfolioRails``) are
+today's behaviour: one process, asyncio locks, dicts.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from nutcracker.core.commands import Command
 from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit
 from nutcracker.core.records import (
     INTENT_STATUSES,
     OPEN_INTENT_STATUSES,
+    AuditRow,
     ClosedCycleRecord,
+    CycleRow,
+    EventRow,
+    FillRow,
     IntentRecord,
+    IntentRow,
     ParamsRow,
     PulseRecord,
     StoredSymbol,
 )
+from nutcracker.core.units import Precision
 
 __all__ = [
     "INTENT_STATUSES",
     "OPEN_INTENT_STATUSES",
     "Clock",
     "ClosedCycleRecord",
+    "CommandInbox",
     "Exchange",
+    "FencedJournal",
     "GroupCommitJournal",
     "HistoryExchange",
     "IntentRecord",
     "IntentUpdates",
     "Journal",
+    "JournalStore",
     "JournalWrite",
+    "Lease",
     "OrderHistory",
     "PulseRecord",
+    "QuoteBudget",
+    "ReadModels",
     "StoredSymbol",
+    "SymbolLease",
 ]
 
 
@@ -113,7 +144,11 @@ class Journal(Protocol):
         """Store the strategy state without a durable commit (indicator progress of idle pulses)."""
         ...
 
-    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None: ...
+    def record_params(
+        self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int, config_json: str = ""
+    ) -> None:
+        """Append the next version of the symbol's parameters; ``config_json``: them in user units."""
+        ...
 
     def params_history(self, symbol: str) -> list[ParamsRow]:
         """Return every parameter set recorded for ``symbol``, oldest first."""
@@ -137,6 +172,7 @@ JournalWrite = PulseRecord | IntentUpdates
 """One write of a group commit: a pulse (``commit_pulse``) or intent outcomes (``update_intents``)."""
 
 
+@runtime_checkable
 class GroupCommitJournal(Journal, Protocol):
     """A journal that commits the writes of several symbols at once (optional; see ``JournalLane``).
 
@@ -155,3 +191,130 @@ class GroupCommitJournal(Journal, Protocol):
     def stage_batch(self, writes: Sequence[JournalWrite]) -> list[Exception | None]: ...
 
     def commit_staged(self) -> None: ...
+
+
+class FencedJournal(Journal, Protocol):
+    """A journal that refuses the writes of a process whose symbol lease was taken over.
+
+    ``fence(symbol, token)`` (the token of a ``SymbolLease``) raises ``StaleTokenError`` when a
+    greater token was fenced already; from then on every write of the symbol under an older token
+    raises it too (``SqliteJournal``, across processes on one file).
+    """
+
+    def fence(self, symbol: str, token: int) -> None: ...
+
+
+class ReadModels(Protocol):
+    """What views (status, API, console, reports) read; every journal offers it."""
+
+    def load_symbol(self, symbol: str) -> StoredSymbol | None: ...
+
+    def symbols(self) -> list[StoredSymbol]: ...
+
+    def fills(self, symbol: str) -> list[FillRow]:
+        """Return the symbol's booked fills, oldest first."""
+        ...
+
+    def cycles(self, symbol: str) -> list[CycleRow]:
+        """Return the symbol's closed cycles by cycle id."""
+        ...
+
+    def intents(self, symbol: str) -> list[IntentRow]:
+        """Return every intent recorded for the symbol, in record order."""
+        ...
+
+    def params_history(self, symbol: str) -> list[ParamsRow]: ...
+
+    def audit_log(self, limit: int) -> list[AuditRow]:
+        """Return the latest ``limit`` audit entries, newest first."""
+        ...
+
+    def recent_events(self, symbol: str, limit: int) -> list[EventRow]:
+        """Return the symbol's latest ``limit`` events, newest first."""
+        ...
+
+    def events_since(self, seq: int, limit: int = 1000) -> list[EventRow]:
+        """Return up to ``limit`` events after ``seq`` (of every symbol), oldest first.
+
+        A stream cursor: pass the last ``seq`` seen (0 at first) to get what followed it.
+        """
+        ...
+
+
+class JournalStore(Journal, ReadModels, Protocol):
+    """A journal with its read models (``SqliteJournal``, ``InMemoryJournal``)."""
+
+
+class CommandInbox(Protocol):
+    """Commands for the symbols each process owns.
+
+    ``claim`` makes ``owner`` the one receiver of the commands of ``symbols`` (taking them over
+    from a former owner: commands not yet received move with them); a command for a symbol
+    nobody claimed waits for its owner; one for every symbol (``symbol`` None) reaches every owner.
+    Each command is delivered once, in the order sent, and only to its symbol's owner.
+    """
+
+    async def claim(self, owner: str, symbols: Sequence[str]) -> None: ...
+
+    async def send(self, command: Command) -> None: ...
+
+    async def receive(self, owner: str, timeout_s: float | None = None) -> Command | None:
+        """Return the owner's next command, waiting up to ``timeout_s`` (None: for ever)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to trade one symbol until ``expires_ms``; ``token`` fences its writes."""
+
+    symbol: str
+    owner: str
+    token: int  # grows at every acquisition of the symbol, never reused
+    expires_ms: int
+
+
+class SymbolLease(Protocol):
+    """Who trades each symbol, with fencing tokens; times are the caller's clock (ms)."""
+
+    async def acquire(self, symbol: str, owner: str, ttl_ms: int, now_ms: int) -> Lease | None:
+        """Return a new lease with a greater token, or None while another owner's lease runs."""
+        ...
+
+    async def renew(self, lease: Lease, ttl_ms: int, now_ms: int) -> Lease | None:
+        """Extend a lease still held (same token); None when it expired or was taken over."""
+        ...
+
+    async def release(self, lease: Lease) -> None:
+        """Give the symbol up now (a lease no longer held is ignored)."""
+        ...
+
+    async def check(self, symbol: str, token: int) -> bool:
+        """Return whether ``token`` is the symbol's latest: a writer with an older one is stale."""
+        ...
+
+
+class QuoteBudget(Protocol):
+    """Quote budgets shared by the symbols spending one quote asset (``PortfolioRails`` in-process).
+
+    A worker holds ``hold(symbol)`` while it reads its ``allowance``, decides, and ``reserve``s
+    its new commitment: no other holder of the same asset's budget runs in between, so two
+    symbols never both spend the same rest of the budget.
+    """
+
+    def register(self, symbol: str, quote: str, precision: Precision) -> None: ...
+
+    def has_budget(self, symbol: str) -> bool: ...
+
+    def hold(self, symbol: str) -> AbstractAsyncContextManager[None]:
+        """The atomic section for ``allowance`` then ``reserve`` (a no-op without a budget)."""
+        ...
+
+    def allowance(self, symbol: str, own_committed_qu: int) -> int | None:
+        """Return the quote units ``symbol`` may newly commit (None: no budget on its asset)."""
+        ...
+
+    def reserve(self, symbol: str, committed_qu: int) -> None:
+        """Record the symbol's whole commitment (held cost + open and sent buys), quote units."""
+        ...
+
+    def committed_qu(self, symbol: str) -> int | None: ...

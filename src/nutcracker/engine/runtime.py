@@ -15,22 +15,25 @@ pulse of every symbol instead, for drivers that own the clock (replay, tests, be
 Clocks (``RunClock``): ``WallClock`` for live and paper; ``SimulatedClock`` for replay, moved by
 the driver (``advance_to``), whose ``sleep`` returns once simulated time has caught up.
 
-Control: ``pause``, ``resume`` and ``kill`` per symbol or for all (``symbol=None``), and
-``apply_params``; each waits for the symbol's running pulse, is journaled with who and why, and
-produces a report like a pulse does.
+Control: ``submit(command)`` is the one door (``core.commands``): ``PauseSymbol``, ``ResumeSymbol``
+and ``KillSymbol`` per symbol or for all (``symbol=None``), ``ChangeParams``, and ``ProposeChange``
+(recorded only). Each waits for the symbol's running pulse, is journaled with who, why, its id and
+role, is idempotent by ``command_id``, and pause, resume and kill produce a report like a pulse.
 
 Observer hook. After every pulse or control action the engine hands a ``PulseReport`` to every
 callback added with ``add_observer(fn)`` (called synchronously in the engine's loop: keep it quick;
 an exception is logged and ignored) and puts it on every queue returned by ``subscribe()`` (a
 full queue drops its oldest report: a slow view never slows the engine). ``latest()`` returns the
-last report of every symbol. ``PulseReport`` (frozen; integer units of the symbol's market, with
-``price(ticks)``, ``qty(lots)`` and ``quote(qu)`` returning ``Decimal``s through ``precision``):
+last report of every symbol. ``PulseReport`` (``engine.reports``; frozen; integer units of the
+symbol's market, with ``price(ticks)``, ``qty(lots)`` and ``quote(qu)`` returning ``Decimal``s
+through ``precision``):
 
 ==========================  ==================================================================
 ``symbol``, ``seq``         the market (``BTC/USDT``) and the worker's pulse counter
 ``ts_ms``                   exchange time of the pulse (the engine clock for control reports)
-``status``                  ``trading`` (orders rest), ``idle``, ``stalled`` (data-stall),
-                            ``paused`` (by a person, or halted on a broken invariant), ``killed``
+``status``                  a ``SymbolStatus`` (``StrEnum``): ``trading`` (orders rest), ``idle``,
+                            ``stalled`` (data-stall), ``paused`` (by a person, or halted on a
+                            broken invariant), ``killed``
 ``status_reason``           why: the decision's idle reasons, the stall's error, who paused
 ``reasons``                 every reason ``decide`` gave this pulse (wants, gates, skips)
 ``intents``                 ``IntentOutcome``\\ s: client id, action, side, price, qty, status
@@ -77,20 +80,25 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Protocol
 
+from nutcracker.core.commands import (
+    ChangeParams,
+    Command,
+    CommandOutcome,
+    KillSymbol,
+    Outcome,
+    PauseSymbol,
+    ProposeChange,
+    ResumeSymbol,
+    authorize,
+)
 from nutcracker.core.model import OpenOrder
 from nutcracker.core.params import SymbolParams
 from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.monitor import MarketReader, Monitor
 from nutcracker.engine.portfolio import PortfolioRails
-from nutcracker.engine.ports import Exchange, Journal
-from nutcracker.engine.worker import (
-    Bands,
-    IntentOutcome,
-    LogLine,
-    PulseReport,
-    SymbolWorker,
-    WorkerSettings,
-)
+from nutcracker.engine.ports import CommandInbox, Exchange, Journal, QuoteBudget
+from nutcracker.engine.reports import Bands, IntentOutcome, PulseReport, SymbolStatus
+from nutcracker.engine.worker import LogLine, SymbolWorker, WorkerSettings
 from nutcracker.errors import JournalError
 
 __all__ = [
@@ -102,6 +110,7 @@ __all__ = [
     "RunClock",
     "ShutdownIncompleteError",
     "SimulatedClock",
+    "SymbolStatus",
     "WallClock",
 ]
 
@@ -218,6 +227,7 @@ class Engine:
         settings: EngineSettings | None = None,
         portfolio_budgets: Mapping[str, Decimal] | None = None,
         monitor_reader: MarketReader | None = None,
+        quote_budget: QuoteBudget | None = None,
     ) -> None:
         """Build one worker per symbol.
 
@@ -226,6 +236,8 @@ class Engine:
             exchange, journal: the ports the CLI picked (``CcxtExchange``/``SimExchange``, a journal).
             portfolio_budgets: ``max_quote`` per quote asset shared by its symbols (``[portfolio]``).
             monitor_reader: where the monitor reads (default: ``exchange``).
+            quote_budget: another implementation of the shared budgets than ``PortfolioRails``
+                (in-process, built from ``portfolio_budgets``); give one or the other.
         """
         self._settings = settings or EngineSettings()
         self._exchange = exchange
@@ -234,7 +246,11 @@ class Engine:
         symbols = [p.market.symbol for p in params]
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"each symbol may appear once, got {symbols}")
-        self.portfolio = PortfolioRails(portfolio_budgets) if portfolio_budgets else None
+        if quote_budget is not None and portfolio_budgets:
+            raise ValueError("give portfolio_budgets or a quote_budget, not both")
+        self.portfolio: QuoteBudget | None = (
+            PortfolioRails(portfolio_budgets) if portfolio_budgets else quote_budget
+        )
         self._executor = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
             if self._settings.journal_in_thread
@@ -268,6 +284,7 @@ class Engine:
         self._hurry = False  # a second signal: stop retrying shutdown cancels
         self._started = False
         self._fatal: JournalError | None = None  # the journal failure that stopped the run
+        self._commands: dict[str, asyncio.Future[CommandOutcome]] = {}  # by command_id: idempotence
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -571,26 +588,99 @@ class Engine:
                 lines.append(f"  {symbol} {o.client_order_id} {o.side.value} {price} (per the {source})")
         return "\n".join(lines)
 
-    # -- control ---------------------------------------------------------------------------------
+    # -- control: the one door ------------------------------------------------------------------
 
     def _targets(self, symbol: str | None) -> list[SymbolWorker]:
         return list(self._workers.values()) if symbol is None else [self.worker(symbol)]
 
-    async def pause(self, symbol: str | None, actor: str, why: str) -> None:
-        """Pause one symbol, or all with ``symbol=None``: no decisions, resting orders stay."""
-        for report in await asyncio.gather(*(w.pause(actor, why) for w in self._targets(symbol))):
-            self._emit(report)
+    async def submit(self, command: Command) -> CommandOutcome:
+        """Apply a command between two pulses of its symbol(s): the only way to change a running symbol.
 
-    async def resume(self, symbol: str | None, actor: str, why: str) -> None:
-        """Resume one paused or killed symbol, or all with ``symbol=None``."""
-        for report in await asyncio.gather(*(w.resume(actor, why) for w in self._targets(symbol))):
-            self._emit(report)
+        Idempotent by ``command_id``: a replayed id (even while the first is being applied) changes
+        nothing and returns the first outcome. A command the sender's role does not allow
+        (``core.commands.authorize``), or for a symbol this engine does not trade, is refused; a
+        ``ProposeChange`` is only recorded. Every command is journaled as an audit event with its
+        id, role and grant: pause, resume and kill once per symbol they change (as before), a
+        parameter change with the new version in the params history (the user's units beside the
+        core's), a refusal or a proposal by itself. A journal failure raises and forgets the id, so
+        the same command can be sent again.
+        """
+        first = self._commands.get(command.command_id)
+        if first is not None:
+            return await asyncio.shield(first)
+        future: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
+        self._commands[command.command_id] = future
+        try:
+            outcome = await self._apply(command)
+        except BaseException as e:
+            del self._commands[command.command_id]
+            future.set_exception(e)
+            future.exception()  # retrieved: only replays waiting on it re-raise it
+            raise
+        future.set_result(outcome)
+        return outcome
 
-    async def kill(self, symbol: str | None, actor: str, why: str) -> None:
-        """Cancel all our resting orders of one symbol (or all) and stop pulsing it."""
-        for report in await asyncio.gather(*(w.kill(actor, why) for w in self._targets(symbol))):
+    async def _apply(self, command: Command) -> CommandOutcome:
+        cid = command.command_id
+        refusal = authorize(command)
+        if not refusal and command.symbol is not None and command.symbol not in self._workers:
+            refusal = f"{command.symbol} is not traded by this engine ({', '.join(self._workers)})"
+        if refusal:
+            await self._record_command(command, f"refused: {refusal}")
+            return CommandOutcome(cid, Outcome.REFUSED, refusal)
+        if isinstance(command, ProposeChange):
+            await self._record_command(command, f"proposal={command.patch_json}")
+            return CommandOutcome(cid, Outcome.RECORDED, "recorded for a person to decide; nothing changed")
+        tag = _command_tag(command)
+        if isinstance(command, ChangeParams):
+            try:
+                await self.worker(command.symbol or "").apply_params(
+                    command.params,
+                    command.actor,
+                    command.why,
+                    config_json=command.config_json,
+                    command_id=cid,
+                )
+            except ValueError as e:
+                await self._record_command(command, f"refused: {e}")
+                return CommandOutcome(cid, Outcome.REFUSED, str(e))
+            await self._record_command(command, "applied")
+            return CommandOutcome(cid, Outcome.APPLIED, "new parameters apply from the next pulse")
+        targets = self._targets(command.symbol)
+        if isinstance(command, PauseSymbol):
+            reports = await asyncio.gather(*(w.pause(command.actor, command.why, tag) for w in targets))
+        elif isinstance(command, ResumeSymbol):
+            reports = await asyncio.gather(*(w.resume(command.actor, command.why, tag) for w in targets))
+        elif isinstance(command, KillSymbol):
+            reports = await asyncio.gather(*(w.kill(command.actor, command.why, tag) for w in targets))
+        else:  # authorize refuses a bare Command; a new kind must be taught here
+            raise TypeError(f"the engine cannot apply a {type(command).__name__}")
+        for report in reports:
             self._emit(report)
+        return CommandOutcome(cid, Outcome.APPLIED, ", ".join(f"{r.symbol} {r.status}" for r in reports))
 
-    async def apply_params(self, params: SymbolParams, actor: str, why: str) -> None:
-        """Apply new parameters to their symbol between two pulses (journaled with who and why)."""
-        await self.worker(params.market.symbol).apply_params(params, actor, why)
+    async def serve(self, inbox: CommandInbox, owner: str) -> None:
+        """Claim this engine's symbols for ``owner`` and ``submit`` every command the inbox delivers.
+
+        Runs until cancelled (run it beside ``run``). An outcome goes to the journal only.
+        """
+        await inbox.claim(owner, list(self._workers))
+        while True:
+            command = await inbox.receive(owner)
+            if command is not None:
+                await self.submit(command)
+
+    async def _record_command(self, command: Command, result: str) -> None:
+        """Journal a command that no worker journals itself (refused, proposed, parameters)."""
+        symbol = command.symbol if command.symbol is not None else "*"
+        detail = f"symbol={symbol} why={command.why} {_command_tag(command)} {result}"
+        await self.journal_lane.call(self._journal.audit, command.actor, command.kind, detail, command.ts_ms)
+        logger.info(
+            LogLine("command", kind=command.kind, symbol=symbol, command=command.command_id, result=result)
+        )
+
+
+def _command_tag(command: Command) -> str:
+    """Return the audit's ``command=... role=...`` (and ``grant=...``) of a command."""
+    tag = f"command={command.command_id} role={command.role.value}"
+    return f"{tag} grant={command.grant_id}" if command.grant_id else tag

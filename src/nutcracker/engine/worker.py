@@ -54,6 +54,7 @@ Logs are ``key=value`` (``event=...``), never secrets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -73,10 +74,10 @@ from nutcracker.core.params import Spacing, SymbolParams
 from nutcracker.core.records import ClosedCycleRecord, IntentRecord, PulseRecord
 from nutcracker.core.serialize import dumps_params, state_from_dict, state_to_dict
 from nutcracker.core.strategy import Decision, StrategyState, decide, initial_state
-from nutcracker.core.units import PPM, Precision, notional_qu
+from nutcracker.core.units import PPM, notional_qu
 from nutcracker.engine.journaling import JournalLane
-from nutcracker.engine.portfolio import PortfolioRails
-from nutcracker.engine.ports import Clock, Exchange, Journal
+from nutcracker.engine.ports import Clock, Exchange, Journal, QuoteBudget
+from nutcracker.engine.reports import Bands, IntentOutcome, PulseReport, SymbolStatus
 from nutcracker.errors import (
     AmbiguousOrderError,
     AuthenticationError,
@@ -97,6 +98,7 @@ __all__ = [
     "IntentOutcome",
     "LogLine",
     "PulseReport",
+    "SymbolStatus",
     "SymbolWorker",
     "WorkerSettings",
     "decode_envelope",
@@ -108,7 +110,13 @@ logger = logging.getLogger("nutcracker.engine")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-TRADING, IDLE, STALLED, PAUSED, KILLED = "trading", "idle", "stalled", "paused", "killed"
+TRADING, IDLE, STALLED, PAUSED, KILLED = (
+    SymbolStatus.TRADING,
+    SymbolStatus.IDLE,
+    SymbolStatus.STALLED,
+    SymbolStatus.PAUSED,
+    SymbolStatus.KILLED,
+)
 ENVELOPE_FORMAT = 1
 _MAX_REASON = 300  # characters of a status reason kept in logs and the journal
 
@@ -161,78 +169,6 @@ class WorkerSettings:
             raise ValueError("backoff needs 0 < backoff_initial_s <= backoff_max_s")
 
 
-@dataclass(frozen=True, slots=True)
-class IntentOutcome:
-    """One intent of a pulse and what became of it (``status``: see ``core.records.INTENT_STATUSES``)."""
-
-    client_order_id: str
-    action: str  # "place" or "cancel"
-    side: str  # "buy" / "sell" ("" for a cancel)
-    price: int  # ticks (0 for a cancel)
-    qty: int  # lots (0 for a cancel)
-    status: str
-    reason: str  # why the strategy wanted it
-    detail: str  # the exchange's answer (order id, rejection message, ...)
-
-
-@dataclass(frozen=True, slots=True)
-class Bands:
-    """The indicators after the pulse, in ticks (nan until ready)."""
-
-    ema: float
-    lower: float
-    upper: float
-    long: float
-    atr: float
-    atr_ppm: float
-    ready: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PulseReport:
-    """What one pulse (or control action) of one symbol did; see ``engine.runtime`` for the fields."""
-
-    symbol: str
-    seq: int
-    ts_ms: int
-    status: str
-    status_reason: str
-    reasons: tuple[str, ...]
-    intents: tuple[IntentOutcome, ...]
-    fills: tuple[Fill, ...]
-    closed_cycles: tuple[ClosedCycleRecord, ...]
-    book: Book | None
-    close: int
-    bands: Bands
-    held_lots: int
-    max_base_lots: int
-    committed_quote_qu: int
-    max_quote_qu: int
-    quote_allowance_qu: int | None
-    realized_pnl_qu: int
-    open_orders: tuple[OpenOrder, ...]
-    precision: Precision
-    retry_in_s: float | None = None
-    decided: bool = True  # False: the market stayed inside the last decision's hold region
-
-    @property
-    def dispatched(self) -> bool:
-        """Return whether the pulse sent anything to the exchange."""
-        return any(i.status != "pending" for i in self.intents)
-
-    def price(self, ticks: int) -> Decimal:
-        """Return ``ticks`` as a price of this market."""
-        return self.precision.ticks_to_price(ticks)
-
-    def qty(self, lots: int) -> Decimal:
-        """Return ``lots`` as a quantity of this market."""
-        return self.precision.lots_to_qty(lots)
-
-    def quote(self, qu: int) -> Decimal:
-        """Return ``qu`` quote units as an amount of the quote asset."""
-        return self.precision.qu_to_quote(qu)
-
-
 @dataclass(slots=True)
 class _Hydrated:
     ts_ms: int
@@ -258,7 +194,7 @@ class SymbolWorker:
         clock: Clock,
         *,
         settings: WorkerSettings | None = None,
-        portfolio: PortfolioRails | None = None,
+        portfolio: QuoteBudget | None = None,
         journal_executor: Executor | None = None,
         journal_lane: JournalLane | None = None,
     ) -> None:
@@ -323,7 +259,7 @@ class SymbolWorker:
         return self._state
 
     @property
-    def status(self) -> str:
+    def status(self) -> SymbolStatus:
         return self._status
 
     @property
@@ -381,7 +317,7 @@ class SymbolWorker:
                 return
             self._state_json = stored.state_json
         if stored.status in (PAUSED, KILLED):
-            self._status, self._status_reason = stored.status, stored.status_reason
+            self._status, self._status_reason = SymbolStatus(stored.status), stored.status_reason
             self._kill_pending = stored.status == KILLED  # make sure nothing of ours still rests
         self._journaled_status = (stored.status, stored.status_reason)
 
@@ -438,7 +374,7 @@ class SymbolWorker:
         if decision is None:
             assert balances is not None
             # decide under the quote asset's budget; the reservation is recorded before the lock goes
-            async with _budget_lock(portfolio, symbol):
+            async with portfolio.hold(symbol) if portfolio is not None else contextlib.nullcontext():
                 if portfolio is not None:
                     own_now = _committed(old_state.ledger, hydrated.open_orders, hydrated.fills)
                     allowance = portfolio.allowance(symbol, own_now)
@@ -869,7 +805,7 @@ class SymbolWorker:
         logger.error(LogLine("halt", symbol=self._symbol, reason=reason))
         return self._report_only()
 
-    async def _set_status(self, status: str, reason: str) -> None:
+    async def _set_status(self, status: SymbolStatus, reason: str) -> None:
         reason = reason[:_MAX_REASON]
         self._status, self._status_reason = status, reason
         journaled_status, journaled_reason = self._journaled_status
@@ -900,10 +836,14 @@ class SymbolWorker:
 
     # -- control: parameters, pause, resume, kill, purge, cancel all ------------------------------
 
-    async def apply_params(self, params: SymbolParams, actor: str, why: str) -> None:
+    async def apply_params(
+        self, params: SymbolParams, actor: str, why: str, *, config_json: str = "", command_id: str = ""
+    ) -> None:
         """Replace the parameters between pulses and journal who changed them and why.
 
+        ``config_json`` (the change in the user's units) is journaled beside the core parameters.
         Changed Keltner periods restart the indicators from history (their state folds the old ones).
+        The engine calls this for a ``ChangeParams`` (``Engine.submit``); nothing else should.
 
         Raises:
             ValueError: the new params are for another market or another client order id prefix.
@@ -917,39 +857,51 @@ class SymbolWorker:
                 )
             params_json = dumps_params(params)
             await self._j(
-                self._journal.record_params, self._symbol, params_json, actor, why, self._clock.now_ms()
+                self._journal.record_params,
+                self._symbol,
+                params_json,
+                actor,
+                why,
+                self._clock.now_ms(),
+                config_json,
             )
             if params.keltner != old.keltner:
                 self._state = replace(self._state, indicators=indicators.initial_state())
             self._params = params
             self._hold = None
-            logger.info(LogLine("params_applied", symbol=self._symbol, actor=actor, why=why))
+            logger.info(
+                LogLine("params_applied", symbol=self._symbol, actor=actor, why=why, command=command_id)
+            )
 
-    async def pause(self, actor: str, why: str) -> PulseReport:
-        """Stop deciding and dispatching on this symbol (resting orders stay) until ``resume``."""
+    async def pause(self, actor: str, why: str, tag: str = "") -> PulseReport:
+        """Stop deciding and dispatching on this symbol (resting orders stay) until ``resume``.
+
+        ``tag`` (the command's id, role and grant) is added to the audit entry. The engine calls
+        this for a ``PauseSymbol`` (``Engine.submit``), as ``resume`` and ``kill`` for theirs.
+        """
         async with self.lock:
-            await self._control("pause", actor, why)
+            await self._control("pause", actor, why, tag)
             await self._set_status(PAUSED, f"paused by {actor}: {why}")
             return self._report_only()
 
-    async def resume(self, actor: str, why: str) -> PulseReport:
+    async def resume(self, actor: str, why: str, tag: str = "") -> PulseReport:
         """Resume pulsing a paused or killed symbol."""
         async with self.lock:
             if self._unreadable:  # resuming would trade on an empty ledger and overwrite the journal's
                 logger.error(LogLine("resume_refused", symbol=self._symbol, reason=self._unreadable))
                 return self._report_only()
             if self._status in (PAUSED, KILLED):
-                await self._control("resume", actor, why)
+                await self._control("resume", actor, why, tag)
                 self._kill_pending = False
                 self._stalls = 0
                 self._may_have_open_intents = True
                 await self._set_status(IDLE, f"resumed by {actor}: {why}")
             return self._report_only()
 
-    async def kill(self, actor: str, why: str) -> PulseReport:
+    async def kill(self, actor: str, why: str, tag: str = "") -> PulseReport:
         """Cancel all our resting orders on this symbol, then stop pulsing it (until ``resume``)."""
         async with self.lock:
-            await self._control("kill", actor, why)
+            await self._control("kill", actor, why, tag)
             await self._set_status(KILLED, f"killed by {actor}: {why}")
             self._kill_pending = True
             await self._cancel_all_locked(f"kill by {actor}: {why}")
@@ -970,9 +922,9 @@ class SymbolWorker:
                 return ()
             return await self._cancel_locked(list(orders), "purge")
 
-    async def _control(self, action: str, actor: str, why: str) -> None:
+    async def _control(self, action: str, actor: str, why: str, tag: str) -> None:
         self._hold = None
-        detail = f"symbol={self._symbol} why={why}"
+        detail = f"symbol={self._symbol} why={why}" + (f" {tag}" if tag else "")
         await self._j(self._journal.audit, actor, action, detail, self._clock.now_ms())
         logger.info(LogLine(action, symbol=self._symbol, actor=actor, why=why))
 
@@ -1097,20 +1049,6 @@ class SymbolWorker:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-class _NoLock:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-def _budget_lock(portfolio: PortfolioRails | None, symbol: str) -> asyncio.Lock | _NoLock:
-    """Return the quote asset's budget lock of ``symbol`` (a no-op without a shared budget)."""
-    lock = portfolio.lock_for(symbol) if portfolio is not None else None
-    return lock if lock is not None else _NoLock()
 
 
 def _buy_notional(placements: Iterable[PlaceLimit]) -> int:

@@ -21,8 +21,9 @@ from nutcracker.backtest.runner import (
     SymbolTrace,
 )
 from nutcracker.core.model import Candle
-from nutcracker.engine.ports import Journal
-from nutcracker.engine.runtime import Engine, PulseReport, SimulatedClock
+from nutcracker.engine.ports import JournalStore
+from nutcracker.engine.reports import PulseReport
+from nutcracker.engine.runtime import Engine, SimulatedClock
 from nutcracker.exchange.matching import MatchingEngine
 from nutcracker.exchange.simulated import SimExchange
 from nutcracker.marketdata.candles import CandleArrays
@@ -37,7 +38,7 @@ class ReplaySetup:
     traces: dict[str, SymbolTrace]
     warmup: int  # candles fed before the first pulse: the indicators' history
     starting: dict[str, Decimal]
-    journal: Journal
+    journal: JournalStore
 
 
 def _candle(c: CandleArrays, i: int) -> Candle:
@@ -102,8 +103,6 @@ async def run_replay(
     result = BacktestResult(
         setup.matching, setup.traces, setup.starting, elapsed, (last - setup.warmup) * len(data)
     )
-    fills_of = getattr(setup.journal, "fills", None)  # the journal knows each fill's cycle
-    for symbol, trace in setup.traces.items():
-        if fills_of is not None:
-            trace.bookings = {row.trade_id: row.cycle_id for row in fills_of(symbol)}
+    for symbol, trace in setup.traces.items():  # the journal knows each fill's cycle
+        trace.bookings = {row.trade_id: row.cycle_id for row in setup.journal.fills(symbol)}
     return result

@@ -54,6 +54,7 @@ class InMemoryJournal:
         self._params: dict[str, list[ParamsRow]] = {}
         self._audit: list[AuditRow] = []
         self._events: dict[str, list[EventRow]] = {}
+        self._log: list[EventRow] = []  # every event, in seq order (seq n at index n - 1)
         self._event_count = 0
 
     # -- writes ---------------------------------------------------------------------------------
@@ -164,11 +165,13 @@ class InMemoryJournal:
         stored = self._symbols.get(symbol) or StoredSymbol(symbol, "", -1, NEW_SYMBOL_STATUS, "", ts_ms)
         self._symbols[symbol] = replace(stored, state_json=state_json, updated_ts_ms=ts_ms)
 
-    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None:
+    def record_params(
+        self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int, config_json: str = ""
+    ) -> None:
         """Append the next version of the symbol's parameters (JSON), with who and why."""
         history = self._params.setdefault(symbol, [])
-        payload = params_payload(len(history) + 1, params_json, actor, why)
-        history.append(ParamsRow(symbol, len(history) + 1, params_json, actor, why, ts_ms))
+        payload = params_payload(len(history) + 1, params_json, actor, why, config_json)
+        history.append(ParamsRow(symbol, len(history) + 1, params_json, actor, why, ts_ms, config_json))
         self._append_event(ts_ms, symbol, "params", payload)
 
     def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None:
@@ -227,6 +230,12 @@ class InMemoryJournal:
         """Return the symbol's latest ``limit`` events (``ACCOUNT`` for audit), newest first."""
         return self._events.get(symbol, [])[-limit:][::-1] if limit > 0 else []
 
+    def events_since(self, seq: int, limit: int = 1000) -> list[EventRow]:
+        """Return up to ``limit`` events after ``seq`` (of every symbol), oldest first."""
+        return self._log[max(seq, 0) : max(seq, 0) + limit] if limit > 0 else []
+
     def _append_event(self, ts_ms: int, symbol: str, kind: str, payload: str) -> None:
         self._event_count += 1
-        self._events.setdefault(symbol, []).append(EventRow(self._event_count, ts_ms, symbol, kind, payload))
+        event = EventRow(self._event_count, ts_ms, symbol, kind, payload)
+        self._events.setdefault(symbol, []).append(event)
+        self._log.append(event)

@@ -154,6 +154,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END
         """,
     ),
+    # 2: a parameter change also keeps the user's own config (names and units), '' when none was given.
+    ("ALTER TABLE params ADD COLUMN config_json TEXT NOT NULL DEFAULT ''",),
+    # 3: the fencing token of each symbol's latest lease (engine.ports.SymbolLease): stale writes refused.
+    ("CREATE TABLE fences (symbol TEXT PRIMARY KEY, token INTEGER NOT NULL) STRICT",),
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -24,6 +24,7 @@ from nutcracker.core.records import (
     IntentRow,
     ParamsRow,
     PulseRecord,
+    StaleTokenError,
     StoredSymbol,
     audit_payload,
     check_intent_updates,
@@ -192,6 +193,10 @@ class SqliteJournal:
             raise
         self._conn = conn
         self._reader = reader
+        self._fences: dict[str, int] = {}  # symbol -> the token this journal writes under
+        # checked on every write only once a lease fenced a symbol (none in a single process)
+        (fenced,) = conn.execute("SELECT count(*) FROM fences").fetchone()
+        self._fencing = bool(fenced)
 
     def __enter__(self) -> SqliteJournal:
         return self
@@ -210,6 +215,7 @@ class SqliteJournal:
             ValueError: an intent reuses a recorded (client order id, action) for a different order.
         """
         with self._lock, self._translated(f"commit pulse of {record.symbol}"), self._transaction() as conn:
+            self._check_fence(conn, record.symbol)
             self._write_pulse(conn, record)
 
     def update_intents(self, symbol: str, updates: Sequence[tuple[str, str, str]], ts_ms: int) -> None:
@@ -234,6 +240,7 @@ class SqliteJournal:
             self._translated(f"update intents of {symbol}"),
             self._transaction(durable=False) as conn,
         ):
+            self._check_fence(conn, symbol)
             self._write_updates(conn, symbol, updates, ts_ms)
 
     def commit_batch(self, writes: Sequence[BatchWrite]) -> list[Exception | None]:
@@ -294,6 +301,7 @@ class SqliteJournal:
         """Durably set the symbol's status (see ``SYMBOL_STATUSES``) and why."""
         check_symbol_status(symbol, status)
         with self._lock, self._translated(f"set status of {symbol}"), self._transaction() as conn:
+            self._check_fence(conn, symbol)
             conn.execute(_WRITE_STATUS, (symbol, status, reason, ts_ms))
             conn.execute(_INSERT_EVENT, (ts_ms, symbol, "status", status_payload(status, reason)))
 
@@ -303,17 +311,23 @@ class SqliteJournal:
             self._buffered.pop(symbol, None)  # keep call order: flush writes oldest first
             self._buffered[symbol] = (state_json, ts_ms)
 
-    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None:
-        """Durably append the next version of the symbol's parameters (JSON), with who and why."""
+    def record_params(
+        self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int, config_json: str = ""
+    ) -> None:
+        """Durably append the next version of the symbol's parameters (JSON), with who and why.
+
+        ``config_json``: the same parameters in the config's own names and units ("" if not given).
+        """
         with self._lock, self._translated(f"record params of {symbol}"), self._transaction() as conn:
+            self._check_fence(conn, symbol)
             (version,) = conn.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM params WHERE symbol = ?", (symbol,)
             ).fetchone()
-            payload = params_payload(version, params_json, actor, why)
+            payload = params_payload(version, params_json, actor, why, config_json)
             conn.execute(
-                "INSERT INTO params (symbol, version, params_json, actor, why, ts_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (symbol, version, params_json, actor, why, ts_ms),
+                "INSERT INTO params (symbol, version, params_json, actor, why, ts_ms, config_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (symbol, version, params_json, actor, why, ts_ms, config_json),
             )
             conn.execute(_INSERT_EVENT, (ts_ms, symbol, "params", payload))
 
@@ -325,6 +339,42 @@ class SqliteJournal:
                 (ts_ms, actor, action, detail),
             )
             conn.execute(_INSERT_EVENT, (ts_ms, ACCOUNT, "audit", audit_payload(actor, action, detail)))
+
+    def fence(self, symbol: str, token: int) -> None:
+        """Write ``symbol`` under a lease's fencing token from now on (``engine.ports.SymbolLease``).
+
+        The journal keeps each symbol's greatest token. Every later write of the symbol through
+        this journal (a pulse, intent outcomes, a status, parameters) is refused with
+        ``StaleTokenError`` once a greater token was fenced, by any process on the same file; a
+        write of a fenced symbol through a journal that never fenced it is refused too.
+
+        Raises:
+            StaleTokenError: ``token`` is older than the symbol's latest.
+        """
+        with self._lock, self._translated(f"fence {symbol}"), self._transaction() as conn:
+            row = conn.execute("SELECT token FROM fences WHERE symbol = ?", (symbol,)).fetchone()
+            if row is not None and row[0] > token:
+                raise StaleTokenError(f"{symbol}: lease token {token} is stale (the latest is {row[0]})")
+            conn.execute(
+                "INSERT INTO fences (symbol, token) VALUES (?, ?)"
+                " ON CONFLICT (symbol) DO UPDATE SET token = excluded.token",
+                (symbol, token),
+            )
+            self._fences[symbol] = token
+            self._fencing = True
+
+    def _check_fence(self, conn: sqlite3.Connection, symbol: str) -> None:
+        if not self._fencing:
+            return
+        row = conn.execute("SELECT token FROM fences WHERE symbol = ?", (symbol,)).fetchone()
+        if row is None:
+            return
+        mine = self._fences.get(symbol)
+        if mine is None or row[0] > mine:
+            raise StaleTokenError(
+                f"{symbol}: another process holds the lease now (token {row[0]}, ours "
+                f"{'none' if mine is None else mine}); this process must stop writing it"
+            )
 
     def flush(self) -> None:
         """Make buffered states durable in one transaction (everything else already is)."""
@@ -446,7 +496,7 @@ class SqliteJournal:
         """Return every recorded version of the symbol's parameters, oldest first."""
         with self._read_lock, self._translated(f"read params of {symbol}"):
             rows = self._reader.execute(
-                "SELECT symbol, version, params_json, actor, why, ts_ms"
+                "SELECT symbol, version, params_json, actor, why, ts_ms, config_json"
                 " FROM params WHERE symbol = ? ORDER BY version",
                 (symbol,),
             ).fetchall()
@@ -471,6 +521,17 @@ class SqliteJournal:
                 "SELECT seq, ts_ms, symbol, kind, payload"
                 " FROM events WHERE symbol = ? ORDER BY seq DESC LIMIT ?",
                 (symbol, limit),
+            ).fetchall()
+            return [EventRow(*row) for row in rows]
+
+    def events_since(self, seq: int, limit: int = 1000) -> list[EventRow]:
+        """Return up to ``limit`` events after ``seq`` (of every symbol), oldest first: a stream cursor."""
+        if limit <= 0:
+            return []
+        with self._read_lock, self._translated("read events"):
+            rows = self._reader.execute(
+                "SELECT seq, ts_ms, symbol, kind, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
             ).fetchall()
             return [EventRow(*row) for row in rows]
 
@@ -660,6 +721,7 @@ class SqliteJournal:
         return results
 
     def _write(self, conn: sqlite3.Connection, write: BatchWrite) -> None:
+        self._check_fence(conn, write.symbol if isinstance(write, PulseRecord) else write[0])
         if isinstance(write, PulseRecord):
             self._write_pulse(conn, write)
         else:

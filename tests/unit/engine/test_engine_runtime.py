@@ -7,9 +7,9 @@ import os
 import signal
 from decimal import Decimal
 
-import pytest
 from engine_world import BTC, ETH, Recording, make_world, params_for
 
+from nutcracker.core.commands import KillSymbol, Outcome, PauseSymbol, ResumeSymbol, Role
 from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, SimulatedClock, WallClock
 from nutcracker.engine.worker import KILLED, PAUSED, TRADING, WorkerSettings
 from nutcracker.store.memory import InMemoryJournal
@@ -106,23 +106,32 @@ def test_global_pause_resume_and_kill() -> None:
 
     async def main() -> None:
         await engine.pulse_all()
-        await engine.pause(None, "ops", "maintenance")
+        await engine.submit(PauseSymbol("c1", None, "ops", Role.OPERATOR, "maintenance", 1))
         assert {r.status for r in engine.latest().values()} == {PAUSED}
         placed = len(world.placed_ids())  # type: ignore[attr-defined]
         await engine.pulse_all()
         assert len(world.placed_ids()) == placed  # type: ignore[attr-defined]
-        await engine.resume(None, "ops", "done")
+        await engine.submit(ResumeSymbol("c2", None, "ops", Role.OPERATOR, "done", 2))
         await engine.pulse_all()
         assert {r.status for r in engine.latest().values()} == {TRADING}
-        await engine.kill(ETH, "ops", "delisting")
+        await engine.submit(KillSymbol("c3", ETH, "ops", Role.OPERATOR, "delisting", 3))
         assert engine.latest()[ETH].status == KILLED
         assert not world.ours(ETH)  # type: ignore[attr-defined]
         assert len(world.ours(BTC)) == 5  # type: ignore[attr-defined]
-        with pytest.raises(KeyError, match="not traded"):
-            await engine.pause("DOGE/USDT", "ops", "?")
+        # an unknown symbol was a KeyError; through submit it is a refused (and journaled) command
+        refused = await engine.submit(PauseSymbol("c4", "DOGE/USDT", "ops", Role.OPERATOR, "?", 4))
+        assert refused.outcome == Outcome.REFUSED
+        assert "not traded" in refused.detail
 
     asyncio.run(main())
-    assert [a.action for a in journal.audit_log(10)] == ["kill", "resume", "resume", "pause", "pause"]
+    assert [a.action for a in journal.audit_log(10)] == [
+        "pause",
+        "kill",
+        "resume",
+        "resume",
+        "pause",
+        "pause",
+    ]
 
 
 def test_an_observer_that_raises_does_not_stop_the_engine() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from engine_world import BTC, ETH, make_world, params_for
 
+from nutcracker.core.commands import ResumeSymbol, Role
 from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, WallClock
 from nutcracker.engine.worker import PAUSED, TRADING
 from nutcracker.errors import JournalError
@@ -55,7 +56,7 @@ def test_an_unreadable_state_halts_that_symbol_while_the_others_trade(tmp_path: 
             async def stop_after_pulses() -> None:
                 while sum(r.symbol == ETH for r in reports) < 3 or sum(r.symbol == BTC for r in reports) < 3:
                     await asyncio.sleep(0.005)
-                await engine.resume(ETH, "ops", "try again")
+                await engine.submit(ResumeSymbol("resume-1", ETH, "ops", Role.OPERATOR, "try again", 1))
                 engine.request_stop()
 
             await asyncio.wait_for(

@@ -20,6 +20,7 @@ from nutcracker.core.records import (
     CycleRow,
     FillRow,
     IntentRecord,
+    ParamsRow,
     PulseRecord,
     StoredSymbol,
 )
@@ -390,7 +391,21 @@ def test_a_fresh_file_ends_at_the_latest_schema_version(journal: SqliteJournal, 
     with closing(raw(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (LATEST_VERSION,)
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"events", "symbols", "fills", "intents", "cycles", "params", "audit"}
+    # "fences" is new (issue 12: lease tokens the journal checks)
+    assert tables == {"events", "symbols", "fills", "intents", "cycles", "params", "audit", "fences"}
+
+
+def test_a_version_1_file_keeps_its_params_history_after_the_migration(path: Path) -> None:
+    with closing(raw(path)) as conn:
+        migrate(conn, str(path), MIGRATIONS[:1])
+        conn.execute(
+            "INSERT INTO params (symbol, version, params_json, actor, why, ts_ms)"
+            " VALUES ('BTC/USDT', 1, '{}', 'config', 'engine start', 5)"
+        )
+    with SqliteJournal(path) as journal:
+        assert journal.params_history("BTC/USDT") == [
+            ParamsRow("BTC/USDT", 1, "{}", "config", "engine start", 5, "")
+        ]
 
 
 def test_reopening_a_current_file_writes_nothing(path: Path) -> None:

@@ -1,0 +1,230 @@
+"""``Engine.submit``: the one door for commands: role rules, idempotence by id, the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from engine_world import BTC, ETH, make_world, params_for
+
+from nutcracker.config import load_config
+from nutcracker.control.params_patch import change_params
+from nutcracker.core.commands import (
+    ChangeParams,
+    Command,
+    KillSymbol,
+    Outcome,
+    PauseSymbol,
+    ProposeChange,
+    ResumeSymbol,
+    Role,
+)
+from nutcracker.core.serialize import loads_params
+from nutcracker.engine.inprocess import InProcessInbox
+from nutcracker.engine.portfolio import PortfolioRails
+from nutcracker.engine.runtime import Engine, EngineSettings, WallClock
+from nutcracker.engine.worker import IDLE, KILLED, PAUSED
+from nutcracker.store.memory import InMemoryJournal
+
+FAST = EngineSettings(pulse_interval_s=0.005, monitor_interval_s=None, shutdown_timeout_s=0.5)
+
+
+def engine_of() -> tuple[Engine, InMemoryJournal]:
+    world = make_world((BTC, ETH))
+    assert isinstance(world.journal, InMemoryJournal)
+    engine = Engine([params_for(BTC), params_for(ETH)], world.sim, world.journal, WallClock(), settings=FAST)
+    return engine, world.journal
+
+
+def pause(cid: str, role: Role = Role.OPERATOR, symbol: str | None = BTC, grant: str = "") -> PauseSymbol:
+    return PauseSymbol(cid, symbol, "erin", role, "looking", 7, grant)
+
+
+def test_a_replayed_command_id_is_a_no_op_returning_the_first_outcome() -> None:
+    engine, journal = engine_of()
+
+    async def main() -> None:
+        await engine.start()
+        first = await engine.submit(pause("p-1"))
+        assert first.outcome == Outcome.APPLIED
+        await engine.submit(ResumeSymbol("r-1", BTC, "erin", Role.OPERATOR, "ok", 8))
+        assert engine.worker(BTC).status == IDLE
+        again = await engine.submit(pause("p-1"))  # a retry of the first: the symbol stays resumed
+        assert again == first
+        assert engine.worker(BTC).status == IDLE
+        both = await asyncio.gather(*(engine.submit(pause("p-2")) for _ in range(3)))  # racing replays
+        assert len(set(both)) == 1
+
+    asyncio.run(main())
+    assert [a.action for a in reversed(journal.audit_log(10))] == ["pause", "resume", "pause"]
+
+
+@pytest.mark.parametrize(
+    ("command", "why"),
+    [
+        (pause("v", Role.VIEWER), "a viewer may send no command"),
+        (pause("a", Role.ADVISOR), "an advisor may only propose"),
+        (pause("g", Role.AGENT), "an agent acts only under a grant"),
+        (pause("u", symbol="DOGE/USDT"), "DOGE/USDT is not traded by this engine"),
+        (Command("b", BTC, "erin", Role.OWNER, "?", 1), "not a command"),
+    ],
+    ids=["viewer", "advisor", "agent-without-grant", "unknown-symbol", "bare-command"],
+)
+def test_refused_commands_change_nothing_and_are_journaled(command: Command, why: str) -> None:
+    engine, journal = engine_of()
+
+    async def main() -> None:
+        await engine.start()
+        outcome = await engine.submit(command)
+        assert outcome.outcome == Outcome.REFUSED
+        assert why in outcome.detail
+
+    asyncio.run(main())
+    assert engine.worker(BTC).status == IDLE
+    (entry,) = journal.audit_log(5)
+    assert entry.action == command.kind
+    assert f"command={command.command_id}" in entry.detail
+    assert "refused: " + why in entry.detail
+
+
+def test_an_agent_with_a_grant_acts_and_the_grant_is_journaled() -> None:
+    engine, journal = engine_of()
+    outcome = asyncio.run(engine.submit(KillSymbol("k-1", None, "bot", Role.AGENT, "drawdown", 9, "grant-7")))
+    assert outcome.applied
+    assert {w.status for w in engine.workers.values()} == {KILLED}
+    details = [a.detail for a in journal.audit_log(5)]
+    assert len(details) == 2  # once per symbol killed
+    assert all("command=k-1 role=agent grant=grant-7" in d for d in details)
+
+
+def test_a_proposal_is_recorded_never_applied() -> None:
+    engine, journal = engine_of()
+    patch = json.dumps({"grid": {"levels": 2}})
+    proposal = ProposeChange("adv-1", BTC, patch, "advisor", Role.ADVISOR, "calmer market", 5)
+    before = engine.worker(BTC).params
+    outcome = asyncio.run(engine.submit(proposal))
+    assert outcome.outcome == Outcome.RECORDED
+    assert engine.worker(BTC).params is before
+    assert journal.params_history(BTC) == []
+    (entry,) = journal.audit_log(5)
+    assert (entry.actor, entry.action, entry.ts_ms) == ("advisor", "propose", 5)
+    assert f"proposal={patch}" in entry.detail
+
+
+def test_change_params_applies_between_pulses_and_keeps_the_user_units_beside() -> None:
+    engine, journal = engine_of()
+    params = params_for(BTC)
+    fewer = replace(params, grid=replace(params.grid, levels=2))
+    config = json.dumps({"grid": {"levels": 2}})
+
+    async def main() -> None:
+        await engine.start()
+        change = ChangeParams("c-1", fewer, "carol", Role.OWNER, "fewer levels", 11, config_json=config)
+        assert (await engine.submit(change)).applied
+        assert engine.worker(BTC).params is fewer
+        other = replace(params, order_id_prefix="other")
+        refused = await engine.submit(ChangeParams("c-2", other, "carol", Role.OWNER, "rename", 12))
+        assert refused.outcome == Outcome.REFUSED
+        assert "order id prefix" in refused.detail
+
+    asyncio.run(main())
+    started, row = journal.params_history(BTC)
+    assert (row.actor, row.why, row.config_json) == ("carol", "fewer levels", config)
+    assert loads_params(row.params_json) == fewer
+    assert started.config_json == ""
+    assert [a.action for a in journal.audit_log(5)] == ["params", "params"]
+    assert "refused: " in journal.audit_log(1)[0].detail
+
+
+def test_a_paused_symbol_stays_paused_across_pulses_until_resumed() -> None:
+    engine, _ = engine_of()
+
+    async def main() -> None:
+        await engine.submit(pause("p-1", symbol=None))
+        await engine.pulse_all()
+        assert {r.status for r in engine.latest().values()} == {PAUSED}
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 129, "tab\there"])
+def test_a_command_id_must_be_printable_and_short(bad: str) -> None:
+    with pytest.raises(ValueError, match="command_id"):
+        pause(bad)
+
+
+def test_serve_applies_what_the_inbox_delivers_for_its_symbols() -> None:
+    engine, journal = engine_of()
+    inbox = InProcessInbox()
+
+    async def main() -> None:
+        await engine.start()
+        serving = asyncio.create_task(engine.serve(inbox, "worker-1"))
+        await inbox.send(pause("p-1"))
+        await inbox.send(pause("p-1"))  # a resent id: applied once
+        await inbox.send(KillSymbol("k-1", ETH, "ops", Role.OPERATOR, "delisting", 8))
+        for _ in range(100):
+            if engine.worker(ETH).status == KILLED:
+                break
+            await asyncio.sleep(0.01)
+        serving.cancel()
+
+    asyncio.run(main())
+    assert (engine.worker(BTC).status, engine.worker(ETH).status) == (PAUSED, KILLED)
+    assert [a.action for a in reversed(journal.audit_log(10))] == ["pause", "kill"]
+
+
+def test_a_user_unit_patch_goes_through_submit_into_the_params_history() -> None:
+    config = load_config(Path(__file__).resolve().parents[3] / "examples" / "grid-btc-usdt.toml")
+    (params,) = config.to_params()
+    world = make_world((BTC,))
+    assert isinstance(world.journal, InMemoryJournal)
+    engine = Engine([params], world.sim, world.journal, WallClock(), settings=FAST)
+    command, _ = change_params(
+        config,
+        BTC,
+        {"grid": {"levels": 8}},
+        command_id="c-1",
+        actor="carol",
+        role=Role.OWNER,
+        why="more",
+        ts_ms=3,
+    )
+
+    async def main() -> None:
+        await engine.start()
+        assert (await engine.submit(command)).applied
+
+    asyncio.run(main())
+    assert engine.worker(BTC).params.grid.levels == 8
+    started, row = world.journal.params_history(BTC)
+    assert started.config_json == ""
+    assert (row.actor, row.why) == ("carol", "more")
+    assert json.loads(row.config_json)["grid"]["levels"] == 8
+    assert loads_params(row.params_json) == command.params
+
+
+def test_an_injected_quote_budget_is_the_one_the_workers_reserve_from() -> None:
+    world = make_world((BTC, ETH))
+    budget = PortfolioRails({"USDT": Decimal(0)})  # nothing to spend: no buy may rest
+    engine = Engine(
+        [params_for(BTC), params_for(ETH)], world.sim, world.journal, WallClock(), quote_budget=budget
+    )
+    assert engine.portfolio is budget
+    asyncio.run(engine.pulse_all())
+    assert budget.committed_qu(BTC) == 0
+    assert not world.ours(BTC)
+    assert not world.ours(ETH)
+    with pytest.raises(ValueError, match="not both"):
+        Engine(
+            [params_for(BTC)],
+            world.sim,
+            world.journal,
+            WallClock(),
+            quote_budget=budget,
+            portfolio_budgets={"USDT": Decimal(1)},
+        )
