@@ -12,8 +12,10 @@ CURRENT := $(STAMP) $(if $(wildcard src/nutcracker/*/*.so),$(BUILT))
 LOCK := requirements.lock
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 PY_SOURCES := src tests bench scripts
-# The gate on the decision core's line coverage (`make coverage`): measured 2026-12-05, less a margin.
-CORE_COVERAGE_MIN := 95
+# The gate on the decision core's coverage (lines and branches, `make coverage`): 94.7 % measured on
+# 2026-12-05 (whole package 92.5 %), less a margin for hypothesis' random examples. numba-compiled
+# loops (core/_kernels.py's batch kernel) are invisible to coverage. Raise it as tests are added.
+CORE_COVERAGE_MIN := 93
 
 .PHONY: demo test test-fast coverage check lint format-check types imports bench build unbuild lock clean
 
