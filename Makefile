@@ -46,16 +46,16 @@ test: $(BUILT)
 	$(PYTEST) --hypothesis-profile=ci
 
 # The inner loop: uncompiled (no mypyc build to wait for), the dev hypothesis profile, no slow
-# tests, on every core (pytest-xdist).
+# tests, on every core (pytest-xdist). `make test-fast TESTS=tests/unit/core` runs a part.
 test-fast: $(STAMP) unbuild
-	$(PYTEST) -n auto -m "not slow" --hypothesis-profile=dev
+	$(PYTEST) -n auto -m "not slow" --hypothesis-profile=dev $(TESTS)
 
 # test-fast measured by coverage (uncompiled: compiled code is invisible to it), with a gate on
 # the decision core; the whole package's figures are printed too ([tool.coverage] in pyproject.toml).
 coverage: $(STAMP) unbuild
-	$(PYTEST) -n auto -m "not slow" --hypothesis-profile=dev --cov=nutcracker --cov-report=
-	$(BIN)/coverage report
-	$(BIN)/coverage report --include='*/nutcracker/core/*' --fail-under=$(CORE_COVERAGE_MIN)
+	$(PYTEST) -n auto -m "not slow" --hypothesis-profile=dev --cov=nutcracker --cov-report= $(TESTS)
+	$(BIN)/python -m coverage report
+	$(BIN)/python -m coverage report --include='*/nutcracker/core/*' --fail-under=$(CORE_COVERAGE_MIN)
 
 # The pieces of `make check` are targets of their own: .pre-commit-config.yaml calls the same ones.
 check: lint format-check types imports
