@@ -20,7 +20,8 @@ import gzip
 import os
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -198,7 +199,7 @@ _BLOCK_BYTES = 1 << 20
 _NL = ord("\n")
 
 
-def _pieces(path: Path, size: int) -> Iterator[bytes]:
+def _pieces(path: Path, size: int) -> Generator[bytes, None, None]:
     """Yield the file's bytes, gunzipped if they start with the gzip magic, ``size`` at a time (-1: all)."""
     with open(path, "rb") as f:
         if f.peek(2)[:2] != b"\x1f\x8b":
@@ -231,7 +232,7 @@ def _cut(data: bytes) -> tuple[bytes, bytes]:
     return lines[:stop], lines[stop + 1 :] + rest
 
 
-def _line_blocks(pieces: Iterator[bytes]) -> Iterator[bytes]:
+def _line_blocks(pieces: Iterator[bytes]) -> Generator[bytes, None, None]:
     """Regroup pieces of text into blocks of whole lines; a line cut between pieces goes to the next block.
 
     The last piece and what is carried into it make one block, so a file read in a single piece is
@@ -324,13 +325,22 @@ class _Table:
         return DataError(f"{self.where(row)}: {name} {self.value(row, col)!r} {problem}; fix: {fix}")
 
 
-def _tables(path: Path, header: str, block_bytes: int) -> Iterator[_Table]:
+def _tables(path: Path, header: str, block_bytes: int) -> Generator[_Table, None, None]:
     """Yield the data lines of a CSV file as tables of about ``block_bytes`` of text (-1: one table).
 
     The header is checked first. A bad field count raises at once: it is the first problem a
     one-pass parse reports, whatever the later lines hold.
     """
-    blocks = _line_blocks(_pieces(path, block_bytes))
+    pieces = _pieces(path, block_bytes)
+    blocks = _line_blocks(pieces)
+    try:
+        yield from _tables_of(path, header, blocks)
+    finally:  # close the file now, not when an error's traceback lets the generators go
+        blocks.close()
+        pieces.close()
+
+
+def _tables_of(path: Path, header: str, blocks: Iterator[bytes]) -> Iterator[_Table]:
     first = next(blocks, b"")
     nl = first.find(b"\n")
     head = first if nl < 0 else first[:nl]
@@ -668,12 +678,15 @@ def _parse_candles(path: Path, tick: Decimal, block_bytes: int) -> tuple[I64, I6
     prices: list[list[I64]] = [[], [], [], [], []]
     volumes: list[F64] = []
     faults = _Faults()
-    for t in _tables(path, CANDLE_HEADER, block_bytes):
-        ts = _parse_int_column(t, 0, "timestamp", faults)
-        ohlc = _parse_grid_columns(t, (1, 2, 3, 4), ("open", "high", "low", "close"), tick, "tick", faults)
-        for part, column in zip(prices, (ts, *ohlc), strict=True):
-            part.append(column)
-        volumes.append(_parse_float_column(t, 5, "volume", faults))
+    with closing(_tables(path, CANDLE_HEADER, block_bytes)) as tables:
+        for t in tables:
+            ts = _parse_int_column(t, 0, "timestamp", faults)
+            ohlc = _parse_grid_columns(
+                t, (1, 2, 3, 4), ("open", "high", "low", "close"), tick, "tick", faults
+            )
+            for part, column in zip(prices, (ts, *ohlc), strict=True):
+                part.append(column)
+            volumes.append(_parse_float_column(t, 5, "volume", faults))
     if not volumes:
         raise DataError(f"{path}: no candles after the header; fix: the file needs at least one row")
     faults.raise_first()
