@@ -156,6 +156,13 @@ class Journal(Protocol):
 
     def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None: ...
 
+    def command_detail(self, command_id: str) -> str | None:
+        """Return the first audit detail journaled for ``command_id`` (its ``command=`` tag), or None.
+
+        ``Engine.submit`` stays idempotent across restarts (and processes sharing a store) with it.
+        """
+        ...
+
     def symbols(self) -> list[StoredSymbol]: ...
 
     def flush(self) -> None:

@@ -611,7 +611,9 @@ class Engine:
         future: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
         self._commands[command.command_id] = future
         try:
-            outcome = await self._apply(command)
+            seen = await self.journal_lane.call(self._journal.command_detail, command.command_id)
+            # journaled before this process (a restart, another process on the store): not again
+            outcome = await self._apply(command) if seen is None else _journaled_outcome(command, seen)
         except BaseException as e:
             del self._commands[command.command_id]
             future.set_exception(e)
@@ -678,6 +680,18 @@ class Engine:
         logger.info(
             LogLine("command", kind=command.kind, symbol=symbol, command=command.command_id, result=result)
         )
+
+
+def _journaled_outcome(command: Command, detail: str) -> CommandOutcome:
+    """Return the outcome a command id's journaled audit detail records (it is not applied again)."""
+    before = "journaled before, not applied again"
+    if " refused: " in detail:
+        return CommandOutcome(
+            command.command_id, Outcome.REFUSED, f"{before}: {detail.split(' refused: ', 1)[1]}"
+        )
+    if " proposal=" in detail:
+        return CommandOutcome(command.command_id, Outcome.RECORDED, before)
+    return CommandOutcome(command.command_id, Outcome.APPLIED, before)
 
 
 def _command_tag(command: Command) -> str:

@@ -179,6 +179,11 @@ class InMemoryJournal:
         self._audit.append(AuditRow(len(self._audit) + 1, ts_ms, actor, action, detail))
         self._append_event(ts_ms, ACCOUNT, "audit", audit_payload(actor, action, detail))
 
+    def command_detail(self, command_id: str) -> str | None:
+        """Return the first audit detail journaled for ``command_id``, or None (``Journal``)."""
+        tag = f"command={command_id} role="
+        return next((row.detail for row in self._audit if tag in row.detail), None)
+
     def flush(self) -> None:
         """Do nothing: there is nothing to make durable."""
 

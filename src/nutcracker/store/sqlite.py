@@ -502,6 +502,15 @@ class SqliteJournal:
             ).fetchall()
             return [ParamsRow(*row) for row in rows]
 
+    def command_detail(self, command_id: str) -> str | None:
+        """Return the first audit detail journaled for ``command_id``, or None (``Journal``)."""
+        pattern = "%" + _like_escape(f"command={command_id} role=") + "%"
+        with self._read_lock, self._translated("read the audit"):
+            row = self._reader.execute(
+                "SELECT detail FROM audit WHERE detail LIKE ? ESCAPE '\\' ORDER BY seq LIMIT 1", (pattern,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def audit_log(self, limit: int) -> list[AuditRow]:
         """Return the latest ``limit`` audit entries, newest first."""
         if limit <= 0:
@@ -814,3 +823,8 @@ def _stored_symbol(row: tuple[str, str, int, str, str, int]) -> StoredSymbol:
 
 def _intent_row(row: tuple[str, str, str, str, int, int, str, str, str, int, int]) -> IntentRow:
     return IntentRow(*row)
+
+
+def _like_escape(text: str) -> str:
+    """Return ``text`` matched literally by SQL LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

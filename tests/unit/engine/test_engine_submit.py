@@ -228,3 +228,39 @@ def test_an_injected_quote_budget_is_the_one_the_workers_reserve_from() -> None:
             quote_budget=budget,
             portfolio_budgets={"USDT": Decimal(1)},
         )
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_command_id_journaled_before_a_restart_is_not_applied_again(store: str, tmp_path: Path) -> None:
+    """Idempotence outlives the process: a new engine on the same journal reads the command ids."""
+    from nutcracker.store.sqlite import SqliteJournal
+
+    journal = InMemoryJournal() if store == "memory" else SqliteJournal(tmp_path / "j.db")
+    world = make_world((BTC, ETH), journal=journal)
+
+    def new_engine() -> Engine:
+        return Engine([params_for(BTC), params_for(ETH)], world.sim, journal, WallClock(), settings=FAST)
+
+    async def first_life() -> None:
+        engine = new_engine()
+        await engine.start()
+        assert (await engine.submit(pause("p_1%"))).outcome == Outcome.APPLIED  # LIKE's wildcards
+        assert (await engine.submit(pause("v-1", Role.VIEWER))).outcome == Outcome.REFUSED
+        await engine.submit(ResumeSymbol("r-1", BTC, "erin", Role.OPERATOR, "ok", 8))
+
+    async def second_life() -> None:
+        engine = new_engine()
+        await engine.start()
+        again = await engine.submit(pause("p_1%"))  # a retry after the restart: BTC stays resumed
+        assert again.outcome == Outcome.APPLIED
+        assert "journaled before" in again.detail
+        assert engine.worker(BTC).status == IDLE
+        refused = await engine.submit(pause("v-1", Role.VIEWER))
+        assert refused.outcome == Outcome.REFUSED
+        assert "a viewer may send no command" in refused.detail
+        assert (await engine.submit(pause("p-1x"))).outcome == Outcome.APPLIED  # a new id is applied
+        assert engine.worker(BTC).status == PAUSED
+
+    asyncio.run(first_life())
+    asyncio.run(second_life())
+    assert journal.command_detail("p_1") is None  # the id is matched whole, not as a pattern
