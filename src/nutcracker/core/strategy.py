@@ -180,7 +180,7 @@ class _Outcomes:
     __slots__ = ("blocked", "cooling_kept", "levels", "placed_or_kept")
 
     def __init__(self) -> None:
-        self.levels: list[tuple[int, str, int]] = []  # (level, outcome, price)
+        self.levels: list[tuple[int, str, int, str]] = []  # (ladder position, outcome, price, slot)
         self.placed_or_kept: dict[str, int] = {}  # slot -> resting price after this pulse
         self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
         self.cooling_kept = False  # a cooldown kept an order that would otherwise be re-priced
@@ -206,11 +206,12 @@ def decide(
     resting, duplicates = _our_orders(snap.open_orders, params.order_id_prefix)
     market = _market_view(snap, params, ind)
     anchor = _trail_anchor(state.anchor, ledger, market, params)
-    ladder, top_terms = _ladder(state, ledger, market, ind, params, anchor, resting, reasons)
+    ladder, rungs, top_terms, above = _ladder(state, ledger, market, ind, params, anchor, resting, reasons)
     exits = _exits(ledger, market, ind, params, reasons)
-    buys = _buys(ledger, market, ind, params, ladder, resting, reasons, outcomes)
+    buys = _buys(ledger, market, ind, params, rungs, above, resting, reasons, outcomes)
+    requote = _requote_ppm(params, market.step)
     intents, next_seq = _reconcile(
-        snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes
+        snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes, requote
     )
     new_state = StrategyState(ind, ledger, anchor, ladder if ledger.lots else (), next_seq)
     if not intents and not snap.open_orders and not reasons:
@@ -219,6 +220,19 @@ def decide(
     if outcomes is not None:
         hold = _hold(snap, params, new_state, market, top_terms, exits, outcomes)
     return Decision(tuple(intents), new_state, tuple(reasons), bookings, closed, hold)
+
+
+def _requote_ppm(params: SymbolParams, step: float) -> int:
+    """Return the churn hysteresis: a resting order stays while its wanted price moved less than this.
+
+    The larger of ``requote_bps`` and ``requote_spacing`` of the level spacing, so an order
+    is not re-priced on every tick of an ATR-spaced target.
+    """
+    requote = params.gates.requote_ppm
+    fraction = params.gates.requote_spacing
+    if fraction > 0 and params.ladder_levels > 1 and step > 0 and math.isfinite(step):
+        return max(requote, min(PPM // 2, int(fraction * step * PPM)))
+    return requote
 
 
 def _our_orders(orders: tuple[OpenOrder, ...], prefix: str) -> tuple[dict[str, OpenOrder], list[OpenOrder]]:
@@ -291,28 +305,35 @@ def _ladder(
     anchor: int,
     resting: dict[str, OpenOrder],
     reasons: list[str],
-) -> tuple[tuple[int, ...], tuple[_Term, ...]]:
-    """Return the buy levels' prices (frozen while holding inventory, else hung from the top) and its terms.
+) -> tuple[tuple[int, ...], list[tuple[int, int]], tuple[_Term, ...], int]:
+    """Return the ladder to freeze, the buy rungs ``(level, price)``, the top's terms, the next point up.
 
-    A ladder freezes on the pulse that books its first fill: each level keeps the price of its
-    lot or resting order, so grid levels and martingale steps stay where they were placed.
+    A martingale ladder freezes on the pulse that books its first fill: each step keeps the price
+    of its lot or resting order. Every other ladder keeps working while it holds inventory: a
+    grid rests its buys on the free points of its lattice below the book (see ``_lattice``);
+    a ladder without a grid hangs from its top on free levels.
     """
-    if ledger.lots and state.ladder:
-        return state.ladder, ()
+    if params.martingale.enabled and ledger.lots and state.ladder:
+        return state.ladder, list(enumerate(state.ladder)), (), 0
     if not market.ready:
-        return (), ()
+        return (), [], (), 0
     terms = _ladder_top_terms(market, ind, params, anchor, _inventory_deviation(ledger, params))
+    if params.grid.enabled and not params.martingale.enabled:
+        rungs, above = _lattice(ledger, market, params, anchor, terms, resting)
+        return (), rungs, terms, above
     top_value = min(term.value for term in terms)
     top = math.floor(top_value) if math.isfinite(top_value) else 0
     if top <= 0:
         reasons.append("idle: no ladder top (a component has no price yet)")
-        return (), terms
+        return (), [], terms, 0
     prices = [top]
     scale = params.martingale.step_scale if params.martingale.enabled else 1.0
     distance = market.step
     for _ in range(1, params.ladder_levels):
         prices.append(math.floor(prices[-1] * (1 - distance)))
         distance *= scale
+    if not params.martingale.enabled:
+        return (), list(zip(_free_levels(ledger, resting, len(prices)), prices, strict=True)), terms, 0
     if ledger.lots:
         for slot, order in resting.items():
             level = slot_level(slot)
@@ -321,7 +342,81 @@ def _ladder(
         for lot in ledger.lots:
             if 0 <= lot.level < len(prices):
                 prices[lot.level] = lot.price
-    return tuple(prices), terms
+    return tuple(prices), list(enumerate(prices)), terms, 0
+
+
+def _busy_levels(ledger: Ledger, resting: dict[str, OpenOrder]) -> set[int]:
+    """Return the levels a new buy may not take: a held lot's, or a partially filled buy's."""
+    busy = {lot.level for lot in ledger.lots}
+    for slot, order in resting.items():
+        if slot[0] == "B" and order.filled:
+            busy.add(slot_level(slot))
+    return busy
+
+
+def _free_levels(ledger: Ledger, resting: dict[str, OpenOrder], n: int) -> list[int]:
+    """Return ``n`` levels for a floating ladder's buys: the resting ones' first, then the lowest free."""
+    busy = _busy_levels(ledger, resting)
+    levels = sorted(
+        lvl for slot, order in resting.items() if slot[0] == "B" and (lvl := slot_level(slot)) not in busy
+    )[:n]
+    taken = set(levels)
+    level = 0
+    while len(levels) < n:
+        if level not in busy and level not in taken:
+            levels.append(level)
+        level += 1
+    levels.sort()
+    return levels
+
+
+def _lattice(
+    ledger: Ledger,
+    market: _Market,
+    params: SymbolParams,
+    anchor: int,
+    terms: tuple[_Term, ...],
+    resting: dict[str, OpenOrder],
+) -> tuple[list[tuple[int, int]], int]:
+    """Return the grid's buy rungs: the ``levels`` highest free points of its lattice at or below the cap.
+
+    Level k of the lattice sits at ``anchor x (1 - step)^(k+1)``: a static grid anchored where the
+    grid started (or last trailed), extended downward as far as the rails allow. A level whose lot
+    is held waits for its exit, as a static grid's does. The cap is the top of book, or a floating
+    component's top. Also return the price of the nearest free point above the cap (0: none), which
+    would join the ladder if the cap rose to it.
+    """
+    step = market.step
+    if not (step > 0 and step < 1) or anchor <= 0:
+        return [], 0
+    cap_terms = [t for t in terms if t.kind != "step"]
+    cap = min(t.value for t in cap_terms) if cap_terms else float(market.buy_top)
+    cap = min(cap, float(market.buy_top))
+    busy = _busy_levels(ledger, resting)
+    ratio = 1 - step
+    # the first level at or below the cap, from the closed form (then corrected for rounding)
+    k = 0
+    if cap < anchor * ratio:
+        k = max(0, int(math.log(max(cap, 1.0) / anchor) / math.log(ratio)) - 2)
+    k_start = k
+    rungs: list[tuple[int, int]] = []
+    above = 0
+    while len(rungs) < params.grid.levels:
+        price = math.floor(anchor * ratio ** (k + 1))
+        if price <= 0:
+            break
+        if k not in busy:
+            if price > cap:
+                above = price
+            else:
+                rungs.append((k, price))
+        k += 1
+    if not above:  # the closed form may have started below a free point above the cap
+        for j in range(min(k, k_start) - 1, -1, -1):
+            if j not in busy:
+                above = math.floor(anchor * ratio ** (j + 1))
+                break
+    return rungs, above
 
 
 def _ladder_top_terms(
@@ -428,7 +523,8 @@ def _buys(
     market: _Market,
     ind: IndicatorState,
     params: SymbolParams,
-    ladder: tuple[int, ...],
+    rungs: list[tuple[int, int]],
+    above: int,
     resting: dict[str, OpenOrder],
     reasons: list[str],
     outcomes: _Outcomes | None,
@@ -456,32 +552,41 @@ def _buys(
     deepest = max(held_levels, default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []
-    for level, price in enumerate(ladder):
+    if not pooled:  # a partially filled buy rests as it is; its level is busy for the rungs
+        for slot, order in resting.items():
+            if slot[0] == "B" and order.filled and order.side is Side.BUY:
+                wants.append(
+                    _Want(slot, Side.BUY, order.price, order.remaining, "partially filled", as_is=True)
+                )
+    if above and outcomes is not None:
+        outcomes.levels.append((-1, "above_top", above, ""))  # the lattice's next free point above the cap
+    for position, (level, price) in enumerate(rungs):
         slot = buy_slot(level)
-        partial = resting.get(slot)
-        if partial is not None and partial.filled and partial.side is Side.BUY:
-            wants.append(
-                _Want(slot, Side.BUY, partial.price, partial.remaining, "partially filled", as_is=True)
-            )
-            continue
+        if pooled:
+            partial = resting.get(slot)
+            if partial is not None and partial.filled and partial.side is Side.BUY:
+                wants.append(
+                    _Want(slot, Side.BUY, partial.price, partial.remaining, "partially filled", as_is=True)
+                )
+                continue
         if level in held_levels or (pooled and level <= deepest):
             continue
         if price > market.buy_top:
             reasons.append(f"{slot} at {price} is above the top of book ({market.buy_top}): skipped")
             if outcomes is not None:
-                outcomes.levels.append((level, "above_top", price))
+                outcomes.levels.append((position, "above_top", price, slot))
             continue
         if price < purge_line:
             reasons.append(f"{slot} at {price} is beyond the purge distance: skipped")
             if outcomes is not None:
-                outcomes.levels.append((level, "purged", price))
+                outcomes.levels.append((position, "purged", price, slot))
             continue
         if price <= 0:
             if outcomes is not None:
-                outcomes.levels.append((level, "nonpositive", price))
+                outcomes.levels.append((position, "nonpositive", price, slot))
             continue
         if outcomes is not None:
-            outcomes.levels.append((level, "wanted", price))
+            outcomes.levels.append((position, "wanted", price, slot))
         reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
         wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
     return wants
@@ -538,10 +643,10 @@ def _reconcile(
     next_seq: int,
     reasons: list[str],
     outcomes: _Outcomes | None,
+    requote: int,
 ) -> tuple[list[Intent], int]:
     """Return cancels then placements turning our open orders into the wanted ones, within the rails."""
     prefix, gates, rails = params.order_id_prefix, params.gates, params.rails
-    requote = gates.requote_ppm
     cancels = [CancelOrder(o.client_order_id, "duplicate order for one slot") for o in duplicates]
     released = list(duplicates)
     wanted = {w.slot for w in exits if w.qty > 0}
@@ -681,7 +786,12 @@ def _hold(
                 hb.until(last_fill + cooldown)
     if ind.ready:
         _hold_volatility(hb, ind.atr_ppm, gates.max_atr_ppm, gates.min_atr_ppm)
-    _hold_ladder(hb, params, state, market, top_terms, outcomes)
+    step_lo = market.step
+    if params.grid.spacing is Spacing.ATR and gates.requote_spacing > 0 and math.isfinite(step_lo):
+        step_lo *= 0.75  # the hysteresis follows the step: assume it no narrower than this
+        hb.at_least(STEP, step_lo)
+    requote = _requote_ppm(params, step_lo)
+    _hold_ladder(hb, params, state, market, top_terms, outcomes, requote)
     if params.grid.enabled and market.ready and not ledger.lots:
         _hold_trailing(hb, params, state.anchor, market)
     keltner = params.keltner
@@ -689,8 +799,10 @@ def _hold(
     for want in exits:
         price = outcomes.placed_or_kept.get(want.slot)
         if price is not None:
-            _hold_exit(hb, params, market, want, price)
-            if keltner.enabled and not _hold_exit_arming(hb, params, market, want, price, ind.sell_armed):
+            _hold_exit(hb, params, market, want, price, requote)
+            if keltner.enabled and not _hold_exit_arming(
+                hb, params, market, want, price, ind.sell_armed, requote
+            ):
                 exits_read_arming = True
         elif want.qty == 0:
             _hold_skipped_exit(hb, params, want)
@@ -734,37 +846,43 @@ def _hold_ladder(
     market: _Market,
     top_terms: tuple[_Term, ...],
     outcomes: _Outcomes,
+    requote: int,
 ) -> None:
     """Bound the buy levels' outcomes."""
-    depth, purge, requote = params.gates.depth_ppm, params.gates.purge_ppm, params.gates.requote_ppm
+    depth, purge = params.gates.depth_ppm, params.gates.purge_ppm
     atr_spacing = params.grid.spacing is Spacing.ATR
-    moving = not state.ladder and (atr_spacing or any(t.kind != "step" for t in top_terms))
+    floating = any(t.kind != "step" for t in top_terms)
+    lattice = params.grid.enabled and not params.martingale.enabled
     if not outcomes.levels:
         return
+    if lattice and (atr_spacing or floating):
+        hb.void = True  # a lattice moving with the ATR or under a floating cap: decide again
+        return
+    moving = not lattice and not state.ladder and (atr_spacing or floating)
     if not moving:
         spread = 0
     else:
         slack = math.inf
-        for level, outcome, price in outcomes.levels:
+        for position, outcome, price, slot in outcomes.levels:
             if outcome == "nonpositive":
                 hb.void = True
                 return
             if outcome != "wanted":
                 continue
-            resting = outcomes.placed_or_kept.get(buy_slot(level))
+            resting = outcomes.placed_or_kept.get(slot)
             if resting is None:
-                if any(w.slot == buy_slot(level) and why == "rails" for w, why in outcomes.blocked):
+                if any(w.slot == slot and why == "rails" for w, why in outcomes.blocked):
                     hb.void = True  # a moving level's size decides the rails: no room to move
                     return
                 continue  # cooling down: nothing is placed either way until the cooldown ends
             tolerance = resting * requote // PPM
-            slack = min(slack, float(tolerance - abs(price - resting) - (level + 1)))
+            slack = min(slack, float(tolerance - abs(price - resting) - (position + 1)))
         if slack == math.inf:
             slack = float(max(1, outcomes.levels[0][2] * requote // PPM))
         if slack < 0:
             hb.void = True
             return
-        top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(p for _, _, p in outcomes.levels)
+        top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(lv[2] for lv in outcomes.levels)
         top_room = int(slack // 2) if atr_spacing else int(slack)
         if atr_spacing:
             scale = params.martingale.step_scale if params.martingale.enabled else 1.0
@@ -780,8 +898,10 @@ def _hold_ladder(
         spread = int(slack) + params.ladder_levels + 1
     # a moving ladder hung below the top of book can never rise above it: no bound needed then
     capped = moving and any(t.kind == "buy_top" for t in top_terms)
-    for level, outcome, price in outcomes.levels:
-        if outcome == "wanted" and buy_slot(level) in outcomes.placed_or_kept:
+    for _, outcome, price, slot in outcomes.levels:
+        if outcome == "wanted" and lattice:  # another free point would take a level the book passed
+            hb.buy_top_at_least(price, depth)
+        if outcome == "wanted" and slot in outcomes.placed_or_kept:
             if not capped:
                 hb.buy_top_at_least(price + spread, depth)
             if purge:
@@ -819,10 +939,12 @@ def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _
         hb.at_least(ASK, math.ceil(limit + abs(limit) * 1e-9))
 
 
-def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int) -> None:
+def _hold_exit(
+    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, requote: int
+) -> None:
     """Keep an exit's wanted price within the requote tolerance of the order resting at ``resting``."""
     depth = params.gates.depth_ppm
-    tolerance = resting * params.gates.requote_ppm // PPM
+    tolerance = resting * requote // PPM
     hi, lo = resting + tolerance, resting - tolerance
     terms = want.terms
     if terms:
@@ -843,7 +965,13 @@ def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Wa
 
 
 def _hold_exit_arming(
-    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, armed: bool
+    hb: HoldBuilder,
+    params: SymbolParams,
+    market: _Market,
+    want: _Want,
+    resting: int,
+    armed: bool,
+    requote: int,
 ) -> bool:
     """Keep an exit where it is whichever way the sell-armed flag turns; False when it cannot.
 
@@ -852,7 +980,7 @@ def _hold_exit_arming(
     the price down to max(floor, sell bottom): the floor or the sell bottom must stay above it.
     """
     depth = params.gates.depth_ppm
-    tolerance = resting * params.gates.requote_ppm // PPM
+    tolerance = resting * requote // PPM
     if armed:
         others = [t for t in want.terms if t.kind != "sell_bottom"]
         if others:

@@ -58,7 +58,30 @@ def test_a_buy_fill_books_a_lot_and_places_its_exit_above_the_min_profit_price()
     assert sell.price >= min_sell_price(d.state.ledger.lots, 1000, params.min_profit_ppm)
     assert sell.price == -(-b0.price * 1005 // 1000)  # one grid spacing (50 bps) up
     assert d.bookings[0].cycle_id == 1
-    assert d.state.ladder[0] == b0.price  # the ladder froze where it was placed
+    # the grid keeps working: level 0 waits for its exit, the next free lattice point takes its place
+    buys = [p for p in _places(d.intents) if p.side is Side.BUY]
+    assert [b.client_order_id.split("-")[-2] for b in buys] == ["B5"]
+    assert buys[0].price == int(CANDLES[-1].close * (1 - 0.005) ** 6)
+
+
+def test_a_loaded_grid_keeps_a_ladder_below_a_falling_market() -> None:
+    params = symbol_params()
+    first = decide(snapshot(CANDLES), params, initial_state())
+    placed = _places(first.intents)
+    ts = CANDLES[-1].ts_ms + 60_000
+    fills = tuple(fill(p.client_order_id, Side.BUY, p.price, p.qty, ts_ms=ts) for p in placed)
+    low = placed[-1].price - 20_000  # the market fell through the whole ladder
+    d = decide(
+        snapshot(CANDLES, bid=low, free_base=sum(p.qty for p in placed), fills=fills), params, first.state
+    )
+    buys = [p for p in _places(d.intents) if p.side is Side.BUY]
+    sells = [p for p in _places(d.intents) if p.side is Side.SELL]
+    assert len(sells) == 5  # every lot keeps its own exit, one spacing above its price
+    for sell, lot in zip(sells, d.state.ledger.lots, strict=True):
+        assert sell.price >= min_sell_price((lot,), 1000, params.min_profit_ppm)
+    assert buys
+    assert all(b.price < low for b in buys)  # buys rest below the market, below the held levels
+    assert {b.client_order_id.split("-")[-2] for b in buys}.isdisjoint({f"B{k}" for k in range(5)})
 
 
 def test_the_exit_fill_closes_the_cycle_with_a_net_profit() -> None:
