@@ -225,12 +225,16 @@ def decide(
 def _requote_ppm(params: SymbolParams, step: float) -> int:
     """Return the churn hysteresis: a resting order stays while its wanted price moved less than this.
 
-    The larger of ``requote_bps`` and ``requote_spacing`` of the level spacing, so an order
-    is not re-priced on every tick of an ATR-spaced target.
+    The larger of ``requote_bps`` and ``requote_spacing`` of the ladder's level spacing (a
+    lone market-making quote: of the spread between its buy and its sell), so an order is not
+    re-priced on every tick of an ATR-spaced or mean-following target.
     """
     requote = params.gates.requote_ppm
     fraction = params.gates.requote_spacing
-    if fraction > 0 and params.ladder_levels > 1 and step > 0 and math.isfinite(step):
+    if params.ladder_levels == 1:
+        mm = params.market_making
+        step = 2 * mm.half_spread_ppm / PPM if mm.enabled else 0.0
+    if fraction > 0 and step > 0 and math.isfinite(step):
         return max(requote, min(PPM // 2, int(fraction * step * PPM)))
     return requote
 
@@ -305,8 +309,11 @@ def _ladder(
     anchor: int,
     resting: dict[str, OpenOrder],
     reasons: list[str],
-) -> tuple[tuple[int, ...], list[tuple[int, int]], tuple[_Term, ...], int]:
-    """Return the ladder to freeze, the buy rungs ``(level, price)``, the top's terms, the next point up.
+) -> tuple[tuple[int, ...], list[tuple[int, int, int]], tuple[_Term, ...], int]:
+    """Return the ladder to freeze, the buy rungs, the top's terms, the lattice's next point up.
+
+    A rung is ``(level, price, position)``: the level names its slot, the position counts the
+    spacings it hangs below the top (the hold bounds how far a moving spacing may shift it).
 
     A martingale ladder freezes on the pulse that books its first fill: each step keeps the price
     of its lot or resting order. Every other ladder keeps working while it holds inventory: a
@@ -314,13 +321,12 @@ def _ladder(
     a ladder without a grid hangs from its top on free levels.
     """
     if params.martingale.enabled and ledger.lots and state.ladder:
-        return state.ladder, list(enumerate(state.ladder)), (), 0
+        return state.ladder, [(k, p, k) for k, p in enumerate(state.ladder)], (), 0
     if not market.ready:
         return (), [], (), 0
     terms = _ladder_top_terms(market, ind, params, anchor, _inventory_deviation(ledger, params))
     if params.grid.enabled and not params.martingale.enabled:
-        rungs, above = _lattice(ledger, market, params, anchor, terms, resting)
-        return (), rungs, terms, above
+        return _lattice(ledger, market, params, anchor, terms, resting)
     top_value = min(term.value for term in terms)
     top = math.floor(top_value) if math.isfinite(top_value) else 0
     if top <= 0:
@@ -333,7 +339,8 @@ def _ladder(
         prices.append(math.floor(prices[-1] * (1 - distance)))
         distance *= scale
     if not params.martingale.enabled:
-        return (), list(zip(_free_levels(ledger, resting, len(prices)), prices, strict=True)), terms, 0
+        levels = _free_levels(ledger, resting, len(prices))
+        return (), [(levels[k], prices[k], k) for k in range(len(prices))], terms, 0
     if ledger.lots:
         for slot, order in resting.items():
             level = slot_level(slot)
@@ -342,7 +349,7 @@ def _ladder(
         for lot in ledger.lots:
             if 0 <= lot.level < len(prices):
                 prices[lot.level] = lot.price
-    return tuple(prices), list(enumerate(prices)), terms, 0
+    return tuple(prices), [(k, p, k) for k, p in enumerate(prices)], terms, 0
 
 
 def _busy_levels(ledger: Ledger, resting: dict[str, OpenOrder]) -> set[int]:
@@ -370,6 +377,39 @@ def _free_levels(ledger: Ledger, resting: dict[str, OpenOrder], n: int) -> list[
     return levels
 
 
+def _atr_rungs(
+    ledger: Ledger, params: SymbolParams, anchor: int, ratio: float, cap: float, resting: dict[str, OpenOrder]
+) -> tuple[tuple[int, ...], list[tuple[int, int, int]], tuple[_Term, ...], int]:
+    """Return an ATR-spaced grid's rungs: hung from the anchor or, lower, the deepest held lot.
+
+    Its spacing moves with the ATR, so its rungs are counted from the nearest fixed price (a
+    lattice from a far anchor would move its deep points on every ATR tick).
+    """
+    ref = min((lot.price for lot in ledger.lots), default=anchor)
+    ref = min(ref, anchor)
+    prices: list[int] = []
+    positions: list[int] = []
+    above = 0
+    j = 0
+    if 0 < cap < ref * ratio:  # start near the cap: a tiny ATR step would take countless steps down
+        j = max(0, int(math.log(cap / ref) / math.log(ratio)) - 2)
+    while len(prices) < params.grid.levels:
+        price = math.floor(ref * ratio ** (j + 1))
+        if price <= 0:
+            break
+        if price <= cap:
+            prices.append(price)
+            positions.append(j)
+        else:
+            above = price
+        j += 1
+    if not above and positions and positions[0] > 0:
+        above = math.floor(ref * ratio ** positions[0])
+    levels = _free_levels(ledger, resting, len(prices))
+    rungs = [(levels[i], prices[i], positions[i]) for i in range(len(prices))]
+    return (), rungs, (_step_term(ref, -1.0, 1 - ratio),), above
+
+
 def _lattice(
     ledger: Ledger,
     market: _Market,
@@ -377,7 +417,7 @@ def _lattice(
     anchor: int,
     terms: tuple[_Term, ...],
     resting: dict[str, OpenOrder],
-) -> tuple[list[tuple[int, int]], int]:
+) -> tuple[tuple[int, ...], list[tuple[int, int, int]], tuple[_Term, ...], int]:
     """Return the grid's buy rungs: the ``levels`` highest free points of its lattice at or below the cap.
 
     Level k of the lattice sits at ``anchor x (1 - step)^(k+1)``: a static grid anchored where the
@@ -388,18 +428,20 @@ def _lattice(
     """
     step = market.step
     if not (step > 0 and step < 1) or anchor <= 0:
-        return [], 0
+        return (), [], terms, 0
     cap_terms = [t for t in terms if t.kind != "step"]
     cap = min(t.value for t in cap_terms) if cap_terms else float(market.buy_top)
     cap = min(cap, float(market.buy_top))
-    busy = _busy_levels(ledger, resting)
     ratio = 1 - step
+    if params.grid.spacing is Spacing.ATR:
+        return _atr_rungs(ledger, params, anchor, ratio, cap, resting)
+    busy = _busy_levels(ledger, resting)
     # the first level at or below the cap, from the closed form (then corrected for rounding)
     k = 0
     if cap < anchor * ratio:
         k = max(0, int(math.log(max(cap, 1.0) / anchor) / math.log(ratio)) - 2)
     k_start = k
-    rungs: list[tuple[int, int]] = []
+    rungs: list[tuple[int, int, int]] = []
     above = 0
     while len(rungs) < params.grid.levels:
         price = math.floor(anchor * ratio ** (k + 1))
@@ -409,14 +451,14 @@ def _lattice(
             if price > cap:
                 above = price
             else:
-                rungs.append((k, price))
+                rungs.append((k, price, k))
         k += 1
     if not above:  # the closed form may have started below a free point above the cap
         for j in range(min(k, k_start) - 1, -1, -1):
             if j not in busy:
                 above = math.floor(anchor * ratio ** (j + 1))
                 break
-    return rungs, above
+    return (), rungs, terms, above
 
 
 def _ladder_top_terms(
@@ -523,7 +565,7 @@ def _buys(
     market: _Market,
     ind: IndicatorState,
     params: SymbolParams,
-    rungs: list[tuple[int, int]],
+    rungs: list[tuple[int, int, int]],
     above: int,
     resting: dict[str, OpenOrder],
     reasons: list[str],
@@ -560,7 +602,7 @@ def _buys(
                 )
     if above and outcomes is not None:
         outcomes.levels.append((-1, "above_top", above, ""))  # the lattice's next free point above the cap
-    for position, (level, price) in enumerate(rungs):
+    for level, price, position in rungs:
         slot = buy_slot(level)
         if pooled:
             partial = resting.get(slot)
@@ -855,10 +897,10 @@ def _hold_ladder(
     lattice = params.grid.enabled and not params.martingale.enabled
     if not outcomes.levels:
         return
-    if lattice and (atr_spacing or floating):
-        hb.void = True  # a lattice moving with the ATR or under a floating cap: decide again
+    if lattice and (params.keltner.enabled or params.mean_reversion.enabled or params.market_making.enabled):
+        hb.void = True  # a lattice under a floating cap: decide again
         return
-    moving = not lattice and not state.ladder and (atr_spacing or floating)
+    moving = (lattice and atr_spacing) or (not lattice and not state.ladder and (atr_spacing or floating))
     if not moving:
         spread = 0
     else:
@@ -884,7 +926,12 @@ def _hold_ladder(
             return
         top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(lv[2] for lv in outcomes.levels)
         top_room = int(slack // 2) if atr_spacing else int(slack)
-        if atr_spacing:
+        if atr_spacing and lattice:  # rung n sits at ref (1 - step)^(n+1): moves <= (n+1) ref per step
+            deepest = max(lv[0] for lv in outcomes.levels) + 1
+            room = (slack - top_room) / (top_terms[0].base * 1.01 * deepest)
+            hb.at_least(STEP, market.step - room)
+            hb.at_most(STEP, market.step + room)
+        elif atr_spacing:
             scale = params.martingale.step_scale if params.martingale.enabled else 1.0
             reach = sum(scale**j for j in range(params.ladder_levels))
             room = (slack - top_room) / (top * 1.01 * reach)
