@@ -486,9 +486,18 @@ def _ladder_top_terms(
 
 
 def _inventory_deviation(ledger: Ledger, params: SymbolParams) -> float:
-    """Return (held - target) / max_base: positive when long of the market-making target."""
-    rail = params.rails.max_base_lots
-    return (ledger.held - params.market_making.inventory_target_lots) / rail if rail else 0.0
+    """Return (held - target) as a share of the rail that binds first: positive when long of the target.
+
+    Against ``max_base`` in lots, or against ``max_quote`` at the held lots' average cost when that
+    rail is the nearer one, so a full rail is a full skew. From the ledger only: no market price.
+    """
+    rails = params.rails
+    if not rails.max_base_lots:
+        return 0.0
+    scale = 1 / rails.max_base_lots
+    if rails.max_quote_qu and ledger.held > 0:
+        scale = max(scale, ledger.held_cost / ledger.held / rails.max_quote_qu)
+    return (ledger.held - params.market_making.inventory_target_lots) * scale
 
 
 def _exits(

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
-from factories import PREFIX, fill, flat_candles, snapshot, symbol_params
+from factories import BTC, PREFIX, fill, flat_candles, snapshot, symbol_params
 from nutcracker.core.ledger import min_sell_price
 from nutcracker.core.model import CancelOrder, OpenOrder, PlaceLimit, Side
-from nutcracker.core.params import GateParams, MartingaleParams, MeanReversionParams, RailParams
+from nutcracker.core.params import (
+    GateParams,
+    GridParams,
+    MarketMakingParams,
+    MartingaleParams,
+    MeanReversionParams,
+    RailParams,
+    Spacing,
+    SymbolParams,
+)
 from nutcracker.core.strategy import decide, initial_state
 
 PRICE = 10_000_000  # 100,000.00 USDT in ticks
@@ -186,3 +196,39 @@ def test_the_portfolio_allowance_caps_new_buys() -> None:
     d = decide(snapshot(CANDLES, quote_allowance=one_order), symbol_params(), initial_state())
     assert len(_places(d.intents)) == 1
     assert any("portfolio" in r for r in d.reasons)
+
+
+def _market_maker(max_base_lots: int = 10_000) -> SymbolParams:
+    return symbol_params(
+        grid=GridParams(False, 1, Spacing.BPS, 5000, 0.0, BTC.quote_to_qu(Decimal(100)), True, False),
+        market_making=MarketMakingParams(True, 2500, 0, 2000),
+        rails=RailParams(max_base_lots, BTC.quote_to_qu(Decimal(1000)), 0, 0),
+    )
+
+
+def test_market_making_rests_a_buy_and_a_sell_at_once_once_it_holds_inventory() -> None:
+    params = _market_maker()
+    first = decide(snapshot(CANDLES), params, initial_state())
+    (buy,) = _places(first.intents)  # nothing held: only the buy rests
+    assert buy.side is Side.BUY
+    bought = fill(buy.client_order_id, Side.BUY, buy.price, buy.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
+    d = decide(snapshot(CANDLES, free_base=buy.qty, fills=(bought,)), params, first.state)
+    placed = _places(d.intents)
+    assert sorted(p.side for p in placed) == [Side.BUY, Side.SELL]  # both sides rest now
+    (sell,) = [p for p in placed if p.side is Side.SELL]
+    (new_buy,) = [p for p in placed if p.side is Side.BUY]
+    assert new_buy.price < buy.price  # skewed down: it holds more than its target
+    assert sell.price >= min_sell_price(d.state.ledger.lots, 1000, params.min_profit_ppm)
+
+
+def test_the_skew_counts_the_rail_that_binds_first() -> None:
+    # the same inventory against a far base rail: the quote rail (held cost) still leans the quotes
+    near, far = _market_maker(10_000), _market_maker(10**9)
+    prices = []
+    for params in (near, far):
+        first = decide(snapshot(CANDLES), params, initial_state())
+        (buy,) = _places(first.intents)
+        bought = fill(buy.client_order_id, Side.BUY, buy.price, buy.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
+        d = decide(snapshot(CANDLES, free_base=buy.qty, fills=(bought,)), params, first.state)
+        prices.append(next(p.price for p in _places(d.intents) if p.side is Side.BUY))
+    assert prices[0] == prices[1]
