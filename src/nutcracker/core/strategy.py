@@ -102,7 +102,7 @@ class Decision:
 class _Want:
     """An order the strategy wants resting in one slot."""
 
-    __slots__ = ("as_is", "floor", "price", "qty", "reason", "side", "slot", "terms")
+    __slots__ = ("as_is", "floor", "price", "qty", "reason", "requote", "side", "slot", "terms")
 
     def __init__(
         self,
@@ -123,6 +123,7 @@ class _Want:
         self.floor = floor
         self.as_is = as_is
         self.terms = terms
+        self.requote = -1  # the hysteresis of this order in ppm; -1: the pulse's
 
 
 class _Market:
@@ -237,6 +238,20 @@ def _requote_ppm(params: SymbolParams, step: float) -> int:
     if fraction > 0 and step > 0 and math.isfinite(step):
         return max(requote, min(PPM // 2, int(fraction * step * PPM)))
     return requote
+
+
+def _rung_requote_ppm(params: SymbolParams, step: float, position: int) -> int:
+    """Return the hysteresis of an ATR-spaced grid's rung ``position`` spacings below its top (-1: none).
+
+    Such a rung moves ``position + 1`` times as far as the spacing does: its hysteresis grows with
+    its distance, so an ATR tick does not re-price the deep rungs.
+    """
+    grid, fraction = params.grid, params.gates.requote_spacing
+    if not grid.enabled or params.martingale.enabled or grid.spacing is not Spacing.ATR:
+        return -1
+    if not (fraction > 0 and step > 0 and math.isfinite(step)):
+        return -1
+    return max(params.gates.requote_ppm, min(PPM // 2, int(fraction * step * (position + 1) * PPM)))
 
 
 def _our_orders(orders: tuple[OpenOrder, ...], prefix: str) -> tuple[dict[str, OpenOrder], list[OpenOrder]]:
@@ -639,7 +654,9 @@ def _buys(
         if outcomes is not None:
             outcomes.levels.append((position, "wanted", price, slot))
         reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
-        wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
+        want = _Want(slot, Side.BUY, price, _level_qty(level, price, params), reason)
+        want.requote = _rung_requote_ppm(params, market.step, position)
+        wants.append(want)
     return wants
 
 
@@ -659,6 +676,8 @@ def _keep(want: _Want, order: OpenOrder | None, requote_ppm: int) -> bool:
     """Return whether a resting order already serves ``want`` closely enough to stay."""
     if order is None or order.side is not want.side:
         return False
+    if want.requote >= 0:
+        requote_ppm = want.requote
     if want.as_is:
         return True
     tolerance = order.price * requote_ppm // PPM
@@ -842,7 +861,7 @@ def _hold(
         step_lo *= 0.75  # the hysteresis follows the step: assume it no narrower than this
         hb.at_least(STEP, step_lo)
     requote = _requote_ppm(params, step_lo)
-    _hold_ladder(hb, params, state, market, top_terms, outcomes, requote)
+    _hold_ladder(hb, params, state, market, top_terms, outcomes, requote, step_lo)
     if params.grid.enabled and market.ready and not ledger.lots:
         _hold_trailing(hb, params, state.anchor, market)
     keltner = params.keltner
@@ -898,8 +917,9 @@ def _hold_ladder(
     top_terms: tuple[_Term, ...],
     outcomes: _Outcomes,
     requote: int,
+    step_lo: float,
 ) -> None:
-    """Bound the buy levels' outcomes."""
+    """Bound the buy levels' outcomes (``step_lo``: the narrowest step the region allows)."""
     depth, purge = params.gates.depth_ppm, params.gates.purge_ppm
     atr_spacing = params.grid.spacing is Spacing.ATR
     floating = any(t.kind != "step" for t in top_terms)
@@ -926,7 +946,8 @@ def _hold_ladder(
                     hb.void = True  # a moving level's size decides the rails: no room to move
                     return
                 continue  # cooling down: nothing is placed either way until the cooldown ends
-            tolerance = resting * requote // PPM
+            rung = _rung_requote_ppm(params, step_lo, position)
+            tolerance = resting * (rung if rung >= 0 else requote) // PPM
             slack = min(slack, float(tolerance - abs(price - resting) - (position + 1)))
         if slack == math.inf:
             slack = float(max(1, outcomes.levels[0][2] * requote // PPM))
