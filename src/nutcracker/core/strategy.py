@@ -10,8 +10,9 @@ How the five components combine (each one the user enables adds its view; none p
 - the buy ladder hangs from a *top* price: the lowest of the enabled components' ceilings
   (grid: one spacing below the trailing anchor; Keltner: the mid band; mean reversion: the
   lower band, or the top of book right after a confirmed excursion/incursion; market making:
-  the mean less the half spread, skewed by inventory). While a sequence holds inventory its
-  ladder is frozen, so grid levels and martingale steps stay where they were.
+  the mean less the half spread, skewed by inventory). A grid rests its buys on the free points
+  of a lattice below the book and keeps doing so while it holds inventory (a held level waits
+  for its exit); a martingale ladder is frozen while its sequence holds inventory.
 - level k sits ``spacing x step_scale^(k-1)`` below level k-1 and buys
   ``order_quote x volume_scale^k`` (scales are 1 without the martingale);
 - exits: one sell per lot (grid) or one pooled sell of the whole sequence (martingale), at the

@@ -232,3 +232,23 @@ def test_the_skew_counts_the_rail_that_binds_first() -> None:
         d = decide(snapshot(CANDLES, free_base=buy.qty, fills=(bought,)), params, first.state)
         prices.append(next(p.price for p in _places(d.intents) if p.side is Side.BUY))
     assert prices[0] == prices[1]
+
+
+def _atr_grid(requote_spacing: float) -> SymbolParams:
+    return symbol_params(
+        grid=GridParams(True, 6, Spacing.ATR, 0, 3.0, BTC.quote_to_qu(Decimal(100)), True, False),
+        gates=GateParams(0, 0, 0, 0, 0, 10, 0, requote_spacing),  # requote_bps 0.1
+    )
+
+
+def test_an_atr_tick_does_not_re_price_the_resting_ladder_within_the_hysteresis() -> None:
+    # two wider candles: the ATR, and with it the spacing, grows by about 15 %
+    wider = CANDLES + flat_candles(2, PRICE, start_ts_ms=CANDLES[-1].ts_ms + 60_000, spread=200)
+    for fraction, churns in ((0.25, False), (0.0, True)):
+        params = _atr_grid(fraction)
+        first = decide(snapshot(CANDLES), params, initial_state())
+        placed = _places(first.intents)
+        assert len(placed) == 6
+        resting = tuple(OpenOrder(p.client_order_id, p.side, p.price, p.qty) for p in placed)
+        again = decide(snapshot(wider, open_orders=resting), params, first.state)
+        assert bool([i for i in again.intents if isinstance(i, CancelOrder)]) is churns
