@@ -95,6 +95,7 @@ Scale = Annotated[float, Field(strict=True, ge=MIN_SCALE, le=MAX_SCALE, allow_in
 AtrMultiple = Annotated[float, Field(strict=True, gt=0, le=MAX_ATR_MULTIPLE, allow_inf_nan=False)]
 Percent = Annotated[Decimal, Field(ge=0, le=MAX_PCT)]
 Cooldown = Annotated[StrictInt, Field(ge=0, le=MAX_COOLDOWN_S)]
+SpacingFraction = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
@@ -300,6 +301,7 @@ class OrdersConfig(_Section):
     """``[symbol.orders]``: when to move and when to purge resting orders."""
 
     requote_bps: OffsetBps = Decimal(10)
+    requote_spacing: SpacingFraction = 0.25  # keep an order while it moved less than this x the spacing
     purge_bps: OffsetBps = Decimal(300)
 
 
@@ -567,6 +569,7 @@ class SymbolConfig(_Section):
                 cooldown_sell_ms=self.cooldown.sell_s * _MS_PER_S,
                 requote_ppm=exact.ppm("orders.requote_bps", self.orders.requote_bps, _PPM_PER_BPS, "bps"),
                 purge_ppm=exact.ppm("orders.purge_bps", self.orders.purge_bps, _PPM_PER_BPS, "bps"),
+                requote_spacing=self.orders.requote_spacing,
             ),
             order_id_prefix=order_id_prefix(engine_id, market.base, market.quote),
         )
