@@ -45,12 +45,13 @@ class ReplaySetup:
 
 
 def build_replay(
-    config: NutcrackerConfig, data: Mapping[str, CandleArrays], journal: Journal, *, warmup: int | None = None
+    config: NutcrackerConfig, data: Mapping[str, CandleArrays], journal: Journal, *, warmup: int = 0
 ) -> ReplaySetup:
     """Wire SimExchange, a simulated clock and the engine for ``config`` over ``data``.
 
-    ``warmup`` candles are fed to the exchange before the first pulse (default: enough for the
-    longest indicator period plus an hour); 0 pulses from the first candle on, as the backtester does.
+    ``warmup`` candles are fed to the exchange before the first pulse. The default, 0, pulses from
+    the first candle on, as the backtester does: both wait out the indicators' warm-up on the same
+    candles, so a replay and a backtest of one file place their first orders on the same candle.
     """
     params = [s.to_params(config.engine.id) for s in config.symbols]
     starting = starting_balances(config)
@@ -66,15 +67,12 @@ def build_replay(
     )
     budgets = {asset: rail.max_quote for asset, rail in config.portfolio.items()}
     engine = Engine(params, exchange, journal, clock, settings=settings, portfolio_budgets=budgets or None)
-    longest = max(max(p.keltner.ema_period, p.keltner.atr_period, p.keltner.long_period) for p in params)
     traces = {}
     for p in params:
         candles = data[p.market.symbol]
         traces[p.market.symbol] = SymbolTrace(
             p.market.symbol, p, candles, KeltnerBands.over(candles, p.keltner)
         )
-    if warmup is None:
-        warmup = longest + 60
     warmup = min(warmup, min(len(c.ts_ms) for c in data.values()))
     return ReplaySetup(engine, exchange, matching, clock, traces, warmup, starting, journal)
 
