@@ -81,35 +81,44 @@ _RULES: tuple[_Rule, ...] = tuple(
         (r"^no buys: indicators warming up \((?P<n>\d+) candles applied\)$", _warmup),
         (
             r"^no buys: volatility (?P<x>[\d.]+) ppm above the backstop (?P<y>\d+) ppm$",
-            lambda u, m: f"no buys: volatility (ATR) {_pct(m['x'])} of the price is above "
-            f"volatility.max_atr_pct {_pct(m['y'])}",
+            lambda u, m: (
+                f"no buys: volatility (ATR) {_pct(m['x'])} of the price is above "
+                f"volatility.max_atr_pct {_pct(m['y'])}"
+            ),
         ),
         (
             r"^no buys: volatility (?P<x>[\d.]+) ppm below the minimum (?P<y>\d+) ppm$",
-            lambda u, m: f"no buys: volatility (ATR) {_pct(m['x'])} of the price is below "
-            f"volatility.min_atr_pct {_pct(m['y'])}",
+            lambda u, m: (
+                f"no buys: volatility (ATR) {_pct(m['x'])} of the price is below "
+                f"volatility.min_atr_pct {_pct(m['y'])}"
+            ),
         ),
         (
             r"^(?P<slot>\S+) exit of (?P<q>\d+) lots is below the minimum notional: held until it grows$",
-            lambda u, m: f"{m['slot']} exit of {u.qty(m['q'])} is below market.min_notional: held until "
-            "it grows",
+            lambda u, m: (
+                f"{m['slot']} exit of {u.qty(m['q'])} is below market.min_notional: held until it grows"
+            ),
         ),
         (
             r"^(?P<slot>\S+) at (?P<p>\d+) is above the top of book \((?P<t>\d+)\): skipped$",
-            lambda u, m: f"{m['slot']} at {u.price(m['p'])} would cross the book (best bid "
-            f"{u.price(m['t'])}): skipped",
+            lambda u, m: (
+                f"{m['slot']} at {u.price(m['p'])} would cross the book (best bid {u.price(m['t'])}): skipped"
+            ),
         ),
         (
             r"^(?P<slot>\S+) at (?P<p>\d+) is beyond the purge distance: skipped$",
-            lambda u, m: f"{m['slot']} at {u.price(m['p'])} is farther from the market than "
-            f"orders.purge_bps ({_pct(u.params.gates.purge_ppm)}): skipped",
+            lambda u, m: (
+                f"{m['slot']} at {u.price(m['p'])} is farther from the market than "
+                f"orders.purge_bps ({_pct(u.params.gates.purge_ppm)}): skipped"
+            ),
         ),
         (r"^(?P<slot>\S+) waits: sell cooldown$", lambda u, m: f"{m['slot']} waits: cooldown.sell_s"),
         (r"^(?P<slot>\S+) waits: buy cooldown$", lambda u, m: f"{m['slot']} waits: cooldown.buy_s"),
         (
             r"^(?P<slot>\S+) exit of (?P<q>\d+) lots exceeds the free base above the reserve$",
-            lambda u, m: f"{m['slot']} exit of {u.qty(m['q'])} exceeds the free {u.base} above "
-            "rails.reserve_base",
+            lambda u, m: (
+                f"{m['slot']} exit of {u.qty(m['q'])} exceeds the free {u.base} above rails.reserve_base"
+            ),
         ),
         (
             r"^(?P<slot>\S+) not placed: rails \(base (?P<b>\d+)\+(?P<bq>\d+) of (?P<bm>\d+) lots, "
@@ -130,13 +139,17 @@ _RULES: tuple[_Rule, ...] = tuple(
         ),
         (
             r"^volatility (?P<x>[\d.]+) ppm above the backstop (?P<y>\d+) ppm$",
-            lambda u, m: f"purged: volatility (ATR) {_pct(m['x'])} of the price is above "
-            f"volatility.max_atr_pct {_pct(m['y'])}",
+            lambda u, m: (
+                f"purged: volatility (ATR) {_pct(m['x'])} of the price is above "
+                f"volatility.max_atr_pct {_pct(m['y'])}"
+            ),
         ),
         (
             r"^(?P<side>buy|sell) at (?P<p>\d+) beyond the purge line (?P<line>\d+)$",
-            lambda u, m: f"purged: {m['side']} at {u.price(m['p'])} drifted beyond orders.purge_bps "
-            f"({_pct(u.params.gates.purge_ppm)}) from the market (line {u.price(m['line'])})",
+            lambda u, m: (
+                f"purged: {m['side']} at {u.price(m['p'])} drifted beyond orders.purge_bps "
+                f"({_pct(u.params.gates.purge_ppm)}) from the market (line {u.price(m['line'])})"
+            ),
         ),
     )
 )
@@ -245,5 +258,3 @@ def _no_buys(rendered: Sequence[str]) -> str:
         if "waits: " in r or "skipped" in r or "no longer fits" in r:
             return r
     return "no buy level is wanted now"
-
-

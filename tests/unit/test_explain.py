@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from factories import symbol_params
-
 from nutcracker.core.model import OpenOrder, Side
 from nutcracker.core.params import GateParams, RailParams
 from nutcracker.core.units import QU_PER_TICK_LOT
@@ -19,7 +18,10 @@ def test_a_stuck_position_reads_in_prices_percent_and_config_names() -> None:
     held, avg, exit_price = 280, 2_810_450, 2_838_555  # 0.00280 BTC at 28,104.50; exit 28,385.55
     close = 2_550_000  # 25,500.00: the exit is 11.3 % above it
     exit_order = OpenOrder("ncS0-1", Side.SELL, exit_price, held)
-    reasons = ("B0 not placed: rails (base 2800+392 of 3000 lots, quote 787126000000+99960000000 of 200000000000 qu)",)
+    reasons = (
+        "B0 not placed: rails (base 2800+392 of 3000 lots, "
+        "quote 787126000000+99960000000 of 200000000000 qu)",
+    )
     shown = explain(
         PARAMS,
         held_lots=held,
@@ -64,7 +66,9 @@ def test_every_core_reason_shape_is_rendered_without_ticks_ppm_lots_or_quote_uni
         "no buys: volatility 12345 ppm above the backstop 10000 ppm": (
             "no buys: volatility (ATR) 1.23 % of the price is above volatility.max_atr_pct 1.00 %"
         ),
-        "no buys: indicators warming up (12 candles applied)": "no buys: indicators warming up (12 of 30 candles)",
+        "no buys: indicators warming up (12 candles applied)": (
+            "no buys: indicators warming up (12 of 30 candles)"
+        ),
         "B3 at 2700000 is beyond the purge distance: skipped": (
             "B3 at 27,000.00 is farther from the market than orders.purge_bps (5.00 %): skipped"
         ),
@@ -76,12 +80,15 @@ def test_every_core_reason_shape_is_rendered_without_ticks_ppm_lots_or_quote_uni
         ),
         "B2 re-priced to 2712345": "B2 re-priced: new price 27,123.45",
         "buy at 2600000 beyond the purge line 2660000": (
-            "purged: buy at 26,000.00 drifted beyond orders.purge_bps (5.00 %) from the market (line 26,600.00)"
+            "purged: buy at 26,000.00 drifted beyond orders.purge_bps (5.00 %) from the market "
+            "(line 26,600.00)"
         ),
         "idle: the book is empty or crossed (bid 2800000, ask 2790000)": (
             "idle: the book is empty or crossed (bid 28,000.00, ask 27,900.00)"
         ),
-        "something new: 1500 ppm, 20 lots, 10000000000000 qu": "something new: 0.15 %, 0.00020 BTC, 1.00 USDT",
+        "something new: 1500 ppm, 20 lots, 10000000000000 qu": (
+            "something new: 0.15 %, 0.00020 BTC, 1.00 USDT"
+        ),
     }
     for reason, expected in cases.items():
         assert render_reason(reason, params) == expected
@@ -95,4 +102,6 @@ def test_a_cancelled_slot_says_why_it_is_no_longer_wanted() -> None:
         "volatility.max_atr_pct 1.00 %"
     )
     own = ("B4 at 2700000 is beyond the purge distance: skipped",)
-    assert cancel_text("B4 is no longer wanted", own, PARAMS).startswith("B4 no longer wanted because B4 at 27,000.00")
+    assert cancel_text("B4 is no longer wanted", own, PARAMS).startswith(
+        "B4 no longer wanted because B4 at 27,000.00"
+    )
