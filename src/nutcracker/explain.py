@@ -64,6 +64,16 @@ def _rails(u: _Units, m: re.Match[str]) -> str:
     return f"{m['slot']} not placed: rails"
 
 
+def _purged(u: _Units, m: re.Match[str]) -> str:
+    price, best = int(m["p"]), int(m["t"])
+    drift = f"{Decimal(abs(best - price)) * 100 / best:.1f} %" if best > 0 else "far"
+    where = "below" if m["side"] == "buy" else "above"
+    return (
+        f"purged: {m['side']} at {u.price(price)} drifted {drift} {where} the best {m['b']} "
+        f"{u.price(best)}, beyond orders.purge_bps ({_pct(u.params.gates.purge_ppm)})"
+    )
+
+
 def _warmup(u: _Units, m: re.Match[str]) -> str:
     k = u.params.keltner
     needed = max(k.ema_period, k.atr_period + 1, k.long_period)
@@ -143,6 +153,11 @@ _RULES: tuple[_Rule, ...] = tuple(
                 f"purged: volatility (ATR) {_pct(m['x'])} of the price is above "
                 f"volatility.max_atr_pct {_pct(m['y'])}"
             ),
+        ),
+        (
+            r"^(?P<side>buy|sell) at (?P<p>\d+) beyond the purge line \d+ "
+            r"\(best (?P<b>bid|ask) (?P<t>\d+)\)$",
+            _purged,
         ),
         (
             r"^(?P<side>buy|sell) at (?P<p>\d+) beyond the purge line (?P<line>\d+)$",

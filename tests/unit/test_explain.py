@@ -83,6 +83,10 @@ def test_every_core_reason_shape_is_rendered_without_ticks_ppm_lots_or_quote_uni
             "purged: buy at 26,000.00 drifted beyond orders.purge_bps (5.00 %) from the market "
             "(line 26,600.00)"
         ),
+        "buy at 2600000 beyond the purge line 2660000 (best bid 2800000)": (
+            "purged: buy at 26,000.00 drifted 7.1 % below the best bid 28,000.00, beyond orders.purge_bps "
+            "(5.00 %)"
+        ),
         "idle: the book is empty or crossed (bid 2800000, ask 2790000)": (
             "idle: the book is empty or crossed (bid 28,000.00, ask 27,900.00)"
         ),
