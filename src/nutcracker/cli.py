@@ -188,7 +188,10 @@ _mount_commands()
 def backtest(
     config_file: Annotated[Path, typer.Option("--config", help="TOML configuration file.")],
     out: Annotated[
-        Path, typer.Option("--out", help="Directory for summary.json, fills.csv, orders.csv, report.html.")
+        Path,
+        typer.Option(
+            "--out", help="Directory for summary.json, fills.csv, orders.csv, decisions.csv, report.html."
+        ),
     ],
     data: Annotated[
         list[str] | None,
@@ -274,7 +277,9 @@ def _print_summary(console: Console, summary: dict[str, object], out: Path, repo
         if key not in ("config", "symbols", "starting_balances"):
             table.add_row(key, str(value))
     console.print(table)
-    console.print(f"results: {out}/summary.json, fills.csv, orders.csv", markup=False, highlight=False)
+    console.print(
+        f"results: {out}/summary.json, fills.csv, orders.csv, decisions.csv", markup=False, highlight=False
+    )
     if report:
         console.print(f"report: {(out / 'report.html').resolve()}", markup=False, highlight=False)
 
