@@ -112,5 +112,8 @@ def symbol_status(journal: EventReader, row: StoredSymbol, life: Lifecycle) -> S
         why = f"{row.status_reason}; engine stopped: {stop.reason}, {utc(stop.ts_ms)} UTC"
         return SymbolStatus(row.status, why, orders, utc(stop.ts_ms))
     if stop is not None and stopped:
-        return SymbolStatus("stopped", f"{stop.reason}, {utc(stop.ts_ms)} UTC", orders, utc(stop.ts_ms))
+        why = f"{stop.reason}, {utc(stop.ts_ms)} UTC"
+        if row.status in ("trading", "idle") and row.status_reason:  # what it held or waited for then
+            why += f"; at the last pulse: {row.status_reason}"
+        return SymbolStatus("stopped", why, orders, utc(stop.ts_ms))
     return SymbolStatus(row.status, row.status_reason, orders, utc(row.updated_ts_ms))

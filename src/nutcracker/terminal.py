@@ -46,7 +46,7 @@ def status_table(reports: Iterable[PulseReport], title: str = "Nutcracker") -> T
         orders = f"{len(buys)} buys" + (f" ≤ {_plain(r.price(buys[0]))}" if buys else "")
         orders += f"\n{len(sells)} sells" + (f" ≥ {_plain(r.price(sells[0]))}" if sells else "")
         style = _STATUS_STYLE.get(r.status, "white")
-        why = r.status_reason if r.status != "trading" else (r.reasons[0] if r.reasons else "")
+        why = r.status_reason  # the pulse's state in the user's units (``nutcracker.explain``)
         table.add_row(
             r.symbol,
             _plain(r.price(r.close)) if r.close else "-",

@@ -47,3 +47,31 @@ def test_backtest_and_live_engine_make_identical_intents_and_fills(name: str, da
     assert orders(replay.engine.events) == orders(backtest.engine.events)
     assert replay.engine.fills == backtest.engine.fills
     assert len(backtest.engine.fills) > 0
+
+
+@pytest.mark.parametrize("name", ["grid-btc-usdt", "trailing-grid-btc-usdt"])
+def test_replay_by_default_starts_on_the_backtests_first_candle(name: str, data_dir: Path) -> None:
+    """``build_replay`` without a warm-up pulses from the first candle, as the backtest does (issue 13.8)."""
+    loaded = load_config(ROOT / "examples" / f"{name}.toml")
+    config = loaded.model_copy(
+        update={"engine": loaded.engine.model_copy(update={"cancel_on_shutdown": False})}
+    )
+    market = config.symbols[0].market
+    path = data_dir / "binance_BTC-USDT_1m_20240726-20240825.csv.gz"
+    candles = load_candles_csv(path, market.precision).slice(0, 4000)
+    data = {market.symbol: candles}
+
+    backtest = run_backtest(config, data, skip=True)
+    setup = build_replay(config, data, InMemoryJournal())
+    replay = asyncio.run(
+        run_replay(setup, data, speed=0, candles=None, on_report=lambda r: None, stop=asyncio.Event())
+    )
+
+    def placed(events: list) -> list[tuple]:  # type: ignore[type-arg]
+        return [(e.ts_ms, e.side, e.price, e.qty) for e in events if e.event == "placed"]
+
+    first_backtest, first_replay = placed(backtest.engine.events), placed(replay.engine.events)
+    assert first_backtest
+    assert first_replay[:3] == first_backtest[:3]
+    assert replay.engine.fills == backtest.engine.fills
+    assert len(backtest.engine.fills) > 0

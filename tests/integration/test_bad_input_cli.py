@@ -153,7 +153,7 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
     ),
     (
         "config check: max_base = inf",
-        lambda t: ["config", "check", _config(t, 'max_base = "0.03"', "max_base = inf")],
+        lambda t: ["config", "check", _config(t, 'max_base = "0.15"', "max_base = inf")],
         EXIT_CONFIG,
         ("symbol[0].rails.max_base", "expected a finite number"),
     ),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -52,7 +53,9 @@ WAIT_S = 60.0
 
 def _config(tmp_path: Path) -> Path:
     text = (ROOT / "examples" / "grid-btc-usdt.toml").read_text(encoding="utf-8")
-    text = text.replace('max_base = "0.03"', 'max_base = "0.008"')
+    # the example as it was: six 200 USDT levels under a 0.008 BTC base rail
+    text = re.sub(r'max_base = "[0-9.]+"', 'max_base = "0.008"', text)
+    text = re.sub(r"order_fraction = .*", 'order_quote = "200"', text)
     text = text.replace('spacing_bps = "40"', 'spacing_bps = "31"')
     path = tmp_path / "grid.toml"
     path.write_text(text, encoding="utf-8")

@@ -88,10 +88,10 @@ def test_a_stopped_paper_engine_shows_stopped_with_when_and_why_on_one_clock(
 def test_a_replay_stopped_with_orders_resting_shows_the_reconciled_count(tmp_path: Path) -> None:
     config = tmp_path / "keep.toml"
     config.write_text(GRID.read_text().replace("cancel_on_shutdown = true", "cancel_on_shutdown = false"))
-    journal = _replay(tmp_path, config, 60)
+    journal = _replay(tmp_path, config, 300)
     shown = _status(journal)
     assert "stopped" in shown
-    assert "--candles 60 reached" in shown
+    assert "--candles 300 reached" in shown
     assert "6 at stop" in shown  # nothing was cancelled: the exchange still lists six of ours
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -41,12 +42,13 @@ def test_config_check_shows_a_summary_row_per_symbol() -> None:
     assert "2 symbols" in result.stdout
     assert "BTC/USDT" in result.stdout
     assert "ETH/USDT" in result.stdout
-    assert "= 1200 USDT" in result.stdout  # 6 levels × 200
+    assert "= 1999.2 USDT" in result.stdout  # 6 levels × order_fraction 0.1666 × max_quote 2000
 
 
 def test_config_check_on_a_bad_file_prints_the_fix_to_stderr_and_exits_2(tmp_path: Path) -> None:
     text = (EXAMPLES / "grid-btc-usdt.toml").read_text(encoding="utf-8")
     bad = tmp_path / "bad.toml"
+    text = re.sub(r"order_fraction = .*", 'order_quote = "200"', text)  # a fixed size the rail can't hold
     bad.write_text(text.replace('max_quote = "2000"', 'max_quote = "1000"'), encoding="utf-8")
     result = runner.invoke(app, ["config", "check", str(bad)])
     assert result.exit_code == EXIT_CONFIG == 2

@@ -179,7 +179,7 @@ def test_martingale_converts_and_sets_the_ladder_length() -> None:
     assert p.martingale.enabled
     assert (p.martingale.volume_scale, p.martingale.step_scale, p.martingale.max_steps) == (1.5, 1.2, 4)
     assert p.ladder_levels == 5
-    assert p.rails.max_base_lots == 20_000  # 2 ETH in 0.0001 lots
+    assert p.rails.max_base_lots == 25_000  # 2.5 ETH in 0.0001 lots
 
 
 def test_numbers_given_as_toml_floats_and_ints_convert_exactly() -> None:

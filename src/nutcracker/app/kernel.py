@@ -80,12 +80,13 @@ def build_replay(
     data: Mapping[str, CandleArrays],
     journal: JournalStore,
     *,
-    warmup: int | None = None,
+    warmup: int = 0,
 ) -> ReplaySetup:
     """Wire SimExchange, a simulated clock and the engine for ``config`` over ``data``.
 
-    ``warmup`` candles are fed to the exchange before the first pulse (default: enough for the
-    longest indicator period plus an hour); 0 pulses from the first candle on, as the backtester does.
+    ``warmup`` candles are fed to the exchange before the first pulse. The default, 0, pulses from
+    the first candle on, as the backtester does: both wait out the indicators' warm-up on the same
+    candles, so a replay and a backtest of one file place their first orders on the same candle.
     """
     params = symbol_params(config)
     starting = starting_balances(config)
@@ -100,15 +101,12 @@ def build_replay(
         worker=WorkerSettings(candle_interval_ms=interval),
     )
     engine = build_engine(config, params, exchange, journal, clock, settings)
-    longest = max(max(p.keltner.ema_period, p.keltner.atr_period, p.keltner.long_period) for p in params)
     traces = {}
     for p in params:
         candles = data[p.market.symbol]
         traces[p.market.symbol] = SymbolTrace(
             p.market.symbol, p, candles, KeltnerBands.over(candles, p.keltner)
         )
-    if warmup is None:
-        warmup = longest + 60
     warmup = min(warmup, min(len(c.ts_ms) for c in data.values()))
     return ReplaySetup(engine, exchange, matching, clock, traces, warmup, starting, journal)
 

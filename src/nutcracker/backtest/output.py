@@ -1,4 +1,4 @@
-"""Write a backtest's results: summary.json, fills.csv, orders.csv and report.html.
+"""Write a backtest's results: summary.json, fills.csv, orders.csv, decisions.csv and report.html.
 
 Money and quantities in ``summary.json`` and the CSV files are exact decimal strings (the
 independent checker compares them to the unit); ratios and timings are numbers. Equity is the
@@ -24,6 +24,7 @@ from nutcracker.backtest.report import ReportData, SymbolSeries, write_report
 from nutcracker.backtest.runner import BacktestResult, SymbolTrace, market_info
 from nutcracker.config import NutcrackerConfig
 from nutcracker.core.units import BU_PER_LOT
+from nutcracker.explain import explain
 
 F64 = npt.NDArray[np.float64]
 
@@ -42,6 +43,7 @@ FILLS_HEADER = (
     "commission",
 )
 ORDERS_HEADER = ("ts_ms", "symbol", "event", "side", "price", "qty", "client_order_id", "reason")
+DECISIONS_HEADER = ("ts_ms", "symbol", "state", "explanation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +263,35 @@ def summary(
     return out
 
 
+def decision_rows(result: BacktestResult) -> list[tuple[int, str, str, str]]:
+    """Return (pulse ts, symbol, state, explanation) wherever a symbol's reason changed, in time order.
+
+    The explanation is in the user's units (``nutcracker.explain``); a row is written when the state
+    or its reason changes, not when the market merely moves.
+    """
+    rows: list[tuple[int, str, str, str]] = []
+    for symbol, trace in result.traces.items():
+        c, last = trace.candles, None
+        for i, reasons, held, committed, orders in trace.moments:
+            if i >= len(c.ts_ms):
+                break  # an interrupted replay's outputs end at the last candle replayed
+            shown = explain(
+                trace.params,
+                held_lots=held,
+                committed_qu=committed,
+                close=int(c.close[i]),
+                open_orders=orders,
+                reasons=reasons,
+            )
+            if shown.key != last:
+                last = shown.key
+                rows.append((int(c.ts_ms[i]) + c.interval_ms - 1, symbol, shown.state, shown.text))
+    rows.sort(key=lambda row: row[0])  # stable: symbols keep their config order within a pulse
+    return rows
+
+
 def write_csvs(result: BacktestResult, out_dir: Path) -> None:
-    """Write fills.csv and orders.csv: deterministic, exact decimal strings."""
+    """Write fills.csv, orders.csv and decisions.csv: deterministic, exact decimal strings."""
     precisions = {s: t.params.market.precision for s, t in result.traces.items()}
     cycles = {trade: cycle for t in result.traces.values() for trade, cycle in t.bookings.items()}
     with (out_dir / "fills.csv").open("w", newline="") as f:
@@ -308,12 +337,19 @@ def write_csvs(result: BacktestResult, out_dir: Path) -> None:
                     e.reason,
                 )
             )
+    with (out_dir / "decisions.csv").open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(DECISIONS_HEADER)
+        writer.writerows(decision_rows(result))
 
 
 def report_data(
     result: BacktestResult, summary_: dict[str, Any], all_curves: dict[str, Curves], title: str
 ) -> ReportData:
     series = []
+    decided: dict[str, list[tuple[int, str, str]]] = {symbol: [] for symbol in result.traces}
+    for ts, symbol, state, text in decision_rows(result):
+        decided[symbol].append((ts, state, text))
     for symbol, trace in result.traces.items():
         c, tick = all_curves[symbol], float(trace.params.market.precision.tick)
         fills = [f for f in result.engine.fills if f.trade_id in trace.bookings]
@@ -345,6 +381,7 @@ def report_data(
                 cycle_pnl_quote=np.asarray(trace.cycle_pnl_qu, dtype=np.float64)
                 * float(trace.params.market.precision.quote_unit),
                 tick=tick,
+                decisions=tuple(decided[symbol]),
             )
         )
     return ReportData(title, summary_, tuple(series))

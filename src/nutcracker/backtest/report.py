@@ -24,6 +24,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
@@ -110,6 +111,8 @@ class SymbolSeries:
     cycle_pnl_quote: F64
     tick: float = 1.0  # the price of one unit of close, high, low and the Keltner bands
     baselines: tuple[tuple[str, F64], ...] = ()  # named equity curves of the yardsticks, per candle
+    # (ts_ms, state, explanation) where the reason changed: decisions.csv, on the price chart and listed
+    decisions: tuple[tuple[int, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.interval_ms <= 0:
@@ -329,7 +332,47 @@ def _price_figure(s: SymbolSeries, max_points: int) -> Figure:
                 },
             }
         )
+    if s.decisions:
+        traces.append(_decision_markers(s, max_points))
     return {"data": traces, "layout": _layout(f"{s.symbol}: price, Keltner bands, grid and fills", 520)}
+
+
+def _decision_markers(s: SymbolSeries, max_points: int) -> Trace:
+    """Mark each change of reason on the close line; hovering shows the explanation."""
+    ts = np.asarray([d[0] for d in s.decisions], dtype=np.int64)
+    keep = sample_indices(len(ts), max_points)
+    candle = np.clip(np.searchsorted(s.ts_ms, ts[keep], side="right") - 1, 0, len(s.ts_ms) - 1)
+    close = np.asarray(s.close, dtype=np.float64)[candle] * s.tick
+    return {
+        "type": "scatter",
+        "x": ts[keep].astype(np.float64),
+        "y": close,
+        "name": f"decisions ({len(ts):,}; hover for why)",
+        "mode": "markers",
+        "text": [f"{s.decisions[k][1]}: {s.decisions[k][2]}" for k in keep],
+        "hoverinfo": "x+text",
+        "marker": {"symbol": "diamond-open", "color": "#7a4fb0", "size": 7},
+    }
+
+
+_DECISION_ROWS = 200  # the table lists the first ones; decisions.csv has all
+
+
+def _decisions_html(s: SymbolSeries, i: int) -> str:
+    esc = html.escape
+    rows = s.decisions[:_DECISION_ROWS]
+    more = len(s.decisions) - len(rows)
+    out = [
+        f'<table class="nc-summary nc-decisions" id="decisions-{i}">',
+        f"<caption>decisions: where the state or its reason changed"
+        f"{f' (first {len(rows)} of {len(s.decisions)}; all in decisions.csv)' if more else ''}</caption>",
+        "<thead><tr><th>time (UTC)</th><th>state</th><th>why</th></tr></thead><tbody>",
+    ]
+    for ts, state, text in rows:
+        when = datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        out.append(f"<tr><td>{when}</td><td>{esc(state)}</td><td>{esc(text)}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
 
 
 def _equity_figure(s: SymbolSeries, max_points: int) -> Figure:
@@ -544,6 +587,8 @@ def render_html(data: ReportData, max_points: int = DEFAULT_MAX_POINTS) -> str:
                 f'<section id="{kind}-{i}" class="nc-chart nc-{kind}" data-symbol="{esc(series.symbol)}" '
                 f'data-traces="{len(fig["data"])}">{div}</section>'
             )
+        if series.decisions:
+            body.append(_decisions_html(series, i))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'

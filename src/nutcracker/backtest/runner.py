@@ -42,6 +42,7 @@ from nutcracker.core.strategy import Decision, StrategyState, decide, initial_st
 from nutcracker.core.units import BU_PER_LOT, PPM, notional_qu
 from nutcracker.errors import OrderRejectedError
 from nutcracker.exchange.matching import MatchingEngine
+from nutcracker.explain import cancel_text
 from nutcracker.marketdata.candles import BboArrays, CandleArrays, TradeArrays
 
 F64 = npt.NDArray[np.float64]
@@ -94,6 +95,10 @@ class SymbolTrace:
     fees_qu: int = 0
     bookings: dict[str, int] = field(default_factory=dict)  # trade id -> cycle id
     final_state: StrategyState | None = None
+    # the pulses whose reasons or position shape changed: (candle, reasons, held, committed, orders),
+    # what decisions.csv explains in the user's units (``nutcracker.explain``)
+    moments: list[tuple[int, tuple[str, ...], int, int, tuple[OpenOrder, ...]]] = field(default_factory=list)
+    moment_key: tuple[tuple[str, ...], int, int, int] = ((), -1, -1, -1)
 
     def record(
         self,
@@ -103,6 +108,7 @@ class SymbolTrace:
         held_lots: int,
         committed_qu: int,
         orders: Sequence[OpenOrder],
+        reasons: tuple[str, ...] = (),
     ) -> None:
         """Add one pulse at candle ``i``: its fills and closed cycles, then the position it left."""
         held = self.inventory_bu
@@ -140,6 +146,11 @@ class SymbolTrace:
         self.max_buy.append(max_buy)
         self.min_buy.append(min_buy)
         self.min_sell.append(min_sell)
+        sells = len(orders) - sum(1 for o in orders if o.side is Side.BUY)
+        key = (reasons, held_lots, len(orders) - sells, sells)
+        if key != self.moment_key:
+            self.moment_key = key
+            self.moments.append((i, reasons, held_lots, committed_qu, tuple(orders)))
 
 
 @dataclass
@@ -372,7 +383,9 @@ def _pulse(engine: MatchingEngine, run: _Run, i: int, allowance: int | None, *, 
     rejected = False
     for intent in decision.intents:
         if isinstance(intent, CancelOrder):
-            engine.cancel(symbol, intent.client_order_id, ts, intent.reason)
+            engine.cancel(
+                symbol, intent.client_order_id, ts, cancel_text(intent.reason, decision.reasons, params)
+            )
         else:
             try:
                 engine.place(symbol, intent, ts)
@@ -410,7 +423,8 @@ def _record(run: _Run, engine: MatchingEngine, i: int, fills: list[Fill], decisi
     for o in orders:
         if o.side is Side.BUY:
             committed += notional_qu(o.price, o.remaining)
-    trace.record(i, fills, [c.pnl for c in decision.closed_cycles], ledger.held, committed, orders)
+    closed = [c.pnl for c in decision.closed_cycles]
+    trace.record(i, fills, closed, ledger.held, committed, orders, decision.reasons)
 
 
 def _next(run: _Run, engine: MatchingEngine, start: int) -> int:

@@ -31,7 +31,9 @@ def print_summary(console: Console, summary: dict[str, object], out: Path, repor
         if key not in ("config", "symbols", "starting_balances"):
             table.add_row(key, str(value))
     console.print(table)
-    console.print(f"results: {out}/summary.json, fills.csv, orders.csv", markup=False, highlight=False)
+    console.print(
+        f"results: {out}/summary.json, fills.csv, orders.csv, decisions.csv", markup=False, highlight=False
+    )
     if report:
         console.print(f"report: {(out / 'report.html').resolve()}", markup=False, highlight=False)
 

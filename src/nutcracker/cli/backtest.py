@@ -17,7 +17,10 @@ from nutcracker.ranges import SEED, SYNTHETIC
 def backtest(
     config_file: Annotated[Path, typer.Option("--config", help="TOML configuration file.")],
     out: Annotated[
-        Path, typer.Option("--out", help="Directory for summary.json, fills.csv, orders.csv, report.html.")
+        Path,
+        typer.Option(
+            "--out", help="Directory for summary.json, fills.csv, orders.csv, decisions.csv, report.html."
+        ),
     ],
     data: Annotated[
         list[str] | None,
@@ -71,6 +74,10 @@ def backtest(
     except (ConfigError, DataError, OSError) as e:
         err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=EXIT_CONFIG) from None
+    from nutcracker.sizing import data_fit_warnings
+
+    for warning in data_fit_warnings(config, candles):
+        err.print(warning, markup=False, highlight=False, soft_wrap=True)
     total = sum(len(c.ts_ms) for c in candles.values())
     if err.is_terminal:
         from rich.progress import Progress

@@ -22,6 +22,15 @@ def config_check(
     files: Annotated[
         list[Path], typer.Argument(help="TOML configuration files to validate.", metavar="FILE")
     ],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="Candle CSV ([SYMBOL=]FILE, as for backtest): warn when the buy ladder cannot fit "
+            "rails.max_base at its first price.",
+            metavar="[SYMBOL=]FILE",
+        ),
+    ] = None,
 ) -> None:
     """Validate configuration files and print the effective configuration, defaults filled in."""
     out, err = Console(), Console(stderr=True)
@@ -29,13 +38,33 @@ def config_check(
     for file in files:
         try:
             config = load_config(file)
+            warnings = _fit_warnings(config, data) if data else []
         except ConfigError as e:
             err.print(f"✗ {e}", markup=False, highlight=False, soft_wrap=True)
             failed = True
             continue
         _print_config(out, file, config)
+        for warning in warnings:
+            err.print(warning, markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(code=EXIT_CONFIG)
+
+
+def _fit_warnings(config: NutcrackerConfig, data: list[str]) -> list[str]:
+    """Return the max_base fit warnings of ``config`` at the given candle files' first prices."""
+    from nutcracker.backtest.data import assign_data
+    from nutcracker.errors import DataError
+    from nutcracker.marketdata.candles import load_candles_csv
+    from nutcracker.sizing import data_fit_warnings
+
+    candles = {}
+    try:
+        for name, path in assign_data(config, data).items():
+            symbol = next(s for s in config.symbols if s.market.symbol == name)
+            candles[name] = load_candles_csv(path, symbol.market.precision, name)
+    except (DataError, OSError) as e:
+        raise ConfigError(f"--data: {e}") from None
+    return data_fit_warnings(config, candles)
 
 
 def _print_config(console: Console, file: Path, config: NutcrackerConfig) -> None:
@@ -67,7 +96,7 @@ def _symbols_table(config: NutcrackerConfig) -> Table:
 
 
 def _ladder_shape(symbol: SymbolConfig) -> str:
-    order_quote = _plain(symbol.grid.order_quote or 0)
+    order_quote = _plain(symbol.order_quote_amount())
     if symbol.martingale.enabled:
         return f"{symbol.ladder_levels} steps from {order_quote}, ×{symbol.martingale.volume_scale}"
     return f"{symbol.ladder_levels} × {order_quote}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Annotated, Final, Self
 
 from pydantic import (
@@ -94,6 +94,7 @@ Period = Annotated[StrictInt, Field(ge=1, le=MAX_PERIOD)]
 Scale = Annotated[float, Field(strict=True, ge=MIN_SCALE, le=MAX_SCALE, allow_inf_nan=False)]
 AtrMultiple = Annotated[float, Field(strict=True, gt=0, le=MAX_ATR_MULTIPLE, allow_inf_nan=False)]
 Percent = Annotated[Decimal, Field(ge=0, le=MAX_PCT)]
+Fraction = Annotated[Decimal, Field(gt=0, le=1)]
 Cooldown = Annotated[StrictInt, Field(ge=0, le=MAX_COOLDOWN_S)]
 SpacingFraction = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 
@@ -243,6 +244,8 @@ class GridConfig(_Section):
     spacing_bps: PositiveOffsetBps | None = None
     spacing_atr: AtrMultiple | None = None
     order_quote: Amount | None = Field(default=None, examples=["100"])
+    # The same size as a share of rails.max_quote: the config keeps its budget use at any price.
+    order_fraction: Fraction | None = Field(default=None, examples=["0.1"])
     trailing_up: StrictBool = True
     trailing_down: StrictBool = False
 
@@ -327,9 +330,19 @@ class SymbolConfig(_Section):
         m, grid = self.martingale, self.grid
         return ladder_levels(m.enabled, m.max_steps, grid.enabled, grid.levels)
 
+    def order_quote_amount(self) -> Decimal:
+        """Return one order's quote size: ``grid.order_quote``, or ``order_fraction × rails.max_quote``.
+
+        A fraction rounds down to the market's quote unit, so the ladder never exceeds the rail.
+        """
+        if self.grid.order_fraction is None:
+            return self.grid.order_quote or Decimal(0)
+        unit = self.market.precision.quote_unit
+        return (self.rails.max_quote * self.grid.order_fraction / unit).to_integral_value(ROUND_FLOOR) * unit
+
     def ladder_quote(self) -> Decimal:
         """Return the quote the whole buy ladder needs when every level is filled."""
-        order_quote = self.grid.order_quote or Decimal(0)
+        order_quote = self.order_quote_amount()
         if not self.martingale.enabled:
             return order_quote * self.ladder_levels
         scale = _decimal(self.martingale.volume_scale)
@@ -364,8 +377,8 @@ class SymbolConfig(_Section):
         problems.raise_any()  # the checks below compute with these amounts
         self._check_strategy(problems)
         self._check_cycle_spreads(problems)
-        if self.grid.order_quote is not None:
-            self._check_sizes(self.grid.order_quote, problems)
+        if self.grid.order_quote is not None or self.grid.order_fraction is not None:
+            self._check_sizes(self.order_quote_amount(), problems)
         for field, text in self._convert("check")[1]:
             problems.add(field, text)
         problems.raise_any()
@@ -416,11 +429,18 @@ class SymbolConfig(_Section):
                 'the ladder has no spacing; set exactly one of spacing_bps (e.g. "50") or spacing_atr '
                 "(e.g. 1.5) in [symbol.grid]",
             )
-        if grid.order_quote is None:
+        if grid.order_quote is not None and grid.order_fraction is not None:
+            problems.add(
+                "grid.order_fraction",
+                "both order_quote and order_fraction are set; keep exactly one (order_quote for a fixed "
+                f"{self.market.quote} size, order_fraction for a share of rails.max_quote)",
+            )
+        elif grid.order_quote is None and grid.order_fraction is None:
             problems.add(
                 "grid.order_quote",
                 f"missing; set the {self.market.quote} size of one order in [symbol.grid], e.g. "
-                'order_quote = "100" (every component sizes its orders from it)',
+                'order_quote = "100", or a share of rails.max_quote, e.g. order_fraction = "0.2" '
+                "(every component sizes its orders from it)",
             )
 
     def _check_cycle_spreads(self, problems: _Problems) -> None:
@@ -539,7 +559,7 @@ class SymbolConfig(_Section):
                     "grid.spacing_bps", grid.spacing_bps or Decimal(0), _PPM_PER_BPS, "bps"
                 ),
                 spacing_atr=grid.spacing_atr or 0.0,
-                order_quote_qu=exact.quote_units("grid.order_quote", grid.order_quote or Decimal(0)),
+                order_quote_qu=exact.quote_units("grid.order_quote", self.order_quote_amount()),
                 trailing_up=grid.trailing_up,
                 trailing_down=grid.trailing_down,
             ),

@@ -30,6 +30,7 @@ from nutcracker.core.params import GateParams
 from nutcracker.core.units import PPM
 from nutcracker.engine.worker import LogLine, SymbolWorker
 from nutcracker.errors import ExchangeError
+from nutcracker.explain import render_reason
 
 __all__ = ["MarketReader", "Monitor", "PurgeReport", "purge_reasons"]
 
@@ -76,9 +77,19 @@ def purge_reasons(
                     )
                 )
             elif purge and order.price < buy_line:
-                out.append((order.client_order_id, f"buy at {order.price} beyond the purge line {buy_line}"))
+                out.append(
+                    (
+                        order.client_order_id,
+                        f"buy at {order.price} beyond the purge line {buy_line} (best bid {book.best_bid})",
+                    )
+                )
         elif purge and order.price > sell_line:
-            out.append((order.client_order_id, f"sell at {order.price} beyond the purge line {sell_line}"))
+            out.append(
+                (
+                    order.client_order_id,
+                    f"sell at {order.price} beyond the purge line {sell_line} (best ask {book.best_ask})",
+                )
+            )
     return out
 
 
@@ -128,7 +139,11 @@ class Monitor:
         except ExchangeError as e:
             logger.info(LogLine("monitor_read_failed", symbol=symbol, error=e))
             return PurgeReport(symbol, 0, (), float("nan"), str(e) or type(e).__name__)
-        wanted = purge_reasons(orders, book, atr_ppm, gates)
+        # journaled and logged in the user's units (prices, percent, the config's names)
+        wanted = [
+            (cid, render_reason(why, worker.params))
+            for cid, why in purge_reasons(orders, book, atr_ppm, gates)
+        ]
         if not wanted:
             return PurgeReport(symbol, len(orders), (), atr_ppm)
         gone = set(await worker.purge(wanted))

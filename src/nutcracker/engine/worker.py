@@ -87,6 +87,7 @@ from nutcracker.errors import (
     OrderRejectedError,
     ReconciliationError,
 )
+from nutcracker.explain import explain
 
 __all__ = [
     "IDLE",
@@ -220,6 +221,7 @@ class SymbolWorker:
         self._booked: dict[str, int] = {}  # trade id -> fill time of the fills this worker committed
         self._status = IDLE
         self._status_reason = "not started"
+        self._status_key: tuple[str, ...] = ()  # what the journaled status reason explains
         self._journaled_status = ("", "")
         self._started = False
         self._may_have_open_intents = True
@@ -442,16 +444,21 @@ class SymbolWorker:
             portfolio.reserve(symbol, committed + unsure)
         self._keep_hold(decision, outcomes, resting)
 
-        if resting or any(o.status == "acked" for o in outcomes):
-            status, reason = TRADING, f"{len(resting)} orders resting"
-        else:
-            status, reason = IDLE, "; ".join(decision.reasons) or "nothing to do"
-        if (
-            status != self._status
-            or reason[:_MAX_REASON] != self._status_reason
-            or status != self._journaled_status[0]
-        ):
-            await self._set_status(status, reason)  # else _set_status would change nothing
+        # the status reason in the user's units; journaled when the state or its reason changes,
+        # not on every move of the market its percentages follow
+        last_close = decision.state.indicators.prev_close
+        shown = explain(
+            self._params,
+            held_lots=decision.state.ledger.held,
+            committed_qu=committed,
+            close=int(last_close) if last_close == last_close else 0,
+            open_orders=resting,
+            reasons=decision.reasons,
+        )
+        status = TRADING if resting or any(o.status == "acked" for o in outcomes) else IDLE
+        changed = shown.key != self._status_key
+        self._status_key = shown.key
+        await self._set_status(status, shown.text, journal_reason=changed)
         report = self._report(hydrated.ts_ms, decision, outcomes, hydrated.fills, allowance, committed)
         if (outcomes or hydrated.fills) and logger.isEnabledFor(logging.INFO):
             logger.info(
@@ -805,12 +812,15 @@ class SymbolWorker:
         logger.error(LogLine("halt", symbol=self._symbol, reason=reason))
         return self._report_only()
 
-    async def _set_status(self, status: SymbolStatus, reason: str) -> None:
+    async def _set_status(self, status: SymbolStatus, reason: str, *, journal_reason: bool = False) -> None:
         reason = reason[:_MAX_REASON]
         self._status, self._status_reason = status, reason
         journaled_status, journaled_reason = self._journaled_status
-        # a status change is journaled; an idle/trading reason changes too often to be worth a write
-        if status != journaled_status or (status not in (TRADING, IDLE) and reason != journaled_reason):
+        # a status change is journaled; an idle/trading reason only when what it explains changed
+        # (``journal_reason``), not on every move of the market its percentages follow
+        if status != journaled_status or (
+            (journal_reason or status not in (TRADING, IDLE)) and reason != journaled_reason
+        ):
             self._journaled_status = (status, reason)
             await self._j(self._journal.set_status, self._symbol, status, reason, self._clock.now_ms())
 

@@ -24,8 +24,9 @@ from nutcracker.core.model import Candle
 from nutcracker.engine.ports import JournalStore
 from nutcracker.engine.reports import PulseReport
 from nutcracker.engine.runtime import Engine, SimulatedClock
-from nutcracker.exchange.matching import MatchingEngine
+from nutcracker.exchange.matching import MatchingEngine, OrderEvent
 from nutcracker.exchange.simulated import SimExchange
+from nutcracker.explain import cancel_text
 from nutcracker.marketdata.candles import CandleArrays
 
 
@@ -66,6 +67,7 @@ async def run_replay(
     await engine.start()
     loop = asyncio.get_running_loop()
     started = loop.time()
+    cancel_reasons: dict[str, str] = {}
     replayed = setup.warmup  # candles fed and pulsed so far: an interrupted run's outputs end here
     for pulses, i in enumerate(range(setup.warmup, last), start=1):
         if stop.is_set():
@@ -81,7 +83,14 @@ async def run_replay(
                 report.held_lots,
                 report.committed_quote_qu,
                 report.open_orders,
+                report.reasons,
             )
+            params = setup.traces[report.symbol].params
+            for intent in report.intents:  # the exchange port carries no reason: orders.csv gets it here
+                if intent.action == "cancel":
+                    cancel_reasons[intent.client_order_id] = cancel_text(
+                        intent.reason, report.reasons, params
+                    )
             on_report(report)
         replayed = i + 1
         if speed > 0:  # pace for a person: the simulated clock runs `speed` candles per wall second
@@ -103,6 +112,26 @@ async def run_replay(
     result = BacktestResult(
         setup.matching, setup.traces, setup.starting, elapsed, (last - setup.warmup) * len(data)
     )
+    _give_cancels_their_reasons(setup.matching, cancel_reasons, why)
     for symbol, trace in setup.traces.items():  # the journal knows each fill's cycle
         trace.bookings = {row.trade_id: row.cycle_id for row in setup.journal.fills(symbol)}
     return result
+
+
+def _give_cancels_their_reasons(matching: MatchingEngine, reasons: Mapping[str, str], stop: str) -> None:
+    """Set each ``cancelled`` event's reason: the strategy's, else the engine's stop (shutdown cancels)."""
+    matching.events[:] = [
+        OrderEvent(
+            e.ts_ms,
+            e.symbol,
+            e.event,
+            e.side,
+            e.price,
+            e.qty,
+            e.client_order_id,
+            reasons.get(e.client_order_id, f"engine stopped: {stop}"),
+        )
+        if e.event == "cancelled" and not e.reason
+        else e
+        for e in matching.events
+    ]

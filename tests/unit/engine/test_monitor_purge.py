@@ -52,6 +52,10 @@ def test_orders_beyond_the_purge_distance_are_cancelled_and_not_placed_again() -
         # the monitor only read; its cancels went through the journal like any intent
         assert {m for m, _, _ in reader.calls} <= {"fetch_open_orders", "fetch_book", "fetch_candles"}
         assert {r.client_order_id for r in journal.intents(BTC) if r.action == "cancel"} == purged
+        for _, why in report.purged:  # the user's units: prices, percent and the config's names
+            assert why.startswith("purged: buy at ")
+            assert "% below the best bid" in why
+            assert "orders.purge_bps" in why
 
         again = await worker.pulse()
         placed = [i for i in again.intents if i.action == "place"]

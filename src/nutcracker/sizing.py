@@ -1,0 +1,58 @@
+"""Does the buy ladder fit ``rails.max_base`` at a given price? A warning, not an error.
+
+``max_base`` is in base units and ``max_quote`` in quote: a config sized at one price can find its
+base rail binding at a lower one, where each level buys more base. The engine then silently places
+fewer levels; this says so in one line, at ``config check --data`` and at backtest start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from nutcracker.config import NutcrackerConfig, SymbolConfig
+from nutcracker.marketdata.candles import CandleArrays
+
+_BPS = Decimal(10_000)
+
+
+def ladder_fit_warning(symbol: SymbolConfig, price: Decimal) -> str | None:
+    """Return one line when fewer than every ladder level fits in ``rails.max_base`` at ``price``.
+
+    Levels are estimated ``grid.spacing_bps`` apart below ``price`` (at ``price`` itself with an ATR
+    spacing), each sized like the engine sizes it (``order_quote``, scaled by a martingale).
+    """
+    if price <= 0:
+        return None
+    order_quote, levels = symbol.order_quote_amount(), symbol.ladder_levels
+    scale = Decimal(str(symbol.martingale.volume_scale)) if symbol.martingale.enabled else Decimal(1)
+    step = (symbol.grid.spacing_bps or Decimal(0)) / _BPS
+    max_base, base = symbol.rails.max_base, symbol.market.base
+    held, fitting = Decimal(0), 0
+    for k in range(levels):
+        level_price = price * (1 - step) ** (k + 1) if step < 1 else price
+        held += order_quote * scale**k / level_price
+        if held <= max_base:
+            fitting += 1
+    if fitting == levels:
+        return None
+    return (
+        f"warning: {symbol.market.symbol}: at {price:,.2f} {symbol.market.quote} the buy ladder needs about "
+        f"{held:.6f} {base} but rails.max_base is {max_base.normalize():f} {base}: only {fitting} of "
+        f"{levels} levels can be placed; raise rails.max_base to at least {held:.6f} or lower "
+        "grid.order_quote/order_fraction or grid.levels"
+    )
+
+
+def data_fit_warnings(config: NutcrackerConfig, data: Mapping[str, CandleArrays]) -> list[str]:
+    """Return the fit warning of every symbol at its data's first close (where a backtest starts)."""
+    warnings = []
+    for symbol in config.symbols:
+        candles = data.get(symbol.market.symbol)
+        if candles is None or len(candles.close) == 0:
+            continue
+        price = Decimal(int(candles.close[0])) * symbol.market.tick_size
+        warning = ladder_fit_warning(symbol, price)
+        if warning is not None:
+            warnings.append(warning)
+    return warnings

@@ -1,0 +1,111 @@
+"""The rendering layer: the core's reasons and a pulse's position in the user's units."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from factories import symbol_params
+from nutcracker.core.model import OpenOrder, Side
+from nutcracker.core.params import GateParams, RailParams
+from nutcracker.core.units import QU_PER_TICK_LOT
+from nutcracker.explain import cancel_text, explain, render_reason
+
+RAILS = RailParams(max_base_lots=3000, max_quote_qu=2000 * 10**8, reserve_base_lots=0, reserve_quote_qu=0)
+PARAMS = replace(symbol_params(rails=RAILS), min_profit_ppm=10_000)
+
+
+def test_a_stuck_position_reads_in_prices_percent_and_config_names() -> None:
+    held, avg, exit_price = 280, 2_810_450, 2_838_555  # 0.00280 BTC at 28,104.50; exit 28,385.55
+    close = 2_550_000  # 25,500.00: the exit is 11.3 % above it
+    exit_order = OpenOrder("ncS0-1", Side.SELL, exit_price, held)
+    reasons = (
+        "B0 not placed: rails (base 2800+392 of 3000 lots, "
+        "quote 787126000000+99960000000 of 200000000000 qu)",
+    )
+    shown = explain(
+        PARAMS,
+        held_lots=held,
+        committed_qu=avg * held * QU_PER_TICK_LOT,
+        close=close,
+        open_orders=(exit_order,),
+        reasons=reasons,
+    )
+    assert shown.state == "loaded"
+    assert shown.text == (
+        "holding 0.00280 BTC at 28,104.50 avg; exits rest from 28,385.55 (min profit 1.00 % net), "
+        "11.3 % above the market; no buys: base rail full (0.02800 BTC of 0.03000 BTC, rails.max_base)"
+    )
+
+
+def test_a_flat_ladder_says_where_its_buys_rest() -> None:
+    buys = (OpenOrder("ncB0-1", Side.BUY, 2_786_000, 358), OpenOrder("ncB1-2", Side.BUY, 2_772_000, 360))
+    shown = explain(
+        PARAMS,
+        held_lots=0,
+        committed_qu=sum(o.price * o.qty for o in buys) * QU_PER_TICK_LOT,
+        close=2_800_000,
+        open_orders=buys,
+        reasons=(),
+    )
+    assert shown.state == "flat"
+    assert shown.text == "flat; buys rest from 27,860.00, 0.5 % below the market (2 levels)"
+
+
+def test_the_key_ignores_the_market_moving_but_not_the_reason() -> None:
+    def at(close: int, reasons: tuple[str, ...]) -> tuple[str, ...]:
+        return explain(PARAMS, held_lots=0, committed_qu=0, close=close, open_orders=(), reasons=reasons).key
+
+    cooling = ("B0 waits: buy cooldown",)
+    assert at(2_800_000, cooling) == at(2_900_000, cooling)
+    assert at(2_800_000, cooling) != at(2_800_000, ("no buys: indicators warming up (12 candles applied)",))
+
+
+def test_every_core_reason_shape_is_rendered_without_ticks_ppm_lots_or_quote_units() -> None:
+    params = replace(PARAMS, gates=GateParams(0, 10_000, 0, 0, 0, 1000, 50_000))
+    cases = {
+        "no buys: volatility 12345 ppm above the backstop 10000 ppm": (
+            "no buys: volatility (ATR) 1.23 % of the price is above volatility.max_atr_pct 1.00 %"
+        ),
+        "no buys: indicators warming up (12 candles applied)": (
+            "no buys: indicators warming up (12 of 30 candles)"
+        ),
+        "B3 at 2700000 is beyond the purge distance: skipped": (
+            "B3 at 27,000.00 is farther from the market than orders.purge_bps (5.00 %): skipped"
+        ),
+        "S1 exit of 5 lots is below the minimum notional: held until it grows": (
+            "S1 exit of 0.00005 BTC is below market.min_notional: held until it grows"
+        ),
+        "B0 not placed: free quote above the reserve is too low": (
+            "B0 not placed: free USDT above rails.reserve_quote is too low"
+        ),
+        "B2 re-priced to 2712345": "B2 re-priced: new price 27,123.45",
+        "buy at 2600000 beyond the purge line 2660000": (
+            "purged: buy at 26,000.00 drifted beyond orders.purge_bps (5.00 %) from the market "
+            "(line 26,600.00)"
+        ),
+        "buy at 2600000 beyond the purge line 2660000 (best bid 2800000)": (
+            "purged: buy at 26,000.00 drifted 7.1 % below the best bid 28,000.00, beyond orders.purge_bps "
+            "(5.00 %)"
+        ),
+        "idle: the book is empty or crossed (bid 2800000, ask 2790000)": (
+            "idle: the book is empty or crossed (bid 28,000.00, ask 27,900.00)"
+        ),
+        "something new: 1500 ppm, 20 lots, 10000000000000 qu": (
+            "something new: 0.15 %, 0.00020 BTC, 1.00 USDT"
+        ),
+    }
+    for reason, expected in cases.items():
+        assert render_reason(reason, params) == expected
+
+
+def test_a_cancelled_slot_says_why_it_is_no_longer_wanted() -> None:
+    pulse = ("no buys: volatility 20000 ppm above the backstop 10000 ppm",)
+    text = cancel_text("B1 is no longer wanted", pulse, PARAMS)
+    assert text == (
+        "B1 no longer wanted because no buys: volatility (ATR) 2.00 % of the price is above "
+        "volatility.max_atr_pct 1.00 %"
+    )
+    own = ("B4 at 2700000 is beyond the purge distance: skipped",)
+    assert cancel_text("B4 is no longer wanted", own, PARAMS).startswith(
+        "B4 no longer wanted because B4 at 27,000.00"
+    )
