@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from nutcracker.app.kernel import build_replay
 from nutcracker.backtest.output import write_outputs
 from nutcracker.backtest.runner import BacktestResult, run_backtest
 from nutcracker.config import NutcrackerConfig, load_config
 from nutcracker.marketdata.candles import CandleArrays, load_candles_csv
-from nutcracker.replay.driver import build_replay, run_replay
+from nutcracker.replay.driver import run_replay
 from nutcracker.store.memory import InMemoryJournal
 
 ROOT = Path(__file__).resolve().parents[2]

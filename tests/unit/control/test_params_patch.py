@@ -31,16 +31,16 @@ def change(config: NutcrackerConfig, patch: Any, symbol: str = BTC) -> Any:
 def test_a_patch_in_user_units_becomes_the_core_parameters_of_the_whole_new_config(
     config: NutcrackerConfig,
 ) -> None:
-    command, new = change(config, {"profit": {"min_net_bps": "15"}, "grid": {"levels": 8}})
-    assert new.symbol[0].grid.levels == 8
+    command, new = change(config, {"profit": {"min_net_bps": "15"}, "grid": {"levels": 4}})
+    assert new.symbol[0].grid.levels == 4
     assert str(new.symbol[0].profit.min_net_bps) == "15"
     assert new.symbol[0].grid.spacing_bps == config.symbol[0].grid.spacing_bps  # the rest is kept
     assert command.params == new.symbol[0].to_params(new.engine.id)
-    assert command.params.grid.levels == 8
+    assert command.params.grid.levels == 4
     assert command.params.min_profit_ppm != config.symbol[0].to_params(config.engine.id).min_profit_ppm
     assert command.params.market == config.symbol[0].to_params(config.engine.id).market
     table = json.loads(command.config_json)  # the user's units, every default filled in
-    assert table["grid"]["levels"] == 8
+    assert table["grid"]["levels"] == 4
     assert table["profit"]["min_net_bps"] == "15"
     assert table["market"]["symbol"] == BTC
     assert (command.symbol, command.actor, command.role, command.why, command.ts_ms) == (

@@ -187,7 +187,7 @@ def test_a_user_unit_patch_goes_through_submit_into_the_params_history() -> None
     command, _ = change_params(
         config,
         BTC,
-        {"grid": {"levels": 8}},
+        {"grid": {"levels": 4}},
         command_id="c-1",
         actor="carol",
         role=Role.OWNER,
@@ -200,11 +200,11 @@ def test_a_user_unit_patch_goes_through_submit_into_the_params_history() -> None
         assert (await engine.submit(command)).applied
 
     asyncio.run(main())
-    assert engine.worker(BTC).params.grid.levels == 8
+    assert engine.worker(BTC).params.grid.levels == 4
     started, row = world.journal.params_history(BTC)
     assert started.config_json == ""
     assert (row.actor, row.why) == ("carol", "more")
-    assert json.loads(row.config_json)["grid"]["levels"] == 8
+    assert json.loads(row.config_json)["grid"]["levels"] == 4
     assert loads_params(row.params_json) == command.params
 
 
