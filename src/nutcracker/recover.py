@@ -37,7 +37,7 @@ from nutcracker.core.records import ClosedCycleRecord, IntentRecord, PulseRecord
 from nutcracker.core.strategy import StrategyState, initial_state
 from nutcracker.engine.ports import HistoryExchange
 from nutcracker.engine.worker import decode_envelope, encode_envelope
-from nutcracker.errors import ConfigError, ReconciliationError, RecoveryNeededError
+from nutcracker.errors import ReconciliationError, RecoveryNeededError
 from nutcracker.store.migrations import JournalDamagedError
 from nutcracker.store.sqlite import SqliteJournal
 
@@ -272,39 +272,3 @@ async def recover_journal(
     params = [s.to_params(config.engine.id) for s in config.symbols]
     now_ms = time.time_ns() // 1_000_000
     return [await recover_symbol(p, exchange, journal, now_ms) for p in params]
-
-
-async def run_recover(
-    config: NutcrackerConfig,
-    *,
-    journal_path: Path,
-    exchange_url: str | None,
-    key_name: str | None,
-    keystore: Path | None,
-    vault: bool,
-) -> tuple[list[Rebuilt], Path | None]:
-    """Connect with the key as ``run --mode live`` does (reads only) and rebuild the journal."""
-    from nutcracker.exchange.ccxt_exchange import CcxtExchange
-    from nutcracker.secrets.cli_keys import open_secret_store
-    from nutcracker.secrets.redaction import install_redaction
-
-    install_redaction()
-    exchange_ids = {s.market.exchange for s in config.symbols}
-    if len(exchange_ids) != 1:
-        raise ConfigError(f"one exchange per engine, the config names {sorted(exchange_ids)}")
-    exchange_id = exchange_ids.pop()
-    if key_name is None:
-        raise ConfigError("recover reads the account's history: pass --key NAME (as for run --mode live)")
-    credentials = open_secret_store(keystore, vault).get(key_name)
-    if credentials.exchange_id != exchange_id:
-        raise ConfigError(
-            f"key {key_name!r} is for {credentials.exchange_id}, the config trades on {exchange_id}"
-        )
-    url = exchange_url or next((s.market.api_url for s in config.symbols if s.market.api_url), None)
-    source = CcxtExchange.from_credentials(credentials, **({"api_url": url} if url else {}))
-    async with source:
-        journal, aside = open_for_recovery(journal_path)
-        try:
-            return await recover_journal(config, source, journal), aside
-        finally:
-            journal.close()

@@ -31,7 +31,7 @@ from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.key_probe import require_trade_only_key
 from nutcracker.exchange.paper import PaperExchange
 from nutcracker.exchange.paper_store import PaperStore, paper_state_path
-from nutcracker.recover import require_known_history
+from nutcracker.recover import Rebuilt, open_for_recovery, recover_journal, require_known_history
 from nutcracker.secrets.cli_keys import open_secret_store
 from nutcracker.secrets.redaction import install_redaction
 from nutcracker.store.sqlite import SqliteJournal
@@ -100,6 +100,56 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def exchange_of(config: NutcrackerConfig) -> str:
+    """Return the one exchange the config trades on; an engine talks to one exchange."""
+    exchange_ids = {s.market.exchange for s in config.symbols}
+    if len(exchange_ids) != 1:
+        raise ConfigError(
+            f"one exchange per engine, the config names {sorted(exchange_ids)}: run one engine each"
+        )
+    return exchange_ids.pop()
+
+
+def _api_options(config: NutcrackerConfig, exchange_url: str | None) -> dict[str, str]:
+    url = exchange_url or next((s.market.api_url for s in config.symbols if s.market.api_url), None)
+    return {"api_url": url} if url else {}
+
+
+def keyed_source(
+    config: NutcrackerConfig, key_name: str, keystore: Path | None, vault: bool, exchange_url: str | None
+) -> CcxtExchange:
+    """Return the config's exchange through the stored key ``key_name`` (a key of another exchange
+    is refused)."""
+    exchange_id = exchange_of(config)
+    credentials = open_secret_store(keystore, vault).get(key_name)
+    if credentials.exchange_id != exchange_id:
+        raise ConfigError(
+            f"key {key_name!r} is for {credentials.exchange_id}, the config trades on {exchange_id}"
+        )
+    return CcxtExchange.from_credentials(credentials, **_api_options(config, exchange_url))
+
+
+async def run_recover(
+    config: NutcrackerConfig,
+    *,
+    journal_path: Path,
+    exchange_url: str | None,
+    key_name: str | None,
+    keystore: Path | None,
+    vault: bool,
+) -> tuple[list[Rebuilt], Path | None]:
+    """Connect with the key as ``run --mode live`` does (reads only) and rebuild the journal."""
+    install_redaction()
+    if key_name is None:
+        raise ConfigError("recover reads the account's history: pass --key NAME (as for run --mode live)")
+    async with keyed_source(config, key_name, keystore, vault, exchange_url) as source:
+        journal, aside = open_for_recovery(journal_path)
+        try:
+            return await recover_journal(config, source, journal), aside
+        finally:
+            journal.close()
+
+
 async def run_connected(
     config: NutcrackerConfig,
     *,
@@ -117,36 +167,21 @@ async def run_connected(
 ) -> None:
     """Run the engine in ``paper`` or ``live`` mode until SIGINT/SIGTERM or ``pulses`` pulses per symbol."""
     install_redaction()
-    exchange_ids = {s.market.exchange for s in config.symbols}
-    if len(exchange_ids) != 1:
-        raise ConfigError(
-            f"one exchange per engine, the config names {sorted(exchange_ids)}: run one engine each"
-        )
-    exchange_id = exchange_ids.pop()
-    url = exchange_url or next((s.market.api_url for s in config.symbols if s.market.api_url), None)
+    exchange_id = exchange_of(config)
     source: CcxtExchange
     exchange: HistoryExchange
     paper_store: PaperStore | None = None
     if mode == "live":
         if key_name is None:
             raise ConfigError("--mode live needs --key NAME: a key stored with `nutcracker keys add`")
-        credentials = open_secret_store(keystore, vault).get(key_name)
-        if credentials.exchange_id != exchange_id:
-            raise ConfigError(
-                f"key {key_name!r} is for {credentials.exchange_id}, the config trades on {exchange_id}"
-            )
-        source = CcxtExchange.from_credentials(credentials, **({"api_url": url} if url else {}))
-        exchange = source
+        source = keyed_source(config, key_name, keystore, vault, exchange_url)
     else:
         paper_store = open_paper_store(journal_path)  # the session resumes exactly after a restart
-        options = {"api_url": url} if url else {}
         if key_name is not None:  # only to read the account's commission: paper places nothing there
-            source = CcxtExchange.from_credentials(
-                open_secret_store(keystore, vault).get(key_name), **options
-            )
+            source = keyed_source(config, key_name, keystore, vault, exchange_url)
         else:
-            source = CcxtExchange.public(exchange_id, **options)
-        exchange = source
+            source = CcxtExchange.public(exchange_id, **_api_options(config, exchange_url))
+    exchange = source
     async with source:
         if mode == "live":
             await require_trade_only_key(source)  # raises PermissionRefusedError: nothing is placed

@@ -27,8 +27,8 @@ def recover(
     """Rebuild a lost or damaged journal from the exchange's order and trade history; sends nothing."""
     import asyncio
 
+    from nutcracker.app.connected import run_recover
     from nutcracker.errors import ExchangeError, JournalError, ReconciliationError, SecretsError
-    from nutcracker.recover import run_recover
 
     err, out = Console(stderr=True), Console()
     try:
