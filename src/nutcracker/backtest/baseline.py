@@ -29,7 +29,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from nutcracker.core.model import Book, Candle, Fill, MarketInfo, PlaceLimit, Side
+from nutcracker.core.model import Book, Candle, MarketInfo, PlaceLimit, Side
 from nutcracker.core.units import PPM, QU_PER_TICK_LOT, Precision
 from nutcracker.errors import OrderRejectedError
 from nutcracker.exchange.matching import MatchingEngine
@@ -128,8 +128,7 @@ def run_static_grid(
     level_of: dict[str, int] = {}
     seq = 0
     fills = cycles = 0
-    first = int(candles.close[0])
-    engine.set_book(symbol, Book(first, first + 1))
+    engine.set_book(symbol, Book(center, center + 1))
     i = 0
     while i < n:
         candle = Candle(
@@ -144,7 +143,7 @@ def run_static_grid(
             for fill in engine.on_candle(symbol, candle, candles.interval_ms):
                 fills += 1
                 k = level_of.pop(fill.client_order_id)
-                fees += _fee_in_quote(fill, precision)
+                fees += precision.qu_to_quote(fill.fee_value)  # a base commission at its fill price
                 if fill.side is Side.BUY:
                     want[k + 1] = (Side.SELL, fill.qty)
                 else:
@@ -165,7 +164,7 @@ def run_static_grid(
                 continue  # post-only (the close is past the level) or too small: retry next candle
             del want[k]
             level_of[cid] = k
-        equity[i] = _equity(engine, info, candle.close, precision)
+        equity[i] = float(_equity_decimal(engine, info, candle.close, precision))
         nxt = _next_event(engine, symbol, candles, i + 1, want, prices)
         if nxt > i + 1:  # no order trades in between: the equity moves with the close only
             equity[i + 1 : nxt] = _equity_between(engine, info, candles, i + 1, nxt)
@@ -230,10 +229,6 @@ def _next_event(
     return n
 
 
-def _equity(engine: MatchingEngine, info: MarketInfo, close: int, precision: Precision) -> float:
-    return float(_equity_decimal(engine, info, close, precision))
-
-
 def _equity_decimal(engine: MatchingEngine, info: MarketInfo, close: int, precision: Precision) -> Decimal:
     base = engine.free(info.base) + engine.locked(info.base)
     quote = engine.free(info.quote) + engine.locked(info.quote)
@@ -244,7 +239,3 @@ def _equity_between(engine: MatchingEngine, info: MarketInfo, candles: CandleArr
     base = float(engine.free(info.base) + engine.locked(info.base))
     quote = float(engine.free(info.quote) + engine.locked(info.quote))
     return quote + base * candles.close[lo:hi].astype(np.float64) * float(info.tick_size)
-
-
-def _fee_in_quote(fill: Fill, precision: Precision) -> Decimal:
-    return precision.qu_to_quote(fill.fee_value)  # a base commission valued at its fill price
