@@ -210,9 +210,12 @@ def fix_for(error: sqlite3.Error, path: str) -> str:
     """Return what a user can do about a SQLite error on the journal at ``path`` (one clause)."""
     text = str(error).lower()
     if is_damage(error):
+        # not SQLite at all: as likely a wrong --journal as a journal whose first page was lost
+        wrong_path = " (or --journal names a file that is no journal: check the path first)"
         return (
-            "the file is damaged: restore a backup, or rebuild it from the exchange with "
-            f"`{RECOVER_HINT.format(path=path)}` (it moves the damaged file aside)"
+            f"the file is damaged{wrong_path if 'not a database' in text else ''}: restore a backup, or "
+            f"rebuild it from the exchange with `{RECOVER_HINT.format(path=path)}` (it moves the damaged "
+            "file aside)"
         )
     if "locked" in text or "busy" in text:
         return "another process holds the journal: stop it, or point --journal at another file"
