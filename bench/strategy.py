@@ -14,10 +14,9 @@ is what users judge a bot on. A window is a *crash window* when the close fell m
 ``CRASH_DRAWDOWN_PCT`` below its highest close of the previous 24 hours at some point in it.
 
 Per run it prints the strategy's return on ``max_quote``, its max drawdown, cycles, cancels per fill,
-the share of candles it sat *loaded* (inventory held, no buy resting), the share of its working
-time (any order resting) with a buy and a sell resting at once (*2-sided*), the best of the three
-static grids (0.5, 1 and 2 %, see ``backtest/baseline.py``) and buy-and-hold, all on the same
-matching engine and fees.
+the share of candles it sat *loaded* (inventory held, no buy resting), the best of the three static
+grids (0.5, 1 and 2 %, see ``backtest/baseline.py``) and buy-and-hold, all on the same matching
+engine and fees.
 
 Targets (issue "Strategy value"): the grid and hybrid examples beat the best static grid on >= 70 %
 of the windows outside crashes; cancels per fill <= 1.5 (median per example); zero rail
@@ -69,7 +68,6 @@ class Row:
     best_grid_pct: float
     hold_pct: float
     rail_violations: int
-    two_sided_share: float
 
     @property
     def beats_grid(self) -> bool:
@@ -156,7 +154,6 @@ def run_one(example: Path, spec: MarketSpec, label: str, candles: CandleArrays, 
         grids[best]["return_pct"],
         s["baselines"]["buy_and_hold"]["return_pct"],
         s["rail_violations"],
-        s["two_sided_pct"] / 100,
     )
 
 
@@ -203,7 +200,7 @@ def main() -> int:
     print()
     print(
         f"{'example':<28} {'wins (calm)':>11} {'share':>6} {'crash: ret-grid':>15} {'c/fill med':>10} "
-        f"{'loaded med':>10} {'2-sided med':>11} {'rails':>5}"
+        f"{'loaded med':>10} {'rails':>5}"
     )
     for example in examples:
         mine = [r for r in rows if r.example == example.stem]
@@ -216,7 +213,6 @@ def main() -> int:
             f"{example.stem:<28} {f'{wins}/{len(calm)}':>11} {share:>6.0%} {crash_gap:>15.2f} "
             f"{statistics.median(r.cancels_per_fill for r in mine):>10.2f} "
             f"{statistics.median(r.loaded_share for r in mine):>10.0%} "
-            f"{statistics.median(r.two_sided_share for r in mine):>11.0%} "
             f"{sum(r.rail_violations for r in mine):>5}"
         )
     print(

@@ -212,9 +212,6 @@ def time_shares(trace: SymbolTrace, c: Curves, events: list[str]) -> dict[str, A
     max_quote = float(precision.qu_to_quote(params.rails.max_quote_qu))
     held = c.inventory > 0
     at_rail = (c.inventory >= AT_RAIL * max_base) | (c.committed >= AT_RAIL * max_quote)
-    # *Two-sided*: a buy and a sell resting at once, as a share of the candles with any order resting
-    resting_buy, resting_sell = ~np.isnan(c.best_buy), ~np.isnan(c.best_sell)
-    both, working = resting_buy & resting_sell, resting_buy | resting_sell
     fills = sum(1 for e in events if e in ("filled", "partially_filled"))
     cancels = events.count("cancelled")
     return {
@@ -226,7 +223,6 @@ def time_shares(trace: SymbolTrace, c: Curves, events: list[str]) -> dict[str, A
         "in_market_pct": round(float(held.mean()) * 100, 2),
         "loaded_pct": round(float((held & np.isnan(c.best_buy)).mean()) * 100, 2),
         "at_rail_pct": round(float(at_rail.mean()) * 100, 2),
-        "two_sided_pct": round(float(both.sum() / working.sum()) * 100, 2) if working.any() else 0.0,
     }
 
 

@@ -96,7 +96,6 @@ AtrMultiple = Annotated[float, Field(strict=True, gt=0, le=MAX_ATR_MULTIPLE, all
 Percent = Annotated[Decimal, Field(ge=0, le=MAX_PCT)]
 Fraction = Annotated[Decimal, Field(gt=0, le=1)]
 Cooldown = Annotated[StrictInt, Field(ge=0, le=MAX_COOLDOWN_S)]
-SpacingFraction = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
@@ -304,7 +303,6 @@ class OrdersConfig(_Section):
     """``[symbol.orders]``: when to move and when to purge resting orders."""
 
     requote_bps: OffsetBps = Decimal(10)
-    requote_spacing: SpacingFraction = 0.25  # keep an order while it moved less than this x the spacing
     purge_bps: OffsetBps = Decimal(300)
 
 
@@ -589,7 +587,6 @@ class SymbolConfig(_Section):
                 cooldown_sell_ms=self.cooldown.sell_s * _MS_PER_S,
                 requote_ppm=exact.ppm("orders.requote_bps", self.orders.requote_bps, _PPM_PER_BPS, "bps"),
                 purge_ppm=exact.ppm("orders.purge_bps", self.orders.purge_bps, _PPM_PER_BPS, "bps"),
-                requote_spacing=self.orders.requote_spacing,
             ),
             order_id_prefix=order_id_prefix(engine_id, market.base, market.quote),
         )

@@ -89,7 +89,6 @@ class GateParams:
     cooldown_sell_ms: int
     requote_ppm: int  # keep a resting order while its wanted price moved less than this
     purge_ppm: int  # the monitor cancels orders this far from the top of book (0 = off)
-    requote_spacing: float = 0.0  # ...or while it moved less than this fraction of the grid spacing
 
 
 @dataclass(frozen=True, slots=True)

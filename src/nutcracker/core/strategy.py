@@ -10,9 +10,8 @@ How the five components combine (each one the user enables adds its view; none p
 - the buy ladder hangs from a *top* price: the lowest of the enabled components' ceilings
   (grid: one spacing below the trailing anchor; Keltner: the mid band; mean reversion: the
   lower band, or the top of book right after a confirmed excursion/incursion; market making:
-  the mean less the half spread, skewed by inventory). A grid rests its buys on the free points
-  of a lattice below the book and keeps doing so while it holds inventory (a held level waits
-  for its exit); a martingale ladder is frozen while its sequence holds inventory.
+  the mean less the half spread, skewed by inventory). While a sequence holds inventory its
+  ladder is frozen, so grid levels and martingale steps stay where they were.
 - level k sits ``spacing x step_scale^(k-1)`` below level k-1 and buys
   ``order_quote x volume_scale^k`` (scales are 1 without the martingale);
 - exits: one sell per lot (grid) or one pooled sell of the whole sequence (martingale), at the
@@ -103,7 +102,7 @@ class Decision:
 class _Want:
     """An order the strategy wants resting in one slot."""
 
-    __slots__ = ("as_is", "floor", "price", "qty", "reason", "requote", "side", "slot", "terms")
+    __slots__ = ("as_is", "floor", "price", "qty", "reason", "side", "slot", "terms")
 
     def __init__(
         self,
@@ -124,7 +123,6 @@ class _Want:
         self.floor = floor
         self.as_is = as_is
         self.terms = terms
-        self.requote = -1  # the hysteresis of this order in ppm; -1: the pulse's
 
 
 class _Market:
@@ -182,7 +180,7 @@ class _Outcomes:
     __slots__ = ("blocked", "cooling_kept", "levels", "placed_or_kept")
 
     def __init__(self) -> None:
-        self.levels: list[tuple[int, str, int, str]] = []  # (ladder position, outcome, price, slot)
+        self.levels: list[tuple[int, str, int]] = []  # (level, outcome, price)
         self.placed_or_kept: dict[str, int] = {}  # slot -> resting price after this pulse
         self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
         self.cooling_kept = False  # a cooldown kept an order that would otherwise be re-priced
@@ -208,12 +206,11 @@ def decide(
     resting, duplicates = _our_orders(snap.open_orders, params.order_id_prefix)
     market = _market_view(snap, params, ind)
     anchor = _trail_anchor(state.anchor, ledger, market, params)
-    ladder, rungs, top_terms, above = _ladder(state, ledger, market, ind, params, anchor, resting, reasons)
+    ladder, top_terms = _ladder(state, ledger, market, ind, params, anchor, resting, reasons)
     exits = _exits(ledger, market, ind, params, reasons)
-    buys = _buys(ledger, market, ind, params, rungs, above, resting, reasons, outcomes)
-    requote = _requote_ppm(params, market.step)
+    buys = _buys(ledger, market, ind, params, ladder, resting, reasons, outcomes)
     intents, next_seq = _reconcile(
-        snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes, requote
+        snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes
     )
     new_state = StrategyState(ind, ledger, anchor, ladder if ledger.lots else (), next_seq)
     if not intents and not snap.open_orders and not reasons:
@@ -222,37 +219,6 @@ def decide(
     if outcomes is not None:
         hold = _hold(snap, params, new_state, market, top_terms, exits, outcomes)
     return Decision(tuple(intents), new_state, tuple(reasons), bookings, closed, hold)
-
-
-def _requote_ppm(params: SymbolParams, step: float) -> int:
-    """Return the churn hysteresis: a resting order stays while its wanted price moved less than this.
-
-    The larger of ``requote_bps`` and ``requote_spacing`` of the ladder's level spacing (a
-    lone market-making quote: of the spread between its buy and its sell), so an order is not
-    re-priced on every tick of an ATR-spaced or mean-following target.
-    """
-    requote = params.gates.requote_ppm
-    fraction = params.gates.requote_spacing
-    if params.ladder_levels == 1:
-        mm = params.market_making
-        step = 2 * mm.half_spread_ppm / PPM if mm.enabled else 0.0
-    if fraction > 0 and step > 0 and math.isfinite(step):
-        return max(requote, min(PPM // 2, int(fraction * step * PPM)))
-    return requote
-
-
-def _rung_requote_ppm(params: SymbolParams, step: float, position: int) -> int:
-    """Return the hysteresis of an ATR-spaced grid's rung ``position`` spacings below its top (-1: none).
-
-    Such a rung moves ``position + 1`` times as far as the spacing does: its hysteresis grows with
-    its distance, so an ATR tick does not re-price the deep rungs.
-    """
-    grid, fraction = params.grid, params.gates.requote_spacing
-    if not grid.enabled or params.martingale.enabled or grid.spacing is not Spacing.ATR:
-        return -1
-    if not (fraction > 0 and step > 0 and math.isfinite(step)):
-        return -1
-    return max(params.gates.requote_ppm, min(PPM // 2, int(fraction * step * (position + 1) * PPM)))
 
 
 def _our_orders(orders: tuple[OpenOrder, ...], prefix: str) -> tuple[dict[str, OpenOrder], list[OpenOrder]]:
@@ -325,38 +291,28 @@ def _ladder(
     anchor: int,
     resting: dict[str, OpenOrder],
     reasons: list[str],
-) -> tuple[tuple[int, ...], list[tuple[int, int, int]], tuple[_Term, ...], int]:
-    """Return the ladder to freeze, the buy rungs, the top's terms, the lattice's next point up.
+) -> tuple[tuple[int, ...], tuple[_Term, ...]]:
+    """Return the buy levels' prices (frozen while holding inventory, else hung from the top) and its terms.
 
-    A rung is ``(level, price, position)``: the level names its slot, the position counts the
-    spacings it hangs below the top (the hold bounds how far a moving spacing may shift it).
-
-    A martingale ladder freezes on the pulse that books its first fill: each step keeps the price
-    of its lot or resting order. Every other ladder keeps working while it holds inventory: a
-    grid rests its buys on the free points of its lattice below the book (see ``_lattice``);
-    a ladder without a grid hangs from its top on free levels.
+    A ladder freezes on the pulse that books its first fill: each level keeps the price of its
+    lot or resting order, so grid levels and martingale steps stay where they were placed.
     """
-    if params.martingale.enabled and ledger.lots and state.ladder:
-        return state.ladder, [(k, p, k) for k, p in enumerate(state.ladder)], (), 0
+    if ledger.lots and state.ladder:
+        return state.ladder, ()
     if not market.ready:
-        return (), [], (), 0
+        return (), ()
     terms = _ladder_top_terms(market, ind, params, anchor, _inventory_deviation(ledger, params))
-    if params.grid.enabled and not params.martingale.enabled:
-        return _lattice(ledger, market, params, anchor, terms, resting)
     top_value = min(term.value for term in terms)
     top = math.floor(top_value) if math.isfinite(top_value) else 0
     if top <= 0:
         reasons.append("idle: no ladder top (a component has no price yet)")
-        return (), [], terms, 0
+        return (), terms
     prices = [top]
     scale = params.martingale.step_scale if params.martingale.enabled else 1.0
     distance = market.step
     for _ in range(1, params.ladder_levels):
         prices.append(math.floor(prices[-1] * (1 - distance)))
         distance *= scale
-    if not params.martingale.enabled:
-        levels = _free_levels(ledger, resting, len(prices))
-        return (), [(levels[k], prices[k], k) for k in range(len(prices))], terms, 0
     if ledger.lots:
         for slot, order in resting.items():
             level = slot_level(slot)
@@ -365,116 +321,7 @@ def _ladder(
         for lot in ledger.lots:
             if 0 <= lot.level < len(prices):
                 prices[lot.level] = lot.price
-    return tuple(prices), [(k, p, k) for k, p in enumerate(prices)], terms, 0
-
-
-def _busy_levels(ledger: Ledger, resting: dict[str, OpenOrder]) -> set[int]:
-    """Return the levels a new buy may not take: a held lot's, or a partially filled buy's."""
-    busy = {lot.level for lot in ledger.lots}
-    for slot, order in resting.items():
-        if slot[0] == "B" and order.filled:
-            busy.add(slot_level(slot))
-    return busy
-
-
-def _free_levels(ledger: Ledger, resting: dict[str, OpenOrder], n: int) -> list[int]:
-    """Return ``n`` levels for a floating ladder's buys: the resting ones' first, then the lowest free."""
-    busy = _busy_levels(ledger, resting)
-    levels = sorted(
-        lvl for slot, order in resting.items() if slot[0] == "B" and (lvl := slot_level(slot)) not in busy
-    )[:n]
-    taken = set(levels)
-    level = 0
-    while len(levels) < n:
-        if level not in busy and level not in taken:
-            levels.append(level)
-        level += 1
-    levels.sort()
-    return levels
-
-
-def _atr_rungs(
-    ledger: Ledger, params: SymbolParams, anchor: int, ratio: float, cap: float, resting: dict[str, OpenOrder]
-) -> tuple[tuple[int, ...], list[tuple[int, int, int]], tuple[_Term, ...], int]:
-    """Return an ATR-spaced grid's rungs: hung from the anchor or, lower, the deepest held lot.
-
-    Its spacing moves with the ATR, so its rungs are counted from the nearest fixed price (a
-    lattice from a far anchor would move its deep points on every ATR tick).
-    """
-    ref = min((lot.price for lot in ledger.lots), default=anchor)
-    ref = min(ref, anchor)
-    prices: list[int] = []
-    positions: list[int] = []
-    above = 0
-    j = 0
-    if 0 < cap < ref * ratio:  # start near the cap: a tiny ATR step would take countless steps down
-        j = max(0, int(math.log(cap / ref) / math.log(ratio)) - 2)
-    while len(prices) < params.grid.levels:
-        price = math.floor(ref * ratio ** (j + 1))
-        if price <= 0:
-            break
-        if price <= cap:
-            prices.append(price)
-            positions.append(j)
-        else:
-            above = price
-        j += 1
-    if not above and positions and positions[0] > 0:
-        above = math.floor(ref * ratio ** positions[0])
-    levels = _free_levels(ledger, resting, len(prices))
-    rungs = [(levels[i], prices[i], positions[i]) for i in range(len(prices))]
-    return (), rungs, (_step_term(ref, -1.0, 1 - ratio),), above
-
-
-def _lattice(
-    ledger: Ledger,
-    market: _Market,
-    params: SymbolParams,
-    anchor: int,
-    terms: tuple[_Term, ...],
-    resting: dict[str, OpenOrder],
-) -> tuple[tuple[int, ...], list[tuple[int, int, int]], tuple[_Term, ...], int]:
-    """Return the grid's buy rungs: the ``levels`` highest free points of its lattice at or below the cap.
-
-    Level k of the lattice sits at ``anchor x (1 - step)^(k+1)``: a static grid anchored where the
-    grid started (or last trailed), extended downward as far as the rails allow. A level whose lot
-    is held waits for its exit, as a static grid's does. The cap is the top of book, or a floating
-    component's top. Also return the price of the nearest free point above the cap (0: none), which
-    would join the ladder if the cap rose to it.
-    """
-    step = market.step
-    if not (step > 0 and step < 1) or anchor <= 0:
-        return (), [], terms, 0
-    cap_terms = [t for t in terms if t.kind != "step"]
-    cap = min(t.value for t in cap_terms) if cap_terms else float(market.buy_top)
-    cap = min(cap, float(market.buy_top))
-    ratio = 1 - step
-    if params.grid.spacing is Spacing.ATR:
-        return _atr_rungs(ledger, params, anchor, ratio, cap, resting)
-    busy = _busy_levels(ledger, resting)
-    # the first level at or below the cap, from the closed form (then corrected for rounding)
-    k = 0
-    if cap < anchor * ratio:
-        k = max(0, int(math.log(max(cap, 1.0) / anchor) / math.log(ratio)) - 2)
-    k_start = k
-    rungs: list[tuple[int, int, int]] = []
-    above = 0
-    while len(rungs) < params.grid.levels:
-        price = math.floor(anchor * ratio ** (k + 1))
-        if price <= 0:
-            break
-        if k not in busy:
-            if price > cap:
-                above = price
-            else:
-                rungs.append((k, price, k))
-        k += 1
-    if not above:  # the closed form may have started below a free point above the cap
-        for j in range(min(k, k_start) - 1, -1, -1):
-            if j not in busy:
-                above = math.floor(anchor * ratio ** (j + 1))
-                break
-    return (), rungs, terms, above
+    return tuple(prices), terms
 
 
 def _ladder_top_terms(
@@ -502,18 +349,9 @@ def _ladder_top_terms(
 
 
 def _inventory_deviation(ledger: Ledger, params: SymbolParams) -> float:
-    """Return (held - target) as a share of the rail that binds first: positive when long of the target.
-
-    Against ``max_base`` in lots, or against ``max_quote`` at the held lots' average cost when that
-    rail is the nearer one, so a full rail is a full skew. From the ledger only: no market price.
-    """
-    rails = params.rails
-    if not rails.max_base_lots:
-        return 0.0
-    scale = 1 / rails.max_base_lots
-    if rails.max_quote_qu and ledger.held > 0:
-        scale = max(scale, ledger.held_cost / ledger.held / rails.max_quote_qu)
-    return (ledger.held - params.market_making.inventory_target_lots) * scale
+    """Return (held - target) / max_base: positive when long of the market-making target."""
+    rail = params.rails.max_base_lots
+    return (ledger.held - params.market_making.inventory_target_lots) / rail if rail else 0.0
 
 
 def _exits(
@@ -590,8 +428,7 @@ def _buys(
     market: _Market,
     ind: IndicatorState,
     params: SymbolParams,
-    rungs: list[tuple[int, int, int]],
-    above: int,
+    ladder: tuple[int, ...],
     resting: dict[str, OpenOrder],
     reasons: list[str],
     outcomes: _Outcomes | None,
@@ -619,45 +456,34 @@ def _buys(
     deepest = max(held_levels, default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []
-    if not pooled:  # a partially filled buy rests as it is; its level is busy for the rungs
-        for slot, order in resting.items():
-            if slot[0] == "B" and order.filled and order.side is Side.BUY:
-                wants.append(
-                    _Want(slot, Side.BUY, order.price, order.remaining, "partially filled", as_is=True)
-                )
-    if above and outcomes is not None:
-        outcomes.levels.append((-1, "above_top", above, ""))  # the lattice's next free point above the cap
-    for level, price, position in rungs:
+    for level, price in enumerate(ladder):
         slot = buy_slot(level)
-        if pooled:
-            partial = resting.get(slot)
-            if partial is not None and partial.filled and partial.side is Side.BUY:
-                wants.append(
-                    _Want(slot, Side.BUY, partial.price, partial.remaining, "partially filled", as_is=True)
-                )
-                continue
+        partial = resting.get(slot)
+        if partial is not None and partial.filled and partial.side is Side.BUY:
+            wants.append(
+                _Want(slot, Side.BUY, partial.price, partial.remaining, "partially filled", as_is=True)
+            )
+            continue
         if level in held_levels or (pooled and level <= deepest):
             continue
         if price > market.buy_top:
             reasons.append(f"{slot} at {price} is above the top of book ({market.buy_top}): skipped")
             if outcomes is not None:
-                outcomes.levels.append((position, "above_top", price, slot))
+                outcomes.levels.append((level, "above_top", price))
             continue
         if price < purge_line:
             reasons.append(f"{slot} at {price} is beyond the purge distance: skipped")
             if outcomes is not None:
-                outcomes.levels.append((position, "purged", price, slot))
+                outcomes.levels.append((level, "purged", price))
             continue
         if price <= 0:
             if outcomes is not None:
-                outcomes.levels.append((position, "nonpositive", price, slot))
+                outcomes.levels.append((level, "nonpositive", price))
             continue
         if outcomes is not None:
-            outcomes.levels.append((position, "wanted", price, slot))
+            outcomes.levels.append((level, "wanted", price))
         reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
-        want = _Want(slot, Side.BUY, price, _level_qty(level, price, params), reason)
-        want.requote = _rung_requote_ppm(params, market.step, position)
-        wants.append(want)
+        wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
     return wants
 
 
@@ -677,8 +503,6 @@ def _keep(want: _Want, order: OpenOrder | None, requote_ppm: int) -> bool:
     """Return whether a resting order already serves ``want`` closely enough to stay."""
     if order is None or order.side is not want.side:
         return False
-    if want.requote >= 0:
-        requote_ppm = want.requote
     if want.as_is:
         return True
     tolerance = order.price * requote_ppm // PPM
@@ -714,10 +538,10 @@ def _reconcile(
     next_seq: int,
     reasons: list[str],
     outcomes: _Outcomes | None,
-    requote: int,
 ) -> tuple[list[Intent], int]:
     """Return cancels then placements turning our open orders into the wanted ones, within the rails."""
     prefix, gates, rails = params.order_id_prefix, params.gates, params.rails
+    requote = gates.requote_ppm
     cancels = [CancelOrder(o.client_order_id, "duplicate order for one slot") for o in duplicates]
     released = list(duplicates)
     wanted = {w.slot for w in exits if w.qty > 0}
@@ -857,12 +681,7 @@ def _hold(
                 hb.until(last_fill + cooldown)
     if ind.ready:
         _hold_volatility(hb, ind.atr_ppm, gates.max_atr_ppm, gates.min_atr_ppm)
-    step_lo = market.step
-    if params.grid.spacing is Spacing.ATR and gates.requote_spacing > 0 and math.isfinite(step_lo):
-        step_lo *= 0.75  # the hysteresis follows the step: assume it no narrower than this
-        hb.at_least(STEP, step_lo)
-    requote = _requote_ppm(params, step_lo)
-    _hold_ladder(hb, params, state, market, top_terms, outcomes, requote, step_lo)
+    _hold_ladder(hb, params, state, market, top_terms, outcomes)
     if params.grid.enabled and market.ready and not ledger.lots:
         _hold_trailing(hb, params, state.anchor, market)
     keltner = params.keltner
@@ -870,10 +689,8 @@ def _hold(
     for want in exits:
         price = outcomes.placed_or_kept.get(want.slot)
         if price is not None:
-            _hold_exit(hb, params, market, want, price, requote)
-            if keltner.enabled and not _hold_exit_arming(
-                hb, params, market, want, price, ind.sell_armed, requote
-            ):
+            _hold_exit(hb, params, market, want, price)
+            if keltner.enabled and not _hold_exit_arming(hb, params, market, want, price, ind.sell_armed):
                 exits_read_arming = True
         elif want.qty == 0:
             _hold_skipped_exit(hb, params, want)
@@ -917,52 +734,39 @@ def _hold_ladder(
     market: _Market,
     top_terms: tuple[_Term, ...],
     outcomes: _Outcomes,
-    requote: int,
-    step_lo: float,
 ) -> None:
-    """Bound the buy levels' outcomes (``step_lo``: the narrowest step the region allows)."""
-    depth, purge = params.gates.depth_ppm, params.gates.purge_ppm
+    """Bound the buy levels' outcomes."""
+    depth, purge, requote = params.gates.depth_ppm, params.gates.purge_ppm, params.gates.requote_ppm
     atr_spacing = params.grid.spacing is Spacing.ATR
-    floating = any(t.kind != "step" for t in top_terms)
-    lattice = params.grid.enabled and not params.martingale.enabled
+    moving = not state.ladder and (atr_spacing or any(t.kind != "step" for t in top_terms))
     if not outcomes.levels:
         return
-    if lattice and (params.keltner.enabled or params.mean_reversion.enabled or params.market_making.enabled):
-        hb.void = True  # a lattice under a floating cap: decide again
-        return
-    moving = (lattice and atr_spacing) or (not lattice and not state.ladder and (atr_spacing or floating))
     if not moving:
         spread = 0
     else:
         slack = math.inf
-        for position, outcome, price, slot in outcomes.levels:
+        for level, outcome, price in outcomes.levels:
             if outcome == "nonpositive":
                 hb.void = True
                 return
             if outcome != "wanted":
                 continue
-            resting = outcomes.placed_or_kept.get(slot)
+            resting = outcomes.placed_or_kept.get(buy_slot(level))
             if resting is None:
-                if any(w.slot == slot and why == "rails" for w, why in outcomes.blocked):
+                if any(w.slot == buy_slot(level) and why == "rails" for w, why in outcomes.blocked):
                     hb.void = True  # a moving level's size decides the rails: no room to move
                     return
                 continue  # cooling down: nothing is placed either way until the cooldown ends
-            rung = _rung_requote_ppm(params, step_lo, position)
-            tolerance = resting * (rung if rung >= 0 else requote) // PPM
-            slack = min(slack, float(tolerance - abs(price - resting) - (position + 1)))
+            tolerance = resting * requote // PPM
+            slack = min(slack, float(tolerance - abs(price - resting) - (level + 1)))
         if slack == math.inf:
             slack = float(max(1, outcomes.levels[0][2] * requote // PPM))
         if slack < 0:
             hb.void = True
             return
-        top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(lv[2] for lv in outcomes.levels)
+        top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(p for _, _, p in outcomes.levels)
         top_room = int(slack // 2) if atr_spacing else int(slack)
-        if atr_spacing and lattice:  # rung n sits at ref (1 - step)^(n+1): moves <= (n+1) ref per step
-            deepest = max(lv[0] for lv in outcomes.levels) + 1
-            room = (slack - top_room) / (top_terms[0].base * 1.01 * deepest)
-            hb.at_least(STEP, market.step - room)
-            hb.at_most(STEP, market.step + room)
-        elif atr_spacing:
+        if atr_spacing:
             scale = params.martingale.step_scale if params.martingale.enabled else 1.0
             reach = sum(scale**j for j in range(params.ladder_levels))
             room = (slack - top_room) / (top * 1.01 * reach)
@@ -976,10 +780,8 @@ def _hold_ladder(
         spread = int(slack) + params.ladder_levels + 1
     # a moving ladder hung below the top of book can never rise above it: no bound needed then
     capped = moving and any(t.kind == "buy_top" for t in top_terms)
-    for _, outcome, price, slot in outcomes.levels:
-        if outcome == "wanted" and lattice:  # another free point would take a level the book passed
-            hb.buy_top_at_least(price, depth)
-        if outcome == "wanted" and slot in outcomes.placed_or_kept:
+    for level, outcome, price in outcomes.levels:
+        if outcome == "wanted" and buy_slot(level) in outcomes.placed_or_kept:
             if not capped:
                 hb.buy_top_at_least(price + spread, depth)
             if purge:
@@ -1017,12 +819,10 @@ def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _
         hb.at_least(ASK, math.ceil(limit + abs(limit) * 1e-9))
 
 
-def _hold_exit(
-    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, requote: int
-) -> None:
+def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int) -> None:
     """Keep an exit's wanted price within the requote tolerance of the order resting at ``resting``."""
     depth = params.gates.depth_ppm
-    tolerance = resting * requote // PPM
+    tolerance = resting * params.gates.requote_ppm // PPM
     hi, lo = resting + tolerance, resting - tolerance
     terms = want.terms
     if terms:
@@ -1043,13 +843,7 @@ def _hold_exit(
 
 
 def _hold_exit_arming(
-    hb: HoldBuilder,
-    params: SymbolParams,
-    market: _Market,
-    want: _Want,
-    resting: int,
-    armed: bool,
-    requote: int,
+    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, armed: bool
 ) -> bool:
     """Keep an exit where it is whichever way the sell-armed flag turns; False when it cannot.
 
@@ -1058,7 +852,7 @@ def _hold_exit_arming(
     the price down to max(floor, sell bottom): the floor or the sell bottom must stay above it.
     """
     depth = params.gates.depth_ppm
-    tolerance = resting * requote // PPM
+    tolerance = resting * params.gates.requote_ppm // PPM
     if armed:
         others = [t for t in want.terms if t.kind != "sell_bottom"]
         if others:

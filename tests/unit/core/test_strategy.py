@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
 
-from factories import BTC, PREFIX, fill, flat_candles, snapshot, symbol_params
+from factories import PREFIX, fill, flat_candles, snapshot, symbol_params
 from nutcracker.core.ledger import min_sell_price
 from nutcracker.core.model import CancelOrder, OpenOrder, PlaceLimit, Side
-from nutcracker.core.params import (
-    GateParams,
-    GridParams,
-    MarketMakingParams,
-    MartingaleParams,
-    MeanReversionParams,
-    RailParams,
-    Spacing,
-    SymbolParams,
-)
+from nutcracker.core.params import GateParams, MartingaleParams, MeanReversionParams, RailParams
 from nutcracker.core.strategy import decide, initial_state
 
 PRICE = 10_000_000  # 100,000.00 USDT in ticks
@@ -68,30 +58,7 @@ def test_a_buy_fill_books_a_lot_and_places_its_exit_above_the_min_profit_price()
     assert sell.price >= min_sell_price(d.state.ledger.lots, 1000, params.min_profit_ppm)
     assert sell.price == -(-b0.price * 1005 // 1000)  # one grid spacing (50 bps) up
     assert d.bookings[0].cycle_id == 1
-    # the grid keeps working: level 0 waits for its exit, the next free lattice point takes its place
-    buys = [p for p in _places(d.intents) if p.side is Side.BUY]
-    assert [b.client_order_id.split("-")[-2] for b in buys] == ["B5"]
-    assert buys[0].price == int(CANDLES[-1].close * (1 - 0.005) ** 6)
-
-
-def test_a_loaded_grid_keeps_a_ladder_below_a_falling_market() -> None:
-    params = symbol_params()
-    first = decide(snapshot(CANDLES), params, initial_state())
-    placed = _places(first.intents)
-    ts = CANDLES[-1].ts_ms + 60_000
-    fills = tuple(fill(p.client_order_id, Side.BUY, p.price, p.qty, ts_ms=ts) for p in placed)
-    low = placed[-1].price - 20_000  # the market fell through the whole ladder
-    d = decide(
-        snapshot(CANDLES, bid=low, free_base=sum(p.qty for p in placed), fills=fills), params, first.state
-    )
-    buys = [p for p in _places(d.intents) if p.side is Side.BUY]
-    sells = [p for p in _places(d.intents) if p.side is Side.SELL]
-    assert len(sells) == 5  # every lot keeps its own exit, one spacing above its price
-    for sell, lot in zip(sells, d.state.ledger.lots, strict=True):
-        assert sell.price >= min_sell_price((lot,), 1000, params.min_profit_ppm)
-    assert buys
-    assert all(b.price < low for b in buys)  # buys rest below the market, below the held levels
-    assert {b.client_order_id.split("-")[-2] for b in buys}.isdisjoint({f"B{k}" for k in range(5)})
+    assert d.state.ladder[0] == b0.price  # the ladder froze where it was placed
 
 
 def test_the_exit_fill_closes_the_cycle_with_a_net_profit() -> None:
@@ -196,59 +163,3 @@ def test_the_portfolio_allowance_caps_new_buys() -> None:
     d = decide(snapshot(CANDLES, quote_allowance=one_order), symbol_params(), initial_state())
     assert len(_places(d.intents)) == 1
     assert any("portfolio" in r for r in d.reasons)
-
-
-def _market_maker(max_base_lots: int = 10_000) -> SymbolParams:
-    return symbol_params(
-        grid=GridParams(False, 1, Spacing.BPS, 5000, 0.0, BTC.quote_to_qu(Decimal(100)), True, False),
-        market_making=MarketMakingParams(True, 2500, 0, 2000),
-        rails=RailParams(max_base_lots, BTC.quote_to_qu(Decimal(1000)), 0, 0),
-    )
-
-
-def test_market_making_rests_a_buy_and_a_sell_at_once_once_it_holds_inventory() -> None:
-    params = _market_maker()
-    first = decide(snapshot(CANDLES), params, initial_state())
-    (buy,) = _places(first.intents)  # nothing held: only the buy rests
-    assert buy.side is Side.BUY
-    bought = fill(buy.client_order_id, Side.BUY, buy.price, buy.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
-    d = decide(snapshot(CANDLES, free_base=buy.qty, fills=(bought,)), params, first.state)
-    placed = _places(d.intents)
-    assert sorted(p.side for p in placed) == [Side.BUY, Side.SELL]  # both sides rest now
-    (sell,) = [p for p in placed if p.side is Side.SELL]
-    (new_buy,) = [p for p in placed if p.side is Side.BUY]
-    assert new_buy.price < buy.price  # skewed down: it holds more than its target
-    assert sell.price >= min_sell_price(d.state.ledger.lots, 1000, params.min_profit_ppm)
-
-
-def test_the_skew_counts_the_rail_that_binds_first() -> None:
-    # the same inventory against a far base rail: the quote rail (held cost) still leans the quotes
-    near, far = _market_maker(10_000), _market_maker(10**9)
-    prices = []
-    for params in (near, far):
-        first = decide(snapshot(CANDLES), params, initial_state())
-        (buy,) = _places(first.intents)
-        bought = fill(buy.client_order_id, Side.BUY, buy.price, buy.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
-        d = decide(snapshot(CANDLES, free_base=buy.qty, fills=(bought,)), params, first.state)
-        prices.append(next(p.price for p in _places(d.intents) if p.side is Side.BUY))
-    assert prices[0] == prices[1]
-
-
-def _atr_grid(requote_spacing: float) -> SymbolParams:
-    return symbol_params(
-        grid=GridParams(True, 6, Spacing.ATR, 0, 3.0, BTC.quote_to_qu(Decimal(100)), True, False),
-        gates=GateParams(0, 0, 0, 0, 0, 10, 0, requote_spacing),  # requote_bps 0.1
-    )
-
-
-def test_an_atr_tick_does_not_re_price_the_resting_ladder_within_the_hysteresis() -> None:
-    # two wider candles: the ATR, and with it the spacing, grows by about 15 %
-    wider = CANDLES + flat_candles(2, PRICE, start_ts_ms=CANDLES[-1].ts_ms + 60_000, spread=200)
-    for fraction, churns in ((0.25, False), (0.0, True)):
-        params = _atr_grid(fraction)
-        first = decide(snapshot(CANDLES), params, initial_state())
-        placed = _places(first.intents)
-        assert len(placed) == 6
-        resting = tuple(OpenOrder(p.client_order_id, p.side, p.price, p.qty) for p in placed)
-        again = decide(snapshot(wider, open_orders=resting), params, first.state)
-        assert bool([i for i in again.intents if isinstance(i, CancelOrder)]) is churns
