@@ -54,14 +54,16 @@ def memory_of_one_year(workdir: Path, *, report: bool) -> float:
     if not csv.exists():
         subprocess.run([sys.executable, "-c", make, str(csv)], check=True)
     run = (
-        "import resource, sys; from pathlib import Path\n"
+        "import sys; from pathlib import Path\n"
         "from nutcracker.cli import app\n"
         "try:\n"
         f"    app(['backtest', '--config', {str(config)!r}, '--data', sys.argv[1], '--out', sys.argv[2], "
         f"'--{'' if report else 'no-'}report'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork and exec, so a child of a large
+        # benchmark process would report the parent's peak
+        "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", run, str(csv), str(workdir / "out")],
