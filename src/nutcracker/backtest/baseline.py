@@ -17,7 +17,6 @@ nothing tuned on the future:
   post-only rule and the fill rule (a candle must trade *through* a price) are the same. A level
   order refused as post-only (the close is already past it) is retried at the next candle.
 
-Buy-and-hold puts the same budget into the base at the first close.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from nutcracker.errors import OrderRejectedError
 from nutcracker.exchange.matching import MatchingEngine
 from nutcracker.marketdata.candles import CandleArrays
 
-F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
 
 STATIC_GRID_SPACINGS_PPM = (5_000, 10_000, 20_000)  # 0.5, 1 and 2 %: the yardsticks every backtest reports
 STATIC_GRID_LEVELS = 10
@@ -60,7 +59,7 @@ class StaticGridResult:
     cycles: int  # sells filled: each closes one level's buy-sell round trip
     fees_quote: Decimal  # every fee valued in quote at its fill's price
     final_equity_quote: Decimal
-    equity: F64  # per candle: quote + base x close
+    equity: F32  # per candle: quote + base x close (float32: a chart and a drawdown need no more)
 
     @property
     def label(self) -> str:
@@ -102,7 +101,7 @@ def run_static_grid(
     symbol = info.symbol
     n = len(candles.ts_ms)
     precision = Precision(info.tick_size, info.lot_size)
-    equity = np.zeros(n, dtype=np.float64)
+    equity = np.zeros(n, dtype=np.float32)
     if n == 0:
         return StaticGridResult(
             spacing_ppm, levels, shape, Decimal(0), Decimal(0), 0, 0, Decimal(0), budget, equity
@@ -184,12 +183,6 @@ def run_static_grid(
     )
 
 
-def buy_and_hold_equity(candles: CandleArrays, tick: Decimal, budget: Decimal) -> F64:
-    """Return the per-candle equity of ``budget`` put into the base at the first close."""
-    close = candles.close.astype(np.float64) * float(tick)
-    return float(budget) / close[0] * close if len(close) else close
-
-
 def _buy_lots(per_level_qu: int, price: int, fee_ppm: int) -> int:
     return per_level_qu * PPM // (price * QU_PER_TICK_LOT * (PPM + fee_ppm))
 
@@ -235,7 +228,9 @@ def _equity_decimal(engine: MatchingEngine, info: MarketInfo, close: int, precis
     return quote + base * precision.ticks_to_price(close)
 
 
-def _equity_between(engine: MatchingEngine, info: MarketInfo, candles: CandleArrays, lo: int, hi: int) -> F64:
+def _equity_between(
+    engine: MatchingEngine, info: MarketInfo, candles: CandleArrays, lo: int, hi: int
+) -> npt.NDArray[np.float64]:
     base = float(engine.free(info.base) + engine.locked(info.base))
     quote = float(engine.free(info.quote) + engine.locked(info.quote))
     return quote + base * candles.close[lo:hi].astype(np.float64) * float(info.tick_size)

@@ -103,7 +103,7 @@ def curves(trace: SymbolTrace) -> Curves:
     )
 
 
-def _max_drawdown_pct(equity: F64) -> float:
+def _max_drawdown_pct(equity: F64 | npt.NDArray[np.float32]) -> float:
     if len(equity) == 0:
         return 0.0
     peak = np.maximum.accumulate(equity)

@@ -35,6 +35,7 @@ from plotly.offline import get_plotlyjs
 
 I64: TypeAlias = npt.NDArray[np.int64]
 F64: TypeAlias = npt.NDArray[np.float64]
+F32: TypeAlias = npt.NDArray[np.float32]  # the yardsticks' equity: a chart needs no more
 BoolArr: TypeAlias = npt.NDArray[np.bool_]
 
 DEFAULT_MAX_POINTS: Final = 10_000
@@ -110,7 +111,7 @@ class SymbolSeries:
     fill_price: F64
     cycle_pnl_quote: F64
     tick: float = 1.0  # the price of one unit of close, high, low and the Keltner bands
-    baselines: tuple[tuple[str, F64], ...] = ()  # named equity curves of the yardsticks, per candle
+    baselines: tuple[tuple[str, F32], ...] = ()  # named equity curves of the yardsticks, per candle
     # (ts_ms, state, explanation) where the reason changed: decisions.csv, on the price chart and listed
     decisions: tuple[tuple[int, str, str], ...] = ()
 
@@ -186,7 +187,7 @@ class Regular:
 
 
 def downsample(
-    ts_ms: I64, values: F64 | I64, interval_ms: int, max_points: int, how: Reducer = "minmax"
+    ts_ms: I64, values: F64 | F32 | I64, interval_ms: int, max_points: int, how: Reducer = "minmax"
 ) -> Regular:
     """Return ``values`` on a regular time grid of at most ``max_points`` points.
 
@@ -244,7 +245,7 @@ def sample_indices(n: int, max_points: int) -> npt.NDArray[np.intp]:
 
 def _line(
     series: SymbolSeries,
-    values: F64 | I64,
+    values: F64 | F32 | I64,
     name: str,
     max_points: int,
     how: Reducer = "minmax",
