@@ -115,9 +115,10 @@ def fit_model(data: Excursions, *, seed: int) -> dict[str, Any]:
     torch.manual_seed(seed)
     torch.set_num_threads(1)  # the advisor runs niced beside an engine: one core at most
     torch.use_deterministic_algorithms(True)
-    net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2 * len(q)))
+    head = torch.nn.Linear(32, 2 * len(q))
+    net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.ReLU(), head)
     with torch.no_grad():  # start from the baseline: the network learns what the conditions add
-        net[2].bias.copy_(torch.tensor(baseline.reshape(-1), dtype=torch.float32))
+        head.bias.copy_(torch.tensor(baseline.reshape(-1), dtype=torch.float32))
     optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
     xt = torch.tensor((x_train - mean) / std, dtype=torch.float32)
     yt = torch.tensor(y_train, dtype=torch.float32)
@@ -126,7 +127,7 @@ def fit_model(data: Excursions, *, seed: int) -> dict[str, Any]:
         optimizer.zero_grad()
         error = yt[:, :, None] - net(xt).reshape(-1, 2, len(q))
         loss = torch.mean(torch.maximum(qt * error, (qt - 1) * error))
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
 
     def predict(x: F64) -> F64:
