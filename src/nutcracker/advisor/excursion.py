@@ -21,7 +21,6 @@ minimum profit = half of it; martingale step scale = sqrt(q90 / q50), how much d
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -103,7 +102,6 @@ def fit_model(data: Excursions, *, seed: int) -> dict[str, Any]:
             f"the excursion model needs at least {2 * MIN_ROWS + HORIZON} usable candles after the "
             f"indicators' warm-up and before the last {HORIZON}; give longer candle files"
         )
-    started = time.perf_counter()
     stride = max(1, split // MAX_TRAIN_ROWS)
     x_train, y_train = data.features[:split:stride], data.targets[:split:stride]
     x_test, y_test = data.features[test_start:], data.targets[test_start:]
@@ -155,7 +153,6 @@ def fit_model(data: Excursions, *, seed: int) -> dict[str, Any]:
         "candles_to_revert": {
             f"q{int(p * 100)}": round(math.expm1(v), 1) for p, v in zip(q, latest[1], strict=True)
         },
-        "train_seconds": round(time.perf_counter() - started, 3),
     }
 
 
