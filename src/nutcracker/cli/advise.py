@@ -84,7 +84,7 @@ def advise(
             journal=journal,
             trials=trials,
             seed=seed,
-            progress=lambda m: err.print(m, style="dim"),
+            progress=lambda m: err.print(m, style="dim", markup=False),
         )
         filed = (
             file_advice(journal, advices, now_ms=_now_ms(), expire_days=config.advisor.expire_days)
