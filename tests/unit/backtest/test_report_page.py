@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.integration.test_report_render import make_series
 
 from nutcracker.backtest.report import ReportData, figures, nice_bins, render_html
-from tests.integration.test_report_render import make_series
 
 
 def _is_round(step: float) -> bool:
@@ -25,25 +26,31 @@ def _is_round(step: float) -> bool:
     st.floats(0, 1e6, allow_nan=False),
     st.integers(1, 60),
 )
-def test_bins_are_round_cover_the_data_and_never_straddle_zero(lo: float, width: float, max_bins: int) -> None:
+def test_bins_are_round_cover_the_data_and_never_straddle_zero(
+    lo: float, width: float, max_bins: int
+) -> None:
     hi = lo + width
     edges, decimals = nice_bins(lo, hi, max_bins)
     step = float(edges[-1] - edges[0]) / (len(edges) - 1)
     assert _is_round(step)
-    assert edges[0] <= lo and edges[-1] >= hi
+    assert edges[0] <= lo
+    assert edges[-1] >= hi
     assert len(edges) - 1 <= max_bins + 4  # rounding outward adds at most a bin at each end
     assert decimals >= 0
     # 0 is an edge or outside the range: no bar mixes losses and profits
-    assert not any(a < 0 < b and not math.isclose(a, 0) for a, b in zip(edges[:-1], edges[1:], strict=True))
+    assert not any(a < 0 < b and not math.isclose(a, 0) for a, b in itertools.pairwise(edges))
 
 
 def test_bins_of_one_value_have_a_width() -> None:
     edges, _ = nice_bins(0.66, 0.66)
-    assert edges[0] <= 0.66 <= edges[-1] and edges[-1] > edges[0]
+    assert edges[0] <= 0.66 <= edges[-1]
+    assert edges[-1] > edges[0]
 
 
 def test_cycle_bars_are_labelled_in_round_quote_amounts() -> None:
-    series = replace(make_series(400, 3, "BTC/USDT"), cycle_pnl_quote=np.array([0.6612, 0.6643, 0.671, -0.12]))
+    series = replace(
+        make_series(400, 3, "BTC/USDT"), cycle_pnl_quote=np.array([0.6612, 0.6643, 0.671, -0.12])
+    )
     bar = figures(series)["cycles"]["data"][0]
     assert all(label.endswith(" USDT") for label in bar["text"])
     assert "-0.20 to -0.10 USDT" in bar["text"] or "-0.15 to -0.10 USDT" in bar["text"], bar["text"]
@@ -83,11 +90,15 @@ def test_the_headline_says_when_a_static_grid_did_better() -> None:
     series = make_series(300, 1, "BTC/USDT")
     decisions = ((int(series.ts_ms[-5]), "loaded", "holding 0.0289 BTC at 68,859.37 avg"),)
     page = render_html(ReportData("t", _summary(-5.58, -1.79), [replace(series, decisions=decisions)]))
-    headline = page[page.index('class="nc-headline"') : page.index("</div>", page.index('class="nc-headline"'))]
-    assert "return -5.58 %" in headline and "buy and hold -5.35 %" in headline
+    headline = page[
+        page.index('class="nc-headline"') : page.index("</div>", page.index('class="nc-headline"'))
+    ]
+    assert "return -5.58 %" in headline
+    assert "buy and hold -5.35 %" in headline
     assert "best static grid (1 %) -1.79 %" in headline
     assert "The static 1 % grid did better over this period." in headline
-    assert "realized PnL 27.25 USDT after fees" in headline and "fees 29.32 USDT" in headline
+    assert "realized PnL 27.25 USDT after fees" in headline
+    assert "fees 29.32 USDT" in headline
     assert "loaded (holding, no buy resting) 90.89 %" in headline
     assert "holding 0.0289 BTC at 68,859.37 avg" in headline
     assert headline.index("2024-07-26 14:15 UTC") < headline.index("return")
@@ -102,6 +113,7 @@ def test_the_grid_verdict_only_when_it_is_true(mine: float, says: bool) -> None:
 def test_money_in_the_tables_is_rounded_to_cents_and_summary_json_keeps_every_digit() -> None:
     summary = _summary(-5.58, -1.79)
     page = render_html(ReportData("t", summary, [make_series(300, 1, "BTC/USDT")]))
-    assert "<td>29.32</td>" in page and "29.3232615366" not in page.split("effective configuration")[0]
+    assert "<td>29.32</td>" in page
+    assert "29.3232615366" not in page.split("effective configuration")[0]
     assert "<td>1,964.21</td>" in page  # the yardsticks' table too
     assert summary["fees_quote"] == "29.3232615366"
