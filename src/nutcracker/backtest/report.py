@@ -22,7 +22,7 @@ import html
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -680,17 +680,30 @@ div.nc-headline ul { margin: 0; padding-left: 1.1em; } div.nc-headline li { marg
 
 def render_html(data: ReportData, max_points: int = DEFAULT_MAX_POINTS) -> str:
     """Return the report page as one self-contained HTML string."""
+    return "".join(_page(data, max_points))
+
+
+def _page(data: ReportData, max_points: int) -> Iterator[str]:
+    """Yield the page in pieces: ``write_report`` writes each as it comes, never the whole page at once."""
     esc = html.escape
-    body: list[str] = [f"<h1>{esc(data.title)}</h1>"]
+    yield (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(data.title)}</title><style>{_STYLE}</style>"
+        f'<script type="text/javascript">window.PlotlyConfig = {{MathJaxConfig: "local"}};</script>'
+    )
+    yield f'<script type="text/javascript">{get_plotlyjs()}</script>'
+    yield f"</head><body>\n<h1>{esc(data.title)}</h1>\n"
     sections = data.summary.get("symbols")
     if isinstance(sections, Mapping):
         by_symbol = {series.symbol: series for series in data.symbols}
         for symbol, section in sections.items():
             if isinstance(section, Mapping):
-                body.append(_headline_html(str(symbol), section, by_symbol.get(str(symbol))))
-    body.append(_summary_html(data.summary))
+                yield _headline_html(str(symbol), section, by_symbol.get(str(symbol))) + "\n"
+    yield _summary_html(data.summary) + "\n"
     for i, series in enumerate(data.symbols):
-        body.append(f'<h2 id="symbol-{i}">{esc(series.symbol)}</h2>')
+        yield f'<h2 id="symbol-{i}">{esc(series.symbol)}</h2>\n'
         for kind, fig in figures(series, max_points).items():
             div = pio.to_html(
                 fig,
@@ -701,29 +714,24 @@ def render_html(data: ReportData, max_points: int = DEFAULT_MAX_POINTS) -> str:
                 post_script=_RENDERED_JS,
                 validate=False,
             )
-            body.append(
+            yield (
                 f'<section id="{kind}-{i}" class="nc-chart nc-{kind}" data-symbol="{esc(series.symbol)}" '
-                f'data-traces="{len(fig["data"])}">{div}</section>'
+                f'data-traces="{len(fig["data"])}">{div}</section>\n'
             )
         if series.decisions:
-            body.append(_decisions_html(series, i))
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(data.title)}</title><style>{_STYLE}</style>"
-        f'<script type="text/javascript">window.PlotlyConfig = {{MathJaxConfig: "local"}};</script>'
-        f'<script type="text/javascript">{get_plotlyjs()}</script>'
-        "</head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
+            yield _decisions_html(series, i) + "\n"
+    yield "</body></html>\n"
 
 
 def write_report(path: Path, data: ReportData, *, max_points: int = DEFAULT_MAX_POINTS) -> None:
-    """Write the report of ``data`` to ``path`` (HTML, self-contained), atomically."""
-    text = render_html(data, max_points)
+    """Write the report of ``data`` to ``path`` (HTML, self-contained), atomically, piece by piece.
+
+    A one-year page is ~6 MB of text: joined, then encoded, it would cost its size twice more.
+    """
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
+        for piece in _page(data, max_points):
+            f.write(piece)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
