@@ -49,15 +49,19 @@ def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+# module level: FastAPI resolves the (postponed) annotations in the module's globals, not in a closure
+STEP_UP_HEADER = Header(
+    alias="X-Step-Up-Token", description="A step-up token for the route's action (POST /api/v1/auth/step-up)"
+)
+
+
 def require_step_up(action: StepUpAction) -> Callable[..., Principal]:
     """A dependency: the principal once their ``X-Step-Up-Token`` for ``action`` checks out; 403 otherwise."""
 
     def step_up_principal(
         request: Request,
         principal: CurrentPrincipal,
-        step_up_token: Annotated[
-            str | None, Header(alias="X-Step-Up-Token", description=f"A step-up token for {action.value!r}")
-        ] = None,
+        step_up_token: Annotated[str | None, STEP_UP_HEADER] = None,
     ) -> Principal:
         service = authenticator(request)
         if not step_up_token:

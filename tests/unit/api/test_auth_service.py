@@ -7,8 +7,8 @@ from pathlib import Path
 
 import jwt
 import pytest
-from auth_fixtures import PASSWORD, T0, MovableClock, cheap_passwords, code, make_users
 
+from auth_factories import PASSWORD, T0, MovableClock, cheap_passwords, code, make_users
 from nutcracker.api.auth import (
     ACCESS_TTL_S,
     REFRESH_TTL_S,

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from auth_fixtures import T0
 
+from auth_factories import T0
 from nutcracker.api.auth import AuthStore, UsersError
 from nutcracker.api.auth.store import AttemptRecord, RefreshUse
 from nutcracker.core.commands import Role

@@ -34,10 +34,15 @@ def cheap_passwords() -> Passwords:
     return Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
-def make_users(path: Path, clock: MovableClock, *users: tuple[str, Role, list[str], bool]) -> dict[str, str]:
+def make_users(
+    path: Path,
+    clock: MovableClock,
+    *users: tuple[str, Role, list[str], bool],
+    passwords: Passwords | None = None,
+) -> dict[str, str]:
     """Create ``path`` with users (name, role, accounts, TOTP on?); return each TOTP user's secret."""
     store = AuthStore.open(path, create=True)
-    admin = UserAdmin(store, actor="test", clock=clock, passwords=cheap_passwords())
+    admin = UserAdmin(store, actor="test", clock=clock, passwords=passwords or cheap_passwords())
     secrets: dict[str, str] = {}
     try:
         for name, role, accounts, totp in users:
