@@ -13,12 +13,31 @@ from typing import Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from nutcracker.api.principal import AuthError
 
-__all__ = ["PROBLEM_JSON", "add_problem_handlers", "problem"]
+__all__ = ["PROBLEM_JSON", "Problem", "add_problem_handlers", "problem", "problem_responses"]
 
 PROBLEM_JSON: Final = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of the API is answered."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+
+
+def problem_responses(described: dict[int, str]) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` for error statuses, each answered as problem+json (a route's ``responses=``)."""
+    schema = Problem.model_json_schema()
+    return {
+        status: {"description": text, "content": {PROBLEM_JSON: {"schema": schema}}}
+        for status, text in described.items()
+    }
 
 
 def problem(status: int, detail: str, headers: dict[str, str] | None = None, **extra: object) -> JSONResponse:

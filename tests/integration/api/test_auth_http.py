@@ -390,3 +390,21 @@ def test_no_response_or_log_line_carries_a_secret_or_a_token_it_did_not_issue(
     assert "POST /api/v1/auth/login" in logged  # the access log was captured
     for secret in [*forbidden, *issued]:
         assert secret not in logged
+
+
+def test_the_published_openapi_declares_every_auth_error_as_problem_json(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    declared = {}
+    for path, operations in spec["paths"].items():
+        if path.startswith("/api/v1/auth/"):
+            for operation in operations.values():
+                for status, response in operation["responses"].items():
+                    if status.startswith("4"):
+                        declared[(path, status)] = sorted(response["content"])
+    assert declared[("/api/v1/auth/login", "429")] == [PROBLEM]
+    assert declared[("/api/v1/auth/step-up", "403")] == [PROBLEM]
+    assert set(map(tuple, declared.values())) == {(PROBLEM,)}
+    invalid = http.post("/api/v1/auth/login", json={"username": "", "password": "pw", "extra": 1})
+    assert invalid.status_code == 422
+    assert invalid.headers["content-type"] == PROBLEM
+    assert {e["field"] for e in invalid.json()["errors"]} == {"body.username", "body.extra"}

@@ -16,6 +16,7 @@ from nutcracker.api.auth import STEP_UP_TTL_S, AuthService, TokenPair
 from nutcracker.api.auth.passwords import MAX_PASSWORD
 from nutcracker.api.deps import CurrentPrincipal, authenticator, bearer, client_address
 from nutcracker.api.principal import AuthError, StepUpAction, rank
+from nutcracker.api.problems import problem_responses
 from nutcracker.core.commands import Role
 
 __all__ = ["router"]
@@ -23,10 +24,19 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 _TOTP = r"^[0-9]{6}$"
-_PROBLEMS: dict[int | str, dict[str, object]] = {
-    401: {"description": "Not authenticated: the detail says why and how to fix it"},
-    422: {"description": "Invalid request: the detail names the field"},
+_UNAUTHENTICATED = {
+    401: "Not authenticated: the detail says why and how to fix it",
+    422: "Invalid request: the detail names the field",
 }
+_PROBLEMS = problem_responses(_UNAUTHENTICATED)
+_THROTTLED = problem_responses({**_UNAUTHENTICATED, 429: "Too many failed attempts: see Retry-After"})
+_STEP_UP = problem_responses(
+    {
+        **_UNAUTHENTICATED,
+        403: "No TOTP, or a wrong or reused code",
+        429: "Too many failed attempts: see Retry-After",
+    }
+)
 
 
 class LoginRequest(BaseModel):
@@ -93,10 +103,7 @@ def _tokens(pair: TokenPair) -> TokenResponse:
     )
 
 
-@router.post(
-    "/login",
-    responses={**_PROBLEMS, 429: {"description": "Too many failed logins: see Retry-After"}},
-)
+@router.post("/login", responses=_THROTTLED)
 def login(body: LoginRequest, service: Service, client: Client) -> TokenResponse:
     """Log in with a password (and a TOTP code once enabled): a short-lived access token, a refresh token."""
     return _tokens(service.login(body.username, body.password.get_secret_value(), body.totp_code, client))
@@ -126,14 +133,7 @@ def logout(
         )
 
 
-@router.post(
-    "/step-up",
-    responses={
-        **_PROBLEMS,
-        403: {"description": "No TOTP, or a wrong or reused code"},
-        429: {"description": "Locked out"},
-    },
-)
+@router.post("/step-up", responses=_STEP_UP)
 def step_up(
     body: StepUpRequest, principal: CurrentPrincipal, service: Service, client: Client
 ) -> StepUpResponse:
