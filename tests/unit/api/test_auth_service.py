@@ -12,6 +12,7 @@ from auth_factories import PASSWORD, T0, MovableClock, cheap_passwords, code, ma
 from nutcracker.api.auth import (
     ACCESS_TTL_S,
     REFRESH_TTL_S,
+    SESSION_MAX_S,
     STEP_UP_TTL_S,
     AuthService,
     AuthStore,
@@ -239,6 +240,28 @@ def test_an_unused_refresh_token_dies_after_its_lifetime(service: AuthService, c
     pair = service.login("bob", PASSWORD, None, HERE)
     clock.advance(REFRESH_TTL_S)
     assert _refused(service.refresh, pair.refresh_token, HERE).status == 401
+
+
+def test_a_login_refreshed_in_time_still_ends_after_the_session_maximum(
+    service: AuthService, clock: MovableClock
+) -> None:
+    pair = service.login("bob", PASSWORD, None, HERE)
+    for _ in range(SESSION_MAX_S // (REFRESH_TTL_S - 60)):
+        clock.advance(REFRESH_TTL_S - 60)
+        pair = service.refresh(pair.refresh_token, HERE)
+    clock.advance(REFRESH_TTL_S - 60)
+    assert clock.now - T0 >= SESSION_MAX_S
+    assert _refused(service.refresh, pair.refresh_token, HERE).status == 401
+
+
+def test_a_users_file_others_can_read_is_refused(
+    users: tuple[Path, dict[str, str]], clock: MovableClock
+) -> None:
+    os.chmod(users[0], 0o644)
+    with pytest.raises(
+        UsersError, match=r"users file .* is readable by others \(mode 0644\): run `chmod 600"
+    ):
+        AuthService.open(users[0], clock=clock)
 
 
 def test_an_access_token_expires_and_is_not_valid_before_it_was_issued(

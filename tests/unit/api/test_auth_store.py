@@ -78,19 +78,19 @@ def test_a_totp_step_is_accepted_once_and_never_an_earlier_one(store: AuthStore)
 def test_a_refresh_token_is_fresh_once_then_reused(store: AuthStore) -> None:
     store.start_family("f1", "alice", T0)
     store.add_refresh("h1", "f1", T0, T0 + 100)
-    assert store.use_refresh("h1", T0 + 1).outcome is RefreshUse.FRESH
-    again = store.use_refresh("h1", T0 + 2)
+    assert store.use_refresh("h1", T0 + 1, families_since=0).outcome is RefreshUse.FRESH
+    again = store.use_refresh("h1", T0 + 2, families_since=0)
     assert (again.outcome, again.family, again.user) == (RefreshUse.REUSED, "f1", "alice")
-    assert store.use_refresh("nope", T0).outcome is RefreshUse.UNKNOWN
+    assert store.use_refresh("nope", T0, families_since=0).outcome is RefreshUse.UNKNOWN
 
 
 def test_an_expired_or_revoked_refresh_token_is_not_fresh(store: AuthStore) -> None:
     store.start_family("f1", "alice", T0)
     store.add_refresh("old", "f1", T0, T0 + 100)
-    assert store.use_refresh("old", T0 + 100).outcome is RefreshUse.EXPIRED
+    assert store.use_refresh("old", T0 + 100, families_since=0).outcome is RefreshUse.EXPIRED
     store.add_refresh("h2", "f1", T0, T0 + 100)
     store.revoke_family("f1", "logout", T0)
-    assert store.use_refresh("h2", T0 + 1).outcome is RefreshUse.REVOKED
+    assert store.use_refresh("h2", T0 + 1, families_since=0).outcome is RefreshUse.REVOKED
 
 
 def test_revocations_persist_across_a_reopen(tmp_path: Path, store: AuthStore) -> None:

@@ -10,6 +10,7 @@ from nutcracker.api.auth.passwords import MIN_PASSWORD, Passwords
 from nutcracker.api.auth.service import (
     ACCESS_TTL_S,
     REFRESH_TTL_S,
+    SESSION_MAX_S,
     STEP_UP_TTL_S,
     AuthService,
     Clock,
@@ -23,6 +24,7 @@ __all__ = [
     "ALGORITHM",
     "MIN_PASSWORD",
     "REFRESH_TTL_S",
+    "SESSION_MAX_S",
     "STEP_UP_TTL_S",
     "USER_ROLES",
     "AuditEntry",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,13 +37,22 @@ from nutcracker.api.auth.totp import matching_step
 from nutcracker.api.principal import AuthError, Principal, StepUpAction, rank, step_up_hint
 from nutcracker.core.commands import Role
 
-__all__ = ["ACCESS_TTL_S", "REFRESH_TTL_S", "STEP_UP_TTL_S", "AuthService", "Clock", "TokenPair"]
+__all__ = [
+    "ACCESS_TTL_S",
+    "REFRESH_TTL_S",
+    "SESSION_MAX_S",
+    "STEP_UP_TTL_S",
+    "AuthService",
+    "Clock",
+    "TokenPair",
+]
 
 Clock = Callable[[], float]  # epoch seconds
 
 ACCESS_TTL_S: Final = 300
 STEP_UP_TTL_S: Final = 120
 REFRESH_TTL_S: Final = 12 * 3600  # a refresh token unused this long dies; each use makes a new one
+SESSION_MAX_S: Final = 7 * 86_400  # then a login ends however often it was refreshed: log in again
 _MAX_NAME: Final = 64
 
 LOGIN_FAILED: Final = "login failed: check the user name, the password and, if enabled, the TOTP code"
@@ -83,6 +93,7 @@ class AuthService:
         cls, users_path: Path, *, clock: Clock = time.time, passwords: Passwords | None = None
     ) -> AuthService:
         """Open the users file (it must exist and hold a user) and the key beside it (made at first start)."""
+        _refuse_readable_by_others(users_path)  # it holds the TOTP secrets
         store = AuthStore.open(users_path)
         try:
             if not store.users():
@@ -140,7 +151,7 @@ class AuthService:
     def refresh(self, refresh_token: str, client: str) -> TokenPair:
         """Trade a refresh token for a new pair; a second use of one revokes its whole login (theft)."""
         now = self._clock()
-        found = self.store.use_refresh(_hash(refresh_token), now)
+        found = self.store.use_refresh(_hash(refresh_token), now, families_since=now - SESSION_MAX_S)
         if found.outcome is RefreshUse.REUSED:
             self.store.revoke_family(found.family, "refresh token reused", now)
             self.store.record(now, found.user, client, "refresh_reuse", "the session was revoked")
@@ -307,6 +318,12 @@ class AuthService:
         if not self.store.claim_totp_step(name, step):
             return "TOTP code reused"
         return ""
+
+
+def _refuse_readable_by_others(path: Path) -> None:
+    if path.exists() and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        raise UsersError(f"users file {path} is readable by others (mode {mode:04o}): run `chmod 600 {path}`")
 
 
 def _time_fault(claims: dict[str, Any], now: float) -> str:

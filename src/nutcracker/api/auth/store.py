@@ -270,22 +270,25 @@ class AuthStore:
                 (token_hash, family, now, expires),
             )
 
-    def use_refresh(self, token_hash: str, now: float) -> RefreshLookup:
-        """Mark a refresh token used, atomically: of two presenting the same token, one sees REUSED."""
+    def use_refresh(self, token_hash: str, now: float, *, families_since: float) -> RefreshLookup:
+        """Mark a refresh token used, atomically: of two presenting the same token, one sees REUSED.
+
+        A login (family) started before ``families_since`` has expired, however often it was refreshed.
+        """
         with self._transaction() as db:
             row = db.execute(
-                "SELECT t.family, f.user, t.expires, t.used_at, f.revoked_at FROM refresh_tokens t "
-                "JOIN refresh_families f ON f.family = t.family WHERE t.token_hash=?",
+                "SELECT t.family, f.user, t.expires, t.used_at, f.revoked_at, f.created "
+                "FROM refresh_tokens t JOIN refresh_families f ON f.family = t.family WHERE t.token_hash=?",
                 (token_hash,),
             ).fetchone()
             if row is None:
                 return RefreshLookup(RefreshUse.UNKNOWN)
-            family, user, expires, used_at, revoked_at = row
+            family, user, expires, used_at, revoked_at, created = row
             if revoked_at is not None:
                 outcome = RefreshUse.REVOKED
             elif used_at is not None:
                 outcome = RefreshUse.REUSED
-            elif now >= expires:
+            elif now >= expires or created < families_since:
                 outcome = RefreshUse.EXPIRED
             else:
                 db.execute("UPDATE refresh_tokens SET used_at=? WHERE token_hash=?", (now, token_hash))
