@@ -20,7 +20,7 @@ from auth_factories import MovableClock, make_users
 from nutcracker.api.auth import AuthService, Passwords, key_path_for
 from nutcracker.api.deps import CurrentPrincipal, require_step_up
 from nutcracker.api.principal import Principal, StepUpAction
-from nutcracker.api.problems import add_problem_handlers
+from nutcracker.api.problems import install_problem_handlers
 from nutcracker.api.routers.auth import router
 from nutcracker.core.commands import Role
 
@@ -30,8 +30,8 @@ PARAMS_STEP_UP = Depends(require_step_up(StepUpAction.PARAMS))
 def build_app(service: AuthService) -> FastAPI:
     app = FastAPI()
     app.state.authenticator = service
-    add_problem_handlers(app)
-    app.include_router(router)
+    install_problem_handlers(app)
+    app.include_router(router, prefix="/api/v1")  # as create_app does
 
     @app.get("/api/v1/protected")
     def protected(principal: CurrentPrincipal) -> dict[str, str]:

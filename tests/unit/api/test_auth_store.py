@@ -137,3 +137,9 @@ def test_the_audit_lists_newest_first_up_to_the_limit(store: AuthStore) -> None:
     entries = store.audit(3)
     assert [e.detail for e in entries] == ["n4", "n3", "n2"]
     assert entries[0].client == "127.0.0.1"
+
+
+def test_audit_entries_carry_the_names_the_api_audit_view_reads(store: AuthStore) -> None:
+    store.record(T0 + 0.25, "alice", "127.0.0.1", "lockout", "user:alice locked for 30 s")
+    entry = store.audit(1)[0]
+    assert (entry.seq, entry.ts_ms, entry.action) == (entry.id, round((T0 + 0.25) * 1000), "lockout")

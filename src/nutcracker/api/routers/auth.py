@@ -1,4 +1,4 @@
-"""``/api/v1/auth``: login, refresh, logout, step-up and who am I.
+"""``/api/v1/auth``: login, refresh, logout, step-up and who am I (``create_app`` adds ``/api/v1``).
 
 Handlers are plain functions (FastAPI runs them in its thread pool): argon2 takes tens of
 milliseconds by design and must not hold up the event loop the engine pulses on.
@@ -21,7 +21,7 @@ from nutcracker.core.commands import Role
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"])  # create_app mounts it under /api/v1
 
 _TOTP = r"^[0-9]{6}$"
 _UNAUTHENTICATED = {
