@@ -145,6 +145,25 @@ def _users(*args: str) -> Args:
 
 
 CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
+    # --- advise and suggestions (more rows in tests/integration/test_advisor_cli.py) ---------------
+    (
+        "advise: --trials 0",
+        lambda t: ["advise", "--config", str(GRID), "--data", _candles(t, "BTC-USDT.csv"), "--trials", "0"],
+        EXIT_CONFIG,
+        ("--trials 0", "1 to 100000"),
+    ),
+    (
+        "advise: no [advisor.tune] table",
+        lambda t: ["advise", "--config", str(GRID), "--data", _candles(t, "BTC-USDT.csv"), "--trials", "2"],
+        EXIT_CONFIG,
+        ("[advisor.tune]",),
+    ),
+    (
+        "suggestions: missing journal",
+        lambda t: ["suggestions", "list", "--journal", str(t / "missing.db")],
+        3,
+        ("no such journal file",),
+    ),
     # --- config values (every field has a row in tests/unit/test_config.py) ---------------------
     (
         "config check: min_net_bps = 1e30",
