@@ -38,7 +38,7 @@ def create_app(
     if plane is not None:
         plane.engine.add_observer(app.state.metrics.observe)
     install_problem_handlers(app)
-    app.add_middleware(RequestTimer, metrics=app.state.metrics)
+    app.add_middleware(RequestTimer, metrics=app.state.metrics, prefix=API_PREFIX)
     for router in [*_auth_routers(), ops.router, symbols.router, control.router, events.router]:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ops.metrics_router)

@@ -88,9 +88,10 @@ class RequestTimer:
     The time is taken when the response starts (an SSE stream counts its set-up, not its life).
     """
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, prefix: str) -> None:
         self._app = app
         self._metrics = metrics
+        self._prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,13 +101,23 @@ class RequestTimer:
 
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                route = scope.get("route")
                 self._metrics.requests.labels(
-                    scope["method"], getattr(route, "path", "unmatched"), str(message["status"])
+                    scope["method"], _template(scope, self._prefix), str(message["status"])
                 ).observe(time.perf_counter() - started)
             await send(message)
 
         await self._app(scope, receive, timed_send)
+
+
+def _template(scope: Scope, prefix: str) -> str:
+    """Return the route template the request matched (never its values: they could be anything).
+
+    The router stores a route's own path (``/symbols/{symbol}/fills``); the app's prefix is added back.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    if path is None:
+        return "unmatched"
+    return f"{prefix}{path}" if str(scope.get("path", "")).startswith(prefix + "/") else str(path)
 
 
 class TimedExchange:
