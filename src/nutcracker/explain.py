@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Final
 
 from nutcracker.core.model import OpenOrder, Side
 from nutcracker.core.params import SymbolParams
@@ -247,6 +248,8 @@ def explain(
         why = ""
     else:
         why = _no_buys(rendered)
+        if why == _NOTHING_WANTED:  # the strategy asked for nothing: a full rail is the likelier why
+            why = _rail_full(u, held_lots, committed_qu) or why
         parts.append(f"no buys: {why}")
     if warming:
         state = "warming up"
@@ -261,6 +264,22 @@ def _away(high: int, low: int) -> str:
     return f"{Decimal(high - low) * 100 / low:.1f} %"
 
 
+_NOTHING_WANTED: Final = "no buy level is wanted now"
+
+
+def _rail_full(u: _Units, held_lots: int, committed_qu: int) -> str:
+    """Say which rail leaves no room for one more level (the grid's first size), or ""."""
+    rails, step = u.params.rails, u.params.grid.order_quote_qu
+    if rails.max_base_lots > 0 and held_lots >= rails.max_base_lots:
+        return f"base rail full ({u.qty(held_lots)} of {u.qty(rails.max_base_lots)}, rails.max_base)"
+    if rails.max_quote_qu > 0 and committed_qu + step > rails.max_quote_qu:
+        return (
+            f"quote rail full ({u.money(committed_qu)} of {u.money(rails.max_quote_qu)} committed, "
+            "rails.max_quote)"
+        )
+    return ""
+
+
 def _no_buys(rendered: Sequence[str]) -> str:
     for r in rendered:
         if r.startswith(("no buys: ", "no new sequence: ", "idle: ")):
@@ -272,4 +291,4 @@ def _no_buys(rendered: Sequence[str]) -> str:
             return r.split("not placed: ", 1)[1]
         if "waits: " in r or "skipped" in r or "no longer fits" in r:
             return r
-    return "no buy level is wanted now"
+    return _NOTHING_WANTED

@@ -15,9 +15,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from typer.testing import CliRunner
 
+from nutcracker.api.auth import AuthStore, Passwords, UserAdmin
 from nutcracker.cli import EXIT_CONFIG, app
+from nutcracker.core.commands import Role
 from nutcracker.core.units import Precision
 from nutcracker.marketdata.candles import write_candles_csv
 from nutcracker.marketdata.synthetic import synthetic_candles
@@ -125,6 +128,22 @@ def _sim(*extra: str) -> Args:
 
 
 # (id, arguments, expected exit code, fragments of the one error line: the field/option first)
+def _users_file(tmp: Path) -> str:
+    """A users file holding alice (owner), as `nutcracker users add` leaves it."""
+    path = tmp / "users.db"
+    if not path.exists():
+        store = AuthStore.open(path, create=True)
+        UserAdmin(
+            store, actor="test", passwords=Passwords(PasswordHasher(time_cost=1, memory_cost=1024))
+        ).add("alice", Role.OWNER, [], "correct horse battery staple")
+        store.close()
+    return str(path)
+
+
+def _users(*args: str) -> Args:
+    return lambda tmp: ["users", *args, "--users", _users_file(tmp)]
+
+
 CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
     # --- config values (every field has a row in tests/unit/test_config.py) ---------------------
     (
@@ -320,6 +339,81 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         ],
         EXIT_CONFIG,
         ("--data", "ETH/USDT", "has no file"),
+    ),
+    # --- nutcracker users (the control plane's users file) ----------------------------------------
+    (
+        "users add: unknown role",
+        _users("add", "bob", "--role", "admin"),
+        EXIT_CONFIG,
+        ("unknown role 'admin'", "owner|operator|viewer"),
+    ),
+    (
+        "users add: agent is no person's role",
+        _users("add", "bob", "--role", "agent"),
+        EXIT_CONFIG,
+        ("unknown role 'agent'",),
+    ),
+    (
+        "users add: upper-case name",
+        _users("add", "Bob", "--role", "viewer"),
+        EXIT_CONFIG,
+        ("'Bob' is not a valid user name", "lowercase"),
+    ),
+    (
+        "users add: account without a key name",
+        _users("add", "bob", "--role", "viewer", "--account", "binance"),
+        EXIT_CONFIG,
+        ("'binance' is not an account", "EXCHANGE/KEYNAME"),
+    ),
+    (
+        "users add: duplicate user",
+        _users("add", "alice", "--role", "viewer", "--password-stdin"),
+        EXIT_CONFIG,
+        ("user 'alice' already exists",),
+    ),
+    (
+        "users add: --password-stdin with nothing on stdin",
+        _users("add", "bob", "--role", "viewer", "--password-stdin"),
+        EXIT_CONFIG,
+        ("no password on standard input",),
+    ),
+    (
+        "users add: no terminal and no --password-stdin",
+        _users("add", "bob", "--role", "viewer"),
+        EXIT_CONFIG,
+        ("no terminal to ask the password on", "--password-stdin"),
+    ),
+    (
+        "users add: --users in a missing folder",
+        lambda t: ["users", "add", "bob", "--role", "viewer", "--users", str(t / "no" / "users.db")],
+        EXIT_CONFIG,
+        ("the folder", "does not exist"),
+    ),
+    (
+        "users list: missing users file",
+        lambda t: ["users", "list", "--users", str(t / "missing.db")],
+        EXIT_CONFIG,
+        ("no users file at", "nutcracker users add NAME --role owner"),
+    ),
+    (
+        "users list: --users is not a users file",
+        lambda t: ["users", "list", "--users", _candles(t, "c.csv", rows=10)],
+        EXIT_CONFIG,
+        ("is not a Nutcracker users file", "check --users"),
+    ),
+    ("users remove: unknown user", _users("remove", "carol"), EXIT_CONFIG, ("no user 'carol'", "users list")),
+    (
+        "users passwd: unknown user",
+        _users("passwd", "carol", "--password-stdin"),
+        EXIT_CONFIG,
+        ("no user 'carol'",),
+    ),
+    ("users totp enable: unknown user", _users("totp", "enable", "carol"), EXIT_CONFIG, ("no user 'carol'",)),
+    (
+        "users remove: missing users file",
+        lambda t: ["users", "remove", "alice", "--users", str(t / "missing.db")],
+        EXIT_CONFIG,
+        ("no users file at",),
     ),
 ]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = ("backtest", "demo", "run", "status", "recover", "config", "keys", "data", "sim-exchange")
+COMMANDS = ("backtest", "demo", "run", "status", "recover", "config", "keys", "data", "sim-exchange", "users")
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
 from factories import symbol_params
 from nutcracker.core.model import OpenOrder, Side
@@ -109,3 +110,27 @@ def test_a_cancelled_slot_says_why_it_is_no_longer_wanted() -> None:
     assert cancel_text("B4 is no longer wanted", own, PARAMS).startswith(
         "B4 no longer wanted because B4 at 27,000.00"
     )
+
+
+def test_a_full_rail_is_named_when_the_strategy_asks_for_no_buy() -> None:
+    precision = PARAMS.market.precision
+    rails = replace(RAILS, max_quote_qu=precision.quote_to_qu(Decimal(2000)))
+    params = replace(
+        PARAMS, rails=rails, grid=replace(PARAMS.grid, order_quote_qu=precision.quote_to_qu(Decimal(100)))
+    )
+    exit_order = OpenOrder("ncS0-1", Side.SELL, 2_838_555, 2000)
+
+    def no_buys(held: int, committed: Decimal) -> str:
+        qu = precision.quote_to_qu(committed)
+        shown = explain(
+            params, held_lots=held, committed_qu=qu, close=2_550_000, open_orders=(exit_order,), reasons=()
+        )
+        return shown.text.rsplit("no buys: ", 1)[1]
+
+    # 1,950 of 2,000 committed: a 100 level does not fit
+    assert (
+        no_buys(2000, Decimal(1950))
+        == "quote rail full (1,950.00 USDT of 2,000.00 USDT committed, rails.max_quote)"
+    )
+    assert no_buys(3000, Decimal(500)) == "base rail full (0.03000 BTC of 0.03000 BTC, rails.max_base)"
+    assert no_buys(2000, Decimal(1900)) == "no buy level is wanted now"  # room for one more level

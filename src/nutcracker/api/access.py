@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from nutcracker.api.plane import ControlPlane
-from nutcracker.api.principal import Authenticator, Principal, StepUpAction
+from nutcracker.api.principal import Authenticator, Principal, StepUpAction, step_up_hint
 from nutcracker.api.problems import ProblemError
 from nutcracker.core.commands import Role
 
@@ -68,10 +68,6 @@ def check_step_up(request: Request, principal: Principal, action: StepUpAction) 
     """Refuse (403) unless ``X-Step-Up-Token`` is the caller's fresh step-up token for ``action``."""
     token = request.headers.get("x-step-up-token", "")
     if not token:
-        raise ProblemError(
-            403,
-            f"this needs a step-up for {action.value!r}: POST /api/v1/auth/step-up with a fresh TOTP code, "
-            "then send the token as X-Step-Up-Token",
-        )
+        raise ProblemError(403, step_up_hint(action))
     authenticator: Authenticator = request.app.state.authenticator
     authenticator.check_step_up(principal, token, action)

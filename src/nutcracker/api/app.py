@@ -52,4 +52,6 @@ def attach(app: FastAPI, plane: ControlPlane) -> None:
 
 
 def _auth_routers() -> list[APIRouter]:
-    return []
+    from nutcracker.api.routers import auth  # the token service's routes: login, refresh, step-up
+
+    return [auth.router]

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from nutcracker.core.commands import Role
 
-__all__ = ["ALL_ACCOUNTS", "AuthError", "Authenticator", "Principal", "StepUpAction", "rank"]
+__all__ = ["ALL_ACCOUNTS", "AuthError", "Authenticator", "Principal", "StepUpAction", "rank", "step_up_hint"]
 
 ALL_ACCOUNTS = "*"
 
@@ -36,13 +36,25 @@ class StepUpAction(StrEnum):
     CONSENT = "consent"  # agent consent administration
 
 
-class AuthError(Exception):
-    """Refused: ``status`` is the HTTP status (401 who are you, 403 not allowed), ``detail`` the fix."""
+def step_up_hint(action: StepUpAction) -> str:
+    """What to do to get a step-up token for ``action`` (the detail of a 403 that needs one)."""
+    return (
+        f"this needs a step-up for {action.value!r}: POST /api/v1/auth/step-up with a fresh TOTP code and "
+        f"action {action.value!r}, then send the token in the X-Step-Up-Token header"
+    )
 
-    def __init__(self, status: int, detail: str) -> None:
+
+class AuthError(Exception):
+    """Refused: ``status`` is the HTTP status (401 who are you, 403 not allowed), ``detail`` the fix.
+
+    ``retry_after_s`` goes with 429 (too many failed logins): the ``Retry-After`` header's value.
+    """
+
+    def __init__(self, status: int, detail: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Every error as RFC 9457 ``application/problem+json``: a title, the status, a detail that says the fix.
 
 Validation errors list each field (``errors[].field``) with what is wrong and what is accepted;
-an ``AuthError`` keeps its status and detail; anything unexpected is a bare 500 whose detail names
+an ``AuthError`` keeps its status and detail (401 adds ``WWW-Authenticate``, 429 ``Retry-After``);
+anything unexpected is a bare 500 whose detail names
 no exception, path or value (the log has the traceback, the response never does).
 """
 
@@ -15,15 +16,43 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nutcracker.api.principal import AuthError
 
-__all__ = ["PROBLEM_JSON", "ProblemError", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "ProblemError",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_responses",
+]
 
 PROBLEM_JSON = "application/problem+json"
 
 logger = logging.getLogger("nutcracker.api")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of the API is answered (``errors``: per field)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+def problem_responses(described: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each answered as problem+json (a route's ``responses=``)."""
+    schema = Problem.model_json_schema()
+    return {
+        status: {"description": text, "content": {PROBLEM_JSON: {"schema": schema}}}
+        for status, text in described.items()
+    }
 
 
 class ProblemError(Exception):
@@ -109,8 +138,10 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_auth(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AuthError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return problem_response(exc.status, exc.detail, request, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if exc.retry_after_s is not None:  # 429: when the locked-out login may try again
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return problem_response(exc.status, exc.detail, request, headers=headers or None)
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:

@@ -22,7 +22,7 @@ import html
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +41,7 @@ BoolArr: TypeAlias = npt.NDArray[np.bool_]
 DEFAULT_MAX_POINTS: Final = 10_000
 """Points per line at most (a line over a regular grid; fills are capped per side at this count)."""
 
-HISTOGRAM_BINS: Final = 50
+HISTOGRAM_BINS: Final = 30  # at most; the step is rounded (``nice_bins``)
 CHART_KINDS: Final = ("price", "equity", "inventory", "cycles")
 
 _CSP: Final = (
@@ -292,10 +292,11 @@ def _price_figure(s: SymbolSeries, max_points: int) -> Figure:
             fillcolor="rgba(120,120,120,0.18)",
             hoverinfo="skip",
         ),
-        _line(s, s.close, "close", max_points, scale=s.tick, line={"color": "#333333", "width": 1}),
         _line(s, s.keltner_upper, "Keltner upper", max_points, scale=s.tick, line=_BAND),
         _line(s, s.keltner_mid, "Keltner mid", max_points, scale=s.tick, line={**_BAND, "dash": "dot"}),
         _line(s, s.keltner_lower, "Keltner lower", max_points, scale=s.tick, line=_BAND),
+        # after the bands: plotly draws in order, and the price is what the eye looks for first
+        _line(s, s.close, "close", max_points, scale=s.tick, line={"color": "#111111", "width": 1.5}),
         _line(s, s.best_buy, "highest resting buy", max_points, line={"color": _BUY_COLOR, "shape": "hv"}),
         _line(
             s,
@@ -420,13 +421,34 @@ def _inventory_figure(s: SymbolSeries, max_points: int) -> Figure:
     return {"data": traces, "layout": layout}
 
 
+def nice_bins(lo: float, hi: float, max_bins: int = HISTOGRAM_BINS) -> tuple[F64, int]:
+    """Return bin edges over [lo, hi] at a round step (1, 2 or 5 times a power of ten), and its decimals.
+
+    Round edges read at a glance ("0.60 to 0.70"), and 0 is always an edge, so a bar is either all
+    profit or all loss.
+    """
+    # one value, or a span below float resolution at this magnitude: a bin of a round width around it
+    span = max(hi - lo, abs(lo) * 1e-9, 1e-12)
+    raw = span / max_bins
+    exponent = math.floor(math.log10(raw))
+    step = next(m * 10.0**exponent for m in (1, 2, 5, 10) if m * 10.0**exponent >= raw * (1 - 1e-9))
+    first, last = math.floor(lo / step), math.ceil(hi / step)
+    if last <= first:
+        last = first + 1
+    first -= lo < first * step  # a product can round past the data: widen by a bin
+    last += hi > last * step
+    edges = np.arange(first, last + 1, dtype=np.float64) * step
+    return edges, max(0, -math.floor(math.log10(step)))
+
+
 def _cycles_figure(s: SymbolSeries) -> Figure:
     pnl = np.asarray(s.cycle_pnl_quote, dtype=np.float64)
     pnl = pnl[np.isfinite(pnl)]
+    quote = s.symbol.rpartition("/")[2] or "quote"
     layout = _layout(
         f"{s.symbol}: net PnL per closed cycle ({len(pnl):,} cycles)",
         340,
-        xaxis={"title": {"text": "net PnL (quote)"}},
+        xaxis={"title": {"text": f"net PnL per cycle ({quote}, after fees)"}, "type": "linear"},
         yaxis={"title": {"text": "cycles"}},
         bargap=0.05,
         hovermode="closest",
@@ -435,22 +457,23 @@ def _cycles_figure(s: SymbolSeries) -> Figure:
         note = {"text": "no closed cycles", "showarrow": False, "xref": "paper", "yref": "paper"}
         layout["annotations"] = [{**note, "x": 0.5, "y": 0.5}]
         return {"data": [], "layout": layout}
-    lo, hi = float(pnl.min()), float(pnl.max())
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts, edges = np.histogram(pnl, bins=HISTOGRAM_BINS, range=(lo, hi))
-    centers = (edges[:-1] + edges[1:]) / 2
-    colors = np.where(centers >= 0, _BUY_COLOR, _SELL_COLOR)
+    edges, decimals = nice_bins(float(pnl.min()), float(pnl.max()))
+    counts, _ = np.histogram(pnl, bins=edges)
+    used = counts > 0  # empty bins draw nothing: leave them out of the page
+    left, right = edges[:-1][used], edges[1:][used]
+    labels = [f"{a:,.{decimals}f} to {b:,.{decimals}f} {quote}" for a, b in zip(left, right, strict=True)]
     bar = {
         "type": "bar",
-        "x": centers,
-        "y": counts,
+        "x": (left + right) / 2,
+        "y": counts[used],
         "width": float(edges[1] - edges[0]),
         "name": "cycles",
-        "marker": {"color": colors.tolist()},
-        "customdata": np.stack([edges[:-1], edges[1:]], axis=1),
-        "hovertemplate": "%{customdata[0]:.4g} .. %{customdata[1]:.4g}: %{y} cycles<extra></extra>",
+        "marker": {"color": np.where(left >= 0, _BUY_COLOR, _SELL_COLOR).tolist()},
+        "text": labels,
+        "textposition": "none",
+        "hovertemplate": "%{text}: %{y} cycles<extra></extra>",
     }
+    layout["xaxis"]["tickformat"] = f",.{decimals}f"
     return {"data": [bar], "layout": layout}
 
 
@@ -480,6 +503,89 @@ def _scalar(value: Any) -> str:
     if isinstance(value, Mapping | list | tuple):
         return json.dumps(value, default=str)
     return str(value)
+
+
+def _number(value: Any) -> float | None:
+    """The value as a float when it is a number or a decimal string (money is a string in the summary)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+_ROUNDED: Final = ("_quote", "_pct", "_per_day", "_per_fill", "days")
+
+
+def _cell(key: str, value: Any) -> str:
+    """A summary value as a trader reads it: quote amounts in cents, percentages to two decimals.
+
+    summary.json keeps every digit; the page rounds what a person compares.
+    """
+    number = _number(value)
+    if number is not None and math.isfinite(number) and key.endswith(_ROUNDED):
+        return f"{number:,.2f}"
+    return _scalar(value)
+
+
+def _signed_pct(value: Any) -> str:
+    number = _number(value)
+    return "—" if number is None else f"{number:+,.2f} %"
+
+
+def _headline_html(symbol: str, section: Mapping[str, Any], series: SymbolSeries | None) -> str:
+    """The few lines a trader reads first: period, return against the yardsticks, risk, activity, now."""
+    esc = html.escape
+    quote = esc(symbol.rpartition("/")[2] or "quote")
+    mine = _number(section.get("return_pct"))
+    lines = [
+        f"{esc(str(section.get('first_candle', '?')))} to {esc(str(section.get('last_candle', '?')))} "
+        f"({_cell('days', section.get('days'))} days)",
+        f"<b>return {_signed_pct(mine)}</b>",
+    ]
+    baselines = section.get("baselines")
+    if isinstance(baselines, Mapping):
+        hold = baselines.get("buy_and_hold")
+        if isinstance(hold, Mapping):
+            lines[-1] += f" · buy and hold {_signed_pct(hold.get('return_pct'))}"
+        grids = [
+            (name.removeprefix("static_grid_").replace("pct", " %"), _number(row.get("return_pct")))
+            for name, row in baselines.items()
+            if name.startswith("static_grid") and isinstance(row, Mapping)
+        ]
+        scored = [(label, r) for label, r in grids if r is not None]
+        if scored:
+            label, best = max(scored, key=lambda item: item[1])
+            lines[-1] += f" · best static grid ({esc(label)}) {_signed_pct(best)}"
+            if mine is not None and best > mine:
+                lines.append(f"The static {esc(label)} grid did better over this period.")
+    lines.append(
+        f"max drawdown {_cell('_pct', section.get('max_drawdown_pct'))} % · realized PnL "
+        f"{_cell('_quote', section.get('realized_pnl_quote'))} {quote} after fees · fees "
+        f"{_cell('_quote', section.get('fees_quote'))} {quote}"
+    )
+    lines.append(
+        f"{_scalar(section.get('cycles_closed'))} cycles ({_cell('_per_day', section.get('cycles_per_day'))}"
+        f" a day) · {_cell('_per_fill', section.get('cancels_per_fill'))} cancels per fill"
+    )
+    lines.append(
+        f"in the market {_cell('_pct', section.get('in_market_pct'))} % of the time · loaded (holding, "
+        f"no buy resting) {_cell('_pct', section.get('loaded_pct'))} % · at a rail "
+        f"{_cell('_pct', section.get('at_rail_pct'))} %"
+    )
+    if series is not None and series.decisions:
+        ts, state, why = series.decisions[-1]
+        when = datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        lines.append(f"last change of state ({when} UTC, {esc(state)}): {esc(why)}")
+    items = "".join(f"<li>{line}</li>" for line in lines)
+    return (
+        f'<div class="nc-headline" data-symbol="{esc(symbol)}"><h3>{esc(symbol)}</h3><ul>{items}</ul></div>'
+    )
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -515,9 +621,9 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
     parts.append("</tr></thead><tbody>")
     keys = list(dict.fromkeys([*(k for flat in per_symbol.values() for k in flat), *rows]))
     for key in keys:
-        cells = [f"<td>{esc(_scalar(per_symbol[sym].get(key, '')))}</td>" for sym in symbols]
+        cells = [f"<td>{esc(_cell(key, per_symbol[sym].get(key, '')))}</td>" for sym in symbols]
         total = rows.get(key, "") if symbols else rows.get(key)
-        parts.append(f"<tr><th>{esc(key)}</th>{''.join(cells)}<td>{esc(_scalar(total))}</td></tr>")
+        parts.append(f"<tr><th>{esc(key)}</th>{''.join(cells)}<td>{esc(_cell(key, total))}</td></tr>")
     parts.append("</tbody></table>")
     parts.append(_yardsticks_html(summary))
     if "config" in summary:
@@ -551,7 +657,7 @@ def _yardsticks_html(summary: Mapping[str, Any]) -> str:
         parts += [f"<th>{esc(c)}</th>" for c in columns]
         parts.append("</tr></thead><tbody>")
         for name, row in rows:
-            cells = "".join(f"<td>{esc(_scalar(row.get(c, '')))}</td>" for c in columns)
+            cells = "".join(f"<td>{esc(_cell(c, row.get(c, '')))}</td>" for c in columns)
             parts.append(f"<tr><th>{esc(name)}</th>{cells}</tr>")
         parts.append("</tbody></table>")
     return "".join(parts)
@@ -565,15 +671,39 @@ table.nc-summary th, table.nc-summary td { border: 1px solid #ddd; padding: 0.25
 table.nc-summary th:first-child { text-align: left; font-weight: normal; font-family: monospace; }
 details pre { background: #f6f6f6; padding: 0.8em; overflow: auto; max-height: 30em; }
 section.nc-chart { margin: 0.5em 0 1.5em 0; }
+div.nc-headline { border-left: 4px solid #2166ac; padding: 0.2em 1em; margin: 0 0 1em 0;
+  background: #f7f9fc; }
+div.nc-headline h3 { margin: 0.4em 0; font-size: 1.05em; }
+div.nc-headline ul { margin: 0; padding-left: 1.1em; } div.nc-headline li { margin: 0.15em 0; }
 """
 
 
 def render_html(data: ReportData, max_points: int = DEFAULT_MAX_POINTS) -> str:
     """Return the report page as one self-contained HTML string."""
+    return "".join(_page(data, max_points))
+
+
+def _page(data: ReportData, max_points: int) -> Iterator[str]:
+    """Yield the page in pieces: ``write_report`` writes each as it comes, never the whole page at once."""
     esc = html.escape
-    body: list[str] = [f"<h1>{esc(data.title)}</h1>", _summary_html(data.summary)]
+    yield (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(data.title)}</title><style>{_STYLE}</style>"
+        f'<script type="text/javascript">window.PlotlyConfig = {{MathJaxConfig: "local"}};</script>'
+    )
+    yield f'<script type="text/javascript">{get_plotlyjs()}</script>'
+    yield f"</head><body>\n<h1>{esc(data.title)}</h1>\n"
+    sections = data.summary.get("symbols")
+    if isinstance(sections, Mapping):
+        by_symbol = {series.symbol: series for series in data.symbols}
+        for symbol, section in sections.items():
+            if isinstance(section, Mapping):
+                yield _headline_html(str(symbol), section, by_symbol.get(str(symbol))) + "\n"
+    yield _summary_html(data.summary) + "\n"
     for i, series in enumerate(data.symbols):
-        body.append(f'<h2 id="symbol-{i}">{esc(series.symbol)}</h2>')
+        yield f'<h2 id="symbol-{i}">{esc(series.symbol)}</h2>\n'
         for kind, fig in figures(series, max_points).items():
             div = pio.to_html(
                 fig,
@@ -584,29 +714,24 @@ def render_html(data: ReportData, max_points: int = DEFAULT_MAX_POINTS) -> str:
                 post_script=_RENDERED_JS,
                 validate=False,
             )
-            body.append(
+            yield (
                 f'<section id="{kind}-{i}" class="nc-chart nc-{kind}" data-symbol="{esc(series.symbol)}" '
-                f'data-traces="{len(fig["data"])}">{div}</section>'
+                f'data-traces="{len(fig["data"])}">{div}</section>\n'
             )
         if series.decisions:
-            body.append(_decisions_html(series, i))
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(data.title)}</title><style>{_STYLE}</style>"
-        f'<script type="text/javascript">window.PlotlyConfig = {{MathJaxConfig: "local"}};</script>'
-        f'<script type="text/javascript">{get_plotlyjs()}</script>'
-        "</head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
+            yield _decisions_html(series, i) + "\n"
+    yield "</body></html>\n"
 
 
 def write_report(path: Path, data: ReportData, *, max_points: int = DEFAULT_MAX_POINTS) -> None:
-    """Write the report of ``data`` to ``path`` (HTML, self-contained), atomically."""
-    text = render_html(data, max_points)
+    """Write the report of ``data`` to ``path`` (HTML, self-contained), atomically, piece by piece.
+
+    A one-year page is ~6 MB of text: joined, then encoded, it would cost its size twice more.
+    """
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
+        for piece in _page(data, max_points):
+            f.write(piece)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

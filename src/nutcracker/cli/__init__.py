@@ -15,6 +15,7 @@ from nutcracker.cli import backtest, recover, run, serve, status
 from nutcracker.cli._common import EXIT_JOURNAL
 from nutcracker.cli.config import config_app
 from nutcracker.cli.data import data_app
+from nutcracker.cli.users import users_app
 from nutcracker.errors import EXIT_CONFIG
 from nutcracker.secrets.cli_keys import make_keys_app
 from nutcracker.simexchange.cli import sim_exchange
@@ -49,5 +50,6 @@ app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("recover")(recover.recover)
 app.command("serve")(serve.serve)
+app.add_typer(users_app, name="users")
 
 __all__ = ["EXIT_CONFIG", "EXIT_JOURNAL", "app"]

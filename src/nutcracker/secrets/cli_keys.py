@@ -39,7 +39,6 @@ from nutcracker.secrets.store import (
     check_exchange_url,
     check_key_name,
 )
-from nutcracker.secrets.vault import VaultSecretStore, vault_settings_from_env
 
 EXIT_REFUSED = 1  # the permission guard refused the key
 EXIT_SECRETS = 3  # the key could not be read, stored or checked
@@ -65,6 +64,9 @@ def open_secret_store(keystore: Path | None, vault: bool) -> SecretStore:
     if vault:
         if keystore is not None:
             raise SecretsError("choose one store: --keystore PATH or --vault, not both")
+        # hvac and requests cost every command ~20 MB and 80 ms: loaded only when Vault is asked for
+        from nutcracker.secrets.vault import VaultSecretStore, vault_settings_from_env
+
         return VaultSecretStore(vault_settings_from_env())
     return KeystoreSecretStore(keystore)
 

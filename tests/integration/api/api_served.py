@@ -71,7 +71,9 @@ class Served:
         self.config = load_config(config)
         self.data = load_data(self.config, {}, synthetic=candles, seed=11)
         self._authenticator = authenticator
-        self._accounts = accounts or {s.market.symbol: f"{s.market.exchange}/replay" for s in self.config.symbols}
+        self._accounts = accounts or {
+            s.market.symbol: f"{s.market.exchange}/replay" for s in self.config.symbols
+        }
         self._warmup = warmup
         self._heartbeat_s = heartbeat_s
         self._loop = asyncio.new_event_loop()
@@ -110,7 +112,9 @@ class Served:
             self.gated = GatedExchange(exchange, self.metrics)
             return self.gated
 
-        self.setup: ReplaySetup = build_replay(self.config, self.data, self.journal, warmup=self._warmup, wrap_exchange=wrap)
+        self.setup: ReplaySetup = build_replay(
+            self.config, self.data, self.journal, warmup=self._warmup, wrap_exchange=wrap
+        )
         self.candle = self.setup.warmup
         for i in range(self.candle):
             for symbol, c in self.data.items():
@@ -123,7 +127,9 @@ class Served:
             clock=self.setup.clock,
             mode="replay",
         )
-        self.app = create_app(self._authenticator, self.plane, metrics=self.metrics, heartbeat_s=self._heartbeat_s)
+        self.app = create_app(
+            self._authenticator, self.plane, metrics=self.metrics, heartbeat_s=self._heartbeat_s
+        )
         await self.setup.engine.start()
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
@@ -159,4 +165,6 @@ class Served:
 
 
 def _candle(c: Any, i: int) -> Candle:
-    return Candle(int(c.ts_ms[i]), int(c.open[i]), int(c.high[i]), int(c.low[i]), int(c.close[i]), float(c.volume[i]))
+    return Candle(
+        int(c.ts_ms[i]), int(c.open[i]), int(c.high[i]), int(c.low[i]), int(c.close[i]), float(c.volume[i])
+    )

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from api_served import Served
-from token_table import TokenTable
+from auth_factories import PASSWORD, MovableClock, cheap_passwords, code, make_users
 
-from nutcracker.api.principal import Principal, StepUpAction
+from nutcracker.api.auth import AuthService
 from nutcracker.core.commands import Role
 from nutcracker.store.sqlite import SqliteJournal
 
@@ -25,21 +25,60 @@ API = "/api/v1"
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture
-def auth() -> TokenTable:
-    table = TokenTable()
-    table.tokens["owner"] = Principal("olga", {"*": Role.OWNER})
-    table.tokens["viewer"] = Principal("vic", {"*": Role.VIEWER})
-    table.tokens["alice"] = Principal("alice", {"binance/alice": Role.OPERATOR})
-    table.step_ups["owner-params"] = ("olga", StepUpAction.PARAMS)
-    table.step_ups["owner-resume"] = ("olga", StepUpAction.RESUME_KILLED)
-    return table
+class Users:
+    """The real token service over a users file: olga (owner of every account, with TOTP), vic (viewer of
+    every account) and alice (operator of ``binance/alice`` only); logins and step-ups over HTTP."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.clock = MovableClock(time.time())
+        path = tmp / "users.db"
+        self.secrets = make_users(
+            path,
+            self.clock,
+            ("olga", Role.OWNER, ["*"], True),
+            ("vic", Role.VIEWER, ["*"], False),
+            ("alice", Role.OPERATOR, ["binance/alice"], False),
+        )
+        path.chmod(0o600)
+        self.service = AuthService.open(path, clock=self.clock, passwords=cheap_passwords())
+        self.tokens: dict[str, str] = {}
+
+    def totp(self, user: str) -> str:
+        self.clock.advance(30)  # a code is good once: each use takes the next time step's
+        return code(self.secrets[user], self.clock.now)
+
+    def token(self, served: Served, user: str) -> str:
+        if user not in self.tokens:
+            body: dict[str, object] = {"username": user, "password": PASSWORD}
+            if user in self.secrets:
+                body["totp_code"] = self.totp(user)
+            with httpx.Client(base_url=served.base_url) as c:
+                r = c.post(f"{API}/auth/login", json=body)
+            assert r.status_code == 200, r.text
+            self.tokens[user] = r.json()["access_token"]
+        return self.tokens[user]
+
+    def step_up(self, served: Served, action: str, user: str = "olga") -> dict[str, str]:
+        """Return the X-Step-Up-Token header of a fresh step-up for ``action``."""
+        r = client(served, user).post(
+            f"{API}/auth/step-up", json={"action": action, "totp_code": self.totp(user)}
+        )
+        assert r.status_code == 200, r.text
+        return {"X-Step-Up-Token": r.json()["step_up_token"]}
 
 
 @pytest.fixture
-def served(tmp_path: Path, auth: TokenTable) -> Iterator[Served]:
+def users(tmp_path: Path) -> Iterator[Users]:
+    u = Users(tmp_path)
+    yield u
+    u.service.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path, users: Users) -> Iterator[Served]:
     accounts = {"BTC/USDT": "binance/alice", "ETH/USDT": "binance/bob"}
-    with Served(tmp_path, auth, accounts=accounts, heartbeat_s=0.2) as s:
+    with Served(tmp_path, users.service, accounts=accounts, heartbeat_s=0.2) as s:
+        s.users = users  # type: ignore[attr-defined]
         yield s
     for c in _clients:
         c.close()
@@ -49,11 +88,17 @@ def served(tmp_path: Path, auth: TokenTable) -> Iterator[Served]:
 _clients: list[httpx.Client] = []
 
 
-def client(served: Served, token: str | None = "owner") -> httpx.Client:
+def client(served: Served, user: str | None = "olga", *, raw_token: str | None = None) -> httpx.Client:
+    """An HTTP client of ``user`` (logged in for real), of no one (None), or with a given token."""
+    token = raw_token or (served.users.token(served, user) if user else None)  # type: ignore[attr-defined]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     c = httpx.Client(base_url=served.base_url, headers=headers, timeout=10)
     _clients.append(c)
     return c
+
+
+def step_up(served: Served, action: str) -> dict[str, str]:
+    return served.users.step_up(served, action)  # type: ignore[attr-defined, no-any-return]
 
 
 def is_problem(r: httpx.Response, status: int) -> dict[str, object]:
@@ -75,7 +120,7 @@ def test_health_and_readiness_need_no_token_everything_else_does(served: Served)
         body = is_problem(anon.get(API + path), 401)
         assert "Bearer" in str(body["detail"])
     is_problem(anon.get("/metrics"), 401)
-    is_problem(client(served, "forged").get(f"{API}/status"), 401)
+    is_problem(client(served, raw_token="forged.jwt.token").get(f"{API}/status"), 401)
 
 
 def test_status_shows_state_reason_rails_and_pnl_as_the_engine_has_them(served: Served) -> None:
@@ -88,7 +133,9 @@ def test_status_shows_state_reason_rails_and_pnl_as_the_engine_has_them(served: 
         assert s["status"] == report.status
         assert s["reason"] == report.status_reason and "below the market" in s["reason"]
         assert s["open_orders"] == len(report.open_orders) > 0
-        assert s["committed_quote"]["used"] == format(report.quote(report.committed_quote_qu).normalize(), "f")
+        assert s["committed_quote"]["used"] == format(
+            report.quote(report.committed_quote_qu).normalize(), "f"
+        )
     btc = body["symbols"][0]
     assert btc["inventory"] == {"used": "0", "limit": "0.15", "headroom": "0.15", "asset": "BTC"}
     assert btc["committed_quote"]["limit"] == "2000"
@@ -188,12 +235,14 @@ def test_resuming_a_killed_symbol_needs_a_step_up_pausing_and_killing_do_not(ser
         c.post(
             f"{API}/symbols/BTC-USDT/resume",
             json={"reason": "carry on"},
-            headers={"X-Step-Up-Token": "owner-params"},  # a step-up for another action
+            headers=step_up(served, "params"),  # a step-up for another action
         ),
         403,
     )
     ok = c.post(
-        f"{API}/symbols/BTC-USDT/resume", json={"reason": "carry on"}, headers={"X-Step-Up-Token": "owner-resume"}
+        f"{API}/symbols/BTC-USDT/resume",
+        json={"reason": "carry on"},
+        headers=step_up(served, "resume_killed"),
     )
     assert ok.json()["status"] == "idle"
     c.post(f"{API}/symbols/ETH-USDT/pause", json={"reason": "a pause"}).raise_for_status()
@@ -217,7 +266,7 @@ def test_a_parameter_change_lands_at_the_next_pulse_never_inside_one(served: Ser
         answer["r"] = client(served).put(
             f"{API}/symbols/BTC-USDT/params",
             json={"reason": "fewer levels", "patch": {"grid": {"levels": 3}}},
-            headers={"X-Step-Up-Token": "owner-params"},
+            headers=step_up(served, "params"),
         )
 
     sender = threading.Thread(target=put)
@@ -257,10 +306,17 @@ def test_another_accounts_symbol_is_a_404_that_leaks_nothing(served: Served) -> 
     for path in ("status", "pulses", "orders", "fills", "cycles", "params"):
         theirs = is_problem(alice.get(f"{API}/symbols/ETH-USDT/{path}"), 404)
         nobody = is_problem(alice.get(f"{API}/symbols/DOGE-USDT/{path}"), 404)
-        assert str(theirs["detail"]).replace("ETH-USDT", "X") == str(nobody["detail"]).replace("DOGE-USDT", "X")
+        assert str(theirs["detail"]).replace("ETH-USDT", "X") == str(nobody["detail"]).replace(
+            "DOGE-USDT", "X"
+        )
     for action in ("pause", "kill", "resume"):
         is_problem(alice.post(f"{API}/symbols/ETH-USDT/{action}", json={"reason": "not mine"}), 404)
-    is_problem(alice.put(f"{API}/symbols/ETH-USDT/params", json={"reason": "not mine", "patch": {"grid": {"levels": 3}}}), 404)
+    is_problem(
+        alice.put(
+            f"{API}/symbols/ETH-USDT/params", json={"reason": "not mine", "patch": {"grid": {"levels": 3}}}
+        ),
+        404,
+    )
     paused = alice.post(f"{API}/pause", json={"reason": "all of mine"}).json()
     assert [p["symbol"] for p in paused] == ["BTC/USDT"]
     assert served.plane.engine.worker("ETH/USDT").status != "paused"
@@ -270,12 +326,17 @@ def test_another_accounts_symbol_is_a_404_that_leaks_nothing(served: Served) -> 
 
 def test_a_viewers_mutating_calls_are_403_and_change_nothing(served: Served) -> None:
     served.step(2)
-    viewer = client(served, "viewer")
+    viewer = client(served, "vic")
     assert viewer.get(f"{API}/status").status_code == 200
     for action in ("pause", "kill", "resume"):
         is_problem(viewer.post(f"{API}/symbols/BTC-USDT/{action}", json={"reason": "as a viewer"}), 403)
         is_problem(viewer.post(f"{API}/{action}", json={"reason": "as a viewer"}), 403)
-    is_problem(viewer.put(f"{API}/symbols/BTC-USDT/params", json={"reason": "as a viewer", "patch": {"grid": {"levels": 3}}}), 403)
+    is_problem(
+        viewer.put(
+            f"{API}/symbols/BTC-USDT/params", json={"reason": "as a viewer", "patch": {"grid": {"levels": 3}}}
+        ),
+        403,
+    )
     assert served.plane.engine.worker("BTC/USDT").status == "trading"
     assert served.journal.audit_log(10) == []
 
@@ -290,7 +351,9 @@ def test_a_viewers_mutating_calls_are_403_and_change_nothing(served: Served) -> 
         ({"reason": "fine reason", "command_id": "has space"}, "command_id"),
     ],
 )
-def test_bad_control_bodies_are_422_problems_naming_the_field(served: Served, body: dict[str, object], field: str) -> None:
+def test_bad_control_bodies_are_422_problems_naming_the_field(
+    served: Served, body: dict[str, object], field: str
+) -> None:
     problem = is_problem(client(served).post(f"{API}/symbols/BTC-USDT/pause", json=body), 422)
     assert [e["field"] for e in problem["errors"]] == [field]  # type: ignore[union-attr]
     assert served.journal.audit_log(10) == []
@@ -308,12 +371,14 @@ def test_bad_control_bodies_are_422_problems_naming_the_field(served: Served, bo
         ({"grid": {"levels": 6}}, "changes nothing"),
     ],
 )
-def test_bad_parameter_patches_are_422_problems_naming_the_field(served: Served, patch: dict[str, object], named: str) -> None:
+def test_bad_parameter_patches_are_422_problems_naming_the_field(
+    served: Served, patch: dict[str, object], named: str
+) -> None:
     served.step()
     r = client(served).put(
         f"{API}/symbols/BTC-USDT/params",
         json={"reason": "try it", "patch": patch},
-        headers={"X-Step-Up-Token": "owner-params"},
+        headers=step_up(served, "params"),
     )
     problem = is_problem(r, 422)
     assert named in str(problem["detail"])
@@ -322,7 +387,9 @@ def test_bad_parameter_patches_are_422_problems_naming_the_field(served: Served,
 
 def test_malformed_requests_are_4xx_problems(served: Served) -> None:
     c = client(served)
-    r = c.post(f"{API}/symbols/BTC-USDT/pause", content=b"{not json", headers={"content-type": "application/json"})
+    r = c.post(
+        f"{API}/symbols/BTC-USDT/pause", content=b"{not json", headers={"content-type": "application/json"}
+    )
     is_problem(r, 422)
     is_problem(c.get(f"{API}/symbols/BTC-USDT/fills", params={"limit": "many"}), 422)
     is_problem(c.get(f"{API}/symbols/BTC-USDT/fills", params={"limit": 0}), 422)
@@ -331,7 +398,9 @@ def test_malformed_requests_are_4xx_problems(served: Served) -> None:
     is_problem(c.delete(f"{API}/status"), 405)
 
 
-def _read_events(served: Served, headers: dict[str, str], count: int) -> list[tuple[int, str, dict[str, object]]]:
+def _read_events(
+    served: Served, headers: dict[str, str], count: int
+) -> list[tuple[int, str, dict[str, object]]]:
     got: list[tuple[int, str, dict[str, object]]] = []
     with client(served).stream("GET", f"{API}/events", headers=headers) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -407,4 +476,6 @@ def test_metrics_count_pulses_fills_and_request_latency(served: Served) -> None:
     assert 'nutcracker_pulses_total{symbol="BTC/USDT"} 4.0' in text
     assert 'nutcracker_rail_headroom_base{symbol="BTC/USDT"} 0.15' in text
     assert 'nutcracker_dispatch_seconds_count{action="place"}' in text
-    assert 'nutcracker_api_request_seconds_count{method="GET",route="/api/v1/status",status="200"} 1.0' in text
+    assert (
+        'nutcracker_api_request_seconds_count{method="GET",route="/api/v1/status",status="200"} 1.0' in text
+    )

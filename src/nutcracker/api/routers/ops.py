@@ -76,7 +76,8 @@ def auth_audit(request: Request, limit: int) -> list[AuditEntry]:
             ts_ms=int(getattr(row, "ts_ms", 0)),
             actor=str(getattr(row, "actor", "")),
             action=str(getattr(row, "action", "")),
-            detail=str(getattr(row, "detail", "")),
+            detail=str(getattr(row, "detail", ""))
+            + (f" (from {row.client})" if getattr(row, "client", "") else ""),
         )
         for row in read(limit)
     ]
