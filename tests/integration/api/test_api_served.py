@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 from api_served import Served
-from auth_factories import PASSWORD, MovableClock, cheap_passwords, code, make_users
 
+from auth_factories import PASSWORD, MovableClock, cheap_passwords, code, make_users
 from nutcracker.api.auth import AuthService
 from nutcracker.core.commands import Role
 from nutcracker.store.sqlite import SqliteJournal
@@ -131,7 +131,8 @@ def test_status_shows_state_reason_rails_and_pnl_as_the_engine_has_them(served: 
     for s in body["symbols"]:
         report = latest[s["symbol"]]
         assert s["status"] == report.status
-        assert s["reason"] == report.status_reason and "below the market" in s["reason"]
+        assert s["reason"] == report.status_reason
+        assert "below the market" in s["reason"]
         assert s["open_orders"] == len(report.open_orders) > 0
         assert s["committed_quote"]["used"] == format(
             report.quote(report.committed_quote_qu).normalize(), "f"
@@ -150,13 +151,15 @@ def test_views_of_one_symbol_pulses_orders_and_parameters(served: Served) -> Non
     assert [p["seq"] for p in pulses] == [3, 2]  # newest first
     three = c.get(f"{API}/symbols/BTC-USDT/pulses", params={"limit": 3}).json()["pulses"]
     placed = [i for p in three for i in p["intents"] if i["action"] == "place"]
-    assert placed and all(i["status"] == "acked" and i["price"] for i in placed)
+    assert placed
+    assert all(i["status"] == "acked" and i["price"] for i in placed)
     orders = c.get(f"{API}/symbols/BTC-USDT/orders").json()["orders"]
     resting = served.call(served.setup.exchange.fetch_open_orders("BTC/USDT"))
     assert sorted(o["client_order_id"] for o in orders) == sorted(o.client_order_id for o in resting)
     params = c.get(f"{API}/symbols/BTC-USDT/params").json()
     assert params["version"] == 1
-    assert params["params"]["grid"]["levels"] == 6 and params["params"]["profit"]["min_net_bps"] == "10"
+    assert params["params"]["grid"]["levels"] == 6
+    assert params["params"]["profit"]["min_net_bps"] == "10"
 
 
 def _until_fills(served: Served, symbol: str, n: int) -> None:
@@ -191,7 +194,8 @@ def test_fills_and_cycles_page_in_order_without_gaps_or_repeats(served: Served) 
 def test_pause_stops_the_symbol_placing_and_the_journal_says_who_why_and_from_where(served: Served) -> None:
     served.step(2)
     r = client(served).post(f"{API}/symbols/BTC-USDT/pause", json={"reason": "news at 14:00"})
-    assert r.json()["outcome"] == "applied" and r.json()["status"] == "paused"
+    assert r.json()["outcome"] == "applied"
+    assert r.json()["status"] == "paused"
     placed_before = {i.client_order_id for i in served.journal.intents("BTC/USDT") if i.action == "place"}
     served.step(150)
     placed_after = {i.client_order_id for i in served.journal.intents("BTC/USDT") if i.action == "place"}
@@ -202,8 +206,11 @@ def test_pause_stops_the_symbol_placing_and_the_journal_says_who_why_and_from_wh
     assert len(audit) == 1
     entry = audit[0]
     assert entry.actor == "olga"
-    assert "symbol=BTC/USDT" in entry.detail and "news at 14:00" in entry.detail
-    assert "from 127.0.0.1" in entry.detail and "was trading" in entry.detail and "role=owner" in entry.detail
+    assert "symbol=BTC/USDT" in entry.detail
+    assert "news at 14:00" in entry.detail
+    assert "from 127.0.0.1" in entry.detail
+    assert "was trading" in entry.detail
+    assert "role=owner" in entry.detail
 
 
 def test_kill_cancels_resting_orders_on_the_exchange_and_the_journal_keeps_it(served: Served) -> None:
@@ -218,11 +225,15 @@ def test_kill_cancels_resting_orders_on_the_exchange_and_the_journal_keeps_it(se
     served.__exit__(None, None, None)
     with SqliteJournal(served.journal_path) as journal:  # reopened, as after a restart
         row = journal.load_symbol("BTC/USDT")
-        assert row is not None and row.status == "killed" and "something is off" in row.status_reason
+        assert row is not None
+        assert row.status == "killed"
+        assert "something is off" in row.status_reason
         kills = [a for a in journal.audit_log(100) if a.action == "kill"]
-        assert len(kills) == 1 and kills[0].actor == "olga"
+        assert len(kills) == 1
+        assert kills[0].actor == "olga"
         cancels = [i for i in journal.intents("BTC/USDT") if i.action == "cancel"]
-        assert cancels and all(i.status == "done" for i in cancels)
+        assert cancels
+        assert all(i.status == "done" for i in cancels)
 
 
 def test_resuming_a_killed_symbol_needs_a_step_up_pausing_and_killing_do_not(served: Served) -> None:
@@ -287,7 +298,8 @@ def test_a_parameter_change_lands_at_the_next_pulse_never_inside_one(served: Ser
     assert len([o for o in after.open_orders if o.side.value == "buy"]) == 3
     assert any(i.action == "cancel" for i in after.intents)
     history = served.journal.params_history("BTC/USDT")
-    assert history[-1].actor == "olga" and "grid.levels 6 -> 3" in history[-1].why
+    assert history[-1].actor == "olga"
+    assert "grid.levels 6 -> 3" in history[-1].why
     assert json.loads(history[-1].config_json)["grid"]["levels"] == 3
 
 
@@ -449,7 +461,8 @@ def test_the_event_stream_delivers_live_events_and_heartbeats(served: Served) ->
         stepper.join()
     assert ": heartbeat" in lines
     ids = [int(x[4:]) for x in lines if x.startswith("id: ")]
-    assert ids and ids[0] == last + 1  # only what followed ``since``, from the very next event
+    assert ids
+    assert ids[0] == last + 1
 
 
 def test_another_accounts_events_never_reach_the_stream(served: Served) -> None:
@@ -463,7 +476,8 @@ def test_another_accounts_events_never_reach_the_stream(served: Served) -> None:
                 events.append(json.loads(line[6:]))
                 if events[-1]["kind"] == "audit":
                     break
-    assert events and all(e["symbol"] in ("BTC/USDT", "") for e in events)
+    assert events
+    assert all(e["symbol"] in ("BTC/USDT", "") for e in events)
     assert all("ETH" not in json.dumps(e) for e in events)
     assert "alice's" in json.dumps(events[-1])
 
