@@ -96,7 +96,7 @@ def serve(
     except ConfigError as e:
         fail(str(e))
 
-    from nutcracker.api.auth import AuthService
+    from nutcracker.api.auth import AuthService, UsersError
     from nutcracker.config import load_config
     from nutcracker.errors import DataError, ExchangeError, JournalError, PermissionRefusedError, SecretsError
 
@@ -162,5 +162,5 @@ def serve(
         journal_failed(err, e)
     except OSError as e:  # the port is taken, a TLS file unreadable
         fail(f"cannot serve on {host}:{port}: {e.strerror or e}")
-    except (ConfigError, DataError, SecretsError, ExchangeError) as e:
+    except (ConfigError, DataError, SecretsError, ExchangeError, UsersError) as e:
         fail(str(e))
