@@ -28,7 +28,7 @@ from nutcracker.api.access import (
 from nutcracker.api.deps import current_principal
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Principal, StepUpAction
-from nutcracker.api.problems import ProblemError
+from nutcracker.api.problems import ProblemError, problem_responses
 from nutcracker.api.routers.symbols import config_table
 from nutcracker.api.schemas import CommandResult, ControlRequest, ParamsChange, ParamsDiff, ParamsPatch
 from nutcracker.control.params_patch import change_params, patched_config
@@ -36,6 +36,16 @@ from nutcracker.core.commands import Command, KillSymbol, PauseSymbol, ResumeSym
 from nutcracker.errors import ConfigError
 
 router = APIRouter(tags=["control"])
+
+_CHANGE = problem_responses(
+    {
+        401: "No valid access token",
+        403: "Your role is too low, or the step-up token is missing, expired or for another action",
+        404: "No such symbol among yours",
+        422: "The body is invalid: the detail names the field and the fix",
+        503: "The engine is starting",
+    }
+)
 
 Caller = Annotated[Principal, Depends(current_principal)]
 
@@ -86,13 +96,23 @@ def _needs_step_up_to_resume(plane: ControlPlane, symbols: list[str]) -> bool:
     return any(plane.engine.worker(s).status == "killed" for s in symbols)
 
 
-@router.post("/symbols/{symbol}/pause", response_model=CommandResult, summary="Pause a symbol (operator)")
+@router.post(
+    "/symbols/{symbol}/pause",
+    response_model=CommandResult,
+    summary="Pause a symbol (operator)",
+    responses=_CHANGE,
+)
 async def pause(request: Request, symbol: str, body: ControlRequest, principal: Caller) -> CommandResult:
     plane = plane_of(request)
     return await _control(plane, request, principal, "pause", visible_symbol(plane, principal, symbol), body)
 
 
-@router.post("/symbols/{symbol}/kill", response_model=CommandResult, summary="Cancel its orders and stop it")
+@router.post(
+    "/symbols/{symbol}/kill",
+    response_model=CommandResult,
+    summary="Cancel its orders and stop it",
+    responses=_CHANGE,
+)
 async def kill(request: Request, symbol: str, body: ControlRequest, principal: Caller) -> CommandResult:
     plane = plane_of(request)
     return await _control(plane, request, principal, "kill", visible_symbol(plane, principal, symbol), body)
@@ -102,6 +122,7 @@ async def kill(request: Request, symbol: str, body: ControlRequest, principal: C
     "/symbols/{symbol}/resume",
     response_model=CommandResult,
     summary="Resume a symbol (operator; a killed one also needs step-up resume_killed)",
+    responses=_CHANGE,
 )
 async def resume(request: Request, symbol: str, body: ControlRequest, principal: Caller) -> CommandResult:
     plane = plane_of(request)
@@ -130,17 +151,26 @@ async def _for_all(
     return results
 
 
-@router.post("/pause", response_model=list[CommandResult], summary="Pause every symbol you operate")
+@router.post(
+    "/pause", response_model=list[CommandResult], summary="Pause every symbol you operate", responses=_CHANGE
+)
 async def pause_all(request: Request, body: ControlRequest, principal: Caller) -> list[CommandResult]:
     return await _for_all(request, principal, "pause", body)
 
 
-@router.post("/kill", response_model=list[CommandResult], summary="Kill every symbol you operate")
+@router.post(
+    "/kill", response_model=list[CommandResult], summary="Kill every symbol you operate", responses=_CHANGE
+)
 async def kill_all(request: Request, body: ControlRequest, principal: Caller) -> list[CommandResult]:
     return await _for_all(request, principal, "kill", body)
 
 
-@router.post("/resume", response_model=list[CommandResult], summary="Resume every symbol you operate")
+@router.post(
+    "/resume",
+    response_model=list[CommandResult],
+    summary="Resume every symbol you operate",
+    responses=_CHANGE,
+)
 async def resume_all(request: Request, body: ControlRequest, principal: Caller) -> list[CommandResult]:
     return await _for_all(request, principal, "resume", body)
 
@@ -161,6 +191,7 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[ParamsDiff]:
     "/symbols/{symbol}/params",
     response_model=ParamsChange,
     summary="Change parameters in the config's units (operator + step-up params); returns the diff",
+    responses=_CHANGE,
 )
 async def change(request: Request, symbol: str, body: ParamsPatch, principal: Caller) -> ParamsChange:
     plane = plane_of(request)

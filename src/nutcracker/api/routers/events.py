@@ -20,7 +20,7 @@ from nutcracker.api.access import plane_of, visible_symbols
 from nutcracker.api.deps import current_principal
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import ALL_ACCOUNTS, Principal
-from nutcracker.api.problems import ProblemError
+from nutcracker.api.problems import ProblemError, problem_responses
 from nutcracker.core.records import ACCOUNT, EventRow
 
 router = APIRouter(tags=["events"])
@@ -78,7 +78,13 @@ async def _stream(
     "/events",
     summary="Server-sent events: pulses, fills, states, parameters, audits (resume with Last-Event-ID)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "an endless event stream"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "an endless stream",
+        },
+        **problem_responses({401: "No valid access token", 422: "since or Last-Event-ID is invalid"}),
+    },
 )
 async def events(
     request: Request,

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from nutcracker.api.access import plane_of, visible_symbols
 from nutcracker.api.deps import current_principal
 from nutcracker.api.principal import ALL_ACCOUNTS, Principal
-from nutcracker.api.problems import ProblemError
+from nutcracker.api.problems import ProblemError, problem_responses
 from nutcracker.api.schemas import AuditEntry, AuditPage, Health, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -28,7 +28,7 @@ async def health() -> Health:
     "/ready",
     response_model=Readiness,
     summary="The engine runs (no token needed); 503 while it starts or after it stopped",
-    responses={503: {"description": "not ready"}},
+    responses=problem_responses({503: "Not ready: the engine starts or has stopped"}),
 )
 async def ready(request: Request) -> Readiness:
     plane = plane_of(request)
@@ -42,7 +42,12 @@ def _audit_symbol(detail: str) -> str:
     return detail.split(" ", 1)[0].removeprefix("symbol=") if detail.startswith("symbol=") else ""
 
 
-@router.get("/audit", response_model=AuditPage, summary="Who changed what, when, from where and why")
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    summary="Who changed what, when, from where and why",
+    responses=problem_responses({401: "No valid access token", 422: "limit is invalid"}),
+)
 async def audit(
     request: Request, principal: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> AuditPage:
@@ -87,7 +92,10 @@ def auth_audit(request: Request, limit: int) -> list[AuditEntry]:
     "/metrics",
     summary="Prometheus metrics (a token with a role on every account: they name every symbol)",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **problem_responses({401: "No valid access token", 403: "Needs a role on every account"}),
+    },
 )
 async def metrics(request: Request, principal: Caller) -> Response:
     if principal.role_for(ALL_ACCOUNTS) is None:

@@ -11,6 +11,7 @@ from nutcracker.api.access import plane_of, visible_symbol, visible_symbols
 from nutcracker.api.deps import current_principal
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Principal
+from nutcracker.api.problems import problem_responses
 from nutcracker.api.schemas import (
     CyclePage,
     FillPage,
@@ -25,6 +26,15 @@ from nutcracker.config import NutcrackerConfig
 
 router = APIRouter(tags=["symbols"])
 
+_READ = problem_responses(
+    {
+        401: "No valid access token",
+        404: "No such symbol among yours",
+        422: "A query parameter is invalid",
+        503: "The engine is starting",
+    }
+)
+
 Caller = Annotated[Principal, Depends(current_principal)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]
 Offset = Annotated[
@@ -38,19 +48,31 @@ def _status(plane: ControlPlane, symbol: str) -> SymbolStatusOut:
     return status_out(plane.books[symbol], worker.params, plane.engine.latest().get(symbol))
 
 
-@router.get("/status", response_model=StatusOut, summary="Every symbol you may see: state, why, rails, PnL")
+@router.get(
+    "/status",
+    response_model=StatusOut,
+    summary="Every symbol you may see: state, why, rails, PnL",
+    responses=_READ,
+)
 async def status(request: Request, principal: Caller) -> StatusOut:
     plane = plane_of(request)
     return StatusOut(mode=plane.mode, symbols=[_status(plane, s) for s in visible_symbols(plane, principal)])
 
 
-@router.get("/symbols/{symbol}/status", response_model=SymbolStatusOut, summary="One symbol's status")
+@router.get(
+    "/symbols/{symbol}/status", response_model=SymbolStatusOut, summary="One symbol's status", responses=_READ
+)
 async def symbol_status(request: Request, symbol: str, principal: Caller) -> SymbolStatusOut:
     plane = plane_of(request)
     return _status(plane, visible_symbol(plane, principal, symbol))
 
 
-@router.get("/symbols/{symbol}/pulses", response_model=Pulses, summary="Recent pulses and their reasons")
+@router.get(
+    "/symbols/{symbol}/pulses",
+    response_model=Pulses,
+    summary="Recent pulses and their reasons",
+    responses=_READ,
+)
 async def pulses(
     request: Request, symbol: str, principal: Caller, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> Pulses:
@@ -61,7 +83,9 @@ async def pulses(
     return Pulses(symbol=name, pulses=[pulse_out(r, params) for r in reversed(recent)])
 
 
-@router.get("/symbols/{symbol}/orders", response_model=OpenOrders, summary="Our orders resting now")
+@router.get(
+    "/symbols/{symbol}/orders", response_model=OpenOrders, summary="Our orders resting now", responses=_READ
+)
 async def open_orders(request: Request, symbol: str, principal: Caller) -> OpenOrders:
     plane = plane_of(request)
     name = visible_symbol(plane, principal, symbol)
@@ -69,7 +93,12 @@ async def open_orders(request: Request, symbol: str, principal: Caller) -> OpenO
     return OpenOrders(symbol=name, orders=[order_out(o, worker.params) for o in worker.open_orders])
 
 
-@router.get("/symbols/{symbol}/fills", response_model=FillPage, summary="Booked fills, oldest first, paged")
+@router.get(
+    "/symbols/{symbol}/fills",
+    response_model=FillPage,
+    summary="Booked fills, oldest first, paged",
+    responses=_READ,
+)
 async def fills(
     request: Request, symbol: str, principal: Caller, since: Since = 0, offset: Offset = 0, limit: Limit = 100
 ) -> FillPage:
@@ -88,7 +117,10 @@ async def fills(
 
 
 @router.get(
-    "/symbols/{symbol}/cycles", response_model=CyclePage, summary="Closed cycles, oldest first, paged"
+    "/symbols/{symbol}/cycles",
+    response_model=CyclePage,
+    summary="Closed cycles, oldest first, paged",
+    responses=_READ,
 )
 async def cycles(
     request: Request, symbol: str, principal: Caller, since: Since = 0, offset: Offset = 0, limit: Limit = 100
@@ -116,7 +148,12 @@ def config_table(config: NutcrackerConfig, symbol: str) -> dict[str, Any]:
     raise KeyError(symbol)
 
 
-@router.get("/symbols/{symbol}/params", response_model=ParamsOut, summary="Parameters in the config's units")
+@router.get(
+    "/symbols/{symbol}/params",
+    response_model=ParamsOut,
+    summary="Parameters in the config's units",
+    responses=_READ,
+)
 async def params(request: Request, symbol: str, principal: Caller) -> ParamsOut:
     plane = plane_of(request)
     name = visible_symbol(plane, principal, symbol)
