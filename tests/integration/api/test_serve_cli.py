@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
-from auth_factories import PASSWORD, MovableClock, make_users
 
+from auth_factories import PASSWORD, MovableClock, make_users
 from nutcracker.core.commands import Role
 from nutcracker.store.sqlite import SqliteJournal
 
