@@ -131,7 +131,8 @@ class Served:
             self._authenticator, self.plane, metrics=self.metrics, heartbeat_s=self._heartbeat_s
         )
         await self.setup.engine.start()
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        # log_config None: never reconfigure the process's uvicorn loggers (other tests read the access log)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
         self.server = uvicorn.Server(config)
         self._serving = asyncio.create_task(self.server.serve())
         while not self.server.started:
