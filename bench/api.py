@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -102,7 +103,7 @@ class Server:
         for i in range(self.candle):
             for symbol, c in self.data.items():
                 self.setup.exchange.advance(symbol, _candle(c, i))
-        accounts = {s: "binance/replay" for s in self.data}
+        accounts = dict.fromkeys(self.data, "binance/replay")
         plane = ControlPlane(
             self.setup.engine,
             self.journal,
@@ -188,7 +189,7 @@ async def load(base: str, seconds: float, clients: int, subscribers: int) -> dic
                 errors += r.status_code != 200
 
         async def subscribe(k: int) -> None:
-            async with http.stream("GET", "/api/v1/events", headers=headers, params={"since": 0}) as r:
+            async with http.stream("GET", "/api/v1/events", headers=headers) as r:  # from now on
                 async for line in r.aiter_lines():
                     if line.startswith("id: "):
                         received.setdefault(int(line[4:]), []).append(time.time())
@@ -209,6 +210,9 @@ async def load(base: str, seconds: float, clients: int, subscribers: int) -> dic
 
 
 def main() -> None:
+    logging.getLogger("asyncio").setLevel(
+        logging.ERROR
+    )  # "socket.send() raised": clients hanging up at the end
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)

@@ -14,6 +14,7 @@ import contextlib
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from nutcracker.config import NutcrackerConfig
 from nutcracker.core.records import EventRow
@@ -40,6 +41,7 @@ class SymbolBook:
     pulses: deque[PulseReport] = field(default_factory=lambda: deque(maxlen=PULSES_KEPT))
     fees_qu: int = 0  # commissions paid in (or valued in) quote, booked fills only
     first_close: int = 0  # ticks: the buy-and-hold yardstick's entry (0 until a price is seen)
+    status: tuple[PulseReport | None, Any] | None = None  # the status view of the last report (cache)
 
 
 class EventFeed:

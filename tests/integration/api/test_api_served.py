@@ -411,10 +411,11 @@ def test_malformed_requests_are_4xx_problems(served: Served) -> None:
 
 
 def _read_events(
-    served: Served, headers: dict[str, str], count: int
+    served: Served, headers: dict[str, str], count: int, since: int | None = None
 ) -> list[tuple[int, str, dict[str, object]]]:
     got: list[tuple[int, str, dict[str, object]]] = []
-    with client(served).stream("GET", f"{API}/events", headers=headers) as r:
+    params = {} if since is None else {"since": since}
+    with client(served).stream("GET", f"{API}/events", headers=headers, params=params) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         seq, kind = 0, ""
         for line in r.iter_lines():
@@ -432,7 +433,7 @@ def _read_events(
 def test_the_event_stream_resumes_from_last_event_id_without_gaps_or_duplicates(served: Served) -> None:
     served.step(5)
     client(served).post(f"{API}/symbols/BTC-USDT/pause", json={"reason": "for the stream"}).raise_for_status()
-    first = _read_events(served, {}, 6)
+    first = _read_events(served, {}, 6, since=0)
     journal = [e.seq for e in served.journal.events_since(0, 10_000)]
     assert [seq for seq, _, _ in first] == journal[:6]
     assert all(data["seq"] == seq and data["kind"] == kind for seq, kind, data in first)
@@ -469,7 +470,7 @@ def test_another_accounts_events_never_reach_the_stream(served: Served) -> None:
     served.step(5)
     client(served).post(f"{API}/symbols/ETH-USDT/pause", json={"reason": "bob's"}).raise_for_status()
     client(served).post(f"{API}/symbols/BTC-USDT/pause", json={"reason": "alice's"}).raise_for_status()
-    with client(served, "alice").stream("GET", f"{API}/events") as r:
+    with client(served, "alice").stream("GET", f"{API}/events", params={"since": 0}) as r:
         events = []
         for line in r.iter_lines():
             if line.startswith("data: "):

@@ -1,10 +1,11 @@
 """The SSE event stream: the journal's events (pulses, fills, intents, states, parameters, audits).
 
 ``id:`` is the journal's event ``seq``; a client that reconnects with ``Last-Event-ID`` (or
-``?since=``) gets every later event it may see, in order, none twice. Events of symbols of other
-accounts are skipped (the cursor still moves past them); account-wide audits reach only callers
-with a role on every account, except an audit naming one of the caller's symbols. A comment line
-every ``heartbeat_s`` keeps proxies from closing an idle stream.
+``?since=``) gets every later event it may see, in order, none twice; ``?since=0`` replays the
+journal from its first event, and a stream opened with neither starts with the next event.
+Events of symbols of other accounts are skipped (the cursor still moves past them); account-wide
+audits reach only callers with a role on every account, except an audit naming one of the
+caller's symbols. A comment line every ``heartbeat_s`` keeps proxies from closing an idle stream.
 """
 
 from __future__ import annotations
@@ -89,10 +90,16 @@ async def _stream(
 async def events(
     request: Request,
     principal: Annotated[Principal, Depends(current_principal)],
-    since: Annotated[int | None, Query(ge=0, le=2**62, description="start after this event seq")] = None,
+    since: Annotated[
+        int | None,
+        Query(
+            ge=0, le=2**62, description="start after this event seq (0: from the first; default: from now)"
+        ),
+    ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
-    cursor = since if since is not None else 0
+    plane = plane_of(request)
+    cursor = since if since is not None else plane.feed.last_seq  # no cursor: from now on
     if last_event_id is not None:  # a reconnecting EventSource: it wins over ?since=
         if not last_event_id.strip().isdigit():
             raise ProblemError(
@@ -101,7 +108,6 @@ async def events(
                 errors=[{"field": "Last-Event-ID", "message": "expected a whole number"}],
             )
         cursor = int(last_event_id.strip())
-    plane = plane_of(request)
     heartbeat_s: float = request.app.state.heartbeat_s
     return StreamingResponse(
         _stream(plane, principal, cursor, heartbeat_s),

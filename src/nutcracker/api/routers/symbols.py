@@ -44,8 +44,12 @@ Since = Annotated[int, Query(ge=0, le=2**53, description="only items at or after
 
 
 def _status(plane: ControlPlane, symbol: str) -> SymbolStatusOut:
-    worker = plane.engine.worker(symbol)
-    return status_out(plane.books[symbol], worker.params, plane.engine.latest().get(symbol))
+    """The symbol's status, built once per engine report (200 clients polling cost one build)."""
+    book = plane.books[symbol]
+    report = plane.engine.latest().get(symbol)
+    if book.status is None or book.status[0] is not report:
+        book.status = (report, status_out(book, plane.engine.worker(symbol).params, report))
+    return book.status[1]
 
 
 @router.get(
