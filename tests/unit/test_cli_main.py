@@ -9,7 +9,21 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = ("backtest", "demo", "run", "status", "recover", "config", "keys", "data", "sim-exchange", "users")
+COMMANDS = (
+    "backtest",
+    "demo",
+    "run",
+    "status",
+    "recover",
+    "config",
+    "keys",
+    "data",
+    "sim-exchange",
+    "users",
+    "serve",
+    "advise",
+    "suggestions",
+)
 
 
 @pytest.fixture(scope="module")
