@@ -91,3 +91,13 @@ def redis_url(redis_server: RedisServer) -> str:
     finally:
         client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """Return a checked client (``store.redis_connect.connect``) of the emptied Redis, closed after."""
+    from nutcracker.store.redis_connect import connect
+
+    client = connect(redis_url)
+    yield client
+    client.close()
