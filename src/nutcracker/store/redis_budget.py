@@ -101,7 +101,7 @@ class RedisQuoteBudget:
                 continue
             if amount == _UNKNOWN:
                 return 0  # its resting orders may already use the budget
-            committed = _EXACT.add(committed, Decimal(amount))
+            committed = _EXACT.add(committed, Decimal(str(amount)))
         left = _EXACT.subtract(budget, committed)
         if left <= 0:
             return 0
@@ -137,7 +137,7 @@ class RedisQuoteBudget:
         amount = self._r.hget(self._commitments(quote), symbol)
         if amount is None or amount == _UNKNOWN:
             return None
-        return int(_EXACT.divide(Decimal(amount), precision.quote_unit))
+        return int(_EXACT.divide(Decimal(str(amount)), precision.quote_unit))
 
     def _commitments(self, quote: str) -> str:
         return f"{self._prefix}bc:{quote}"
