@@ -53,6 +53,24 @@ def check_server(where: str, info: Mapping[str, object]) -> None:
         )
 
 
+def _url_problem(url: str) -> str:
+    """Return what is wrong with a Redis URL, or ""."""
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        return "not a Redis URL"
+    if parts.scheme == "unix":
+        return ""
+    try:
+        parts.port  # noqa: B018  (parsing it is the check)
+    except ValueError:
+        return "the port is not a number"
+    if not parts.hostname:
+        return "no host"
+    if parts.path not in ("", "/") and not parts.path.lstrip("/").isdigit():
+        return f"the database {parts.path.lstrip('/')!r} is not a number"
+    return ""
+
+
 def connect(url: str, *, check: bool = True) -> redis.Redis:
     """Return a client of the Redis at ``url`` (``redis://[:password@]host:port/db``), checked.
 
@@ -63,9 +81,10 @@ def connect(url: str, *, check: bool = True) -> redis.Redis:
             or one ``check_server`` refuses; one line with the fix.
     """
     where = describe(url)
-    if urlsplit(url).scheme not in _SCHEMES:
+    problem = _url_problem(url)
+    if problem:
         raise JournalError(
-            f"--store {where}: not a Redis URL; write redis://HOST:PORT/DB (e.g. redis://127.0.0.1:6379/0)"
+            f"--store {where}: {problem}; write redis://HOST:PORT/DB (e.g. redis://127.0.0.1:6379/0)"
         )
     try:
         client = redis.Redis.from_url(
