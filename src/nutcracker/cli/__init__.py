@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from nutcracker.cli import backtest, recover, run, status
+from nutcracker.cli import backtest, recover, run, status, worker
 from nutcracker.cli._common import EXIT_JOURNAL
 from nutcracker.cli.config import config_app
 from nutcracker.cli.data import data_app
@@ -48,5 +48,6 @@ app.add_typer(data_app, name="data")
 app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("recover")(recover.recover)
+app.command("worker")(worker.worker)
 
 __all__ = ["EXIT_CONFIG", "EXIT_JOURNAL", "app"]

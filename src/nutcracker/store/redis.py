@@ -99,6 +99,11 @@ class RedisJournal:
         self._batch_lock = threading.Lock()  # held from stage_batch to commit_staged
 
     @property
+    def where(self) -> str:
+        """Return the server's URL without its password."""
+        return self._where
+
+    @property
     def client(self) -> redis.Redis:
         """Return the Redis client (the leases and budgets of one worker share it)."""
         return self._r

@@ -1,6 +1,6 @@
 """``RedisLease``: who trades each symbol, across processes and machines, with fencing tokens.
 
-A lease is one Redis string per symbol, ``lease:S`` = "owner token expires_ms", set with ``PX
+A lease is one Redis string per symbol, ``lease:S`` = "owner token expires_ms acquired_ms", set with ``PX
 ttl``, so Redis drops it when its holder stops renewing (a dead or stopped process). Acquiring
 is one Lua script: if no other owner's lease runs (the key is gone, or its expiry is past the
 caller's ``now_ms``), ``INCR tok:S`` issues the next fencing token and the key is set (the ``SET
@@ -27,20 +27,20 @@ _ACQUIRE: Final = r"""
 local k = ARGV[1] .. 'lease:' .. ARGV[2]
 local held = redis.call('GET', k)
 if held then
-  local owner, token, expires = string.match(held, '^(%S+) (%d+) (%d+)$')
+  local owner, token, expires = string.match(held, '^(%S+) (%d+) (%d+) ')
   if owner ~= ARGV[3] and tonumber(expires) > tonumber(ARGV[5]) then return false end
 end
 local token = redis.call('INCR', ARGV[1] .. 'tok:' .. ARGV[2])
-redis.call('SET', k, ARGV[3] .. ' ' .. token .. ' ' .. ARGV[6], 'PX', ARGV[4])
+redis.call('SET', k, ARGV[3] .. ' ' .. token .. ' ' .. ARGV[6] .. ' ' .. ARGV[5], 'PX', ARGV[4])
 return token
 """
 _RENEW: Final = r"""
 local k = ARGV[1] .. 'lease:' .. ARGV[2]
 local held = redis.call('GET', k)
 if not held then return 0 end
-local owner, token, expires = string.match(held, '^(%S+) (%d+) (%d+)$')
+local owner, token, expires, acquired = string.match(held, '^(%S+) (%d+) (%d+) (%d+)$')
 if token ~= ARGV[3] or tonumber(expires) <= tonumber(ARGV[5]) then return 0 end
-redis.call('SET', k, owner .. ' ' .. token .. ' ' .. ARGV[6], 'PX', ARGV[4])
+redis.call('SET', k, owner .. ' ' .. token .. ' ' .. ARGV[6] .. ' ' .. acquired, 'PX', ARGV[4])
 return 1
 """
 _RELEASE: Final = r"""
@@ -88,10 +88,14 @@ class RedisLease:
         latest = self._r.get(f"{self._prefix}tok:{symbol}")
         return token > 0 and latest is not None and int(latest) == token
 
-    def holder(self, symbol: str) -> tuple[str, int, int] | None:
-        """Return (owner, token, expires_ms) of the symbol's running lease, or None (status views)."""
+    def holder(self, symbol: str) -> tuple[str, int, int, int] | None:
+        """Return (owner, token, expires_ms, acquired_ms) of the symbol's lease, or None (status views)."""
         held = self._r.get(f"{self._prefix}lease:{symbol}")
         if held is None:
             return None
-        owner, token, expires = str(held).split(" ")
-        return owner, int(token), int(expires)
+        owner, token, expires, acquired = str(held).split(" ")
+        return owner, int(token), int(expires), int(acquired)
+
+    def latest_token(self, symbol: str) -> int:
+        """Return the symbol's last fencing token (0: never leased)."""
+        return int(self._r.get(f"{self._prefix}tok:{symbol}") or 0)
