@@ -104,6 +104,7 @@ class ScaleOutWorker:
         self._client = journal.client
         self._leases = RedisLease(self._client, prefix=options.prefix)
         self._held: dict[str, _Held] = {}
+        self._background: set[asyncio.Task[None]] = set()  # engines being stopped, then released
         # each worker tries the symbols in its own order, so that claims rarely collide
         symbols = sorted(self._params)
         shift = int.from_bytes(options.owner.encode()[-4:].rjust(4, b"\0"), "big") % max(1, len(symbols))
@@ -125,6 +126,8 @@ class ScaleOutWorker:
         finally:
             for symbol in list(self._held):
                 await self._give_back(symbol)
+            if self._background:
+                await asyncio.wait(self._background)
             with contextlib.suppress(Exception):
                 self._client.delete(heartbeat)
 
@@ -140,7 +143,7 @@ class ScaleOutWorker:
             return
         for symbol, held in list(self._held.items()):
             if held.task.done():  # its engine stopped on its own (a journal error): give it up
-                await self._give_back(symbol)
+                await self._give_back(symbol, wait=False)
                 continue
             renewed = await self._leases.renew(held.lease, options.lease_ttl_ms, now)
             if renewed is None:
@@ -153,7 +156,7 @@ class ScaleOutWorker:
                 held.deadline = self._deadline()
         share = math.ceil(len(self._params) / max(1, self._live_workers()))
         for symbol in sorted(self._held, reverse=True)[: max(0, len(self._held) - share)]:
-            await self._give_back(symbol)
+            await self._give_back(symbol, wait=False)
         for symbol in self._order:
             if len(self._held) >= share:
                 break
@@ -216,10 +219,21 @@ class ScaleOutWorker:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(asyncio.shield(held.task), self._options.tick_s)
 
-    async def _give_back(self, symbol: str) -> None:
-        """Stop the symbol's engine (its orders stay for the next owner), then release the lease."""
+    async def _give_back(self, symbol: str, *, wait: bool = True) -> None:
+        """Stop the symbol's engine (its orders stay for the next owner), then release the lease.
+
+        ``wait`` False: the stop and release finish in a task of their own, so that the tick goes
+        on renewing the other leases meanwhile.
+        """
         held = self._held.pop(symbol)
         held.engine.request_stop("lease given back")
+        if not wait:
+            self._background.add(task := asyncio.create_task(self._finish_give_back(symbol, held)))
+            task.add_done_callback(self._background.discard)
+            return
+        await self._finish_give_back(symbol, held)
+
+    async def _finish_give_back(self, symbol: str, held: _Held) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(asyncio.shield(held.task), self._settings.shutdown_timeout_s)
         if not held.task.done():
