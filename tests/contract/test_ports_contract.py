@@ -19,13 +19,14 @@ from nutcracker.engine.inprocess import InProcessInbox, InProcessLease
 from nutcracker.engine.portfolio import PortfolioRails
 from nutcracker.engine.ports import CommandInbox, QuoteBudget, SymbolLease
 from nutcracker.store.redis_budget import RedisQuoteBudget
+from nutcracker.store.redis_inbox import RedisInbox
 from nutcracker.store.redis_lease import RedisLease
 
 BTC, ETH, SOL = "BTC/USDT", "ETH/USDT", "SOL/USDT"
 PRECISION = Precision(Decimal("0.01"), Decimal("0.001"))
 QU = PRECISION.quote_to_qu(Decimal(1))  # quote units per USDT
 
-INBOXES: dict[str, Callable[[], CommandInbox]] = {"in-process": InProcessInbox}
+INBOXES = ["in-process", "redis"]
 LEASES = ["in-process", "redis"]  # redis: on a real redis-server (tests/redis_server.py)
 BUDGETS = ["in-process", "redis"]
 
@@ -41,9 +42,12 @@ def pause(n: int, symbol: str | None = BTC) -> Command:
 # -- CommandInbox -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=sorted(INBOXES))
+@pytest.fixture(params=INBOXES)
 def new_inbox(request: pytest.FixtureRequest) -> Callable[[], CommandInbox]:
-    return INBOXES[request.param]
+    if request.param == "redis":
+        client = request.getfixturevalue("redis_client")
+        return lambda: RedisInbox(client)
+    return InProcessInbox
 
 
 def test_inbox_delivers_each_command_once_in_order_to_its_owner_only(

@@ -1,12 +1,14 @@
 """``nutcracker worker`` processes on one Redis, live on the simulated exchange through the real ccxt client.
 
 Two workers share six symbols half and half; a kill -9 of one hands its symbols to the other
-within the lease time, which resumes them (new placements, no client id sent twice);
+within the lease time, which resumes them (no client id sent twice); a pause sent through the
+Redis inbox reaches the owning worker and is applied;
 ``nutcracker status --store --json`` shows every symbol with its owner and fencing token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -21,6 +23,7 @@ import pytest
 from pydantic import SecretStr
 
 from nutcracker.app.worker import scale_out_status
+from nutcracker.core.commands import PauseSymbol, Role
 from nutcracker.core.model import MarketInfo
 from nutcracker.core.units import Precision
 from nutcracker.marketdata.synthetic import synthetic_candles
@@ -29,6 +32,7 @@ from nutcracker.secrets.store import ApiCredentials
 from nutcracker.simexchange.accounts import MarketSpec, SimAccount
 from nutcracker.simexchange.server import SimServer
 from nutcracker.store.redis import RedisJournal
+from nutcracker.store.redis_inbox import RedisInbox
 
 KEY, SECRET = "PLANTEDKEYworker0123456789abcdefAB", "PLANTEDSECRETworker9876543210zyxw"
 PASSPHRASE = "correct horse battery"
@@ -186,6 +190,14 @@ def test_two_workers_share_the_symbols_and_one_takes_over_when_the_other_is_kill
         assert all(r["fencing_token"] >= 1 for r in rows)
         placed = [e.client_order_id for e in server.engine(KEY).events if e.event == "placed"]
         assert len(placed) == len(set(placed))  # no client id sent twice
+        inbox = RedisInbox(journal.client)
+        asyncio.run(inbox.send(PauseSymbol("ops-1", symbols[0], "ops", Role.OPERATOR, "maintenance", 1)))
+        wait_for(  # the owning worker got it through Redis and applied it between two pulses
+            "the pause sent through Redis applied by the owner",
+            lambda: (row := journal.load_symbol(symbols[0])) is not None and row.status == "paused",
+            10,
+            log,
+        )
         processes[1].send_signal(signal.SIGTERM)
         assert processes[1].wait(30) == 0, log.read_text()[-3000:]
         journal.close()

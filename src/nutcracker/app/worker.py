@@ -46,6 +46,7 @@ from nutcracker.engine.worker import LogLine
 from nutcracker.errors import ConfigError, JournalError
 from nutcracker.store.redis import RedisJournal
 from nutcracker.store.redis_budget import RedisQuoteBudget
+from nutcracker.store.redis_inbox import RedisInbox
 from nutcracker.store.redis_lease import RedisLease, server_ms
 
 __all__ = ["LEASE_TTL_MS", "ScaleOutWorker", "WorkerOptions", "default_owner", "run_worker"]
@@ -203,6 +204,9 @@ class ScaleOutWorker:
         logger.info(LogLine("lease_taken", symbol=symbol, owner=self._options.owner, token=lease.token))
 
     async def _run_engine(self, engine: Engine, symbol: str) -> None:
+        """Run the symbol's engine, applying the commands the Redis inbox delivers for it between pulses."""
+        inbox = RedisInbox(self._client, prefix=self._options.prefix)
+        serving = asyncio.create_task(engine.serve(inbox, f"{self._options.owner}:{symbol}"))
         try:
             await engine.run(handle_signals=False)
         except asyncio.CancelledError:
@@ -211,6 +215,8 @@ class ScaleOutWorker:
             logger.warning(LogLine("engine_stopped", symbol=symbol, error=repr(e)))
         except Exception:
             logger.exception(LogLine("engine_failed", symbol=symbol))
+        finally:
+            serving.cancel()
 
     async def _drop(self, symbol: str) -> None:
         """The lease is lost: stop the symbol's engine at once; its journal writes are fenced anyway."""
