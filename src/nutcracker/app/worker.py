@@ -46,6 +46,7 @@ from nutcracker.engine.worker import LogLine
 from nutcracker.errors import ConfigError, JournalError
 from nutcracker.store.redis import RedisJournal
 from nutcracker.store.redis_budget import RedisQuoteBudget
+from nutcracker.store.redis_connect import fsync_policy
 from nutcracker.store.redis_inbox import RedisInbox
 from nutcracker.store.redis_lease import RedisLease, server_ms
 
@@ -279,6 +280,12 @@ async def run_worker(
     install_redaction()
     journal = RedisJournal(store_url)  # a wrong URL or server fails here, before the exchange
     try:
+        policy = fsync_policy(journal.client)
+        if policy != "always":  # the default we recommend: docs/scale-out.md, "Durability"
+            on_notice(
+                f"note: Redis at {journal.where} runs appendfsync {policy or '(unknown: CONFIG refused)'}: "
+                "a power loss of its host can lose the last journaled intents; appendfsync always keeps them"
+            )
         exchange_id = exchange_of(config)
         api = {"api_url": exchange_url} if exchange_url else {}
         if mode == "live":

@@ -15,7 +15,7 @@ import redis
 
 from nutcracker.errors import JournalError
 
-__all__ = ["MIN_REDIS", "check_server", "connect", "describe"]
+__all__ = ["MIN_REDIS", "check_server", "connect", "describe", "fsync_policy"]
 
 MIN_REDIS: Final = (7, 0)  # the Lua scripts use nothing newer; 7.0 is what the tests run against
 _CONNECT_TIMEOUT_S: Final = 3.0
@@ -121,3 +121,12 @@ def connect(url: str, *, check: bool = True) -> redis.Redis:
             client.close()
             raise
     return client
+
+
+def fsync_policy(client: redis.Redis) -> str | None:
+    """Return the server's ``appendfsync`` (always, everysec, no), or None when CONFIG is refused."""
+    try:
+        value = client.config_get("appendfsync").get("appendfsync")
+    except redis.RedisError:  # managed Redis often renames CONFIG away
+        return None
+    return None if value is None else str(value)

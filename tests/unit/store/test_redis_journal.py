@@ -16,7 +16,7 @@ from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.ports import FencedJournal, GroupCommitJournal
 from nutcracker.errors import JournalError
 from nutcracker.store.redis import RedisJournal
-from nutcracker.store.redis_connect import check_server, connect, describe
+from nutcracker.store.redis_connect import check_server, connect, describe, fsync_policy
 from nutcracker.store.redis_lease import RedisLease
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
@@ -215,3 +215,13 @@ def test_a_password_is_never_in_a_description() -> None:
     assert describe("redis://:pw@host:1/0") == "redis://:***@host:1/0"
     assert describe("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
     assert describe("redis://host:1/0") == "redis://host:1/0"
+
+
+def test_the_fsync_policy_is_read_from_the_server(tmp_path: Path, redis_client: redis.Redis) -> None:
+    assert fsync_policy(redis_client) == "everysec"  # the test server's (tests/redis_server.py)
+    server = RedisServer(tmp_path / "redis", appendfsync="always")
+    try:
+        with connect(server.url) as client:
+            assert fsync_policy(client) == "always"
+    finally:
+        server.stop()
