@@ -94,7 +94,7 @@ def keystore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def start_worker(
-    owner: str, store: str, config: Path, exchange_url: str, keys: Path, log: Path
+    owner: str, store: str, config: Path, exchange_url: str, keys: Path, log: Path, pulse: str = "0.2"
 ) -> subprocess.Popen[bytes]:
     argv = [
         "worker",
