@@ -26,7 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import multiprocessing
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +40,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit
+from nutcracker.core.model import Book, Candle, Fill, MarketInfo, OpenOrder, OrderStatus, PlaceLimit, Side
 from nutcracker.core.params import (
     GateParams,
     GridParams,
@@ -56,6 +61,7 @@ from nutcracker.exchange.matching import MatchingEngine
 from nutcracker.exchange.simulated import SimExchange
 from nutcracker.marketdata.candles import to_candles
 from nutcracker.marketdata.synthetic import synthetic_candles
+from nutcracker.store.redis import RedisJournal
 from nutcracker.store.sqlite import SqliteJournal
 
 TARGET_PULSES_PER_S = 5_000
@@ -145,7 +151,7 @@ class TimedExchange:
 class TimedJournal:
     """The Journal port around a SqliteJournal, timing its durable writes."""
 
-    def __init__(self, inner: SqliteJournal) -> None:
+    def __init__(self, inner: SqliteJournal | RedisJournal) -> None:
         self.inner = inner
         self.commits_us: list[float] = []
         self.updates_us: list[float] = []
@@ -340,6 +346,8 @@ async def throughput_pass(
     *,
     journal_thread: bool,
     group_commit: bool = True,
+    redis_url: str = "",
+    only: slice = slice(None),
 ) -> Throughput:
     """Run the engine's workers as the runtime does: one long-lived task per symbol, no barrier.
 
@@ -350,7 +358,12 @@ async def throughput_pass(
     the markets.
     """
     sim = market.simulator()
-    with SqliteJournal(tmp / f"throughput-{journal_thread}-{group_commit}.sqlite") as journal:
+    opened: SqliteJournal | RedisJournal = (
+        RedisJournal(redis_url, prefix=f"bench{time.perf_counter_ns()}:")
+        if redis_url
+        else SqliteJournal(tmp / f"throughput-{journal_thread}-{group_commit}.sqlite")
+    )
+    with contextlib.closing(opened) as journal:
         clock = SimClock(sim)
         # the simulator has one clock for every market and the tasks drift apart by a few candles
         # (a task waiting on the journal falls behind): no staleness check here
@@ -361,7 +374,7 @@ async def throughput_pass(
             group_commit=group_commit,
             worker=WorkerSettings(candle_interval_ms=60_000, stale_after_candles=0),
         )
-        engine = Engine(market.params(), sim, journal, clock, settings=settings)
+        engine = Engine(market.params()[only], sim, journal, clock, settings=settings)
         workers = list(engine.workers.values())
         await engine.start()
         for w in workers:
@@ -373,7 +386,8 @@ async def throughput_pass(
 
         async def symbol_task(i: int, worker: SymbolWorker) -> None:
             nonlocal advance_ns
-            symbol, candles = market.symbols[i], market.candles[market.symbols[i]]
+            symbol = market.symbols[only][i]
+            candles = market.candles[symbol]
             for r in range(rounds):
                 t = time.perf_counter_ns()
                 sim.advance(symbol, candles[WARMUP_CANDLES + r])
@@ -481,6 +495,114 @@ async def run(n_symbols: int, rounds: int, extra_pulses: int, group_commit: bool
     )
 
 
+# -- --store redis: SQLite and Redis journals in one run --------------------------------------------
+
+
+def start_redis(directory: Path, appendfsync: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a redis-server (AOF on, ``appendfsync``) on a free loopback port in ``directory``."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("bench/engine.py --store redis needs redis-server (apt-get install -y redis-server)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    directory.mkdir(parents=True, exist_ok=True)
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", ""]
+    args += ["--appendonly", "yes", "--appendfsync", appendfsync, "--logfile", str(directory / "log")]
+    server = subprocess.Popen(args)
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(500):
+        try:
+            RedisJournal(url).close()
+            return server, url
+        except Exception:  # not up yet
+            time.sleep(0.02)
+    server.kill()
+    sys.exit(f"redis-server did not start; see {directory / 'log'}")
+
+
+def write_latencies(journal: SqliteJournal | RedisJournal, n: int) -> tuple[list[float], list[float]]:
+    """Time ``n`` write-ahead commits (a fill and an intent each) and their outcomes, µs."""
+    commits, updates = [], []
+    for k in range(n):
+        symbol = f"W{k % 50:02d}/USDT"
+        intent = IntentRecord(symbol, f"ncb-{k}", "place", "buy", 10_000 - k % 7, 5, "pending", "grid", k)
+        fill = Fill(f"t{k}", f"ncb-{k - 1}", Side.BUY, 10_000, 5, 1, k)
+        record = PulseRecord(symbol, k, '{"s": 1}', (fill,), (1,), (), (intent,), ("grid",))
+        t = time.perf_counter_ns()
+        journal.commit_pulse(record)
+        commits.append((time.perf_counter_ns() - t) / 1000)
+        t = time.perf_counter_ns()
+        journal.update_intents(symbol, [(f"ncb-{k}", "acked", "")], k)
+        updates.append((time.perf_counter_ns() - t) / 1000)
+    return commits, updates
+
+
+def _worker_process(args: tuple[int, int, int, str, int, int]) -> tuple[int, float]:
+    """One of N worker processes: its share of the symbols, its own engine, the shared Redis."""
+    n_symbols, rounds, extra_pulses, url, index, workers = args
+    market = Market(n_symbols, rounds)
+    only = slice(index, None, workers)
+    tp = asyncio.run(
+        throughput_pass(
+            market, rounds, extra_pulses, Path("."), journal_thread=False, redis_url=url, only=only
+        )
+    )
+    pulses = len(market.symbols[only]) * rounds * (1 + extra_pulses)
+    return pulses, pulses / tp.rate
+
+
+def compare_stores(n_symbols: int, rounds: int, extra_pulses: int, market: Market, tmp: Path) -> None:
+    """Print pulses/s and write latencies of SQLite, Redis (everysec, always) and Redis with 2 workers."""
+    servers = {policy: start_redis(tmp / f"redis-{policy}", policy) for policy in ("everysec", "always")}
+    try:
+        rows: list[tuple[str, float]] = []
+        latencies: dict[str, tuple[list[float], list[float]]] = {}
+        sqlite = asyncio.run(throughput_pass(market, rounds, extra_pulses, tmp, journal_thread=False))
+        rows.append(("SQLite (WAL, synchronous=FULL), 1 process", sqlite.rate))
+        for policy, (_, url) in servers.items():
+            tp = asyncio.run(
+                throughput_pass(market, rounds, extra_pulses, tmp, journal_thread=False, redis_url=url)
+            )
+            rows.append((f"Redis (appendfsync {policy}), 1 worker", tp.rate))
+        url = servers["everysec"][1]
+        jobs = [(n_symbols, rounds, extra_pulses, url, i, 2) for i in range(2)]
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            shares = pool.map(_worker_process, jobs)
+        two = sum(p for p, _ in shares) / max(s for _, s in shares)
+        rows.append(("Redis (appendfsync everysec), 2 worker processes", two))
+        with SqliteJournal(tmp / "latency.sqlite") as journal:
+            latencies["SQLite (WAL, synchronous=FULL)"] = write_latencies(journal, 2000)
+        for policy, (_, url) in servers.items():
+            with contextlib.closing(RedisJournal(url, prefix="latency:")) as redis_journal:
+                latencies[f"Redis (appendfsync {policy})"] = write_latencies(redis_journal, 2000)
+    finally:
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait()
+    base = rows[0][1]
+    print(
+        f"\nstores compared in one run: {n_symbols} symbols x {rounds} rounds,"
+        " a task per symbol, group commit"
+    )
+    print(f"{'symbol-pulses per second':60} {'value':>8} {'x SQLite':>9}")
+    for name, value in rows:
+        print(f"{name:60} {value:8.0f} {value / base:9.2f}")
+    print(f"{'  2 workers / 1 worker (Redis everysec)':60} {two / rows[1][1]:8.2f}   (target >= 1.6)")
+    print(f"\n{'journal write latency, µs (2,000 each)':60} {'median':>8} {'p99':>8} {'x SQLite':>9}")
+    base_commit = statistics.median(next(iter(latencies.values()))[0])
+    for name, (commits, updates) in latencies.items():
+        med = statistics.median(commits)
+        print(
+            f"{'commit_pulse (durable write-ahead), ' + name:60} {med:8.0f} {percentile(commits, 0.99):8.0f}"
+            f" {med / base_commit:9.2f}"
+        )
+        print(
+            f"{'update_intents, ' + name:60} {statistics.median(updates):8.0f}"
+            f" {percentile(updates, 0.99):8.0f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=500)
@@ -494,7 +616,18 @@ def main() -> None:
         default=True,
         help="the runtime's group commit in the task-per-symbol passes (EngineSettings.group_commit)",
     )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "redis"),
+        default="sqlite",
+        help="redis: also compare SQLite with Redis journals (everysec, always; 1 and 2 workers) in one run",
+    )
     args = parser.parse_args()
+    if args.store == "redis":
+        market = Market(args.symbols, args.rounds)
+        with tempfile.TemporaryDirectory() as tmp:
+            compare_stores(args.symbols, args.rounds, args.extra_pulses, market, Path(tmp))
+        return
     asyncio.run(run(args.symbols, args.rounds, args.extra_pulses, args.group_commit))
 
 

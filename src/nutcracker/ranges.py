@@ -56,12 +56,14 @@ PULSES: Final = Range(1, 1_000_000_000, "pulses per symbol")
 PORT: Final = Range(0, 65_535, "TCP port; 0 = any free port")
 FAULT_TIMEOUT_MS: Final = Range(1, 600_000, "milliseconds")
 WARMUP: Final = Range(0, 1_000_000, "candles")
+LEASE_TTL: Final = Range(0.5, 3_600, "seconds a symbol's lease lasts unrenewed")
 EPOCH_MS: Final = Range(1_000_000_000_000, 4_102_444_800_000, "epoch milliseconds, 2001-09-09 to 2100-01-01")
 
 __all__ = [
     "CANDLES",
     "EPOCH_MS",
     "FAULT_TIMEOUT_MS",
+    "LEASE_TTL",
     "PORT",
     "PULSES",
     "PULSE_INTERVAL",

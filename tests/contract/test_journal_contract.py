@@ -22,9 +22,10 @@ from nutcracker.core.records import (
 )
 from nutcracker.engine.ports import Journal, JournalStore, ReadModels
 from nutcracker.store.memory import InMemoryJournal
+from nutcracker.store.redis import RedisJournal
 from nutcracker.store.sqlite import SqliteJournal
 
-AnyJournal = SqliteJournal | InMemoryJournal
+AnyJournal = SqliteJournal | InMemoryJournal | RedisJournal
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 
 
@@ -36,13 +37,15 @@ def _fits_the_read_models(journal: AnyJournal) -> tuple[ReadModels, JournalStore
     return journal, journal  # ... and offer every read model
 
 
-def _open(kind: str, tmp_path: Path) -> AnyJournal:
+def _open(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> AnyJournal:
+    if kind == "redis":  # a real redis-server (tests/redis_server.py), emptied for the test
+        return RedisJournal(request.getfixturevalue("redis_url"), prefix=f"{tmp_path.name}:")
     return SqliteJournal(tmp_path / "journal.sqlite") if kind == "sqlite" else InMemoryJournal()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyJournal]:
-    opened = _open(request.param, tmp_path)
+    opened = _open(request.param, tmp_path, request)
     yield opened
     opened.close()
 
@@ -347,10 +350,12 @@ def test_fills_are_listed_oldest_first(journal: AnyJournal) -> None:
     assert [f.trade_id for f in journal.fills(BTC)] == ["early", "late", "tie"]
 
 
-def test_both_journals_log_the_same_events_for_the_same_calls(tmp_path: Path) -> None:
+def test_every_journal_logs_the_same_events_for_the_same_calls(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     logs = []
-    for kind in ("memory", "sqlite"):
-        opened = _open(kind, tmp_path)
+    for kind in ("memory", "sqlite", "redis"):
+        opened = _open(kind, tmp_path, request)
         opened.commit_pulse(pulse(fills=(fill("t1"),), cycles=(CYCLE,), intents=(place("a"), place("b"))))
         opened.update_intents(BTC, [("a", "acked", ""), ("b", "rejected", "post-only")], 1_100)
         opened.commit_pulse(pulse(ts_ms=2_000, fills=(fill("t1"), fill("t2")), intents=(cancel("a"),)))
@@ -366,7 +371,7 @@ def test_both_journals_log_the_same_events_for_the_same_calls(tmp_path: Path) ->
             )
         )
         opened.close()
-    assert logs[0] == logs[1]
+    assert logs[0] == logs[1] == logs[2]
     assert logs[0][2][0] == IntentRow(
         BTC, "a", "place", "buy", 9_900, 50, "acked", "grid level 0", "", 1_000, 1_100
     )

@@ -18,14 +18,17 @@ from nutcracker.core.units import Precision
 from nutcracker.engine.inprocess import InProcessInbox, InProcessLease
 from nutcracker.engine.portfolio import PortfolioRails
 from nutcracker.engine.ports import CommandInbox, QuoteBudget, SymbolLease
+from nutcracker.store.redis_budget import RedisQuoteBudget
+from nutcracker.store.redis_inbox import RedisInbox
+from nutcracker.store.redis_lease import RedisLease
 
 BTC, ETH, SOL = "BTC/USDT", "ETH/USDT", "SOL/USDT"
 PRECISION = Precision(Decimal("0.01"), Decimal("0.001"))
 QU = PRECISION.quote_to_qu(Decimal(1))  # quote units per USDT
 
-INBOXES: dict[str, Callable[[], CommandInbox]] = {"in-process": InProcessInbox}
-LEASES: dict[str, Callable[[], SymbolLease]] = {"in-process": InProcessLease}
-BUDGETS: dict[str, Callable[[dict[str, Decimal]], QuoteBudget]] = {"in-process": PortfolioRails}
+INBOXES = ["in-process", "redis"]
+LEASES = ["in-process", "redis"]  # redis: on a real redis-server (tests/redis_server.py)
+BUDGETS = ["in-process", "redis"]
 
 
 def run(coro: object) -> None:
@@ -39,9 +42,12 @@ def pause(n: int, symbol: str | None = BTC) -> Command:
 # -- CommandInbox -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=sorted(INBOXES))
+@pytest.fixture(params=INBOXES)
 def new_inbox(request: pytest.FixtureRequest) -> Callable[[], CommandInbox]:
-    return INBOXES[request.param]
+    if request.param == "redis":
+        client = request.getfixturevalue("redis_client")
+        return lambda: RedisInbox(client)
+    return InProcessInbox
 
 
 def test_inbox_delivers_each_command_once_in_order_to_its_owner_only(
@@ -107,9 +113,11 @@ def test_inbox_wakes_a_waiting_owner_and_a_takeover_moves_pending_commands(
 # -- SymbolLease ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=sorted(LEASES))
+@pytest.fixture(params=LEASES)
 def leases(request: pytest.FixtureRequest) -> SymbolLease:
-    return LEASES[request.param]()
+    if request.param == "redis":
+        return RedisLease(request.getfixturevalue("redis_client"))
+    return InProcessLease()
 
 
 def test_a_lease_is_exclusive_until_it_expires_or_is_released(leases: SymbolLease) -> None:
@@ -168,9 +176,12 @@ def test_fencing_tokens_grow_and_a_stale_token_is_refused(leases: SymbolLease) -
 # -- QuoteBudget ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=sorted(BUDGETS))
+@pytest.fixture(params=BUDGETS)
 def new_budget(request: pytest.FixtureRequest) -> Callable[[dict[str, Decimal]], QuoteBudget]:
-    return BUDGETS[request.param]
+    if request.param == "redis":
+        client = request.getfixturevalue("redis_client")
+        return lambda budgets: RedisQuoteBudget(client, budgets)
+    return PortfolioRails
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from typer.testing import CliRunner
 
 from nutcracker.api.auth import AuthStore, Passwords, UserAdmin
-from nutcracker.cli import EXIT_CONFIG, app
+from nutcracker.cli import EXIT_CONFIG, EXIT_JOURNAL, app
 from nutcracker.core.commands import Role
 from nutcracker.core.units import Precision
 from nutcracker.marketdata.candles import write_candles_csv
@@ -509,7 +509,63 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         EXIT_CONFIG,
         ("--speed -2", "allowed"),
     ),
+    # --- the Redis store of workers (issue 17): refused before anything trades -------------------
+    (
+        "worker: --store not a Redis URL",
+        lambda t: ["worker", "--store", "http://127.0.0.1:6379/0", "--config", str(GRID)],
+        EXIT_JOURNAL,
+        ("--store http://127.0.0.1:6379/0", "not a Redis URL", "redis://HOST:PORT/DB"),
+    ),
+    (
+        "worker: --store with a database that is not a number",
+        lambda t: ["worker", "--store", "redis://127.0.0.1:6379/x", "--config", str(GRID)],
+        EXIT_JOURNAL,
+        ("--store redis://127.0.0.1:6379/x", "the database 'x' is not a number"),
+    ),
+    (
+        "worker: Redis unreachable",
+        lambda t: ["worker", "--store", "redis://127.0.0.1:1/0", "--config", str(GRID)],
+        EXIT_JOURNAL,
+        ("cannot reach Redis at redis://127.0.0.1:1/0", "start redis-server there or fix --store"),
+    ),
+    (
+        "worker: the password is never shown",
+        lambda t: ["worker", "--store", "redis://:hunter2@127.0.0.1:1/0", "--config", str(GRID)],
+        EXIT_JOURNAL,
+        ("cannot reach Redis at redis://:***@127.0.0.1:1/0",),
+    ),
+    (
+        "worker: --lease-ttl 0",
+        lambda t: ["worker", "--store", "redis://127.0.0.1:1/0", "--config", str(GRID), "--lease-ttl", "0"],
+        EXIT_CONFIG,
+        ("--lease-ttl 0", "out of range"),
+    ),
+    (
+        "worker: --mode replay",
+        lambda t: ["worker", "--store", "redis://127.0.0.1:1/0", "--config", str(GRID), "--mode", "replay"],
+        EXIT_CONFIG,
+        ("--mode must be paper or live",),
+    ),
+    (
+        "status: --store unreachable",
+        lambda t: ["status", "--store", "redis://127.0.0.1:1/0", "--json"],
+        EXIT_JOURNAL,
+        ("cannot reach Redis at redis://127.0.0.1:1/0",),
+    ),
 ]
+
+
+def test_a_worker_refuses_a_redis_without_aof_before_anything_trades(tmp_path: Path) -> None:
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis", appendonly=False)
+    try:
+        result = CliRunner().invoke(app, ["worker", "--store", server.url, "--config", str(GRID)])
+    finally:
+        server.stop()
+    assert result.exit_code == EXIT_JOURNAL, result.output
+    assert "has no append-only file (appendonly no)" in result.output
+    assert "set 'appendonly yes'" in result.output
 
 
 @pytest.mark.parametrize(("args", "code", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from nutcracker.cli import advise, backtest, recover, run, serve, status
+from nutcracker.cli import advise, backtest, recover, run, serve, status, worker
 from nutcracker.cli._common import EXIT_JOURNAL
 from nutcracker.cli.config import config_app
 from nutcracker.cli.data import data_app
@@ -52,5 +52,6 @@ app.command("recover")(recover.recover)
 app.command("serve")(serve.serve)
 app.add_typer(users_app, name="users")
 advise.register(app)
+app.command("worker")(worker.worker)
 
 __all__ = ["EXIT_CONFIG", "EXIT_JOURNAL", "app"]

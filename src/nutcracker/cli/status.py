@@ -20,9 +20,23 @@ if TYPE_CHECKING:
 
 def status(
     journal: Annotated[Path, typer.Option(help="The engine's SQLite journal.")] = Path("nutcracker.db"),
+    store_url: Annotated[
+        str | None,
+        typer.Option(
+            "--store", help="Workers' Redis store (redis://…): every symbol, owner, token, lease age."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --store: one JSON object per symbol.")
+    ] = False,
 ) -> None:
     """Print the state of every symbol from the journal: trading, idle (and why), stalled, paused,
     killed, or stopped (when and why)."""
+    if store_url is not None:
+        from nutcracker.cli.worker import store_status
+
+        store_status(store_url, as_json)
+        return
     from nutcracker.status_view import read_lifecycle, symbol_status
     from nutcracker.store.sqlite import SqliteJournal
 

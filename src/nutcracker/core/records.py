@@ -205,6 +205,16 @@ class EventRow:
     payload: str
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to trade one symbol until ``expires_ms``; ``token`` fences its writes (``SymbolLease``)."""
+
+    symbol: str
+    owner: str
+    token: int  # grows at every acquisition of the symbol, never reused
+    expires_ms: int
+
+
 class StaleTokenError(ValueError):
     """A write under a lease token older than the symbol's latest: another process owns it now."""
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
@@ -35,6 +34,7 @@ from nutcracker.core.records import (
     FillRow,
     IntentRecord,
     IntentRow,
+    Lease,
     ParamsRow,
     PulseRecord,
     StoredSymbol,
@@ -268,16 +268,6 @@ class CommandInbox(Protocol):
     async def receive(self, owner: str, timeout_s: float | None = None) -> Command | None:
         """Return the owner's next command, waiting up to ``timeout_s`` (None: for ever)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """The right to trade one symbol until ``expires_ms``; ``token`` fences its writes."""
-
-    symbol: str
-    owner: str
-    token: int  # grows at every acquisition of the symbol, never reused
-    expires_ms: int
 
 
 class SymbolLease(Protocol):

@@ -1,0 +1,148 @@
+"""``RedisInbox``: the ``CommandInbox`` of workers on several machines, over Redis streams.
+
+A stream per symbol (``cmd:S``) and one for commands to every symbol (``cmd:*``); entry ids come
+from one counter, so merging the streams by id gives the order the commands were sent. ``claim``
+names a symbol's owner (``cmdowner``); the symbol's cursor (``scur:S``, the last id delivered)
+stays with the symbol, so commands not yet received move to a new owner. Each owner has its own
+cursor on ``cmd:*``, starting where it first claimed. ``receive`` is one Lua script: it picks the
+owner's next command across its streams and moves that cursor in the same step, which is the
+acknowledgement: each command is delivered once. A command delivered to a worker that dies
+before applying it is not delivered again; ``Engine.submit`` is idempotent by command id, so the
+sender may send it again (the journal's audit says whether it was applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import redis
+
+from nutcracker.core.commands import (
+    ChangeParams,
+    Command,
+    KillSymbol,
+    PauseSymbol,
+    ProposeChange,
+    ResumeSymbol,
+    Role,
+)
+from nutcracker.core.serialize import dumps_params, loads_params
+
+__all__ = ["RedisInbox"]
+
+_ALL: Final = "*"
+_POLL_S: Final = 0.02
+
+_SEND: Final = r"""
+local P = ARGV[1]
+local n = redis.call('INCR', P .. 'cmdseq')
+redis.call('XADD', P .. 'cmd:' .. ARGV[2], n .. '-1', 'c', ARGV[3])
+return n
+"""
+_CLAIM: Final = r"""
+local P = ARGV[1]
+local owner = ARGV[2]
+if redis.call('HEXISTS', P .. 'bcur', owner) == 0 then
+  redis.call('HSET', P .. 'bcur', owner, redis.call('GET', P .. 'cmdseq') or '0')
+end
+for i = 3, #ARGV do redis.call('HSET', P .. 'cmdowner', ARGV[i], owner) end
+return 1
+"""
+_RECEIVE: Final = r"""
+local P = ARGV[1]
+local owner = ARGV[2]
+local best, best_key, best_cursor = nil, nil, nil
+local function consider(stream, after, key)
+  local got = redis.call('XRANGE', P .. 'cmd:' .. stream, '(' .. after .. '-1', '+', 'COUNT', 1)
+  if #got > 0 then
+    local seq = tonumber(string.match(got[1][1], '^(%d+)-'))
+    if best == nil or seq < best[1] then best = {seq, got[1][2][2]}; best_key = key; best_cursor = stream end
+  end
+end
+local owners = redis.call('HGETALL', P .. 'cmdowner')
+for i = 1, #owners, 2 do
+  if owners[i + 1] == owner then
+    consider(owners[i], redis.call('HGET', P .. 'scur', owners[i]) or '0', 'scur')
+  end
+end
+local bcur = redis.call('HGET', P .. 'bcur', owner)
+if bcur then consider('*', bcur, 'bcur') end
+if best == nil then return false end
+redis.call('HSET', P .. best_key, best_key == 'scur' and best_cursor or owner, best[1])
+return best[2]
+"""
+
+
+class RedisInbox:
+    """``CommandInbox`` in Redis; see the module's docstring. ``prefix`` as the journal's."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "nc:") -> None:
+        self._prefix = prefix
+        self._send = client.register_script(_SEND)
+        self._claim = client.register_script(_CLAIM)
+        self._receive = client.register_script(_RECEIVE)
+
+    async def claim(self, owner: str, symbols: Sequence[str]) -> None:
+        self._claim(args=[self._prefix, owner, *symbols])
+
+    async def send(self, command: Command) -> None:
+        if command.symbol == _ALL:
+            raise ValueError(f"{_ALL!r} is not a symbol")
+        self._send(args=[self._prefix, command.symbol or _ALL, json.dumps(_to_dict(command))])
+
+    async def receive(self, owner: str, timeout_s: float | None = None) -> Command | None:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            got = self._receive(args=[self._prefix, owner])
+            if got is not None:
+                return _from_dict(json.loads(got))
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(_POLL_S)
+
+
+_KINDS: Final = {"pause": PauseSymbol, "resume": ResumeSymbol, "kill": KillSymbol}
+
+
+def _to_dict(command: Command) -> dict[str, Any]:
+    common = {
+        "kind": command.kind,
+        "command_id": command.command_id,
+        "symbol": command.symbol,
+        "actor": command.actor,
+        "role": command.role.value,
+        "why": command.why,
+        "ts_ms": command.ts_ms,
+        "grant_id": command.grant_id,
+    }
+    if isinstance(command, ChangeParams):
+        return common | {"params": dumps_params(command.params), "config_json": command.config_json}
+    if isinstance(command, ProposeChange):
+        return common | {"patch_json": command.patch_json}
+    return common
+
+
+def _from_dict(d: dict[str, Any]) -> Command:
+    role = Role(d["role"])
+    if d["kind"] == "params":
+        params = loads_params(d["params"])
+        return ChangeParams(
+            d["command_id"], params, d["actor"], role, d["why"], d["ts_ms"], d["grant_id"], d["config_json"]
+        )
+    if d["kind"] == "propose":
+        return ProposeChange(
+            d["command_id"],
+            d["symbol"],
+            d["patch_json"],
+            d["actor"],
+            role,
+            d["why"],
+            d["ts_ms"],
+            d["grant_id"],
+        )
+    kind = _KINDS[d["kind"]]
+    return kind(d["command_id"], d["symbol"], d["actor"], role, d["why"], d["ts_ms"], d["grant_id"])
