@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from nutcracker.cli import backtest, recover, run, status
+from nutcracker.cli import backtest, console, recover, run, status
 from nutcracker.cli._common import EXIT_JOURNAL
 from nutcracker.cli.config import config_app
 from nutcracker.cli.data import data_app
@@ -50,5 +50,6 @@ app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("recover")(recover.recover)
 app.add_typer(users_app, name="users")
+app.command("console")(console.console)
 
 __all__ = ["EXIT_CONFIG", "EXIT_JOURNAL", "app"]
