@@ -55,7 +55,7 @@ def streamlit_argv(api: str, host: str, port: int) -> list[str]:
     ]
 
 
-def console(
+def open_console(
     api: Annotated[
         str, typer.Option(help="The control API's URL (`nutcracker serve`).")
     ] = "http://127.0.0.1:8080",
