@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from nutcracker.api.client import ApiClient, ApiError
-from nutcracker.console.view import patch_of
+from nutcracker.console.view import as_text, patch_of
 
 __all__ = ["params_page"]
 
@@ -44,7 +44,10 @@ def params_page(client: ApiClient) -> None:
                 name = f"{section}.{key}"
                 with columns[i % 2]:
                     edited.setdefault(section, {})[key] = st.text_input(
-                        name, value=_text(value), key=f"p_{symbol}_{name}", help=f"{name} in the config file"
+                        name,
+                        value=as_text(value),
+                        key=f"p_{symbol}_{name}",
+                        help=f"{name} in the config file",
                     )
                     for message in problems:
                         if _names(message, name):
@@ -62,7 +65,7 @@ def params_page(client: ApiClient) -> None:
         st.markdown("**Changes**")
         st.dataframe(
             [
-                {"field": f"{s}.{k}", "before": _text(table[s].get(k)), "after": _text(v)}
+                {"field": f"{s}.{k}", "before": as_text(table[s].get(k)), "after": as_text(v)}
                 for s, keys in patch.items()
                 for k, v in keys.items()
             ],
@@ -108,9 +111,3 @@ def _history(client: ApiClient, symbol: str) -> None:
             hide_index=True,
             use_container_width=True,
         )
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)

@@ -7,7 +7,17 @@ from typing import Any
 
 from nutcracker.api.client import Rail, SymbolStatus
 
-__all__ = ["STATE_BADGES", "ago", "overview_rows", "parse_value", "patch_of", "rail_use", "totals"]
+__all__ = [
+    "DISCLAIMER",
+    "STATE_BADGES",
+    "ago",
+    "as_text",
+    "overview_rows",
+    "parse_value",
+    "patch_of",
+    "rail_use",
+    "totals",
+]
 
 DISCLAIMER = (
     "Nutcracker is non-discretionary software: it places the orders your configuration describes and "
@@ -90,17 +100,27 @@ def totals(symbols: list[SymbolStatus]) -> dict[str, Any]:
     return {"pnl": pnl, "fees": fees, "states": states}
 
 
+def as_text(value: Any) -> str:
+    """A config value as the form shows it (booleans as in TOML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 def parse_value(text: str, current: Any) -> Any:
-    """The form's text as the JSON value the API expects: booleans stay booleans, numbers stay strings
-    (amounts are decimal strings, the API validates them and names the field when they are wrong)."""
+    """The form's text as the JSON value the API expects: booleans and numbers keep the current value's
+    type; amounts stay decimal strings. Text that does not parse goes as typed: the API names the field."""
+    text = text.strip()
     if isinstance(current, bool):
-        return text.strip().lower() in ("true", "1", "yes", "on")
-    if isinstance(current, int):
-        try:
-            return int(text.strip())
-        except ValueError:
-            return text.strip()  # the API says what is wrong with it, on the field
-    return text.strip()
+        lowered = text.lower()
+        return {"true": True, "false": False}.get(lowered, text)
+    for kind in (int, float):
+        if isinstance(current, kind):
+            try:
+                return kind(text)
+            except ValueError:
+                return text
+    return text
 
 
 def patch_of(current: dict[str, Any], edited: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
@@ -109,7 +129,6 @@ def patch_of(current: dict[str, Any], edited: dict[str, dict[str, str]]) -> dict
     for section, keys in edited.items():
         old = current.get(section, {})
         for key, text in keys.items():
-            value = parse_value(text, old.get(key))
-            if value != old.get(key):
-                patch.setdefault(section, {})[key] = value
+            if text.strip() != as_text(old.get(key)):
+                patch.setdefault(section, {})[key] = parse_value(text, old.get(key))
     return patch
