@@ -51,7 +51,7 @@ def audit_page(client: ApiClient) -> None:
         and (not text or text.lower() in " ".join(map(str, r.values())).lower())
     ]
     st.caption(f"{len(shown)} of {len(rows)} entries, newest first")
-    st.dataframe(shown, hide_index=True, use_container_width=True)
+    st.dataframe(shown, hide_index=True, width="stretch")
     st.download_button(
         "Export CSV", audit_csv(shown), file_name="nutcracker-audit.csv", mime="text/csv", key="audit_csv"
     )

@@ -15,11 +15,11 @@ KILL_REASON = "kill switch pressed in the console"
 
 def header(client: ApiClient, user: str) -> None:
     left, right = st.columns([3, 2], vertical_alignment="center")
-    left.markdown("### 🥜 Nutcracker")
+    left.markdown("### :material/shield: Nutcracker")
     with right:
         who, out = st.columns([3, 2], vertical_alignment="center")
         who.caption(f"Signed in as **{user}**")
-        if out.button("Log out", key="logout", use_container_width=True):
+        if out.button("Log out", key="logout", width="stretch"):
             forget("You are logged out.")
             st.rerun()
 
@@ -28,15 +28,22 @@ def kill_switch(client: ApiClient) -> None:
     """One click, then a confirmation: cancels every resting order and stops every symbol you operate."""
     if not st.session_state.get("kill_armed"):
         if st.button(
-            "⛔ KILL ALL — cancel every order", key="kill", type="primary", use_container_width=True
+            "KILL ALL — cancel every order",
+            key="kill",
+            type="primary",
+            icon=":material/dangerous:",
+            width="stretch",
         ):
             st.session_state["kill_armed"] = True
             st.rerun()
         return
     with st.container(border=True):
-        st.error("**Kill every symbol?** Resting orders are cancelled and nothing trades until you resume.")
+        st.error(
+            "**Kill every symbol?** Resting orders are cancelled and nothing trades until you resume.",
+            icon=":material/warning:",
+        )
         yes, no = st.columns(2)
-        if yes.button("Yes, kill all", key="kill_confirm", type="primary", use_container_width=True):
+        if yes.button("Yes, kill all", key="kill_confirm", type="primary", width="stretch"):
             st.session_state["kill_armed"] = False
             try:
                 results = client.kill_all(KILL_REASON)
@@ -49,7 +56,7 @@ def kill_switch(client: ApiClient) -> None:
                 killed = sum(r["status"] == "killed" for r in results)
                 st.session_state["flash"] = ("warning", f"Killed {killed} of {len(results)} symbols.")
             st.rerun()
-        if no.button("Cancel", key="kill_cancel", use_container_width=True):
+        if no.button("Cancel", key="kill_cancel", width="stretch"):
             st.session_state["kill_armed"] = False
             st.rerun()
 

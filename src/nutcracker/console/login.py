@@ -11,7 +11,13 @@ __all__ = ["login_page"]
 
 
 def login_page(client: ApiClient) -> None:
-    st.markdown("## 🥜 Nutcracker console")
+    _, middle, _ = st.columns([1, 2, 1])  # a narrow form on a desktop; columns stack on a phone
+    with middle:
+        _login(client)
+
+
+def _login(client: ApiClient) -> None:
+    st.markdown("## :material/shield: Nutcracker console")
     st.caption(f"Control API: {client.base_url}")
     message = st.session_state.pop("login_message", None)
     if message:
@@ -22,7 +28,7 @@ def login_page(client: ApiClient) -> None:
         totp = st.text_input(
             "TOTP code", max_chars=6, key="login_totp", help="6 digits from your authenticator app"
         )
-        sent = st.form_submit_button("Log in", type="primary", use_container_width=True)
+        sent = st.form_submit_button("Log in", type="primary", width="stretch")
     if sent:
         if not username or not password:
             st.error("Enter your user name and password.")
@@ -36,4 +42,4 @@ def login_page(client: ApiClient) -> None:
                 st.session_state["user"] = me["user"]
                 st.session_state["role"] = me["role"]
                 st.rerun()
-    st.warning(DISCLAIMER, icon="⚠️")
+    st.warning(DISCLAIMER, icon=":material/info:")

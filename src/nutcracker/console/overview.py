@@ -6,11 +6,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pandas as pd
 import streamlit as st
 
 from nutcracker.api.client import ApiClient, ApiError, CommandResult, SessionEndedError
 from nutcracker.console.session import forget
-from nutcracker.console.view import ago, overview_rows, totals
+from nutcracker.console.view import STATE_COLOURS, ago, overview_rows, totals
 
 __all__ = ["REFRESH_S", "overview_page"]
 
@@ -50,10 +51,11 @@ def _live(client: ApiClient) -> None:
     if not symbols:
         st.info("No symbols here for your user.")
         return
+    table = pd.DataFrame(overview_rows(symbols))
     st.dataframe(
-        overview_rows(symbols),
+        table.style.map(_state_colour, subset=["State"]),
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         column_config={
             "Symbol": st.column_config.TextColumn(pinned=True),
             "Why": st.column_config.TextColumn(width="large"),
@@ -89,6 +91,10 @@ def _live(client: ApiClient) -> None:
     )
 
 
+def _state_colour(state: str) -> str:
+    return f"color: {STATE_COLOURS.get(state, 'inherit')}; font-weight: 600"
+
+
 def _clock(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -106,9 +112,9 @@ def _steer(client: ApiClient) -> None:
         if killed:
             code = st.text_input("TOTP code (resuming a killed symbol)", max_chars=6, key="steer_totp")
         pause, resume = st.columns(2)
-        if pause.button("⏸ Pause", key="pause", use_container_width=True):
+        if pause.button("Pause", icon=":material/pause:", key="pause", width="stretch"):
             _act(lambda: client.pause(symbol, reason), symbol)
-        if resume.button("▶ Resume", key="resume", use_container_width=True):
+        if resume.button("Resume", icon=":material/play_arrow:", key="resume", width="stretch"):
             _act(
                 lambda: client.resume(
                     symbol, reason, client.step_up("resume_killed", code) if killed else None

@@ -55,8 +55,8 @@ def params_page(client: ApiClient) -> None:
         reason = st.text_input("Reason (journaled with your name)", key="params_reason")
         code = st.text_input("TOTP code (step-up)", max_chars=6, key="params_totp")
         preview, apply = st.columns(2)
-        show = preview.form_submit_button("Preview diff", use_container_width=True)
-        send = apply.form_submit_button("Apply", type="primary", use_container_width=True)
+        show = preview.form_submit_button("Preview diff", width="stretch")
+        send = apply.form_submit_button("Apply", type="primary", width="stretch")
     patch = patch_of(table, edited)
     if show or send:
         if not patch:
@@ -70,7 +70,7 @@ def params_page(client: ApiClient) -> None:
                 for k, v in keys.items()
             ],
             hide_index=True,
-            use_container_width=True,
+            width="stretch",
         )
     if send and patch:
         _apply(client, symbol, patch, reason, code)
@@ -109,5 +109,5 @@ def _history(client: ApiClient, symbol: str) -> None:
         st.dataframe(
             [{"actor": e["actor"], "action": e["action"], "detail": e["detail"]} for e in entries],
             hide_index=True,
-            use_container_width=True,
+            width="stretch",
         )

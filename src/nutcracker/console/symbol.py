@@ -29,17 +29,17 @@ def symbol_page(client: ApiClient) -> None:
     orders = client.orders(symbol)
     fills = client.fills(symbol)
     pulses = client.pulses(symbol, limit=200)
-    st.plotly_chart(_chart(pulses, orders, fills), use_container_width=True, config={"displayModeBar": False})
+    st.plotly_chart(_chart(pulses, orders, fills), width="stretch", config={"displayModeBar": False})
     left, right = st.columns(2)
     with left:
         st.markdown("**Resting orders**")
-        st.dataframe(orders, hide_index=True, use_container_width=True)
+        st.dataframe(orders, hide_index=True, width="stretch")
     with right:
         st.markdown("**Fills**")
         st.dataframe(
             [{**f, "time": _clock(f["ts_ms"])} for f in reversed(fills[-200:])],
             hide_index=True,
-            use_container_width=True,
+            width="stretch",
             column_order=["time", "side", "price", "qty", "fee", "cycle_id"],
         )
     st.markdown("**Closed cycles**")
@@ -47,7 +47,7 @@ def symbol_page(client: ApiClient) -> None:
     st.dataframe(
         [{**c, "closed": _clock(c["closed_ts_ms"])} for c in reversed(cycles[-200:])],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         column_order=["cycle_id", "closed", "cost", "proceeds", "fees", "pnl"],
     )
     st.markdown("**Recent decisions**")
@@ -60,7 +60,7 @@ def symbol_page(client: ApiClient) -> None:
     ]
     if query:
         rows = [r for r in rows if query.lower() in (r["reason"] + r["status"]).lower()]
-    st.dataframe(rows, hide_index=True, use_container_width=True)
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def _clock(ts_ms: int) -> str:

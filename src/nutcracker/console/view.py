@@ -9,7 +9,7 @@ from nutcracker.api.client import Rail, SymbolStatus
 
 __all__ = [
     "DISCLAIMER",
-    "STATE_BADGES",
+    "STATE_COLOURS",
     "ago",
     "as_text",
     "overview_rows",
@@ -24,12 +24,12 @@ DISCLAIMER = (
     "nothing else. It gives no investment advice; every parameter, and every gain or loss, is yours."
 )
 
-STATE_BADGES = {
-    "trading": "🟢 trading",
-    "idle": "⚪ idle",
-    "stalled": "🟠 stalled",
-    "paused": "⏸️ paused",
-    "killed": "⛔ killed",
+STATE_COLOURS = {  # the overview's State column
+    "trading": "#22c55e",
+    "idle": "#94a3b8",
+    "stalled": "#f59e0b",
+    "paused": "#38bdf8",
+    "killed": "#ef4444",
 }
 
 
@@ -67,7 +67,7 @@ def overview_rows(symbols: list[SymbolStatus]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "Symbol": s["symbol"],
-                "State": STATE_BADGES.get(state, state),
+                "State": state,
                 "Why": s["reason"],
                 "Price": _dec(s["price"]),
                 "PnL": float(_dec(s["realized_pnl"]) or 0),
