@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
+STEP_UP_MARGIN_S = 10.0  # a step-up token this close to expiry is not offered again
 REFRESH_MARGIN_S = 30.0  # refresh this long before the access token expires: a kill never meets a 401
 
 
@@ -151,6 +152,7 @@ class ApiClient:
     clock: Callable[[], float] = time.monotonic
     _tokens: _Tokens | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)
+    _step_ups: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)
 
     # -- the session -------------------------------------------------------------------------------
 
@@ -185,6 +187,7 @@ class ApiClient:
             return
         refresh = self._tokens.refresh
         self._tokens = None
+        self._step_ups.clear()
         with contextlib.suppress(ApiError):  # gone here either way; the server's expire on their own
             self._send("POST", "/auth/logout", json={"refresh_token": refresh}, auth=False)
 
@@ -192,9 +195,17 @@ class ApiClient:
         return cast(Me, self._call("GET", "/auth/me"))
 
     def step_up(self, action: str, totp_code: str) -> str:
-        """A step-up token for ``action`` (params, resume_killed) for a fresh TOTP code."""
+        """A step-up token for ``action`` (params, resume_killed) for a fresh TOTP code; kept for reuse
+        while it is valid (``step_up_token``), since one code may be used once only."""
         body = self._call("POST", "/auth/step-up", json={"action": action, "totp_code": totp_code})
-        return str(body["step_up_token"])
+        token = str(body["step_up_token"])
+        self._step_ups[action] = (token, self.clock() + float(body["expires_in"]))
+        return token
+
+    def step_up_token(self, action: str) -> str | None:
+        """The step-up token for ``action`` still valid for a while, if any (None: ask for a TOTP code)."""
+        token, until = self._step_ups.get(action, ("", 0.0))
+        return token if token and self.clock() < until - STEP_UP_MARGIN_S else None
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -53,7 +53,15 @@ def params_page(client: ApiClient) -> None:
                         if _names(message, name):
                             st.error(message)
         reason = st.text_input("Reason (journaled with your name)", key="params_reason")
-        code = st.text_input("TOTP code (step-up)", max_chars=6, key="params_totp")
+        held = client.step_up_token("params") is not None
+        code = st.text_input(
+            "TOTP code (step-up)",
+            max_chars=6,
+            key="params_totp",
+            help="Not needed again for two minutes after a change"
+            if not held
+            else "Your last step-up is still valid: leave empty",
+        )
         preview, apply = st.columns(2)
         show = preview.form_submit_button("Preview diff", width="stretch")
         send = apply.form_submit_button("Apply", type="primary", width="stretch")
@@ -81,21 +89,34 @@ def _apply(client: ApiClient, symbol: str, patch: dict[str, dict[str, Any]], rea
     if len(reason.strip()) < 3:
         st.error("Give a reason (3 characters at least): it is journaled with the change.")
         return
-    if not (code.isdigit() and len(code) == 6):
+    token = client.step_up_token("params")
+    if token is None and not (code.isdigit() and len(code) == 6):
         st.error("Enter the 6-digit TOTP code from your authenticator app to apply a change.")
         return
     try:
-        token = client.step_up("params", code)
+        token = token or client.step_up("params", code)
         result = client.change_params(symbol, patch, reason.strip(), token)
     except ApiError as e:
-        messages = list(dict.fromkeys([f"{x['field']}: {x['message']}" for x in e.errors] or [e.detail]))
-        st.session_state.setdefault("params_problems", {})[symbol] = messages
+        st.session_state.setdefault("params_problems", {})[symbol] = problem_lines(e)
         st.rerun()
     st.session_state.setdefault("params_problems", {}).pop(symbol, None)
     changed = ", ".join(f"{d['field']} {d['before']} → {d['after']}" for d in result["diff"])
     done = f"{symbol}: {result['outcome']} (version {result['version']}): {changed}"
     st.session_state["flash"] = ("success", done)
     st.rerun()
+
+
+def problem_lines(error: ApiError) -> list[str]:
+    """The API's refusal as one message per problem: its ``- symbol[0].rails.max_base: ...`` lines
+    (each shown on its field), else its field errors, else its detail."""
+    texts = [e["message"] for e in error.errors] or [error.detail]
+    lines = [
+        re.sub(r"^symbol\[\d+\]\.", "", line.strip()[2:])
+        for text in texts
+        for line in text.splitlines()
+        if line.strip().startswith("- ")
+    ]
+    return list(dict.fromkeys(lines or texts))
 
 
 def _names(message: str, name: str) -> bool:
