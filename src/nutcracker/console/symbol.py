@@ -29,26 +29,25 @@ def symbol_page(client: ApiClient) -> None:
     orders = client.orders(symbol)
     fills = client.fills(symbol)
     pulses = client.pulses(symbol, limit=200)
-    st.plotly_chart(_chart(pulses, orders, fills), width="stretch", config={"displayModeBar": False})
+    if orders or fills:
+        st.plotly_chart(_chart(orders, fills), width="stretch", config={"displayModeBar": False})
+    else:
+        st.caption("No resting orders and no fills yet: nothing to draw.")
     left, right = st.columns(2)
     with left:
         st.markdown("**Resting orders**")
-        st.dataframe(orders, hide_index=True, width="stretch")
+        _table(orders, ["side", "price", "qty", "filled", "client_order_id"])
     with right:
         st.markdown("**Fills**")
-        st.dataframe(
+        _table(
             [{**f, "time": _clock(f["ts_ms"])} for f in reversed(fills[-200:])],
-            hide_index=True,
-            width="stretch",
-            column_order=["time", "side", "price", "qty", "fee", "cycle_id"],
+            ["time", "side", "price", "qty", "fee", "cycle_id"],
         )
     st.markdown("**Closed cycles**")
     cycles = client.cycles(symbol)
-    st.dataframe(
+    _table(
         [{**c, "closed": _clock(c["closed_ts_ms"])} for c in reversed(cycles[-200:])],
-        hide_index=True,
-        width="stretch",
-        column_order=["cycle_id", "closed", "cost", "proceeds", "fees", "pnl"],
+        ["cycle_id", "closed", "cost", "proceeds", "fees", "pnl"],
     )
     st.markdown("**Recent decisions**")
     query = st.text_input(
@@ -67,10 +66,9 @@ def _clock(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%m-%d %H:%M:%S")
 
 
-def _chart(
-    pulses: list[dict[str, Any]], orders: list[dict[str, Any]], fills: list[dict[str, Any]]
-) -> go.Figure:
-    """Fills marked buy/sell over time, our resting orders as levels (the API serves no candles yet)."""
+def _chart(orders: list[dict[str, Any]], fills: list[dict[str, Any]]) -> go.Figure:
+    """Fills marked buy/sell over time, our resting orders as levels (the API serves no candles yet,
+    so the Keltner bands and the EMA are not drawn)."""
     figure = go.Figure()
     for side, colour, marker in (("buy", "#16a34a", "triangle-up"), ("sell", "#dc2626", "triangle-down")):
         mine = [f for f in fills if f["side"] == side]
