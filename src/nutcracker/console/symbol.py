@@ -66,6 +66,13 @@ def _clock(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%m-%d %H:%M:%S")
 
 
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch", column_order=columns)
+    else:
+        st.caption("none")
+
+
 def _chart(orders: list[dict[str, Any]], fills: list[dict[str, Any]]) -> go.Figure:
     """Fills marked buy/sell over time, our resting orders as levels (the API serves no candles yet,
     so the Keltner bands and the EMA are not drawn)."""
