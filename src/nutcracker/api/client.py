@@ -268,6 +268,12 @@ class ApiClient:
             self._http.close()
             self._http = None
 
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _command(self, path: str, reason: str, step_up_token: str | None = None) -> CommandResult:
         headers = {"X-Step-Up-Token": step_up_token} if step_up_token else None
         return cast(CommandResult, self._call("POST", path, json={"reason": reason}, headers=headers))

@@ -78,6 +78,7 @@ def test_console_in_chromium(stack: Stack, tmp_path: Path) -> None:
             raise
         finally:
             browser.close()
+            checker.close()
     print(f"screenshots: {shots}")
     assert errors == [], f"browser console errors: {errors}"
 
