@@ -26,12 +26,8 @@ def main() -> None:
     header(api, user)
     kill_switch(api)
     flash()
-    page = (
-        st.segmented_control(
-            "Page", list(PAGES), default="Overview", key="page", label_visibility="collapsed"
-        )
-        or "Overview"
-    )
+    st.session_state.setdefault("page", "Overview")
+    page = st.segmented_control("Page", list(PAGES), key="page", label_visibility="collapsed") or "Overview"
     try:
         PAGES[page](api)
     except SessionEndedError as e:

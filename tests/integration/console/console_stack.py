@@ -32,6 +32,7 @@ CHROMIUM_FLAGS = [
 ]
 OWNER, OWNER_PASSWORD = "alice", "correct-horse-battery-staple-9"
 WATCHER, WATCHER_PASSWORD = "watcher", "a-viewer-who-checks-the-api-42"  # no TOTP: the test's own reads
+OPERATOR, OPERATOR_PASSWORD = "bob", "an-operator-without-totp-77"  # pauses, kills; no step-up
 
 
 def free_port() -> int:
@@ -105,7 +106,9 @@ class Stack:
 
 
 @contextmanager
-def serve_stack(tmp: Path, *, speed: float | None = None, config: Path | None = None) -> Iterator[Stack]:
+def serve_stack(
+    tmp: Path, *, speed: float | None = None, config: Path | None = None, console: bool = True
+) -> Iterator[Stack]:
     """The demo engine and its API, and the console on it, on free loopback ports."""
     users = tmp / "users.db"
     _cli(
@@ -132,6 +135,18 @@ def serve_stack(tmp: Path, *, speed: float | None = None, config: Path | None = 
         cwd=tmp,
         stdin=WATCHER_PASSWORD + "\n",
     )
+    _cli(
+        "users",
+        "add",
+        OPERATOR,
+        "--role",
+        "operator",
+        "--users",
+        str(users),
+        "--password-stdin",
+        cwd=tmp,
+        stdin=OPERATOR_PASSWORD + "\n",
+    )
     found = re.search(
         r"secret=([A-Z2-7]+)", _cli("users", "totp", "enable", OWNER, "--users", str(users), cwd=tmp)
     )
@@ -150,10 +165,14 @@ def serve_stack(tmp: Path, *, speed: float | None = None, config: Path | None = 
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    console = None
+    ui = None
     try:
         _wait(f"{api}/api/v1/ready", "nutcracker serve", server)
-        console = subprocess.Popen(
+        url = ""
+        if not console:
+            yield Stack(api, url, pyotp.TOTP(found.group(1)), tmp)
+            return
+        ui = subprocess.Popen(
             [sys.executable, "-m", "nutcracker.cli", "console", "--api", api, "--port", str(console_port)],
             cwd=tmp,
             stdout=logs[1],
@@ -161,10 +180,10 @@ def serve_stack(tmp: Path, *, speed: float | None = None, config: Path | None = 
             start_new_session=True,
         )
         url = f"http://127.0.0.1:{console_port}"
-        _wait(f"{url}/_stcore/health", "nutcracker console", console)
+        _wait(f"{url}/_stcore/health", "nutcracker console", ui)
         yield Stack(api, url, pyotp.TOTP(found.group(1)), tmp)
     finally:
-        for process in (console, server):
+        for process in (ui, server):
             if process is not None:
                 _stop(process)
         for log in logs:
