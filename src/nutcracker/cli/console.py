@@ -76,6 +76,7 @@ def open_console(
             f"✗ --api {api} sends passwords and tokens in clear text to another machine: use https://",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(code=EXIT_CONFIG)
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -83,9 +84,12 @@ def open_console(
             f"✗ --host {host}: the console serves plain HTTP; keep it on 127.0.0.1 behind a TLS proxy",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(code=EXIT_CONFIG)
-    Console().print(f"console on http://{host}:{port} for the API at {api}", markup=False, highlight=False)
+    Console().print(
+        f"console on http://{host}:{port} for the API at {api}", markup=False, highlight=False, soft_wrap=True
+    )
     env = {**os.environ, API_ENV: api.rstrip("/")}
     try:
         code = subprocess.call(streamlit_argv(api, host, port), env=env)
