@@ -106,7 +106,7 @@ def _steer(client: ApiClient) -> None:
     with st.container(border=True):
         st.markdown("**Pause or resume a symbol**")
         symbol = st.selectbox("Symbol", names, key="steer_symbol")
-        reason = st.text_input("Reason (journaled)", value="paused from the console", key="steer_reason")
+        reason = st.text_input("Reason (journaled)", value="from the console", key="steer_reason")
         killed = st.session_state.get("statuses", {}).get(symbol) == "killed"
         code = ""
         if killed:

@@ -39,8 +39,10 @@ def params_page(client: ApiClient) -> None:
             if not isinstance(keys, dict) or section in READ_ONLY:
                 continue
             st.markdown(f"**{section}**")
-            columns = st.columns(2)
-            for i, (key, value) in enumerate(keys.items()):
+            items = list(keys.items())
+            for i, (key, value) in enumerate(items):
+                if i % 2 == 0:  # a row per pair: a message under one field never shifts the next row
+                    columns = st.columns(2)
                 name = f"{section}.{key}"
                 with columns[i % 2]:
                     edited.setdefault(section, {})[key] = st.text_input(
