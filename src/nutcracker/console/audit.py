@@ -51,7 +51,18 @@ def audit_page(client: ApiClient) -> None:
         and (not text or text.lower() in " ".join(map(str, r.values())).lower())
     ]
     st.caption(f"{len(shown)} of {len(rows)} entries, newest first")
-    st.dataframe(shown, hide_index=True, width="stretch")
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "time": st.column_config.TextColumn(width="small"),
+            "actor": st.column_config.TextColumn(width="small"),
+            "action": st.column_config.TextColumn(width="small"),
+            "detail": st.column_config.TextColumn(width="large"),
+            "source": st.column_config.TextColumn(width="small"),
+        },
+    )
     st.download_button(
         "Export CSV", audit_csv(shown), file_name="nutcracker-audit.csv", mime="text/csv", key="audit_csv"
     )
