@@ -135,6 +135,9 @@ def main() -> None:
     for name, i, target in rows:
         one, many = base[i], results[args.symbols][i]
         print(f"{name:<38}{one * 1000:>10.0f}ms{many * 1000:>12.0f}ms{many / one:>8.2f}{target:>10}")
+    login, refresh = results[args.symbols][0], results[args.symbols][1]
+    verdict = "met" if login <= 2.0 and refresh <= 0.3 else "MISSED"
+    print(f"targets: login -> overview <= 2 s, one refresh <= 300 ms with {args.symbols} symbols: {verdict}")
 
 
 if __name__ == "__main__":
