@@ -9,7 +9,19 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = ("backtest", "demo", "run", "status", "recover", "config", "keys", "data", "sim-exchange", "users")
+COMMANDS = (
+    "backtest",
+    "demo",
+    "run",
+    "status",
+    "recover",
+    "config",
+    "keys",
+    "data",
+    "sim-exchange",
+    "users",
+    "console",
+)
 
 
 @pytest.fixture(scope="module")
