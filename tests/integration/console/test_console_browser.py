@@ -91,6 +91,10 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
     page.goto(stack.console)
     expect(page.get_by_text("non-discretionary")).to_be_visible()
     _shot(page, shots / "login-1400.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    _no_horizontal_scroll(page)
+    _shot(page, shots / "login-390.png")
+    page.set_viewport_size({"width": 1400, "height": 900})
     page.get_by_role("textbox", name="User").fill(OWNER)
     page.get_by_role("textbox", name="Password").fill(OWNER_PASSWORD)
     page.get_by_role("textbox", name="TOTP code").fill(stack.totp.now())
@@ -160,6 +164,10 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
     assert checker.orders(SYMBOL) == [], "orders still rest after the kill switch"
     expect(page.get_by_text(re.compile(r"Killed 1 of 1"))).to_be_visible()
     _shot(page, shots / "killed-1400.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    _no_horizontal_scroll(page)
+    _shot(page, shots / "killed-390.png")
+    page.set_viewport_size({"width": 1400, "height": 900})
 
     _go(page, "Symbol")
     expect(page.get_by_text("Recent decisions")).to_be_visible()

@@ -89,3 +89,21 @@ def test_the_apis_refusal_is_one_line_per_field() -> None:
         'rails.max_quote: expected a decimal number, got "lots"',
     ]
     assert problem_lines(ApiError(403, "a fresh TOTP code is needed")) == ["a fresh TOTP code is needed"]
+
+
+def test_the_audit_csv_reads_back_as_shown() -> None:
+    import csv
+    import io
+
+    from nutcracker.api.client import AuditEntry
+    from nutcracker.console.audit import audit_csv, audit_rows
+
+    entries = [
+        AuditEntry(source="journal", seq=2, ts_ms=0, actor="alice", action="kill", detail='why="a, b"\nnext'),
+        AuditEntry(source="auth", seq=1, ts_ms=1000, actor="bob", action="login", detail=""),
+    ]
+    rows = audit_rows(entries)
+    back = list(csv.DictReader(io.StringIO(audit_csv(rows))))
+    assert back == [{k: str(v) for k, v in r.items()} for r in rows]
+    assert back[0]["time"] == "1970-01-01 00:00:00"
+    assert back[0]["detail"] == 'why="a, b"\nnext'
