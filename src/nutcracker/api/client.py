@@ -52,9 +52,6 @@ class ApiError(Exception):
         self.detail = detail
         self.errors = errors or []
 
-    def field_messages(self) -> dict[str, str]:
-        return {e["field"]: e["message"] for e in self.errors}
-
 
 class SessionEndedError(ApiError):
     """The refresh token was refused (expired, revoked, reused): log in again."""
@@ -250,6 +247,12 @@ class ApiClient:
 
     def pause_all(self, reason: str) -> list[CommandResult]:
         return cast(list[CommandResult], self._call("POST", "/pause", json={"reason": reason}))
+
+    def resume_all(self, reason: str, step_up_token: str | None = None) -> list[CommandResult]:
+        headers = {"X-Step-Up-Token": step_up_token} if step_up_token else None
+        return cast(
+            list[CommandResult], self._call("POST", "/resume", json={"reason": reason}, headers=headers)
+        )
 
     def change_params(
         self, symbol: str, patch: Mapping[str, Mapping[str, Any]], reason: str, step_up_token: str

@@ -29,9 +29,9 @@ def params_page(client: ApiClient) -> None:
     table = current["params"]
     st.caption(f"Version {current['version']} · values in the config file's units")
     problems: list[str] = st.session_state.get("params_problems", {}).get(symbol, [])
-    names = [f"{s}.{k}" for s, keys in table.items() if isinstance(keys, dict) for k in keys]
-    for message in problems:
-        if not any(_names(message, n) for n in names):
+    fields = [f"{s}.{k}" for s, keys in table.items() if isinstance(keys, dict) for k in keys]
+    for message in problems:  # those that name no field of the form, above it
+        if not any(_names(message, f) for f in fields):
             st.error(message)
     edited: dict[str, dict[str, str]] = {}
     with st.form(f"params_{symbol}"):
@@ -49,7 +49,8 @@ def params_page(client: ApiClient) -> None:
                         name,
                         value=as_text(value),
                         key=f"p_{symbol}_{name}",
-                        help=f"{name} in the config file",
+                        help=f"`{key}` of `[symbol.{section}]` in the config file "
+                        "(docs/configuration.md); the API checks it as it checks the file",
                     )
                     for message in problems:
                         if _names(message, name):
