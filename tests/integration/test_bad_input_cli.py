@@ -145,6 +145,25 @@ def _users(*args: str) -> Args:
 
 
 CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
+    # --- advise and suggestions (more rows in tests/integration/test_advisor_cli.py) ---------------
+    (
+        "advise: --trials 0",
+        lambda t: ["advise", "--config", str(GRID), "--data", _candles(t, "BTC-USDT.csv"), "--trials", "0"],
+        EXIT_CONFIG,
+        ("--trials 0", "1 to 100000"),
+    ),
+    (
+        "advise: no [advisor.tune] table",
+        lambda t: ["advise", "--config", str(GRID), "--data", _candles(t, "BTC-USDT.csv"), "--trials", "2"],
+        EXIT_CONFIG,
+        ("[advisor.tune]",),
+    ),
+    (
+        "suggestions: missing journal",
+        lambda t: ["suggestions", "list", "--journal", str(t / "missing.db")],
+        3,
+        ("no such journal file",),
+    ),
     # --- config values (every field has a row in tests/unit/test_config.py) ---------------------
     (
         "config check: min_net_bps = 1e30",
@@ -439,6 +458,81 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         lambda t: ["console", "--host", "0.0.0.0"],
         EXIT_CONFIG,
         ("--host 0.0.0.0", "TLS proxy"),
+    ),
+    # --- nutcracker serve (the control API beside the engine) -------------------------------------
+    (
+        "serve: a non-loopback bind without TLS",
+        lambda t: ["serve", "--config", str(GRID), "--host", "0.0.0.0", "--users", _users_file(t)],
+        EXIT_CONFIG,
+        ("--host 0.0.0.0", "clear text", "--tls-cert and --tls-key", "--behind-proxy"),
+    ),
+    (
+        "serve: a host name is not known to be loopback",
+        lambda t: ["serve", "--config", str(GRID), "--host", "example.org", "--users", _users_file(t)],
+        EXIT_CONFIG,
+        ("--host example.org", "--tls-cert"),
+    ),
+    (
+        "serve: port above 65535",
+        lambda t: ["serve", "--config", str(GRID), "--port", "70000"],
+        EXIT_CONFIG,
+        ("--port 70000", "0 <= --port <= 65535"),
+    ),
+    (
+        "serve: negative port",
+        lambda t: ["serve", "--config", str(GRID), "--port", "-1"],
+        EXIT_CONFIG,
+        ("--port -1", "0 <= --port <= 65535"),
+    ),
+    (
+        "serve: missing TLS certificate file",
+        lambda t: [
+            "serve",
+            "--config",
+            str(GRID),
+            "--tls-cert",
+            str(t / "no.pem"),
+            "--tls-key",
+            str(t / "k.pem"),
+        ],
+        EXIT_CONFIG,
+        ("--tls-cert", "no such file"),
+    ),
+    (
+        "serve: a TLS certificate without its key",
+        lambda t: ["serve", "--config", str(GRID), "--tls-cert", str(GRID)],
+        EXIT_CONFIG,
+        ("--tls-cert and --tls-key go together",),
+    ),
+    (
+        "serve: unknown mode",
+        lambda t: ["serve", "--config", str(GRID), "--mode", "backtest"],
+        EXIT_CONFIG,
+        ("--mode must be replay, paper or live", "'backtest'"),
+    ),
+    (
+        "serve: neither --config nor --demo",
+        lambda t: ["serve"],
+        EXIT_CONFIG,
+        ("give --config FILE", "--demo"),
+    ),
+    (
+        "serve: --demo with a --config",
+        lambda t: ["serve", "--demo", "--config", str(GRID)],
+        EXIT_CONFIG,
+        ("--demo serves the built-in replay demo", "leave out --config"),
+    ),
+    (
+        "serve: missing users file",
+        lambda t: ["serve", "--config", str(GRID), "--users", str(t / "missing.db")],
+        EXIT_CONFIG,
+        ("no users file at", "nutcracker users add NAME --role owner"),
+    ),
+    (
+        "serve: bad --speed",
+        lambda t: ["serve", "--config", str(GRID), "--speed", "-2"],
+        EXIT_CONFIG,
+        ("--speed -2", "allowed"),
     ),
 ]
 

@@ -264,6 +264,22 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], object], tuple[str, ...]]]
     ),
     ("unknown top-level key", lambda d: d.update(engin={}), ("unknown key 'engin' at the top level",)),
     (
+        "advisor: a rail is not tunable",
+        lambda d: d.update(advisor={"tune": {"rails.max_quote": ["1", "9"]}}),
+        ("advisor.tune.rails.max_quote", "rails are never tuned"),
+    ),
+    (
+        "advisor: unknown tunable",
+        lambda d: d.update(advisor={"tune": {"grid.speed": ["1", "9"]}}),
+        ("advisor.tune.grid.speed", "not a tunable parameter", "profit.min_net_bps"),
+    ),
+    (
+        "advisor: bounds reversed",
+        lambda d: d.update(advisor={"tune": {"profit.min_net_bps": ["30", "5"]}}),
+        ("advisor.tune.profit.min_net_bps", "low < high"),
+    ),
+    ("advisor: folds = 1", lambda d: d.update(advisor={"folds": 1}), ("advisor.folds",)),
+    (
         "wrong type: int",
         lambda d: sym(d)["grid"].update(levels="six"),
         ("symbol[0].grid.levels", "expected a whole number", '"six"'),

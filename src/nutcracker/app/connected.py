@@ -25,7 +25,7 @@ from nutcracker.app.kernel import build_engine, symbol_params
 from nutcracker.config import NutcrackerConfig, starting_balances
 from nutcracker.engine.ports import Exchange, HistoryExchange
 from nutcracker.engine.reports import PulseReport
-from nutcracker.engine.runtime import SHUTDOWN_CANCEL_S, EngineSettings, WallClock
+from nutcracker.engine.runtime import SHUTDOWN_CANCEL_S, Engine, EngineSettings, WallClock
 from nutcracker.errors import ConfigError
 from nutcracker.exchange.ccxt_exchange import CcxtExchange
 from nutcracker.exchange.key_probe import require_trade_only_key
@@ -164,8 +164,14 @@ async def run_connected(
     on_report: Callable[[PulseReport], None],
     on_notice: Callable[[str], None] = _stderr,
     cancel_timeout_s: float | None = None,
+    on_engine: Callable[[Engine, SqliteJournal], None] | None = None,
+    wrap_exchange: Callable[[HistoryExchange], HistoryExchange] | None = None,
 ) -> None:
-    """Run the engine in ``paper`` or ``live`` mode until SIGINT/SIGTERM or ``pulses`` pulses per symbol."""
+    """Run the engine in ``paper`` or ``live`` mode until SIGINT/SIGTERM or ``pulses`` pulses per symbol.
+
+    ``on_engine`` is handed the engine and its journal once built, before it runs (``serve`` attaches
+    the API to them); ``wrap_exchange`` puts an adapter between the engine and the exchange.
+    """
     install_redaction()
     exchange_id = exchange_of(config)
     source: CcxtExchange
@@ -208,7 +214,10 @@ async def run_connected(
         try:
             # a lost or rolled-back journal would forget fills and reuse ids: refuse, name the fix
             await require_known_history(params, exchange, journal, journal_path)
-            engine = build_engine(config, params, exchange, journal, WallClock(), settings)
+            port = wrap_exchange(exchange) if wrap_exchange is not None else exchange
+            engine = build_engine(config, params, port, journal, WallClock(), settings)
+            if on_engine is not None:
+                on_engine(engine, journal)
             counts: dict[str, int] = {}
 
             def observe(report: PulseReport) -> None:

@@ -81,12 +81,14 @@ def build_replay(
     journal: JournalStore,
     *,
     warmup: int = 0,
+    wrap_exchange: Callable[[SimExchange], Exchange] | None = None,
 ) -> ReplaySetup:
     """Wire SimExchange, a simulated clock and the engine for ``config`` over ``data``.
 
     ``warmup`` candles are fed to the exchange before the first pulse. The default, 0, pulses from
     the first candle on, as the backtester does: both wait out the indicators' warm-up on the same
     candles, so a replay and a backtest of one file place their first orders on the same candle.
+    ``wrap_exchange`` puts an adapter between the engine and the exchange (the API's dispatch timer).
     """
     params = symbol_params(config)
     starting = starting_balances(config)
@@ -100,7 +102,8 @@ def build_replay(
         cancel_on_shutdown=config.engine.cancel_on_shutdown,
         worker=WorkerSettings(candle_interval_ms=interval),
     )
-    engine = build_engine(config, params, exchange, journal, clock, settings)
+    port: Exchange = wrap_exchange(exchange) if wrap_exchange is not None else exchange
+    engine = build_engine(config, params, port, journal, clock, settings)
     traces = {}
     for p in params:
         candles = data[p.market.symbol]

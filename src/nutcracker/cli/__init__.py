@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from nutcracker.cli import backtest, recover, run, status
+from nutcracker.cli import advise, backtest, recover, run, serve, status
 from nutcracker.cli._common import EXIT_JOURNAL
 from nutcracker.cli.config import config_app
 from nutcracker.cli.console import open_console
@@ -51,6 +51,8 @@ app.command("console")(open_console)
 app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("recover")(recover.recover)
+app.command("serve")(serve.serve)
 app.add_typer(users_app, name="users")
+advise.register(app)
 
 __all__ = ["EXIT_CONFIG", "EXIT_JOURNAL", "app"]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from nutcracker.config.advisor import TUNABLES, AdvisorConfig, Tunable
 from nutcracker.config.balances import starting_balances
 from nutcracker.config.loading import load_config, parse_config, read_toml
 from nutcracker.config.schema import (
@@ -36,6 +37,8 @@ __all__ = [
     "CLIENT_ORDER_ID_SUFFIX_MAX",
     "MAX_LADDER_LEVELS",
     "ORDER_ID_PREFIX_MAX",
+    "TUNABLES",
+    "AdvisorConfig",
     "CooldownConfig",
     "DepthConfig",
     "EngineConfig",
@@ -51,6 +54,7 @@ __all__ = [
     "ProfitConfig",
     "RailsConfig",
     "SymbolConfig",
+    "Tunable",
     "VolatilityConfig",
     "load_config",
     "order_id_prefix",

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from nutcracker.config.advisor import AdvisorConfig
 from nutcracker.config.problems import (
     _CENT,
     _ceil_cent,
@@ -602,6 +603,7 @@ class NutcrackerConfig(_Section):
     engine: EngineConfig = EngineConfig()
     portfolio: dict[str, PortfolioRailsConfig] = Field(default_factory=dict)
     symbol: tuple[SymbolConfig, ...]
+    advisor: AdvisorConfig | None = None  # what the offline advisor may search (config.advisor)
 
     @property
     def symbols(self) -> tuple[SymbolConfig, ...]:
@@ -665,6 +667,8 @@ def _toml_lines(config: NutcrackerConfig) -> Iterator[str]:
         yield "[[symbol]]"
         for name in type(symbol).model_fields:
             yield from _toml_table(f"symbol.{name}", getattr(symbol, name))
+    if config.advisor is not None:
+        yield from config.advisor.toml_lines()
 
 
 def _toml_table(header: str, section: BaseModel) -> Iterator[str]:
@@ -694,6 +698,7 @@ __all__ = [
     "CLIENT_ORDER_ID_SUFFIX_MAX",
     "MAX_LADDER_LEVELS",
     "ORDER_ID_PREFIX_MAX",
+    "AdvisorConfig",
     "CooldownConfig",
     "DepthConfig",
     "EngineConfig",

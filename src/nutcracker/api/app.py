@@ -1,0 +1,57 @@
+"""``create_app``: the FastAPI application over one ``ControlPlane`` and an ``Authenticator``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from nutcracker.api.metrics import ApiMetrics, RequestTimer
+from nutcracker.api.plane import ControlPlane
+from nutcracker.api.principal import Authenticator
+from nutcracker.api.problems import install_problem_handlers
+from nutcracker.api.routers import control, events, ops, symbols
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    authenticator: Authenticator,
+    plane: ControlPlane | None = None,
+    *,
+    metrics: ApiMetrics | None = None,
+    heartbeat_s: float = 15.0,
+) -> FastAPI:
+    """Return the API app. ``plane`` may be attached later (``app.state.plane``): until then, 503."""
+    app = FastAPI(
+        title="Nutcracker control API",
+        version="1",
+        summary="Watch and steer a running Nutcracker engine: status, reasons, pause, kill, parameters.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.authenticator = authenticator
+    app.state.plane = plane
+    app.state.metrics = metrics or ApiMetrics()
+    app.state.heartbeat_s = heartbeat_s
+    if plane is not None:
+        plane.engine.add_observer(app.state.metrics.observe)
+    install_problem_handlers(app)
+    app.add_middleware(RequestTimer, metrics=app.state.metrics, prefix=API_PREFIX)
+    for router in [*_auth_routers(), ops.router, symbols.router, control.router, events.router]:
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(ops.metrics_router)
+    return app
+
+
+def attach(app: FastAPI, plane: ControlPlane) -> None:
+    """Give a running app its engine (paper and live build the engine after the server starts)."""
+    plane.engine.add_observer(app.state.metrics.observe)
+    app.state.plane = plane
+
+
+def _auth_routers() -> list[APIRouter]:
+    from nutcracker.api.routers import auth  # the token service's routes: login, refresh, step-up
+
+    return [auth.router]

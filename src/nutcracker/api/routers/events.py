@@ -1,0 +1,116 @@
+"""The SSE event stream: the journal's events (pulses, fills, intents, states, parameters, audits).
+
+``id:`` is the journal's event ``seq``; a client that reconnects with ``Last-Event-ID`` (or
+``?since=``) gets every later event it may see, in order, none twice; ``?since=0`` replays the
+journal from its first event, and a stream opened with neither starts with the next event.
+Events of symbols of other accounts are skipped (the cursor still moves past them); account-wide
+audits reach only callers with a role on every account, except an audit naming one of the
+caller's symbols. A comment line every ``heartbeat_s`` keeps proxies from closing an idle stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from nutcracker.api.access import plane_of, visible_symbols
+from nutcracker.api.deps import current_principal
+from nutcracker.api.plane import ControlPlane
+from nutcracker.api.principal import ALL_ACCOUNTS, Principal
+from nutcracker.api.problems import ProblemError, problem_responses
+from nutcracker.core.records import ACCOUNT, EventRow
+
+router = APIRouter(tags=["events"])
+
+_BATCH = 500
+
+
+def _visible(row: EventRow, symbols: frozenset[str], everything: bool) -> bool:
+    if everything:
+        return True
+    if row.symbol != ACCOUNT:
+        return row.symbol in symbols
+    if row.kind == "audit":  # a command's audit names its symbol first: "symbol=BTC/USDT why=..."
+        detail = json.loads(row.payload).get("detail", "")
+        named = detail.split(" ", 1)[0].removeprefix("symbol=") if detail.startswith("symbol=") else ""
+        return named in symbols
+    return False
+
+
+def _frame(row: EventRow) -> str:
+    data = json.dumps(
+        {
+            "seq": row.seq,
+            "ts_ms": row.ts_ms,
+            "symbol": row.symbol,
+            "kind": row.kind,
+            "payload": json.loads(row.payload),
+        },
+        separators=(",", ":"),
+    )
+    return f"id: {row.seq}\nevent: {row.kind}\ndata: {data}\n\n"
+
+
+async def _stream(
+    plane: ControlPlane, principal: Principal, cursor: int, heartbeat_s: float
+) -> AsyncIterator[str]:
+    symbols = frozenset(visible_symbols(plane, principal))
+    everything = principal.role_for(ALL_ACCOUNTS) is not None
+    yield "retry: 1000\n\n"
+    while True:
+        rows = plane.feed.after(cursor, _BATCH)
+        if rows:
+            frames = [_frame(r) for r in rows if _visible(r, symbols, everything)]
+            cursor = rows[-1].seq
+            if frames:
+                yield "".join(frames)
+            continue
+        before = plane.feed.last_seq
+        await plane.feed.wait(heartbeat_s)
+        if plane.feed.last_seq == before:
+            yield ": heartbeat\n\n"
+
+
+@router.get(
+    "/events",
+    summary="Server-sent events: pulses, fills, states, parameters, audits (resume with Last-Event-ID)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "an endless stream",
+        },
+        **problem_responses({401: "No valid access token", 422: "since or Last-Event-ID is invalid"}),
+    },
+)
+async def events(
+    request: Request,
+    principal: Annotated[Principal, Depends(current_principal)],
+    since: Annotated[
+        int | None,
+        Query(
+            ge=0, le=2**62, description="start after this event seq (0: from the first; default: from now)"
+        ),
+    ] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> StreamingResponse:
+    plane = plane_of(request)
+    cursor = since if since is not None else plane.feed.last_seq  # no cursor: from now on
+    if last_event_id is not None:  # a reconnecting EventSource: it wins over ?since=
+        if not last_event_id.strip().isdigit():
+            raise ProblemError(
+                422,
+                "Last-Event-ID must be the id of an event received (a whole number)",
+                errors=[{"field": "Last-Event-ID", "message": "expected a whole number"}],
+            )
+        cursor = int(last_event_id.strip())
+    heartbeat_s: float = request.app.state.heartbeat_s
+    return StreamingResponse(
+        _stream(plane, principal, cursor, heartbeat_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

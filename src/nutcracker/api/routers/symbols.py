@@ -1,0 +1,167 @@
+"""What a caller may read about their symbols: status, pulses, open orders, fills, cycles, parameters."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from nutcracker.api.access import plane_of, visible_symbol, visible_symbols
+from nutcracker.api.deps import current_principal
+from nutcracker.api.plane import ControlPlane
+from nutcracker.api.principal import Principal
+from nutcracker.api.problems import problem_responses
+from nutcracker.api.schemas import (
+    CyclePage,
+    FillPage,
+    OpenOrders,
+    ParamsOut,
+    Pulses,
+    StatusOut,
+    SymbolStatusOut,
+)
+from nutcracker.api.views import cycle_out, fill_out, order_out, pulse_out, status_out
+from nutcracker.config import NutcrackerConfig
+
+router = APIRouter(tags=["symbols"])
+
+_READ = problem_responses(
+    {
+        401: "No valid access token",
+        404: "No such symbol among yours",
+        422: "A query parameter is invalid",
+        503: "The engine is starting",
+    }
+)
+
+Caller = Annotated[Principal, Depends(current_principal)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]
+Offset = Annotated[
+    int, Query(ge=0, le=10_000_000, description="items to skip (next_offset of the last page)")
+]
+Since = Annotated[int, Query(ge=0, le=2**53, description="only items at or after this time, epoch ms")]
+
+
+def _status(plane: ControlPlane, symbol: str) -> SymbolStatusOut:
+    """The symbol's status, built once per engine report (200 clients polling cost one build)."""
+    book = plane.books[symbol]
+    report = plane.engine.latest().get(symbol)
+    if book.status is None or book.status[0] is not report:
+        book.status = (report, status_out(book, plane.engine.worker(symbol).params, report))
+    return book.status[1]
+
+
+@router.get(
+    "/status",
+    response_model=StatusOut,
+    summary="Every symbol you may see: state, why, rails, PnL",
+    responses=_READ,
+)
+async def status(request: Request, principal: Caller) -> StatusOut:
+    plane = plane_of(request)
+    return StatusOut(mode=plane.mode, symbols=[_status(plane, s) for s in visible_symbols(plane, principal)])
+
+
+@router.get(
+    "/symbols/{symbol}/status", response_model=SymbolStatusOut, summary="One symbol's status", responses=_READ
+)
+async def symbol_status(request: Request, symbol: str, principal: Caller) -> SymbolStatusOut:
+    plane = plane_of(request)
+    return _status(plane, visible_symbol(plane, principal, symbol))
+
+
+@router.get(
+    "/symbols/{symbol}/pulses",
+    response_model=Pulses,
+    summary="Recent pulses and their reasons",
+    responses=_READ,
+)
+async def pulses(
+    request: Request, symbol: str, principal: Caller, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> Pulses:
+    plane = plane_of(request)
+    name = visible_symbol(plane, principal, symbol)
+    params = plane.engine.worker(name).params
+    recent = list(plane.books[name].pulses)[-limit:]
+    return Pulses(symbol=name, pulses=[pulse_out(r, params) for r in reversed(recent)])
+
+
+@router.get(
+    "/symbols/{symbol}/orders", response_model=OpenOrders, summary="Our orders resting now", responses=_READ
+)
+async def open_orders(request: Request, symbol: str, principal: Caller) -> OpenOrders:
+    plane = plane_of(request)
+    name = visible_symbol(plane, principal, symbol)
+    worker = plane.engine.worker(name)
+    return OpenOrders(symbol=name, orders=[order_out(o, worker.params) for o in worker.open_orders])
+
+
+@router.get(
+    "/symbols/{symbol}/fills",
+    response_model=FillPage,
+    summary="Booked fills, oldest first, paged",
+    responses=_READ,
+)
+async def fills(
+    request: Request, symbol: str, principal: Caller, since: Since = 0, offset: Offset = 0, limit: Limit = 100
+) -> FillPage:
+    plane = plane_of(request)
+    name = visible_symbol(plane, principal, symbol)
+    params = plane.engine.worker(name).params
+    rows = [f for f in plane.journal.fills(name) if f.ts_ms >= since]
+    page = rows[offset : offset + limit]
+    more = offset + limit < len(rows)
+    return FillPage(
+        symbol=name,
+        total=len(rows),
+        next_offset=offset + limit if more else None,
+        items=[fill_out(f, params) for f in page],
+    )
+
+
+@router.get(
+    "/symbols/{symbol}/cycles",
+    response_model=CyclePage,
+    summary="Closed cycles, oldest first, paged",
+    responses=_READ,
+)
+async def cycles(
+    request: Request, symbol: str, principal: Caller, since: Since = 0, offset: Offset = 0, limit: Limit = 100
+) -> CyclePage:
+    plane = plane_of(request)
+    name = visible_symbol(plane, principal, symbol)
+    params = plane.engine.worker(name).params
+    rows = [c for c in plane.journal.cycles(name) if c.closed_ts_ms >= since]
+    page = rows[offset : offset + limit]
+    more = offset + limit < len(rows)
+    return CyclePage(
+        symbol=name,
+        total=len(rows),
+        next_offset=offset + limit if more else None,
+        items=[cycle_out(c, params) for c in page],
+    )
+
+
+def config_table(config: NutcrackerConfig, symbol: str) -> dict[str, Any]:
+    """Return the symbol's config table in the user's names and units (as in the TOML file)."""
+    data = tomllib.loads(config.to_toml())
+    for table in data["symbol"]:
+        if table["market"]["symbol"] == symbol:
+            return dict(table)
+    raise KeyError(symbol)
+
+
+@router.get(
+    "/symbols/{symbol}/params",
+    response_model=ParamsOut,
+    summary="Parameters in the config's units",
+    responses=_READ,
+)
+async def params(request: Request, symbol: str, principal: Caller) -> ParamsOut:
+    plane = plane_of(request)
+    name = visible_symbol(plane, principal, symbol)
+    history = plane.journal.params_history(name)
+    return ParamsOut(
+        symbol=name, version=history[-1].version if history else 0, params=config_table(plane.config, name)
+    )

@@ -1,0 +1,232 @@
+"""``nutcracker advise`` and ``nutcracker suggestions``: the advisor's search, and the user's decision."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from nutcracker.cli._common import EXIT_JOURNAL
+from nutcracker.errors import EXIT_CONFIG, AdvisorError, ConfigError, DataError
+from nutcracker.store.suggestions import SuggestionStore
+
+JournalOption = Annotated[
+    Path, typer.Option("--journal", help="The journal file the suggestions are kept in.")
+]
+suggestions_app = typer.Typer(
+    help="List, show, accept or reject the advisor's suggestions.", no_args_is_help=True
+)
+
+
+def _fail(err: Console, error: Exception, code: int = EXIT_CONFIG) -> typer.Exit:
+    err.print(f"✗ {error}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code=code)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def advise(
+    config_file: Annotated[
+        Path, typer.Option("--config", help="TOML config: parameters and the [advisor] table.")
+    ],
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal", help="Journal of a run: its period and record; suggestions are filed in it."
+        ),
+    ] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data", help="Candle CSV per symbol: BASE/QUOTE=FILE (or FILE).", metavar="[SYMBOL=]FILE"
+        ),
+    ] = None,
+    trials: Annotated[int, typer.Option(help="Optuna trials per study (one study per fold, one more).")] = 30,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the search and the model: same inputs, same advice.")
+    ] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write suggestions.json and report.html here.")
+    ] = None,
+) -> None:
+    """Search better parameters walk-forward on your candles; suggest them only if they win out of sample."""
+    err = Console(stderr=True)
+    if trials < 1 or trials > 100_000:
+        raise _fail(err, ConfigError(f"--trials {trials}: give 1 to 100000 trials per study"))
+    if seed < 0:
+        raise _fail(err, ConfigError(f"--seed {seed}: give a seed >= 0"))
+    if not data:
+        raise _fail(
+            err, ConfigError("--data: give the candle file of every symbol, e.g. --data BTC/USDT=FILE")
+        )
+    from nutcracker.advisor.run import advise as run_advise
+    from nutcracker.advisor.run import file_advice
+    from nutcracker.backtest.data import assign_data, load_data
+    from nutcracker.config import load_config
+    from nutcracker.store.migrations import JournalError
+
+    try:
+        config = load_config(config_file)
+        candles = load_data(config, assign_data(config, data), synthetic=0, seed=0)
+    except (ConfigError, DataError, OSError) as e:
+        raise _fail(err, e) from None
+    try:
+        advices = run_advise(
+            config,
+            candles,
+            journal=journal,
+            trials=trials,
+            seed=seed,
+            progress=lambda m: err.print(m, style="dim", markup=False),
+        )
+        filed = (
+            file_advice(journal, advices, now_ms=_now_ms(), expire_days=config.advisor.expire_days)
+            if journal is not None and config.advisor is not None
+            else []
+        )
+    except JournalError as e:
+        raise _fail(err, e, EXIT_JOURNAL) from None
+    except (AdvisorError, ConfigError) as e:
+        raise _fail(err, e) from None
+    console = Console()
+    for a in advices:
+        r = a.record
+        console.print(f"{a.symbol}: {r['summary']}", markup=False, highlight=False, soft_wrap=True)
+        if a.suggests:
+            console.print(
+                f"  suggestion {a.id}: {json.dumps(r['diff'])}", markup=False, highlight=False, soft_wrap=True
+            )
+        model = r["excursion_model"] or {}
+        console.print(f"  excursion model: {model.get('verdict', model.get('skipped'))}", markup=False)
+    if filed:
+        console.print(
+            f"filed {len(filed)} suggestion(s) in {journal}: "
+            f"`nutcracker suggestions show ID --journal {journal}`",
+            markup=False,
+            highlight=False,
+        )
+    elif any(a.suggests for a in advices):
+        console.print("no --journal: nothing filed (accepting needs a journal)", markup=False)
+    if out is not None:
+        from nutcracker.advisor.report import write_outputs
+
+        write_outputs(out, advices)
+        console.print(f"evidence: {out}/suggestions.json, {(out / 'report.html').resolve()}", markup=False)
+    console.print(
+        advices[0].record["disclaimer"] if advices else "", markup=False, highlight=False, soft_wrap=True
+    )
+
+
+def _store(err: Console, journal: Path) -> SuggestionStore:
+    from nutcracker.store.migrations import JournalError
+
+    try:
+        return SuggestionStore(journal)
+    except JournalError as e:
+        raise _fail(err, e, EXIT_JOURNAL) from None
+
+
+@suggestions_app.command("list")
+def list_suggestions(journal: JournalOption) -> None:
+    """List the suggestions, newest first, with their status."""
+    store = _store(Console(stderr=True), journal)
+    store.expire(_now_ms())
+    console = Console()
+    rows = store.all()
+    if not rows:
+        console.print("no suggestions", markup=False)
+    for s in rows:
+        diff = json.loads(s.record_json)["diff"]
+        console.print(
+            f"{s.id}  {s.status:<8}  {s.symbol}  {json.dumps(diff)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@suggestions_app.command("show")
+def show(suggestion_id: Annotated[str, typer.Argument(metavar="ID")], journal: JournalOption) -> None:
+    """Print one suggestion's record: the diff, the per-fold evidence, the disclaimer."""
+    err = Console(stderr=True)
+    store = _store(err, journal)
+    store.expire(_now_ms())
+    found = store.get(suggestion_id)
+    if found is None:
+        raise _fail(
+            err,
+            ConfigError(f"{suggestion_id}: no such suggestion; list them with `nutcracker suggestions list`"),
+        )
+    Console().print(
+        f"status: {found.status}\n{found.record_json}", markup=False, highlight=False, soft_wrap=True
+    )
+
+
+@suggestions_app.command("accept")
+def accept(
+    suggestion_id: Annotated[str, typer.Argument(metavar="ID")],
+    journal: JournalOption,
+    config_file: Annotated[
+        Path, typer.Option("--config", help="The config file to change (FILE.bak is kept).")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    actor: Annotated[str, typer.Option(help="Who accepts (journaled as the actor).")] = "",
+) -> None:
+    """Apply a pending suggestion to your config file, as your own change (journaled with its id)."""
+    from nutcracker.app.suggestions import accept as accept_suggestion
+    from nutcracker.app.suggestions import pending
+    from nutcracker.store.migrations import JournalError
+
+    err = Console(stderr=True)
+    who = actor or f"user:{getpass.getuser()}"
+    try:
+        found = pending(_store(err, journal), suggestion_id, _now_ms())
+        diff = json.loads(found.record_json)["diff"]
+        if not yes and not typer.confirm(f"apply {json.dumps(diff)} to {found.symbol} in {config_file}?"):
+            raise _fail(err, ConfigError("not accepted: nothing changed"), 1)
+        done = accept_suggestion(journal, config_file, suggestion_id, actor=who, now_ms=_now_ms())
+    except JournalError as e:
+        raise _fail(err, e, EXIT_JOURNAL) from None
+    except (ConfigError, OSError) as e:
+        raise _fail(err, e) from None
+    Console().print(
+        f"accepted {done.suggestion_id} for {done.symbol}: {config_file} changed (previous: {done.backup}); "
+        "a running engine takes it at its next start",
+        markup=False,
+        highlight=False,
+    )
+
+
+@suggestions_app.command("reject")
+def reject(
+    suggestion_id: Annotated[str, typer.Argument(metavar="ID")],
+    journal: JournalOption,
+    actor: Annotated[str, typer.Option(help="Who rejects (journaled as the actor).")] = "",
+) -> None:
+    """Reject a pending suggestion (it can no longer be accepted)."""
+    from nutcracker.app.suggestions import reject as reject_suggestion
+    from nutcracker.store.migrations import JournalError
+
+    err = Console(stderr=True)
+    try:
+        reject_suggestion(
+            journal, suggestion_id, actor=actor or f"user:{getpass.getuser()}", now_ms=_now_ms()
+        )
+    except JournalError as e:
+        raise _fail(err, e, EXIT_JOURNAL) from None
+    except ConfigError as e:
+        raise _fail(err, e) from None
+    Console().print(f"rejected {suggestion_id}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``advise`` and ``suggestions`` to the CLI."""
+    app.command("advise")(advise)
+    app.add_typer(suggestions_app, name="suggestions")
