@@ -434,6 +434,31 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         EXIT_CONFIG,
         ("no users file at",),
     ),
+    # --- nutcracker console (a client of the control API) ------------------------------------------
+    (
+        "console: --port out of range",
+        lambda t: ["console", "--port", "70000"],
+        EXIT_CONFIG,
+        ("--port", "65535"),
+    ),
+    (
+        "console: --api is not a URL",
+        lambda t: ["console", "--api", "localhost:8080"],
+        EXIT_CONFIG,
+        ("--api must be a URL like http://127.0.0.1:8080",),
+    ),
+    (
+        "console: --api in clear text to another machine",
+        lambda t: ["console", "--api", "http://192.0.2.7:8080"],
+        EXIT_CONFIG,
+        ("clear text", "https://"),
+    ),
+    (
+        "console: --host other than loopback",
+        lambda t: ["console", "--host", "0.0.0.0"],
+        EXIT_CONFIG,
+        ("--host 0.0.0.0", "TLS proxy"),
+    ),
     # --- nutcracker serve (the control API beside the engine) -------------------------------------
     (
         "serve: a non-loopback bind without TLS",

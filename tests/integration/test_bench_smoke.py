@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "engine.py"
 
 
@@ -32,3 +34,22 @@ def test_the_strategy_benchmark_runs_one_window_and_prints_its_verdict() -> None
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ETH/BTC 2021-09-18 +29d" in result.stdout
     assert "targets: wins >= 70%" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_console_benchmark_runs_and_prints_its_verdict() -> None:
+    sys.path.insert(0, str(BENCH.parents[1] / "tests" / "integration" / "console"))
+    from console_stack import why_not_runnable
+
+    why = why_not_runnable()
+    if why:
+        pytest.skip(why)
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "console.py"), "--symbols", "5", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "login -> overview drawn (Chromium)" in result.stdout
+    assert "targets: login -> overview <= 2 s" in result.stdout

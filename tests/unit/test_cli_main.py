@@ -23,6 +23,8 @@ COMMANDS = (
     "serve",
     "advise",
     "suggestions",
+    "console",
+    "worker",
 )
 
 

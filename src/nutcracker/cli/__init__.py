@@ -14,6 +14,7 @@ import typer
 from nutcracker.cli import advise, backtest, recover, run, serve, status, worker
 from nutcracker.cli._common import EXIT_JOURNAL
 from nutcracker.cli.config import config_app
+from nutcracker.cli.console import open_console
 from nutcracker.cli.data import data_app
 from nutcracker.cli.users import users_app
 from nutcracker.errors import EXIT_CONFIG
@@ -46,6 +47,7 @@ app.add_typer(make_keys_app(verifier=_verify_key), name="keys", help="Store and 
 app.command("backtest")(backtest.backtest)
 app.command("demo")(run.demo)
 app.add_typer(data_app, name="data")
+app.command("console")(open_console)
 app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("recover")(recover.recover)
