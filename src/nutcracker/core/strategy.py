@@ -11,7 +11,8 @@ How the five components combine (each one the user enables adds its view; none p
   (grid: one spacing below the trailing anchor; Keltner: the mid band; mean reversion: the
   lower band, or the top of book right after a confirmed excursion/incursion; market making:
   the mean less the half spread, skewed by inventory). While a sequence holds inventory its
-  ladder is frozen, so grid levels and martingale steps stay where they were.
+  ladder is frozen, so grid levels and martingale steps stay where they were; a market maker's
+  lone quote is never frozen: it keeps a buy below the mean while it holds, within the rails.
 - level k sits ``spacing x step_scale^(k-1)`` below level k-1 and buys
   ``order_quote x volume_scale^k`` (scales are 1 without the martingale);
 - exits: one sell per lot (grid) or one pooled sell of the whole sequence (martingale), at the
@@ -177,12 +178,13 @@ def _step_term(base: float, sign: float, step: float) -> _Term:
 class _Outcomes:
     """What happened to each wanted order, for the hold (only filled in when a hold is asked for)."""
 
-    __slots__ = ("blocked", "cooling_kept", "levels", "placed_or_kept")
+    __slots__ = ("blocked", "cooling_kept", "levels", "placed_or_kept", "rails_room")
 
     def __init__(self) -> None:
-        self.levels: list[tuple[int, str, int]] = []  # (level, outcome, price)
+        self.levels: list[tuple[int, str, int, str]] = []  # (position below the top, outcome, price, slot)
         self.placed_or_kept: dict[str, int] = {}  # slot -> resting price after this pulse
         self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
+        self.rails_room: dict[str, tuple[int, int]] = {}  # slot -> (base, quote) committed before it
         self.cooling_kept = False  # a cooldown kept an order that would otherwise be re-priced
 
 
@@ -212,7 +214,8 @@ def decide(
     intents, next_seq = _reconcile(
         snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes
     )
-    new_state = StrategyState(ind, ledger, anchor, ladder if ledger.lots else (), next_seq)
+    frozen = ladder if ledger.lots and not _keeps_quoting(params) else ()
+    new_state = StrategyState(ind, ledger, anchor, frozen, next_seq)
     if not intents and not snap.open_orders and not reasons:
         reasons.append("idle: nothing to place")
     hold = None
@@ -313,7 +316,7 @@ def _ladder(
     for _ in range(1, params.ladder_levels):
         prices.append(math.floor(prices[-1] * (1 - distance)))
         distance *= scale
-    if ledger.lots:
+    if ledger.lots and not _keeps_quoting(params):
         for slot, order in resting.items():
             level = slot_level(slot)
             if slot[0] == "B" and 0 <= level < len(prices):
@@ -322,6 +325,38 @@ def _ladder(
             if 0 <= lot.level < len(prices):
                 prices[lot.level] = lot.price
     return tuple(prices), terms
+
+
+def _keeps_quoting(params: SymbolParams) -> bool:
+    """Return whether the ladder is a market maker's lone quote, which keeps its buy while holding.
+
+    Its price follows the mean, skewed by the inventory, so it is never frozen; the rails and the
+    skew, not the held lots, decide how much it buys (a grid's or a martingale's held level waits
+    for its exit instead).
+    """
+    return params.market_making.enabled and not params.grid.enabled and not params.martingale.enabled
+
+
+def _quote_level(held_levels: set[int], resting: dict[str, OpenOrder]) -> int:
+    """Return the level a market maker's buy quote serves: its resting buy's, else the lowest free one.
+
+    A partially filled buy keeps its level (it rests as it is); a resting buy keeps its level while
+    its lot is not held, so a sold lot does not move the quote to another slot (a needless cancel).
+    """
+    free = -1
+    for slot, order in resting.items():
+        if slot[0] == "B" and order.side is Side.BUY:
+            level = slot_level(slot)
+            if order.filled:
+                return level
+            if level not in held_levels and (free < 0 or level < free):
+                free = level
+    if free >= 0:
+        return free
+    level = 0
+    while level in held_levels:
+        level += 1
+    return level
 
 
 def _ladder_top_terms(
@@ -456,7 +491,9 @@ def _buys(
     deepest = max(held_levels, default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []
-    for level, price in enumerate(ladder):
+    quoting = _keeps_quoting(params) and len(ladder) == 1
+    for position, price in enumerate(ladder):
+        level = _quote_level(held_levels, resting) if quoting else position
         slot = buy_slot(level)
         partial = resting.get(slot)
         if partial is not None and partial.filled and partial.side is Side.BUY:
@@ -469,19 +506,19 @@ def _buys(
         if price > market.buy_top:
             reasons.append(f"{slot} at {price} is above the top of book ({market.buy_top}): skipped")
             if outcomes is not None:
-                outcomes.levels.append((level, "above_top", price))
+                outcomes.levels.append((position, "above_top", price, slot))
             continue
         if price < purge_line:
             reasons.append(f"{slot} at {price} is beyond the purge distance: skipped")
             if outcomes is not None:
-                outcomes.levels.append((level, "purged", price))
+                outcomes.levels.append((position, "purged", price, slot))
             continue
         if price <= 0:
             if outcomes is not None:
-                outcomes.levels.append((level, "nonpositive", price))
+                outcomes.levels.append((position, "nonpositive", price, slot))
             continue
         if outcomes is not None:
-            outcomes.levels.append((level, "wanted", price))
+            outcomes.levels.append((position, "wanted", price, slot))
         reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
         wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
     return wants
@@ -633,6 +670,8 @@ def _reconcile(
                 f"{max_base} lots, quote {committed_quote}+{notional} of {max_quote} qu)"
             )
             blocked.append((want, "rails"))
+            if outcomes is not None:
+                outcomes.rails_room[want.slot] = (committed_base, committed_quote)
             continue
         cost = notional + notional * fee // PPM
         if cost > free_quote:
@@ -745,27 +784,35 @@ def _hold_ladder(
         spread = 0
     else:
         slack = math.inf
-        for level, outcome, price in outcomes.levels:
+        rails_blocked = ""  # the lone quote's slot, when the rails keep it from resting
+        for position, outcome, price, slot in outcomes.levels:
             if outcome == "nonpositive":
                 hb.void = True
                 return
             if outcome != "wanted":
                 continue
-            resting = outcomes.placed_or_kept.get(buy_slot(level))
+            resting = outcomes.placed_or_kept.get(slot)
             if resting is None:
-                if any(w.slot == buy_slot(level) and why == "rails" for w, why in outcomes.blocked):
-                    hb.void = True  # a moving level's size decides the rails: no room to move
-                    return
+                if any(w.slot == slot and why == "rails" for w, why in outcomes.blocked):
+                    if params.ladder_levels > 1 or slot not in outcomes.rails_room:
+                        hb.void = True  # a moving level's size decides the rails: no room to move
+                        return
+                    rails_blocked = slot
                 continue  # cooling down: nothing is placed either way until the cooldown ends
             tolerance = resting * requote // PPM
-            slack = min(slack, float(tolerance - abs(price - resting) - (level + 1)))
+            slack = min(slack, float(tolerance - abs(price - resting) - (position + 1)))
         if slack == math.inf:
             slack = float(max(1, outcomes.levels[0][2] * requote // PPM))
         if slack < 0:
             hb.void = True
             return
-        top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(p for _, _, p in outcomes.levels)
+        top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(lv[2] for lv in outcomes.levels)
         top_room = int(slack // 2) if atr_spacing else int(slack)
+        if rails_blocked and not _rails_block_below(
+            params, outcomes.rails_room[rails_blocked], top + top_room + 1
+        ):
+            hb.void = True
+            return
         if atr_spacing:
             scale = params.martingale.step_scale if params.martingale.enabled else 1.0
             reach = sum(scale**j for j in range(params.ladder_levels))
@@ -780,8 +827,8 @@ def _hold_ladder(
         spread = int(slack) + params.ladder_levels + 1
     # a moving ladder hung below the top of book can never rise above it: no bound needed then
     capped = moving and any(t.kind == "buy_top" for t in top_terms)
-    for level, outcome, price in outcomes.levels:
-        if outcome == "wanted" and buy_slot(level) in outcomes.placed_or_kept:
+    for _, outcome, price, slot in outcomes.levels:
+        if outcome == "wanted" and slot in outcomes.placed_or_kept:
             if not capped:
                 hb.buy_top_at_least(price + spread, depth)
             if purge:
@@ -790,6 +837,19 @@ def _hold_ladder(
             hb.buy_top_at_most(price - spread - 1, depth, market.bid, market.ask)
         elif outcome == "purged":
             hb.at_least(BID, ceil_div((price + spread + 1) * PPM, PPM - purge))
+
+
+def _rails_block_below(params: SymbolParams, committed: tuple[int, int], price_hi: int) -> bool:
+    """Return whether the rails refuse the lone quote at every price up to ``price_hi``.
+
+    A lower price buys more lots (the base rail binds harder) and a notional that falls short of
+    the order size by less than one lot's price (so the quote rail binds too).
+    """
+    rails = params.rails
+    base, quote = committed
+    if base + _level_qty(0, price_hi, params) > rails.max_base_lots:
+        return True
+    return quote + params.grid.order_quote_qu - price_hi * QU_PER_TICK_LOT >= rails.max_quote_qu
 
 
 def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _Market) -> None:
