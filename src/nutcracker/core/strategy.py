@@ -211,8 +211,9 @@ def decide(
     ladder, top_terms = _ladder(state, ledger, market, ind, params, anchor, resting, reasons)
     exits = _exits(ledger, market, ind, params, reasons)
     buys = _buys(ledger, market, ind, params, ladder, resting, reasons, outcomes)
+    requote = _requote_ppm(params, market.step)
     intents, next_seq = _reconcile(
-        snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes
+        snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes, requote
     )
     frozen = ladder if ledger.lots and not _keeps_quoting(params) else ()
     new_state = StrategyState(ind, ledger, anchor, frozen, next_seq)
@@ -220,8 +221,38 @@ def decide(
         reasons.append("idle: nothing to place")
     hold = None
     if outcomes is not None:
-        hold = _hold(snap, params, new_state, market, top_terms, exits, outcomes)
+        hold = _hold(snap, params, new_state, market, top_terms, exits, outcomes, requote)
     return Decision(tuple(intents), new_state, tuple(reasons), bookings, closed, hold)
+
+
+def _requote_ppm(params: SymbolParams, step: float) -> int:
+    """Return the churn hysteresis: a resting order stays while its wanted price moved less than this.
+
+    The larger of ``requote_bps`` and ``requote_spacing`` of the level spacing: the grid's step for
+    a ladder of several levels, the spread between the buy and the sell for a lone market-making
+    quote. An ATR-spaced step is rounded down to a quarter octave (``_step_floor``), so the
+    hysteresis does not move on every ATR tick and the hold can bound it.
+    """
+    gates = params.gates
+    fraction = gates.requote_spacing_ppm
+    if not fraction:
+        return gates.requote_ppm
+    if params.ladder_levels > 1:
+        spacing = _step_floor(step) if params.grid.spacing is Spacing.ATR else step
+    elif params.market_making.enabled:
+        spacing = 2 * params.market_making.half_spread_ppm / PPM
+    else:
+        return gates.requote_ppm
+    if not (spacing > 0 and math.isfinite(spacing)):
+        return gates.requote_ppm
+    return max(gates.requote_ppm, min(PPM // 2, int(fraction * spacing)))
+
+
+def _step_floor(step: float) -> float:
+    """Return ``step`` rounded down to a power of 2^(1/4) (nan and non-positive steps as they are)."""
+    if not (step > 0 and math.isfinite(step)):
+        return step
+    return float(2.0 ** (math.floor(4 * math.log2(step)) / 4))
 
 
 def _our_orders(orders: tuple[OpenOrder, ...], prefix: str) -> tuple[dict[str, OpenOrder], list[OpenOrder]]:
@@ -575,10 +606,10 @@ def _reconcile(
     next_seq: int,
     reasons: list[str],
     outcomes: _Outcomes | None,
+    requote: int,
 ) -> tuple[list[Intent], int]:
     """Return cancels then placements turning our open orders into the wanted ones, within the rails."""
     prefix, gates, rails = params.order_id_prefix, params.gates, params.rails
-    requote = gates.requote_ppm
     cancels = [CancelOrder(o.client_order_id, "duplicate order for one slot") for o in duplicates]
     released = list(duplicates)
     wanted = {w.slot for w in exits if w.qty > 0}
@@ -704,6 +735,7 @@ def _hold(
     top_terms: tuple[_Term, ...],
     exits: list[_Want],
     outcomes: _Outcomes,
+    requote: int,
 ) -> Hold | None:
     """Return the region of markets on which the next pulse, with ``state``, would change nothing."""
     ind, ledger, gates = state.indicators, state.ledger, params.gates
@@ -720,7 +752,9 @@ def _hold(
                 hb.until(last_fill + cooldown)
     if ind.ready:
         _hold_volatility(hb, ind.atr_ppm, gates.max_atr_ppm, gates.min_atr_ppm)
-    _hold_ladder(hb, params, state, market, top_terms, outcomes)
+    if requote > gates.requote_ppm and params.grid.spacing is Spacing.ATR and params.ladder_levels > 1:
+        hb.at_least(STEP, _step_floor(market.step))  # a narrower step would narrow the hysteresis
+    _hold_ladder(hb, params, state, market, top_terms, outcomes, requote)
     if params.grid.enabled and market.ready and not ledger.lots:
         _hold_trailing(hb, params, state.anchor, market)
     keltner = params.keltner
@@ -728,8 +762,10 @@ def _hold(
     for want in exits:
         price = outcomes.placed_or_kept.get(want.slot)
         if price is not None:
-            _hold_exit(hb, params, market, want, price)
-            if keltner.enabled and not _hold_exit_arming(hb, params, market, want, price, ind.sell_armed):
+            _hold_exit(hb, params, market, want, price, requote)
+            if keltner.enabled and not _hold_exit_arming(
+                hb, params, market, want, price, ind.sell_armed, requote
+            ):
                 exits_read_arming = True
         elif want.qty == 0:
             _hold_skipped_exit(hb, params, want)
@@ -773,9 +809,10 @@ def _hold_ladder(
     market: _Market,
     top_terms: tuple[_Term, ...],
     outcomes: _Outcomes,
+    requote: int,
 ) -> None:
-    """Bound the buy levels' outcomes."""
-    depth, purge, requote = params.gates.depth_ppm, params.gates.purge_ppm, params.gates.requote_ppm
+    """Bound the buy levels' outcomes (``requote``: the pulse's hysteresis, in ppm)."""
+    depth, purge = params.gates.depth_ppm, params.gates.purge_ppm
     atr_spacing = params.grid.spacing is Spacing.ATR
     moving = not state.ladder and (atr_spacing or any(t.kind != "step" for t in top_terms))
     if not outcomes.levels:
@@ -879,10 +916,12 @@ def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _
         hb.at_least(ASK, math.ceil(limit + abs(limit) * 1e-9))
 
 
-def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int) -> None:
+def _hold_exit(
+    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, requote: int
+) -> None:
     """Keep an exit's wanted price within the requote tolerance of the order resting at ``resting``."""
     depth = params.gates.depth_ppm
-    tolerance = resting * params.gates.requote_ppm // PPM
+    tolerance = resting * requote // PPM
     hi, lo = resting + tolerance, resting - tolerance
     terms = want.terms
     if terms:
@@ -903,7 +942,13 @@ def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Wa
 
 
 def _hold_exit_arming(
-    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, armed: bool
+    hb: HoldBuilder,
+    params: SymbolParams,
+    market: _Market,
+    want: _Want,
+    resting: int,
+    armed: bool,
+    requote: int,
 ) -> bool:
     """Keep an exit where it is whichever way the sell-armed flag turns; False when it cannot.
 
@@ -912,7 +957,7 @@ def _hold_exit_arming(
     the price down to max(floor, sell bottom): the floor or the sell bottom must stay above it.
     """
     depth = params.gates.depth_ppm
-    tolerance = resting * params.gates.requote_ppm // PPM
+    tolerance = resting * requote // PPM
     if armed:
         others = [t for t in want.terms if t.kind != "sell_bottom"]
         if others:

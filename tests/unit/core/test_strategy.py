@@ -209,3 +209,20 @@ def test_a_market_maker_at_its_quote_rail_rests_no_buy_and_says_so() -> None:
     assert [p.side for p in _places(d.intents)] == [Side.SELL]
     assert any(r.startswith("B1 not placed: rails") for r in d.reasons)
     assert d.hold is not None  # the rails keep refusing the quote near this price: no re-decision each candle
+
+
+def test_a_quote_within_its_share_of_the_spread_is_kept_and_beyond_it_re_priced() -> None:
+    # spread 2 x 25 bps; requote_spacing 0.5 keeps a quote within 25 bps, far above requote_bps (10)
+    base = _market_maker()
+    params = replace(base, gates=replace(base.gates, requote_spacing_ppm=500_000))
+    first = decide(snapshot(CANDLES), params, initial_state())
+    (b0,) = _places(first.intents)
+    for moved_bps, kept in ((20, True), (30, False)):
+        resting = (
+            OpenOrder(b0.client_order_id, Side.BUY, b0.price * (10_000 + moved_bps) // 10_000, b0.qty),
+        )
+        again = decide(snapshot(CANDLES, open_orders=resting), params, first.state)
+        assert (again.intents == ()) is kept
+    without = replace(base, gates=replace(base.gates, requote_spacing_ppm=0))
+    resting = (OpenOrder(b0.client_order_id, Side.BUY, b0.price * 10_020 // 10_000, b0.qty),)
+    assert decide(snapshot(CANDLES, open_orders=resting), without, first.state).intents != ()
