@@ -14,13 +14,14 @@ is what users judge a bot on. A window is a *crash window* when the close fell m
 ``CRASH_DRAWDOWN_PCT`` below its highest close of the previous 24 hours at some point in it.
 
 Per run it prints the strategy's return on ``max_quote``, its max drawdown, cycles, cancels per fill,
-the share of candles it sat *loaded* (inventory held, no buy resting), the best of the three static
+the share of candles it sat *loaded* (inventory held, no buy resting), the share of its quoting
+candles with both sides resting, the best of the three static
 grids (0.5, 1 and 2 %, see ``backtest/baseline.py``) and buy-and-hold, all on the same matching
 engine and fees.
 
 Targets (issue "Strategy value"): the grid and hybrid examples beat the best static grid on >= 70 %
-of the windows outside crashes; cancels per fill <= 1.5 (median per example); zero rail
-violations.
+of the windows outside crashes; cancels per fill <= 1.5 (median per example); market making has a
+buy and a sell resting on >= 50 % of the candles it quotes on ("2-side"); zero rail violations.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ WINDOW_DAYS = 30
 DAY_MS = 86_400_000
 TARGET_WIN_SHARE = 0.70
 TARGET_CANCELS_PER_FILL = 1.5
+TARGET_TWO_SIDED = 0.50
 MONEY_FIELDS = {"rails": ("max_quote", "reserve_quote"), "grid": ("order_quote",)}
 
 
@@ -64,6 +66,7 @@ class Row:
     cycles: int
     cancels_per_fill: float
     loaded_share: float
+    two_sided_share: float
     best_grid: str
     best_grid_pct: float
     hold_pct: float
@@ -150,6 +153,7 @@ def run_one(example: Path, spec: MarketSpec, label: str, candles: CandleArrays, 
         s["cycles_closed"],
         s["cancels_per_fill"] or 0.0,
         s["loaded_pct"] / 100,
+        s["two_sided_pct"] / 100,
         best.removeprefix("static_grid_"),
         grids[best]["return_pct"],
         s["baselines"]["buy_and_hold"]["return_pct"],
@@ -177,7 +181,7 @@ def main() -> int:
     started = time.perf_counter()
     header = (
         f"{'example':<28} {'window':<26} {'crash':>5} {'ret %':>7} {'dd %':>6} {'cyc':>5} "
-        f"{'c/fill':>6} {'loaded':>6} {'best grid':>9} {'grid %':>7} {'hold %':>7} {'win':>3}"
+        f"{'c/fill':>6} {'loaded':>6} {'2-side':>6} {'best grid':>9} {'grid %':>7} {'hold %':>7} {'win':>3}"
     )
     print(header)
     print("-" * len(header))
@@ -193,14 +197,15 @@ def main() -> int:
                 print(
                     f"{row.example:<28} {row.file:<26} {'yes' if row.crash else '':>5} "
                     f"{row.return_pct:>7.2f} {row.drawdown_pct:>6.2f} {row.cycles:>5} "
-                    f"{row.cancels_per_fill:>6.2f} {row.loaded_share:>6.0%} {row.best_grid:>9} "
+                    f"{row.cancels_per_fill:>6.2f} {row.loaded_share:>6.0%} {row.two_sided_share:>6.0%} "
+                    f"{row.best_grid:>9} "
                     f"{row.best_grid_pct:>7.2f} {row.hold_pct:>7.2f} {'yes' if row.beats_grid else 'no':>3}",
                     flush=True,
                 )
     print()
     print(
         f"{'example':<28} {'wins (calm)':>11} {'share':>6} {'crash: ret-grid':>15} {'c/fill med':>10} "
-        f"{'loaded med':>10} {'rails':>5}"
+        f"{'loaded med':>10} {'2-side med':>10} {'rails':>5}"
     )
     for example in examples:
         mine = [r for r in rows if r.example == example.stem]
@@ -213,11 +218,13 @@ def main() -> int:
             f"{example.stem:<28} {f'{wins}/{len(calm)}':>11} {share:>6.0%} {crash_gap:>15.2f} "
             f"{statistics.median(r.cancels_per_fill for r in mine):>10.2f} "
             f"{statistics.median(r.loaded_share for r in mine):>10.0%} "
+            f"{statistics.median(r.two_sided_share for r in mine):>10.0%} "
             f"{sum(r.rail_violations for r in mine):>5}"
         )
     print(
         f"\ntargets: wins >= {TARGET_WIN_SHARE:.0%} of calm files (grid, hybrid), cancels per fill <= "
-        f"{TARGET_CANCELS_PER_FILL}, rails 0; crash window: |24h drawdown| > {CRASH_DRAWDOWN_PCT} %. "
+        f"{TARGET_CANCELS_PER_FILL}, market making two-sided >= {TARGET_TWO_SIDED:.0%} of its quoting time, "
+        f"rails 0; crash window: |24h drawdown| > {CRASH_DRAWDOWN_PCT} %. "
         f"{len(rows)} runs in {time.perf_counter() - started:.0f} s"
     )
     return 0

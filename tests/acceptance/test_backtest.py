@@ -95,6 +95,7 @@ def test_every_backtest_reports_the_static_grids_and_buy_and_hold_beside_the_str
     assert section["cycles_per_day"] == pytest.approx(section["cycles_closed"] / section["days"], rel=1e-3)
     assert 0 <= section["loaded_pct"] <= section["in_market_pct"] <= 100
     assert 0 <= section["at_rail_pct"] <= 100
+    assert 0 <= section["two_sided_pct"] <= 100
     assert section["cancels_per_fill"] is not None
 
 

@@ -190,6 +190,16 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         ("symbol[0].profit.min_net_bps", "expected a finite number, got nan"),
     ),
     (
+        "config check: requote_spacing = 2",
+        lambda t: [
+            "config",
+            "check",
+            _config(t, "[symbol.grid]", '[symbol.orders]\nrequote_spacing = "2"\n\n[symbol.grid]'),
+        ],
+        EXIT_CONFIG,
+        ("symbol[0].orders.requote_spacing", "(allowed: 0 <= requote_spacing <= 1)"),
+    ),
+    (
         "config check: max_base = inf",
         lambda t: ["config", "check", _config(t, 'max_base = "0.15"', "max_base = inf")],
         EXIT_CONFIG,

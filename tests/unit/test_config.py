@@ -155,7 +155,7 @@ def test_every_rate_and_duration_converts_by_its_unit() -> None:
         depth={"offset_bps": "3"},
         volatility={"max_atr_pct": "1.25", "min_atr_pct": "0.0501"},
         cooldown={"buy_s": 90, "sell_s": 5},
-        orders={"requote_bps": "10", "purge_bps": "300"},
+        orders={"requote_bps": "10", "purge_bps": "300", "requote_spacing": "0.4"},
     )
     p = parse_config(data).to_params()[0]
     assert p.keltner.hysteresis_ppm == 750
@@ -166,6 +166,7 @@ def test_every_rate_and_duration_converts_by_its_unit() -> None:
     assert (p.gates.max_atr_ppm, p.gates.min_atr_ppm) == (12_500, 501)  # pct × 10_000
     assert (p.gates.cooldown_buy_ms, p.gates.cooldown_sell_ms) == (90_000, 5_000)
     assert (p.gates.requote_ppm, p.gates.purge_ppm) == (1_000, 30_000)
+    assert p.gates.requote_spacing_ppm == 400_000  # a share of the spacing, in ppm
 
 
 def test_atr_spacing_converts_to_an_atr_grid() -> None:
@@ -210,6 +211,7 @@ def test_omitted_sections_take_the_documented_defaults() -> None:
     assert (symbol.volatility.max_atr_pct, symbol.volatility.min_atr_pct) == (Decimal("1.0"), Decimal(0))
     assert (symbol.cooldown.buy_s, symbol.cooldown.sell_s) == (0, 0)
     assert (symbol.orders.requote_bps, symbol.orders.purge_bps) == (Decimal(10), Decimal(300))
+    assert symbol.orders.requote_spacing == Decimal("0.25")
     assert (symbol.rails.reserve_base, symbol.rails.reserve_quote) == (Decimal(0), Decimal(0))
     assert symbol.market.api_url is None
 
@@ -517,6 +519,8 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], object], tuple[str, ...]]]
             ("cooldown", "sell_s", -1, ("(allowed: 0 <= sell_s <= 2592000)",)),
             ("orders", "requote_bps", 1e30, ("(allowed: 0 <= requote_bps <= 5000)",)),
             ("orders", "purge_bps", "10000", ("(allowed: 0 <= purge_bps <= 5000)",)),
+            ("orders", "requote_spacing", "1.5", ("(allowed: 0 <= requote_spacing <= 1)",)),
+            ("orders", "requote_spacing", -0.1, ("(allowed: 0 <= requote_spacing <= 1)",)),
             ("engine", "pulse_interval_s", 0, ("(allowed: 1 <= pulse_interval_s <= 86400)",)),
             ("engine", "pulse_interval_s", 10**30, ("(allowed: 1 <= pulse_interval_s <= 86400)",)),
         ]

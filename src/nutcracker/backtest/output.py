@@ -200,7 +200,8 @@ def time_shares(trace: SymbolTrace, c: Curves, events: list[str]) -> dict[str, A
 
     *In market*: inventory held. *Loaded*: inventory held and no buy resting (the ladder is not
     working). *At a rail*: the inventory at >= 95 % of ``max_base`` or the committed quote at >= 95 %
-    of ``max_quote``. Shares are of the candles.
+    of ``max_quote``. *Two-sided*: a buy and a sell both resting, as a share of the candles on which
+    any order rests (a market maker's quoting time). Other shares are of all the candles.
     """
     candles, params = trace.candles, trace.params
     n = len(candles.ts_ms)
@@ -212,6 +213,8 @@ def time_shares(trace: SymbolTrace, c: Curves, events: list[str]) -> dict[str, A
     max_quote = float(precision.qu_to_quote(params.rails.max_quote_qu))
     held = c.inventory > 0
     at_rail = (c.inventory >= AT_RAIL * max_base) | (c.committed >= AT_RAIL * max_quote)
+    buying, selling = ~np.isnan(c.best_buy), ~np.isnan(c.best_sell)
+    quoting = int((buying | selling).sum())
     fills = sum(1 for e in events if e in ("filled", "partially_filled"))
     cancels = events.count("cancelled")
     return {
@@ -223,6 +226,7 @@ def time_shares(trace: SymbolTrace, c: Curves, events: list[str]) -> dict[str, A
         "in_market_pct": round(float(held.mean()) * 100, 2),
         "loaded_pct": round(float((held & np.isnan(c.best_buy)).mean()) * 100, 2),
         "at_rail_pct": round(float(at_rail.mean()) * 100, 2),
+        "two_sided_pct": round(float((buying & selling).sum()) / quoting * 100, 2) if quoting else 0.0,
     }
 
 

@@ -96,6 +96,7 @@ Scale = Annotated[float, Field(strict=True, ge=MIN_SCALE, le=MAX_SCALE, allow_in
 AtrMultiple = Annotated[float, Field(strict=True, gt=0, le=MAX_ATR_MULTIPLE, allow_inf_nan=False)]
 Percent = Annotated[Decimal, Field(ge=0, le=MAX_PCT)]
 Fraction = Annotated[Decimal, Field(gt=0, le=1)]
+ShareOfOne = Annotated[Decimal, Field(ge=0, le=1)]
 Cooldown = Annotated[StrictInt, Field(ge=0, le=MAX_COOLDOWN_S)]
 
 
@@ -304,6 +305,9 @@ class OrdersConfig(_Section):
     """``[symbol.orders]``: when to move and when to purge resting orders."""
 
     requote_bps: OffsetBps = Decimal(10)
+    # ...or while it moved less than this share of the level spacing (the grid's step; a lone
+    # market-making quote: its spread), whichever is larger; 0 = requote_bps alone
+    requote_spacing: ShareOfOne = Decimal("0.25")
     purge_bps: OffsetBps = Decimal(300)
 
 
@@ -588,6 +592,9 @@ class SymbolConfig(_Section):
                 cooldown_sell_ms=self.cooldown.sell_s * _MS_PER_S,
                 requote_ppm=exact.ppm("orders.requote_bps", self.orders.requote_bps, _PPM_PER_BPS, "bps"),
                 purge_ppm=exact.ppm("orders.purge_bps", self.orders.purge_bps, _PPM_PER_BPS, "bps"),
+                requote_spacing_ppm=exact.ppm(
+                    "orders.requote_spacing", self.orders.requote_spacing, 1_000_000, "of the spacing"
+                ),
             ),
             order_id_prefix=order_id_prefix(engine_id, market.base, market.quote),
         )

@@ -89,6 +89,7 @@ class GateParams:
     cooldown_sell_ms: int
     requote_ppm: int  # keep a resting order while its wanted price moved less than this
     purge_ppm: int  # the monitor cancels orders this far from the top of book (0 = off)
+    requote_spacing_ppm: int = 0  # ...or less than this share (ppm) of the level spacing, if larger
 
 
 @dataclass(frozen=True, slots=True)

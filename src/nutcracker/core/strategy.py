@@ -11,7 +11,8 @@ How the five components combine (each one the user enables adds its view; none p
   (grid: one spacing below the trailing anchor; Keltner: the mid band; mean reversion: the
   lower band, or the top of book right after a confirmed excursion/incursion; market making:
   the mean less the half spread, skewed by inventory). While a sequence holds inventory its
-  ladder is frozen, so grid levels and martingale steps stay where they were.
+  ladder is frozen, so grid levels and martingale steps stay where they were; a market maker's
+  lone quote is never frozen: it keeps a buy below the mean while it holds, within the rails.
 - level k sits ``spacing x step_scale^(k-1)`` below level k-1 and buys
   ``order_quote x volume_scale^k`` (scales are 1 without the martingale);
 - exits: one sell per lot (grid) or one pooled sell of the whole sequence (martingale), at the
@@ -177,12 +178,13 @@ def _step_term(base: float, sign: float, step: float) -> _Term:
 class _Outcomes:
     """What happened to each wanted order, for the hold (only filled in when a hold is asked for)."""
 
-    __slots__ = ("blocked", "cooling_kept", "levels", "placed_or_kept")
+    __slots__ = ("blocked", "cooling_kept", "levels", "placed_or_kept", "rails_room")
 
     def __init__(self) -> None:
-        self.levels: list[tuple[int, str, int]] = []  # (level, outcome, price)
+        self.levels: list[tuple[int, str, int, str]] = []  # (position below the top, outcome, price, slot)
         self.placed_or_kept: dict[str, int] = {}  # slot -> resting price after this pulse
         self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
+        self.rails_room: dict[str, tuple[int, int]] = {}  # slot -> (base, quote) committed before it
         self.cooling_kept = False  # a cooldown kept an order that would otherwise be re-priced
 
 
@@ -209,16 +211,48 @@ def decide(
     ladder, top_terms = _ladder(state, ledger, market, ind, params, anchor, resting, reasons)
     exits = _exits(ledger, market, ind, params, reasons)
     buys = _buys(ledger, market, ind, params, ladder, resting, reasons, outcomes)
+    requote = _requote_ppm(params, market.step)
     intents, next_seq = _reconcile(
-        snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes
+        snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes, requote
     )
-    new_state = StrategyState(ind, ledger, anchor, ladder if ledger.lots else (), next_seq)
+    frozen = ladder if ledger.lots and not _keeps_quoting(params) else ()
+    new_state = StrategyState(ind, ledger, anchor, frozen, next_seq)
     if not intents and not snap.open_orders and not reasons:
         reasons.append("idle: nothing to place")
     hold = None
     if outcomes is not None:
-        hold = _hold(snap, params, new_state, market, top_terms, exits, outcomes)
+        hold = _hold(snap, params, new_state, market, top_terms, exits, outcomes, requote)
     return Decision(tuple(intents), new_state, tuple(reasons), bookings, closed, hold)
+
+
+def _requote_ppm(params: SymbolParams, step: float) -> int:
+    """Return the churn hysteresis: a resting order stays while its wanted price moved less than this.
+
+    The larger of ``requote_bps`` and ``requote_spacing`` of the level spacing: the grid's step for
+    a ladder of several levels, the spread between the buy and the sell for a lone market-making
+    quote. An ATR-spaced step is rounded down to a quarter octave (``_step_floor``), so the
+    hysteresis does not move on every ATR tick and the hold can bound it.
+    """
+    gates = params.gates
+    fraction = gates.requote_spacing_ppm
+    if not fraction:
+        return gates.requote_ppm
+    if params.ladder_levels > 1:
+        spacing = _step_floor(step) if params.grid.spacing is Spacing.ATR else step
+    elif params.market_making.enabled:
+        spacing = 2 * params.market_making.half_spread_ppm / PPM
+    else:
+        return gates.requote_ppm
+    if not (spacing > 0 and math.isfinite(spacing)):
+        return gates.requote_ppm
+    return max(gates.requote_ppm, min(PPM // 2, int(fraction * spacing)))
+
+
+def _step_floor(step: float) -> float:
+    """Return ``step`` rounded down to a power of 2^(1/4) (nan and non-positive steps as they are)."""
+    if not (step > 0 and math.isfinite(step)):
+        return step
+    return float(2.0 ** (math.floor(4 * math.log2(step)) / 4))
 
 
 def _our_orders(orders: tuple[OpenOrder, ...], prefix: str) -> tuple[dict[str, OpenOrder], list[OpenOrder]]:
@@ -313,7 +347,7 @@ def _ladder(
     for _ in range(1, params.ladder_levels):
         prices.append(math.floor(prices[-1] * (1 - distance)))
         distance *= scale
-    if ledger.lots:
+    if ledger.lots and not _keeps_quoting(params):
         for slot, order in resting.items():
             level = slot_level(slot)
             if slot[0] == "B" and 0 <= level < len(prices):
@@ -322,6 +356,38 @@ def _ladder(
             if 0 <= lot.level < len(prices):
                 prices[lot.level] = lot.price
     return tuple(prices), terms
+
+
+def _keeps_quoting(params: SymbolParams) -> bool:
+    """Return whether the ladder is a market maker's lone quote, which keeps its buy while holding.
+
+    Its price follows the mean, skewed by the inventory, so it is never frozen; the rails and the
+    skew, not the held lots, decide how much it buys (a grid's or a martingale's held level waits
+    for its exit instead).
+    """
+    return params.market_making.enabled and not params.grid.enabled and not params.martingale.enabled
+
+
+def _quote_level(held_levels: set[int], resting: dict[str, OpenOrder]) -> int:
+    """Return the level a market maker's buy quote serves: its resting buy's, else the lowest free one.
+
+    A partially filled buy keeps its level (it rests as it is); a resting buy keeps its level while
+    its lot is not held, so a sold lot does not move the quote to another slot (a needless cancel).
+    """
+    free = -1
+    for slot, order in resting.items():
+        if slot[0] == "B" and order.side is Side.BUY:
+            level = slot_level(slot)
+            if order.filled:
+                return level
+            if level not in held_levels and (free < 0 or level < free):
+                free = level
+    if free >= 0:
+        return free
+    level = 0
+    while level in held_levels:
+        level += 1
+    return level
 
 
 def _ladder_top_terms(
@@ -456,7 +522,9 @@ def _buys(
     deepest = max(held_levels, default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []
-    for level, price in enumerate(ladder):
+    quoting = _keeps_quoting(params) and len(ladder) == 1
+    for position, price in enumerate(ladder):
+        level = _quote_level(held_levels, resting) if quoting else position
         slot = buy_slot(level)
         partial = resting.get(slot)
         if partial is not None and partial.filled and partial.side is Side.BUY:
@@ -469,19 +537,19 @@ def _buys(
         if price > market.buy_top:
             reasons.append(f"{slot} at {price} is above the top of book ({market.buy_top}): skipped")
             if outcomes is not None:
-                outcomes.levels.append((level, "above_top", price))
+                outcomes.levels.append((position, "above_top", price, slot))
             continue
         if price < purge_line:
             reasons.append(f"{slot} at {price} is beyond the purge distance: skipped")
             if outcomes is not None:
-                outcomes.levels.append((level, "purged", price))
+                outcomes.levels.append((position, "purged", price, slot))
             continue
         if price <= 0:
             if outcomes is not None:
-                outcomes.levels.append((level, "nonpositive", price))
+                outcomes.levels.append((position, "nonpositive", price, slot))
             continue
         if outcomes is not None:
-            outcomes.levels.append((level, "wanted", price))
+            outcomes.levels.append((position, "wanted", price, slot))
         reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
         wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
     return wants
@@ -538,10 +606,10 @@ def _reconcile(
     next_seq: int,
     reasons: list[str],
     outcomes: _Outcomes | None,
+    requote: int,
 ) -> tuple[list[Intent], int]:
     """Return cancels then placements turning our open orders into the wanted ones, within the rails."""
     prefix, gates, rails = params.order_id_prefix, params.gates, params.rails
-    requote = gates.requote_ppm
     cancels = [CancelOrder(o.client_order_id, "duplicate order for one slot") for o in duplicates]
     released = list(duplicates)
     wanted = {w.slot for w in exits if w.qty > 0}
@@ -633,6 +701,8 @@ def _reconcile(
                 f"{max_base} lots, quote {committed_quote}+{notional} of {max_quote} qu)"
             )
             blocked.append((want, "rails"))
+            if outcomes is not None:
+                outcomes.rails_room[want.slot] = (committed_base, committed_quote)
             continue
         cost = notional + notional * fee // PPM
         if cost > free_quote:
@@ -665,6 +735,7 @@ def _hold(
     top_terms: tuple[_Term, ...],
     exits: list[_Want],
     outcomes: _Outcomes,
+    requote: int,
 ) -> Hold | None:
     """Return the region of markets on which the next pulse, with ``state``, would change nothing."""
     ind, ledger, gates = state.indicators, state.ledger, params.gates
@@ -681,7 +752,9 @@ def _hold(
                 hb.until(last_fill + cooldown)
     if ind.ready:
         _hold_volatility(hb, ind.atr_ppm, gates.max_atr_ppm, gates.min_atr_ppm)
-    _hold_ladder(hb, params, state, market, top_terms, outcomes)
+    if requote > gates.requote_ppm and params.grid.spacing is Spacing.ATR and params.ladder_levels > 1:
+        hb.at_least(STEP, _step_floor(market.step))  # a narrower step would narrow the hysteresis
+    _hold_ladder(hb, params, state, market, top_terms, outcomes, requote)
     if params.grid.enabled and market.ready and not ledger.lots:
         _hold_trailing(hb, params, state.anchor, market)
     keltner = params.keltner
@@ -689,8 +762,10 @@ def _hold(
     for want in exits:
         price = outcomes.placed_or_kept.get(want.slot)
         if price is not None:
-            _hold_exit(hb, params, market, want, price)
-            if keltner.enabled and not _hold_exit_arming(hb, params, market, want, price, ind.sell_armed):
+            _hold_exit(hb, params, market, want, price, requote)
+            if keltner.enabled and not _hold_exit_arming(
+                hb, params, market, want, price, ind.sell_armed, requote
+            ):
                 exits_read_arming = True
         elif want.qty == 0:
             _hold_skipped_exit(hb, params, want)
@@ -734,9 +809,10 @@ def _hold_ladder(
     market: _Market,
     top_terms: tuple[_Term, ...],
     outcomes: _Outcomes,
+    requote: int,
 ) -> None:
-    """Bound the buy levels' outcomes."""
-    depth, purge, requote = params.gates.depth_ppm, params.gates.purge_ppm, params.gates.requote_ppm
+    """Bound the buy levels' outcomes (``requote``: the pulse's hysteresis, in ppm)."""
+    depth, purge = params.gates.depth_ppm, params.gates.purge_ppm
     atr_spacing = params.grid.spacing is Spacing.ATR
     moving = not state.ladder and (atr_spacing or any(t.kind != "step" for t in top_terms))
     if not outcomes.levels:
@@ -745,27 +821,35 @@ def _hold_ladder(
         spread = 0
     else:
         slack = math.inf
-        for level, outcome, price in outcomes.levels:
+        rails_blocked = ""  # the lone quote's slot, when the rails keep it from resting
+        for position, outcome, price, slot in outcomes.levels:
             if outcome == "nonpositive":
                 hb.void = True
                 return
             if outcome != "wanted":
                 continue
-            resting = outcomes.placed_or_kept.get(buy_slot(level))
+            resting = outcomes.placed_or_kept.get(slot)
             if resting is None:
-                if any(w.slot == buy_slot(level) and why == "rails" for w, why in outcomes.blocked):
-                    hb.void = True  # a moving level's size decides the rails: no room to move
-                    return
+                if any(w.slot == slot and why == "rails" for w, why in outcomes.blocked):
+                    if params.ladder_levels > 1 or slot not in outcomes.rails_room:
+                        hb.void = True  # a moving level's size decides the rails: no room to move
+                        return
+                    rails_blocked = slot
                 continue  # cooling down: nothing is placed either way until the cooldown ends
             tolerance = resting * requote // PPM
-            slack = min(slack, float(tolerance - abs(price - resting) - (level + 1)))
+            slack = min(slack, float(tolerance - abs(price - resting) - (position + 1)))
         if slack == math.inf:
             slack = float(max(1, outcomes.levels[0][2] * requote // PPM))
         if slack < 0:
             hb.void = True
             return
-        top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(p for _, _, p in outcomes.levels)
+        top = outcomes.levels[0][2] if outcomes.levels[0][0] == 0 else max(lv[2] for lv in outcomes.levels)
         top_room = int(slack // 2) if atr_spacing else int(slack)
+        if rails_blocked and not _rails_block_below(
+            params, outcomes.rails_room[rails_blocked], top + top_room + 1
+        ):
+            hb.void = True
+            return
         if atr_spacing:
             scale = params.martingale.step_scale if params.martingale.enabled else 1.0
             reach = sum(scale**j for j in range(params.ladder_levels))
@@ -780,8 +864,8 @@ def _hold_ladder(
         spread = int(slack) + params.ladder_levels + 1
     # a moving ladder hung below the top of book can never rise above it: no bound needed then
     capped = moving and any(t.kind == "buy_top" for t in top_terms)
-    for level, outcome, price in outcomes.levels:
-        if outcome == "wanted" and buy_slot(level) in outcomes.placed_or_kept:
+    for _, outcome, price, slot in outcomes.levels:
+        if outcome == "wanted" and slot in outcomes.placed_or_kept:
             if not capped:
                 hb.buy_top_at_least(price + spread, depth)
             if purge:
@@ -790,6 +874,19 @@ def _hold_ladder(
             hb.buy_top_at_most(price - spread - 1, depth, market.bid, market.ask)
         elif outcome == "purged":
             hb.at_least(BID, ceil_div((price + spread + 1) * PPM, PPM - purge))
+
+
+def _rails_block_below(params: SymbolParams, committed: tuple[int, int], price_hi: int) -> bool:
+    """Return whether the rails refuse the lone quote at every price up to ``price_hi``.
+
+    A lower price buys more lots (the base rail binds harder) and a notional that falls short of
+    the order size by less than one lot's price (so the quote rail binds too).
+    """
+    rails = params.rails
+    base, quote = committed
+    if base + _level_qty(0, price_hi, params) > rails.max_base_lots:
+        return True
+    return quote + params.grid.order_quote_qu - price_hi * QU_PER_TICK_LOT >= rails.max_quote_qu
 
 
 def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _Market) -> None:
@@ -819,10 +916,12 @@ def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _
         hb.at_least(ASK, math.ceil(limit + abs(limit) * 1e-9))
 
 
-def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int) -> None:
+def _hold_exit(
+    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, requote: int
+) -> None:
     """Keep an exit's wanted price within the requote tolerance of the order resting at ``resting``."""
     depth = params.gates.depth_ppm
-    tolerance = resting * params.gates.requote_ppm // PPM
+    tolerance = resting * requote // PPM
     hi, lo = resting + tolerance, resting - tolerance
     terms = want.terms
     if terms:
@@ -843,7 +942,13 @@ def _hold_exit(hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Wa
 
 
 def _hold_exit_arming(
-    hb: HoldBuilder, params: SymbolParams, market: _Market, want: _Want, resting: int, armed: bool
+    hb: HoldBuilder,
+    params: SymbolParams,
+    market: _Market,
+    want: _Want,
+    resting: int,
+    armed: bool,
+    requote: int,
 ) -> bool:
     """Keep an exit where it is whichever way the sell-armed flag turns; False when it cannot.
 
@@ -852,7 +957,7 @@ def _hold_exit_arming(
     the price down to max(floor, sell bottom): the floor or the sell bottom must stay above it.
     """
     depth = params.gates.depth_ppm
-    tolerance = resting * params.gates.requote_ppm // PPM
+    tolerance = resting * requote // PPM
     if armed:
         others = [t for t in want.terms if t.kind != "sell_bottom"]
         if others:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
-from factories import PREFIX, fill, flat_candles, snapshot, symbol_params
+from factories import BTC, PREFIX, fill, flat_candles, snapshot, symbol_params
 from nutcracker.core.ledger import min_sell_price
 from nutcracker.core.model import CancelOrder, OpenOrder, PlaceLimit, Side
-from nutcracker.core.params import GateParams, MartingaleParams, MeanReversionParams, RailParams
+from nutcracker.core.params import (
+    GateParams,
+    MarketMakingParams,
+    MartingaleParams,
+    MeanReversionParams,
+    RailParams,
+    SymbolParams,
+)
 from nutcracker.core.strategy import decide, initial_state
 
 PRICE = 10_000_000  # 100,000.00 USDT in ticks
@@ -163,3 +171,58 @@ def test_the_portfolio_allowance_caps_new_buys() -> None:
     d = decide(snapshot(CANDLES, quote_allowance=one_order), symbol_params(), initial_state())
     assert len(_places(d.intents)) == 1
     assert any("portfolio" in r for r in d.reasons)
+
+
+def _market_maker(**rails: int) -> SymbolParams:
+    base = symbol_params()
+    return symbol_params(
+        grid=replace(base.grid, enabled=False),
+        market_making=MarketMakingParams(True, 2500, 0, 2000),
+        rails=replace(base.rails, **rails),
+    )
+
+
+def test_a_market_maker_holding_inventory_quotes_a_buy_below_and_a_sell_above_the_mean() -> None:
+    params = _market_maker()
+    first = decide(snapshot(CANDLES), params, initial_state())
+    (b0,) = _places(first.intents)
+    assert b0.client_order_id.startswith(f"{PREFIX}-B0-")
+    bought = fill(b0.client_order_id, Side.BUY, b0.price, b0.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
+    d = decide(snapshot(CANDLES, free_base=b0.qty, fills=(bought,)), params, first.state)
+    (buy,) = [p for p in _places(d.intents) if p.side is Side.BUY]
+    (sell,) = [p for p in _places(d.intents) if p.side is Side.SELL]
+    ema = d.state.indicators.ema
+    assert buy.client_order_id.startswith(f"{PREFIX}-B1-")  # level 0 is held: the quote takes level 1
+    assert buy.price < ema < sell.price
+    assert sell.price >= min_sell_price(d.state.ledger.lots, 1000, params.min_profit_ppm)
+    assert d.state.ladder == ()  # a lone quote follows the mean: nothing frozen
+    # one lot held, so the skew lowers the new buy below the flat quote
+    assert buy.price < b0.price
+
+
+def test_a_market_maker_at_its_quote_rail_rests_no_buy_and_says_so() -> None:
+    params = _market_maker(max_quote_qu=BTC.quote_to_qu(Decimal(150)))
+    first = decide(snapshot(CANDLES), params, initial_state())
+    (b0,) = _places(first.intents)
+    bought = fill(b0.client_order_id, Side.BUY, b0.price, b0.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
+    d = decide(snapshot(CANDLES, free_base=b0.qty, fills=(bought,)), params, first.state, with_hold=True)
+    assert [p.side for p in _places(d.intents)] == [Side.SELL]
+    assert any(r.startswith("B1 not placed: rails") for r in d.reasons)
+    assert d.hold is not None  # the rails keep refusing the quote near this price: no re-decision each candle
+
+
+def test_a_quote_within_its_share_of_the_spread_is_kept_and_beyond_it_re_priced() -> None:
+    # spread 2 x 25 bps; requote_spacing 0.5 keeps a quote within 25 bps, far above requote_bps (10)
+    base = _market_maker()
+    params = replace(base, gates=replace(base.gates, requote_spacing_ppm=500_000))
+    first = decide(snapshot(CANDLES), params, initial_state())
+    (b0,) = _places(first.intents)
+    for moved_bps, kept in ((20, True), (30, False)):
+        resting = (
+            OpenOrder(b0.client_order_id, Side.BUY, b0.price * (10_000 + moved_bps) // 10_000, b0.qty),
+        )
+        again = decide(snapshot(CANDLES, open_orders=resting), params, first.state)
+        assert (again.intents == ()) is kept
+    without = replace(base, gates=replace(base.gates, requote_spacing_ppm=0))
+    resting = (OpenOrder(b0.client_order_id, Side.BUY, b0.price * 10_020 // 10_000, b0.qty),)
+    assert decide(snapshot(CANDLES, open_orders=resting), without, first.state).intents != ()

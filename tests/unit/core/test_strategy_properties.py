@@ -84,6 +84,7 @@ def strategy_params(draw: st.DrawFn) -> SymbolParams:
             draw(st.sampled_from([0, 60_000])),
             draw(st.integers(0, 20_000)),
             draw(st.sampled_from([0, 30_000, 300_000])),
+            draw(st.sampled_from([0, 250_000, 500_000, 1_000_000])),  # requote_spacing
         ),
     )
 
