@@ -44,13 +44,8 @@ def free_port() -> int:
 
 def why_not_runnable() -> str | None:
     """Why the end-to-end stack cannot run here (None: it can)."""
-    if not CHROMIUM.exists():
+    if not CHROMIUM.exists():  # .ci/run installs it: only a hand-made machine lacks it
         return "Debian's chromium is not installed (/usr/bin/chromium: apt-get install chromium)"
-    try:
-        import nutcracker.api.app  # noqa: F401  (serve --demo lands with the api branch)
-        import playwright  # noqa: F401
-    except ImportError as e:
-        return f"the end-to-end stack needs {e.name} (nutcracker serve is not on this branch yet)"
     return None
 
 
