@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from nutcracker.cli import app
@@ -75,7 +76,8 @@ def test_live_mode_without_a_key_refuses_with_a_clear_message(tmp_path: Path) ->
     assert not (tmp_path / "j.db").exists()  # nothing started
 
 
-def test_status_without_a_journal_says_what_to_do(tmp_path: Path) -> None:
+def test_status_without_a_journal_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no demo journal here: the message points at the demo when there is one
     result = CliRunner().invoke(app, ["status", "--journal", str(tmp_path / "missing.db")])
     assert result.exit_code == 2
     assert "run the engine first" in result.output
