@@ -489,6 +489,24 @@ def _exit_terms(
     return tuple(terms)
 
 
+_WARMUP = "no buys: indicators warming up ("
+
+
+def _warmup_reason(count: int) -> str:
+    return f"{_WARMUP}{count} candles applied)"
+
+
+def held_reasons(reasons: tuple[str, ...], ind: IndicatorState) -> tuple[str, ...]:
+    """Return a held decision's reasons as of ``ind``.
+
+    Inside a hold region nothing a reason names moves, except the warm-up's candle count: a
+    reused decision must not keep saying "1 candle applied" for the whole warm-up.
+    """
+    if ind.ready:
+        return reasons
+    return tuple(_warmup_reason(ind.count) if r.startswith(_WARMUP) else r for r in reasons)
+
+
 def _buys(
     ledger: Ledger,
     market: _Market,
@@ -500,7 +518,7 @@ def _buys(
     outcomes: _Outcomes | None,
 ) -> list[_Want]:
     if not market.ready:
-        reasons.append(f"no buys: indicators warming up ({ind.count} candles applied)")
+        reasons.append(_warmup_reason(ind.count))
         return []
     gates = params.gates
     atr_ppm = ind.atr_ppm

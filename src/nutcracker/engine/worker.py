@@ -73,7 +73,7 @@ from nutcracker.core.orders import parse_slot
 from nutcracker.core.params import Spacing, SymbolParams
 from nutcracker.core.records import ClosedCycleRecord, IntentRecord, PulseRecord
 from nutcracker.core.serialize import dumps_params, state_from_dict, state_to_dict
-from nutcracker.core.strategy import Decision, StrategyState, decide, initial_state
+from nutcracker.core.strategy import Decision, StrategyState, decide, held_reasons, initial_state
 from nutcracker.core.units import PPM, notional_qu
 from nutcracker.engine.journaling import JournalLane
 from nutcracker.engine.ports import Clock, Exchange, Journal, QuoteBudget
@@ -651,7 +651,7 @@ class SymbolWorker:
             state = StrategyState(ind, state.ledger, state.anchor, state.ladder, state.next_seq)
         elif reused is not None and reused.state is state and reused.hold is hold:
             return reused  # nothing moved since: the very same decision
-        self._reused = Decision((), state, self._hold_reasons, (), (), hold)
+        self._reused = Decision((), state, held_reasons(self._hold_reasons, ind), (), (), hold)
         return self._reused
 
     def _keep_hold(

@@ -372,3 +372,31 @@ def test_skipping_decide_inside_the_hold_region_changes_no_order_and_no_fill() -
     assert with_hold[:3] == without[:3]
     assert without[3] == 0
     assert with_hold[3] > 300  # most pulses reused the last decision
+
+
+def test_a_reused_decision_counts_the_warm_up_candles_as_deciding_again_would() -> None:
+    """A hold region spans the warm-up; its reused reasons must not keep the first pulse's count."""
+
+    def reasons(reuse: bool) -> tuple[list[tuple[str, ...]], int]:
+        world = make_world(warmup=3)
+        worker = world.worker(settings=WorkerSettings(reuse_hold=reuse))
+        seen: list[tuple[str, ...]] = []
+        reused = 0
+
+        async def main() -> None:
+            nonlocal reused
+            for _ in range(20):
+                report = await worker.pulse()
+                reused += not report.decided
+                seen.append(report.reasons)
+                world.advance()
+
+        asyncio.run(main())
+        return seen, reused
+
+    with_hold, reused = reasons(True)
+    without, _ = reasons(False)
+    assert reused > 10  # the warm-up was held, so the reused path is what this compares
+    assert with_hold == without
+    counts = [r for rs in with_hold for r in rs if "warming up" in r]
+    assert len(set(counts)) == len(counts) > 10  # a new count on every candle
