@@ -33,6 +33,8 @@ import numpy.typing as npt
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from nutcracker.backtest.headline import RETURN_LINE, cell, headline
+
 I64: TypeAlias = npt.NDArray[np.int64]
 F64: TypeAlias = npt.NDArray[np.float64]
 F32: TypeAlias = npt.NDArray[np.float32]  # the yardsticks' equity: a chart needs no more
@@ -491,93 +493,11 @@ def figures(series: SymbolSeries, max_points: int = DEFAULT_MAX_POINTS) -> dict[
 # the page
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:,.6g}" if abs(value) < 1e15 else repr(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if value is None:
-        return "—"
-    if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
-def _number(value: Any) -> float | None:
-    """The value as a float when it is a number or a decimal string (money is a string in the summary)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-_ROUNDED: Final = ("_quote", "_pct", "_per_day", "_per_fill", "days")
-
-
-def _cell(key: str, value: Any) -> str:
-    """A summary value as a trader reads it: quote amounts in cents, percentages to two decimals.
-
-    summary.json keeps every digit; the page rounds what a person compares.
-    """
-    number = _number(value)
-    if number is not None and math.isfinite(number) and key.endswith(_ROUNDED):
-        return f"{number:,.2f}"
-    return _scalar(value)
-
-
-def _signed_pct(value: Any) -> str:
-    number = _number(value)
-    return "—" if number is None else f"{number:+,.2f} %"
-
-
 def _headline_html(symbol: str, section: Mapping[str, Any], series: SymbolSeries | None) -> str:
-    """The few lines a trader reads first: period, return against the yardsticks, risk, activity, now."""
+    """The few lines a trader reads first (``headline``), and the run's last change of state."""
     esc = html.escape
-    quote = esc(symbol.rpartition("/")[2] or "quote")
-    mine = _number(section.get("return_pct"))
-    lines = [
-        f"{esc(str(section.get('first_candle', '?')))} to {esc(str(section.get('last_candle', '?')))} "
-        f"({_cell('days', section.get('days'))} days)",
-        f"<b>return {_signed_pct(mine)}</b>",
-    ]
-    baselines = section.get("baselines")
-    if isinstance(baselines, Mapping):
-        hold = baselines.get("buy_and_hold")
-        if isinstance(hold, Mapping):
-            lines[-1] += f" · buy and hold {_signed_pct(hold.get('return_pct'))}"
-        grids = [
-            (name.removeprefix("static_grid_").replace("pct", " %"), _number(row.get("return_pct")))
-            for name, row in baselines.items()
-            if name.startswith("static_grid") and isinstance(row, Mapping)
-        ]
-        scored = [(label, r) for label, r in grids if r is not None]
-        if scored:
-            label, best = max(scored, key=lambda item: item[1])
-            lines[-1] += f" · best static grid ({esc(label)}) {_signed_pct(best)}"
-            if mine is not None and best > mine:
-                lines.append(f"The static {esc(label)} grid did better over this period.")
-    lines.append(
-        f"max drawdown {_cell('_pct', section.get('max_drawdown_pct'))} % · realized PnL "
-        f"{_cell('_quote', section.get('realized_pnl_quote'))} {quote} after fees · fees "
-        f"{_cell('_quote', section.get('fees_quote'))} {quote}"
-    )
-    lines.append(
-        f"{_scalar(section.get('cycles_closed'))} cycles ({_cell('_per_day', section.get('cycles_per_day'))}"
-        f" a day) · {_cell('_per_fill', section.get('cancels_per_fill'))} cancels per fill"
-    )
-    lines.append(
-        f"in the market {_cell('_pct', section.get('in_market_pct'))} % of the time · loaded (holding, "
-        f"no buy resting) {_cell('_pct', section.get('loaded_pct'))} % · at a rail "
-        f"{_cell('_pct', section.get('at_rail_pct'))} %"
-    )
+    lines = [esc(line) for line in headline(symbol, section)]
+    lines[RETURN_LINE] = f"<b>{lines[RETURN_LINE]}</b>"
     if series is not None and series.decisions:
         ts, state, why = series.decisions[-1]
         when = datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%d %H:%M")
@@ -621,9 +541,9 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
     parts.append("</tr></thead><tbody>")
     keys = list(dict.fromkeys([*(k for flat in per_symbol.values() for k in flat), *rows]))
     for key in keys:
-        cells = [f"<td>{esc(_cell(key, per_symbol[sym].get(key, '')))}</td>" for sym in symbols]
+        cells = [f"<td>{esc(cell(key, per_symbol[sym].get(key, '')))}</td>" for sym in symbols]
         total = rows.get(key, "") if symbols else rows.get(key)
-        parts.append(f"<tr><th>{esc(key)}</th>{''.join(cells)}<td>{esc(_cell(key, total))}</td></tr>")
+        parts.append(f"<tr><th>{esc(key)}</th>{''.join(cells)}<td>{esc(cell(key, total))}</td></tr>")
     parts.append("</tbody></table>")
     parts.append(_yardsticks_html(summary))
     if "config" in summary:
@@ -657,7 +577,7 @@ def _yardsticks_html(summary: Mapping[str, Any]) -> str:
         parts += [f"<th>{esc(c)}</th>" for c in columns]
         parts.append("</tr></thead><tbody>")
         for name, row in rows:
-            cells = "".join(f"<td>{esc(_cell(c, row.get(c, '')))}</td>" for c in columns)
+            cells = "".join(f"<td>{esc(cell(c, row.get(c, '')))}</td>" for c in columns)
             parts.append(f"<tr><th>{esc(name)}</th>{cells}</tr>")
         parts.append("</tbody></table>")
     return "".join(parts)
