@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
 COMMANDS = (
     "backtest",
@@ -52,3 +56,33 @@ def test_module_help_lists_every_command(help_text: str, command: str) -> None:
 
 def test_module_help_names_the_program(help_text: str) -> None:
     assert "Usage: nutcracker " in help_text
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every command and sub-command (typer vendors its own click: its classes are not click's)."""
+    found: list[tuple[tuple[str, ...], Any]] = []
+    for name, command in group.commands.items():
+        found.append(((*path, name), command))
+        if hasattr(command, "commands"):
+            found.extend(_commands(command, (*path, name)))
+    return found
+
+
+def test_no_help_text_loses_a_bracketed_word_to_rich_markup() -> None:
+    """Rich reads ``[advisor]`` as a style tag and drops it: every bracket must reach the screen."""
+    from nutcracker.cli import app
+
+    runner = CliRunner()
+    checked = 0
+    for path, command in _commands(typer.main.get_command(app)):
+        helps = [p.help for p in command.params if "[" in (getattr(p, "help", None) or "")]
+        if not helps:
+            continue
+        shown = " ".join(
+            runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"}, terminal_width=400).output.split()
+        )
+        for text in helps:
+            for word in re.findall(r"\[[^\]]*\]", text.replace("\\[", "[")):
+                assert word in shown, f"`nutcracker {' '.join(path)} --help` lost {word!r}"
+                checked += 1
+    assert checked >= 5

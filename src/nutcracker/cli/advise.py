@@ -34,7 +34,7 @@ def _now_ms() -> int:
 
 def advise(
     config_file: Annotated[
-        Path, typer.Option("--config", help="TOML config: parameters and the [advisor] table.")
+        Path, typer.Option("--config", help="TOML config: parameters and the \\[advisor] table.")
     ],
     journal: Annotated[
         Path | None,
