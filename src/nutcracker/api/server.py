@@ -27,6 +27,7 @@ from nutcracker.api.app import attach, create_app
 from nutcracker.api.metrics import ApiMetrics, TimedExchange
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Authenticator
+from nutcracker.api.routers import suggestions
 from nutcracker.app.kernel import Mode, build_replay
 from nutcracker.backtest.runner import BacktestResult
 from nutcracker.config import NutcrackerConfig
@@ -187,6 +188,7 @@ async def serve_replay(
             mode=str(Mode.REPLAY),
         )
         app = create_app(authenticator, plane, metrics=metrics, heartbeat_s=heartbeat_s)
+        suggestions.enable(app, journal_path)
         stop = asyncio.Event()
         replay = run_replay(setup, data, speed=speed, candles=candles, stop=stop, on_report=on_report)
         result = await _run_beside(_uvicorn(app, listen), replay, stop.set, on_listening, lambda: plane)
@@ -212,6 +214,7 @@ async def serve_connected(
     """Serve the API over a paper or live engine (``app.connected.run_connected`` builds and runs it)."""
     metrics = ApiMetrics()
     app = create_app(authenticator, metrics=metrics, heartbeat_s=heartbeat_s)
+    suggestions.enable(app, journal_path)
     holder: dict[str, Engine] = {}
 
     def on_engine(engine: Engine, journal: SqliteJournal) -> None:
