@@ -8,6 +8,7 @@ field, option or file and what is allowed; never a traceback. ``tests/unit/test_
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -140,6 +141,20 @@ def _users_file(tmp: Path) -> str:
     return str(path)
 
 
+def _advise_worker(tmp: Path, *args: str) -> list[str]:
+    config = tmp / "tune.toml"
+    config.write_text(GRID.read_text() + '\n[advisor]\nfolds = 2\n\n[advisor.tune]\n"grid.levels" = [2, 6]\n')
+    data = _candles(tmp, "BTC-USDT.csv")
+    return ["advise", "worker", "--config", str(config), "--data", data, "--study", "s", *args]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _users(*args: str) -> Args:
     return lambda tmp: ["users", *args, "--users", _users_file(tmp)]
 
@@ -157,6 +172,36 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         lambda t: ["advise", "--config", str(GRID), "--data", _candles(t, "BTC-USDT.csv"), "--trials", "2"],
         EXIT_CONFIG,
         ("[advisor.tune]",),
+    ),
+    (
+        "advise worker: --trials 0",
+        lambda t: _advise_worker(t, "--trials", "0"),
+        EXIT_CONFIG,
+        ("--trials 0", "1 to 100000"),
+    ),
+    (
+        "advise worker: --wait -1",
+        lambda t: _advise_worker(t, "--wait", "-1"),
+        EXIT_CONFIG,
+        ("--wait -1", "0 to 86400 seconds"),
+    ),
+    (
+        "advise worker: unreachable Redis storage, its password masked",
+        lambda t: _advise_worker(t, "--storage", f"redis://:hunter2@127.0.0.1:{_closed_port()}/0"),
+        EXIT_CONFIG,
+        ("cannot reach Redis", ":***@127.0.0.1", "start redis-server there or fix the URL"),
+    ),
+    (
+        "advise worker: storage file in a missing directory",
+        lambda t: _advise_worker(t, "--storage", str(t / "no" / "such" / "study.log")),
+        EXIT_CONFIG,
+        ("does not exist", "create it first"),
+    ),
+    (
+        "advise worker: an RDB URL whose driver is not installed",
+        lambda t: _advise_worker(t, "--storage", "mssql+pymssql://u:secret@127.0.0.1/db"),
+        EXIT_CONFIG,
+        ("cannot open it as an Optuna RDB storage", "u:***@127.0.0.1"),
     ),
     (
         "suggestions: missing journal",

@@ -93,7 +93,16 @@ def _value(trial: optuna.Trial, name: str, low: Decimal, high: Decimal) -> Value
     return value if tunable.kind == "decimal" else float(value)
 
 
-def _index_of(name: str, value: Value, low: Decimal, high: Decimal) -> int | None:
+def decode(name: str, drawn: int, low: Decimal) -> Value:
+    """Return the value a trial parameter ``drawn`` stands for (``_value``'s encoding)."""
+    tunable = TUNABLES[name]
+    if tunable.kind == "int":
+        return drawn
+    value = low + tunable.grain * drawn
+    return value if tunable.kind == "decimal" else float(value)
+
+
+def index_of(name: str, value: Value, low: Decimal, high: Decimal) -> int | None:
     """Return the trial parameter that draws ``value`` (None: off the grain or out of bounds)."""
     exact = Decimal(str(value))
     if not low <= exact <= high:
@@ -120,7 +129,7 @@ def _study(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, trials // 3)))
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    first = {name: _index_of(name, current[name], *bounds[name]) for name in bounds if name in current}
+    first = {name: index_of(name, current[name], *bounds[name]) for name in bounds if name in current}
     if len(first) == len(bounds) and None not in first.values():
         study.enqueue_trial({k: v for k, v in first.items() if v is not None})
 
@@ -140,13 +149,7 @@ def _study(
     best = max(done, key=lambda t: (t.value, -t.number))  # the earliest of equals: current first
     candidate = dict(current)
     for name, (lo, _hi) in bounds.items():
-        drawn = int(best.params[name])
-        tunable = TUNABLES[name]
-        if tunable.kind == "int":
-            candidate[name] = drawn
-        else:
-            value = lo + tunable.grain * drawn
-            candidate[name] = value if tunable.kind == "decimal" else float(value)
+        candidate[name] = decode(name, int(best.params[name]), lo)
     return candidate
 
 

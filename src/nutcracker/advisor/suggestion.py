@@ -79,6 +79,7 @@ def advice(
     source: str,
     model: dict[str, Any] | None = None,
     history: dict[str, Any] | None = None,
+    method: str = METHOD,
 ) -> Advice:
     """Return the advice of one symbol's search: its evidence, and the patch only when it beats current."""
     folds = [
@@ -110,7 +111,7 @@ def advice(
         "seed": search.seed,
         "trials_per_study": search.trials,
         "scheme": search.scheme,
-        "method": METHOD,
+        "method": method,
         "source": source,
         "invalid_trials": search.invalid_trials,
         "notes": search.notes,

@@ -18,6 +18,10 @@ from nutcracker.store.suggestions import SuggestionStore
 JournalOption = Annotated[
     Path, typer.Option("--journal", help="The journal file the suggestions are kept in.")
 ]
+advise_app = typer.Typer(
+    help="Search better parameters walk-forward; suggest them only if they win out of sample.",
+    invoke_without_command=True,
+)
 suggestions_app = typer.Typer(
     help="List, show, accept or reject the advisor's suggestions.", no_args_is_help=True
 )
@@ -32,10 +36,12 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@advise_app.callback(invoke_without_command=True)
 def advise(
+    ctx: typer.Context,
     config_file: Annotated[
-        Path, typer.Option("--config", help="TOML config: parameters and the \\[advisor] table.")
-    ],
+        Path | None, typer.Option("--config", help="TOML config: parameters and the \\[advisor] table.")
+    ] = None,
     journal: Annotated[
         Path | None,
         typer.Option(
@@ -56,8 +62,15 @@ def advise(
         Path | None, typer.Option("--out", help="Write suggestions.json and report.html here.")
     ] = None,
 ) -> None:
-    """Search better parameters walk-forward on your candles; suggest them only if they win out of sample."""
+    """Search better parameters walk-forward on your candles; suggest them only if they win out of sample.
+
+    `nutcracker advise worker` runs the same search as one of several processes sharing a study.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     err = Console(stderr=True)
+    if config_file is None:
+        raise _fail(err, ConfigError("--config: give the TOML config with its [advisor] table"))
     if trials < 1 or trials > 100_000:
         raise _fail(err, ConfigError(f"--trials {trials}: give 1 to 100000 trials per study"))
     if seed < 0:
@@ -227,6 +240,9 @@ def reject(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``advise`` and ``suggestions`` to the CLI."""
-    app.command("advise")(advise)
+    """Add ``advise`` (and ``advise worker``) and ``suggestions`` to the CLI."""
+    from nutcracker.cli.advise_worker import worker
+
+    advise_app.command("worker")(worker)
+    app.add_typer(advise_app, name="advise")
     app.add_typer(suggestions_app, name="suggestions")
