@@ -77,7 +77,8 @@ def _single(inputs: tuple[Path, str], out: Path, *extra: str) -> bytes:
     )
     assert done.returncode == 0, done.stderr
     match = RAN.search(done.stdout)
-    assert match is not None and match.groups() == (TRIALS, TRIALS), done.stdout
+    assert match is not None, done.stdout
+    assert match.groups() == (TRIALS, TRIALS), done.stdout
     return (out / "suggestions.json").read_bytes()
 
 
