@@ -1,12 +1,18 @@
 """Benchmark the advisor: trials per second, model training time, and its cost to a running engine.
 
-Run: ``.venv/bin/python bench/advisor.py [--days 30] [--symbols 100] [--rounds 30]``.
+Run: ``.venv/bin/python bench/advisor.py [--days 30] [--symbols 100] [--rounds 30]`` (the shared-study
+rows alone: ``--shared-only [--storage redis]``).
 
 1. Trials per second on ``--days`` of real 1m BTC/USDT candles (``../shared/data``), one core: each
    trial a full backtest of the grid example through ``advisor.search.evaluate`` (target >= 20/s).
 2. The excursion model's training time (targets and fit) on the same candles and on one year of
    seeded synthetic 1m candles (the shared data holds no year of 1m candles; target <= 60 s).
-3. The engine's symbol-pulses/s (``bench/engine.py``'s "a task per symbol, journal calls inline"
+3. Trials per second of ``nutcracker advise worker`` on one shared study, one process and two
+   processes (same trial set, same seed, in the same run), on a local study file or, with
+   ``--storage redis``, on a ``redis-server`` the bench starts. A shared-study trial backtests its
+   candidate on every window (2 x folds + 1 backtests), so its rate is not item 1's; the two-process
+   ratio is the speed-up (at most 2 on 2 cores; wall time includes each process's start).
+4. The engine's symbol-pulses/s (``bench/engine.py``'s "a task per symbol, journal calls inline"
    row, ``--symbols``, ``--rounds``) alone and with a niced (``nice -n 19``) advisor search running
    beside it in its own process (target: <= 10 % loss), ``--repeats`` times each, alternating, so
    both see the same machine; the medians are compared (a shared machine is noisy: every sample
@@ -62,6 +68,58 @@ def trials_per_second(days: int) -> tuple[float, int, float, float]:
     return rate, len(candles), month_s, time.perf_counter() - t
 
 
+def shared_rate(days: int, trials: int, workers: int, storage: str, tmp: Path) -> float:
+    """Return trials/s of ``workers`` ``advise worker`` processes on one fresh study (wall time)."""
+    import gzip
+
+    data = tmp / f"btc-{days}d.csv"
+    if not data.exists():
+        with gzip.open(DATA, "rt") as f:
+            data.write_text("".join(line for _, line in zip(range(days * 1440 + 1), f, strict=False)))
+    config = tmp / "grid.toml"
+    config.write_text(CONFIG.read_text() + TUNE)
+    study = f"bench-{workers}-{time.monotonic_ns()}"
+    url = storage if storage.startswith("redis://") else str(tmp / f"{study}.log")
+    args = [sys.executable, "-m", "nutcracker.cli", "advise", "worker", "--config", str(config)]
+    args += ["--data", f"BTC/USDT={data}", "--study", study, "--storage", url, "--trials", str(trials)]
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
+    ran = 0
+    for p in procs:
+        out, err = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"advise worker failed:\n{err}")
+        match = re.search(r"this worker ran (\d+) trials", out)
+        ran += int(match.group(1)) if match else 0
+    elapsed = time.perf_counter() - started
+    if ran != trials:
+        raise SystemExit(f"the workers ran {ran} trials of {trials}")
+    return trials / elapsed
+
+
+def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a throw-away ``redis-server`` on a free loopback port; return it and its URL."""
+    import shutil
+    import socket
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--storage redis: redis-server is not installed (apt-get install -y redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp), "--save", ""],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    return server, f"redis://127.0.0.1:{port}/0"
+
+
 def engine_rate(symbols: int, rounds: int) -> float:
     out = subprocess.run(
         [
@@ -88,14 +146,35 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shared-days", type=int, default=7, help="candles of the shared-study rows")
+    parser.add_argument("--shared-trials", type=int, default=40)
+    parser.add_argument("--storage", choices=["file", "redis"], default="file", help="the shared study's")
+    parser.add_argument("--skip-engine", action="store_true", help="leave out the engine-beside rows")
+    parser.add_argument("--shared-only", action="store_true", help="only the shared-study rows")
     args = parser.parse_args()
-    rate, candles, month_s, year_s = trials_per_second(args.days)
     print(f"{'measure':58} {'value':>10} {'target':>12} {'ratio':>7}")
-    print(f"{f'trials/s, {candles} 1m candles, one core':58} {rate:10.1f} {'>= 20':>12} {rate / 20:7.2f}")
-    label = f"excursion model (targets + fit), {candles} real candles (s)"
-    print(f"{label:58} {month_s:10.1f}")
-    label = "excursion model (targets + fit), one synthetic year (s)"
-    print(f"{label:58} {year_s:10.1f} {'<= 60':>12} {60 / year_s:7.2f}")
+    if not args.shared_only:
+        rate, candles, month_s, year_s = trials_per_second(args.days)
+        print(f"{f'trials/s, {candles} 1m candles, one core':58} {rate:10.1f} {'>= 20':>12} {rate / 20:7.2f}")
+        label = f"excursion model (targets + fit), {candles} real candles (s)"
+        print(f"{label:58} {month_s:10.1f}")
+        label = "excursion model (targets + fit), one synthetic year (s)"
+        print(f"{label:58} {year_s:10.1f} {'<= 60':>12} {60 / year_s:7.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        server, url = start_redis(Path(tmp)) if args.storage == "redis" else (None, "file")
+        try:
+            one = shared_rate(args.shared_days, args.shared_trials, 1, url, Path(tmp))
+            two = shared_rate(args.shared_days, args.shared_trials, 2, url, Path(tmp))
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait()
+    what = f"{args.shared_days * 1440} candles, {args.storage}"
+    print(f"{f'shared-study trials/s, 1 process, {what}':58} {one:10.2f}")
+    label = f"shared-study trials/s, 2 processes, {what}"
+    print(f"{label:58} {two:10.2f} {'vs 1':>12} {two / one:7.2f}")
+    if args.skip_engine or args.shared_only:
+        return
     alone: list[float] = []
     beside: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
