@@ -254,7 +254,12 @@ def test_a_suggestion_advise_made_beside_the_running_engine_is_accepted_over_the
             "olga",
             f"accepted suggestion {sid}",
         )
-        # the pulse after the accept decided with the new parameters: its ladder has the suggested levels
-        levels = int(params["grid"]["levels"])
-        report = {r.symbol: r for r in served.step()}["BTC/USDT"]
-        assert _buys(report) <= levels
+        # the engine pulses with the suggested parameters: exactly the accepted config's
+        accepted = load_config(config)
+        for name, change in diff.items():
+            section, key = name.split(".")
+            assert str(getattr(getattr(served.plane.config.symbol[0], section), key)) == str(change["to"])
+            assert str(getattr(getattr(accepted.symbol[0], section), key)) == str(change["from"])
+        engine_params = served.setup.engine.worker("BTC/USDT").params
+        assert engine_params == served.plane.config.symbol[0].to_params(served.plane.config.engine.id)
+        assert engine_params != accepted.symbol[0].to_params(accepted.engine.id)

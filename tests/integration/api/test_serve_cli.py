@@ -46,6 +46,8 @@ def test_serve_demo_answers_pauses_a_symbol_by_curl_steps_and_stops_cleanly_on_s
             assert [s["account"] for s in status["symbols"]] == ["binance/replay"]
             paused = c.post("/symbols/BTC-USDT/pause", json={"reason": "trying the API"}, headers=auth)
             assert paused.json()["status"] == "paused"
+            kept = c.get("/symbols/BTC-USDT/suggestions", headers=auth)  # serve keeps them in its journal
+            assert kept.json() == {"symbol": "BTC/USDT", "suggestions": []}, kept.text
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
