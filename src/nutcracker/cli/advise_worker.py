@@ -145,7 +145,10 @@ def worker(
         console.print(f"  {a.record['summary']}", markup=False, highlight=False, soft_wrap=True)
         if a.suggests:
             console.print(
-                f"  suggestion {a.id}: {json.dumps(a.record['diff'])}", markup=False, highlight=False
+                f"  suggestion {a.id}: {json.dumps(a.record['diff'])}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )
     if filed:
         console.print(f"filed {len(filed)} suggestion(s) in {journal}", markup=False, highlight=False)
