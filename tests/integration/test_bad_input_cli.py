@@ -180,6 +180,18 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         ("--trials 0", "1 to 100000"),
     ),
     (
+        "advise worker: --seed -1",
+        lambda t: _advise_worker(t, "--seed", "-1"),
+        EXIT_CONFIG,
+        ("--seed -1", "a seed >= 0"),
+    ),
+    (
+        "advise worker: an empty --study",
+        lambda t: _advise_worker(t, "--study", " "),
+        EXIT_CONFIG,
+        ("--study", "1 to 200 characters"),
+    ),
+    (
         "advise worker: --wait -1",
         lambda t: _advise_worker(t, "--wait", "-1"),
         EXIT_CONFIG,
