@@ -64,7 +64,7 @@ def advise(
 ) -> None:
     """Search better parameters walk-forward on your candles; suggest them only if they win out of sample.
 
-    `nutcracker advise worker` runs the same search as one of several processes sharing a study.
+    `nutcracker advise worker` spreads the search over processes sharing one Optuna study.
     """
     if ctx.invoked_subcommand is not None:
         return
