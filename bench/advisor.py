@@ -38,6 +38,12 @@ TUNE = (
     '\n[advisor]\nfolds = 3\n\n[advisor.tune]\n"profit.min_net_bps" = ["5", "30"]\n"grid.levels" = [2, 6]\n'
 )
 
+# the shared-study rows: bounds where every candidate is valid (a refused one costs no backtest)
+SHARED_TUNE = (
+    '\n[advisor]\nfolds = 3\n\n[advisor.tune]\n"profit.min_net_bps" = ["5", "19"]\n'
+    '"grid.spacing_bps" = ["40", "80"]\n"grid.levels" = [2, 6]\n'
+)
+
 
 def trials_per_second(days: int) -> tuple[float, int, float, float]:
     from decimal import Decimal
@@ -77,7 +83,7 @@ def shared_rate(days: int, trials: int, workers: int, storage: str, tmp: Path) -
         with gzip.open(DATA, "rt") as f:
             data.write_text("".join(line for _, line in zip(range(days * 1440 + 1), f, strict=False)))
     config = tmp / "grid.toml"
-    config.write_text(CONFIG.read_text() + TUNE)
+    config.write_text(CONFIG.read_text() + SHARED_TUNE)
     study = f"bench-{workers}-{time.monotonic_ns()}"
     url = storage if storage.startswith("redis://") else str(tmp / f"{study}.log")
     args = [sys.executable, "-m", "nutcracker.cli", "advise", "worker", "--config", str(config)]
@@ -147,7 +153,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shared-days", type=int, default=7, help="candles of the shared-study rows")
-    parser.add_argument("--shared-trials", type=int, default=40)
+    parser.add_argument("--shared-trials", type=int, default=120)
     parser.add_argument("--storage", choices=["file", "redis"], default="file", help="the shared study's")
     parser.add_argument("--skip-engine", action="store_true", help="leave out the engine-beside rows")
     parser.add_argument("--shared-only", action="store_true", help="only the shared-study rows")
