@@ -327,11 +327,16 @@ def test_an_unknown_user_takes_as_long_as_a_wrong_password(tmp_path: Path) -> No
             assert _failed_login(http, user).status_code == 401
             return time.perf_counter() - start
 
-        # four tries per name stay under the user lockout, 16 in all under the address lockout
-        known = [timed(name) for name in ("bob", "carol") for _ in range(4)]
-        unknown = [timed(f"nobody{i}") for i in range(8)]
+        # four tries per name stay under the user lockout, 16 in all under the address lockout;
+        # interleaved, so a burst of load on a shared machine slows both kinds alike
+        known: list[float] = []
+        unknown: list[float] = []
+        for i in range(8):
+            known.append(timed(("bob", "carol")[i % 2]))
+            unknown.append(timed(f"nobody{i}"))
     ratio = statistics.median(unknown) / statistics.median(known)
-    assert 0.5 < ratio < 2.0, (
+    # the leak this guards against is a ~100x gap: a wide band still catches it, and load does not
+    assert 0.25 < ratio < 4.0, (
         f"unknown {statistics.median(unknown):.4f} s vs known {statistics.median(known):.4f} s"
     )
 
