@@ -231,6 +231,15 @@ class ApiClient:
     def audit(self, limit: int = 500) -> list[AuditEntry]:
         return cast(list[AuditEntry], self._call("GET", "/audit", params={"limit": limit})["entries"])
 
+    def suggestions(self, symbol: str) -> list[dict[str, Any]]:
+        body = self._call("GET", f"/symbols/{_path(symbol)}/suggestions")
+        return cast(list[dict[str, Any]], body["suggestions"])
+
+    def suggestion(self, symbol: str, suggestion_id: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any], self._call("GET", f"/symbols/{_path(symbol)}/suggestions/{suggestion_id}")
+        )
+
     # -- steering ----------------------------------------------------------------------------------
 
     def pause(self, symbol: str, reason: str) -> CommandResult:
@@ -263,6 +272,18 @@ class ApiClient:
             ParamsChange,
             self._call("PUT", f"/symbols/{_path(symbol)}/params", json=body, headers=headers),
         )
+
+    def accept_suggestion(
+        self, symbol: str, suggestion_id: str, reason: str, step_up_token: str
+    ) -> dict[str, Any]:
+        """Apply a pending suggestion as the owner's parameter change (a ``params`` step-up)."""
+        path = f"/symbols/{_path(symbol)}/suggestions/{suggestion_id}/accept"
+        headers = {"X-Step-Up-Token": step_up_token}
+        return cast(dict[str, Any], self._call("POST", path, json={"reason": reason}, headers=headers))
+
+    def reject_suggestion(self, symbol: str, suggestion_id: str, reason: str) -> dict[str, Any]:
+        path = f"/symbols/{_path(symbol)}/suggestions/{suggestion_id}/reject"
+        return cast(dict[str, Any], self._call("POST", path, json={"reason": reason}))
 
     # -- plumbing ----------------------------------------------------------------------------------
 

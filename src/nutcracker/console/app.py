@@ -11,9 +11,16 @@ from nutcracker.console.login import login_page
 from nutcracker.console.overview import overview_page
 from nutcracker.console.params import params_page
 from nutcracker.console.session import client, forget
+from nutcracker.console.suggestions import suggestions_page
 from nutcracker.console.symbol import symbol_page
 
-PAGES = {"Overview": overview_page, "Symbol": symbol_page, "Parameters": params_page, "Audit": audit_page}
+PAGES = {
+    "Overview": overview_page,
+    "Symbol": symbol_page,
+    "Parameters": params_page,
+    "Suggestions": suggestions_page,
+    "Audit": audit_page,
+}
 
 
 def main() -> None:
