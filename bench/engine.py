@@ -634,6 +634,7 @@ class Accounting:
     server_cpu_s: float
     machine_busy_cores: float  # mean busy cores of the whole machine (every process, ours or not)
     round_trips: int
+    writes_per_commit: float  # grouped writes (write-ahead commits, outcomes) per group commit
 
     def row(self) -> str:
         per = 1e6 / self.pulses
@@ -641,6 +642,7 @@ class Accounting:
             f"{self.name:44} {self.pulses / self.elapsed_s:8.0f} {self.worker_cpu_s * per:9.1f}"
             f" {self.server_cpu_s * per:9.1f} {(self.worker_cpu_s + self.server_cpu_s) / self.elapsed_s:8.2f}"
             f" {self.machine_busy_cores:8.2f} {self.round_trips / self.pulses:8.3f}"
+            f" {self.writes_per_commit:8.1f}"
         )
 
 
@@ -662,6 +664,7 @@ def accounted(
         server1 - server0,
         cores,
         sum(tp.round_trips for tp in passes),
+        sum(tp.writes for tp in passes) / max(1, sum(tp.batches for tp in passes)),
     )
 
 
@@ -730,15 +733,18 @@ def compare_stores(n_symbols: int, rounds: int, extra_pulses: int, market: Marke
     print(f"{'  2 workers / 1 worker (Redis everysec)':60} {two / one['everysec']:8.2f}   (target >= 1.6)")
     print(
         "\nwhere the CPU went (the simulator advancing the markets included, in each worker):\n"
-        f"{'pass':44} {'pulses/s':>8} {'worker':>9} {'redis':>9} {'ours':>8} {'machine':>8} {'trips':>8}\n"
+        f"{'pass':44} {'pulses/s':>8} {'worker':>9} {'redis':>9} {'ours':>8} {'machine':>8} {'trips':>8}"
+        f" {'writes':>8}\n"
         f"{'':44} {'':8} {'µs/pulse':>9} {'µs/pulse':>9} {'cores':>8} {'cores':>8} {'/pulse':>8}"
+        f" {'/commit':>8}"
     )
     for account in accounts:
         print(account.row())
     print(
         "  worker, redis: CPU per pulse of the worker processes and of redis-server; ours: the cores"
         " they kept busy;\n  machine: busy cores of the whole machine meanwhile (every process);"
-        " trips: requests to Redis per pulse"
+        " trips: requests to Redis per pulse;\n  writes/commit: write-ahead commits and outcomes"
+        " sent together in one group commit"
     )
     ceiling = ceiling_ratio(accounts[0], accounts[-1])
     print(

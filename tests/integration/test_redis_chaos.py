@@ -98,7 +98,7 @@ def test_chaos_three_workers_thirty_symbols(tmp_path: Path, monkeypatch: pytest.
                 time.sleep(rng.uniform(0.2, 1.0))
                 start(slot, event)
             else:
-                pause = rng.uniform(0.5, 3.5)  # past the 2 s lease, sometimes
+                pause = rng.uniform(0.5, 3.0)  # past the 2 s lease, sometimes
                 _say(log, f"event {event}: SIGSTOP {names[slot]} for {pause:.1f} s")
                 os.kill(process.pid, signal.SIGSTOP)
                 time.sleep(pause)
@@ -107,7 +107,7 @@ def test_chaos_three_workers_thirty_symbols(tmp_path: Path, monkeypatch: pytest.
                 _say(log, "restart redis-server")
                 redis_server.restart()  # AOF: the journal, leases and tokens come back
                 _say(log, "redis-server up")
-            time.sleep(rng.uniform(0.2, 1.0))
+            time.sleep(rng.uniform(0.1, 0.6))
         marker = log.stat().st_size
         journal = RedisJournal(redis_server.url)
         try:
