@@ -5,8 +5,8 @@ A worker whose lease ran out while its engine was in the middle of a pulse (the 
 or slow) drops the symbol; if it claimed the symbol again at once, the old engine, still finishing
 its pulse, would write under the new lease's token beside the new engine: two engines trading one
 symbol, and the new one's ledger, loaded before the old one's last commit, missing the fills that
-commit booked (the chaos test's symbol then halted on a sell it could not book, and its later fills
-were never journaled). The worker claims a symbol again only once its previous engine is done.
+commit booked (a later sell of those lots cannot be booked: the symbol halts, and books no fill
+after that). The worker claims a symbol again only once its previous engine is done.
 """
 
 from __future__ import annotations
