@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import shutil
 import socket
 import statistics
@@ -35,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -63,6 +64,51 @@ from nutcracker.marketdata.candles import to_candles
 from nutcracker.marketdata.synthetic import synthetic_candles
 from nutcracker.store.redis import RedisJournal
 from nutcracker.store.sqlite import SqliteJournal
+
+
+class RoundTrips:
+    """Counts the requests this process sends to Redis: a command, or a whole pipeline, is one.
+
+    Installed by wrapping redis-py's ``Connection.send_packed_command`` (one call per request
+    written), for the accounting of ``--store redis`` only.
+    """
+
+    sent = 0
+
+    @classmethod
+    def install(cls) -> None:
+        import redis.connection
+
+        original = redis.connection.AbstractConnection.send_packed_command
+        if getattr(original, "_counted", False):
+            return
+
+        def counted(self: object, command: object, check_health: bool = True) -> None:
+            cls.sent += 1
+            original(self, command, check_health)  # type: ignore[arg-type]
+
+        counted._counted = True  # type: ignore[attr-defined]
+        redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+
+def server_cpu_s(url: str) -> float:
+    """Return the CPU seconds (user + system, every thread) the redis-server at ``url`` used so far."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """Return (busy, total) jiffies of every core of this machine so far (``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
 
 TARGET_PULSES_PER_S = 5_000
 TARGET_IDLE_P99_US = 1_000.0
@@ -336,6 +382,11 @@ class Throughput:
     writes: int  # grouped writes: write-ahead commits and intent outcomes
     stage_us: float  # mean time to stage a batch (in the event loop's thread), µs
     commit_us: float  # mean time to commit a batch, fsync included (in the lane's commit thread), µs
+    pulses: int = 0
+    elapsed_s: float = 0.0  # wall time of the timed pulses
+    cpu_s: float = 0.0  # this process's CPU time meanwhile (every thread)
+    round_trips: int = 0  # requests sent to Redis meanwhile (a pipeline is one)
+    window: tuple[float, float] = (0.0, 0.0)  # time.time() at the start and end of the timed pulses
 
 
 async def throughput_pass(
@@ -348,6 +399,7 @@ async def throughput_pass(
     group_commit: bool = True,
     redis_url: str = "",
     only: slice = slice(None),
+    start_at: float = 0.0,
 ) -> Throughput:
     """Run the engine's workers as the runtime does: one long-lived task per symbol, no barrier.
 
@@ -396,9 +448,13 @@ async def throughput_pass(
                     await worker.pulse()
                     await asyncio.sleep(0)  # the next pulse comes after the others had their turn
 
-        t0 = time.perf_counter()
+        if start_at:  # the other worker processes start their timed pulses at the same moment
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+        trips = RoundTrips.sent
+        cpu0, wall0, t0 = time.process_time(), time.time(), time.perf_counter()
         await asyncio.gather(*(symbol_task(i, w) for i, w in enumerate(workers)))
         elapsed = time.perf_counter() - t0
+        cpu, wall1, trips = time.process_time() - cpu0, time.time(), RoundTrips.sent - trips
         await engine.shutdown()  # flushes the journal, stops its thread
     pulses = len(workers) * rounds * (1 + extra_pulses)
     n = max(1, lane.batches - batches)
@@ -410,6 +466,11 @@ async def throughput_pass(
         lane.writes - writes,
         (lane.stage_ns - stage_ns) / n / 1000,
         (lane.commit_ns - commit_ns) / n / 1000,
+        pulses,
+        elapsed,
+        cpu,
+        trips,
+        (wall0, wall1),
     )
 
 
@@ -538,38 +599,119 @@ def write_latencies(journal: SqliteJournal | RedisJournal, n: int) -> tuple[list
     return commits, updates
 
 
-def _worker_process(args: tuple[int, int, int, str, int, int]) -> tuple[int, float]:
-    """One of N worker processes: its share of the symbols, its own engine, the shared Redis."""
-    n_symbols, rounds, extra_pulses, url, index, workers = args
+def _worker_process(args: tuple[int, int, int, str, int, int, float]) -> Throughput:
+    """One of N worker processes: its share of the symbols, its own engine, the shared Redis.
+
+    Every process builds its market and starts its engine, then waits for ``start_at``
+    (``time.time()``) so that the timed pulses of all of them run at the same time.
+    """
+    n_symbols, rounds, extra_pulses, url, index, workers, start_at = args
+    RoundTrips.install()
     market = Market(n_symbols, rounds)
     only = slice(index, None, workers)
-    tp = asyncio.run(
+    return asyncio.run(
         throughput_pass(
-            market, rounds, extra_pulses, Path("."), journal_thread=False, redis_url=url, only=only
+            market,
+            rounds,
+            extra_pulses,
+            Path("."),
+            journal_thread=False,
+            redis_url=url,
+            only=only,
+            start_at=start_at,
         )
     )
-    pulses = len(market.symbols[only]) * rounds * (1 + extra_pulses)
-    return pulses, pulses / tp.rate
+
+
+@dataclass
+class Accounting:
+    """Where the CPU went during one pass: the workers, redis-server and the whole machine."""
+
+    name: str
+    pulses: int
+    elapsed_s: float  # from the first worker's start to the last one's end
+    worker_cpu_s: float
+    server_cpu_s: float
+    machine_busy_cores: float  # mean busy cores of the whole machine (every process, ours or not)
+    round_trips: int
+    writes_per_commit: float  # grouped writes (write-ahead commits, outcomes) per group commit
+
+    def row(self) -> str:
+        per = 1e6 / self.pulses
+        return (
+            f"{self.name:44} {self.pulses / self.elapsed_s:8.0f} {self.worker_cpu_s * per:9.1f}"
+            f" {self.server_cpu_s * per:9.1f} {(self.worker_cpu_s + self.server_cpu_s) / self.elapsed_s:8.2f}"
+            f" {self.machine_busy_cores:8.2f} {self.round_trips / self.pulses:8.3f}"
+            f" {self.writes_per_commit:8.1f}"
+        )
+
+
+def accounted(
+    name: str, url: str, run: Callable[[], Sequence[Throughput]]
+) -> tuple[Sequence[Throughput], Accounting]:
+    """Run a pass (one or several workers) and account for the CPU of its workers and of Redis."""
+    server0, (busy0, total0) = server_cpu_s(url), machine_jiffies()
+    passes = run()
+    server1, (busy1, total1) = server_cpu_s(url), machine_jiffies()
+    start = min(tp.window[0] for tp in passes)
+    end = max(tp.window[1] for tp in passes)
+    cores = (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
+    return passes, Accounting(
+        name,
+        sum(tp.pulses for tp in passes),
+        end - start,
+        sum(tp.cpu_s for tp in passes),
+        server1 - server0,
+        cores,
+        sum(tp.round_trips for tp in passes),
+        sum(tp.writes for tp in passes) / max(1, sum(tp.batches for tp in passes)),
+    )
 
 
 def compare_stores(n_symbols: int, rounds: int, extra_pulses: int, market: Market, tmp: Path) -> None:
-    """Print pulses/s and write latencies of SQLite, Redis (everysec, always) and Redis with 2 workers."""
+    """Print pulses/s and write latencies of SQLite, Redis (everysec, always) and Redis with 2 workers.
+
+    Each Redis pass is also accounted: CPU per pulse of the workers and of redis-server, the
+    machine's busy cores, and round trips to Redis per pulse; the 2-worker processes build their
+    markets first and start their timed pulses at the same moment.
+    """
+    RoundTrips.install()
     servers = {policy: start_redis(tmp / f"redis-{policy}", policy) for policy in ("everysec", "always")}
     try:
         rows: list[tuple[str, float]] = []
+        accounts: list[Accounting] = []
         latencies: dict[str, tuple[list[float], list[float]]] = {}
         sqlite = asyncio.run(throughput_pass(market, rounds, extra_pulses, tmp, journal_thread=False))
         rows.append(("SQLite (WAL, synchronous=FULL), 1 process", sqlite.rate))
+        one: dict[str, float] = {}
         for policy, (_, url) in servers.items():
-            tp = asyncio.run(
-                throughput_pass(market, rounds, extra_pulses, tmp, journal_thread=False, redis_url=url)
+            passes, account = accounted(
+                f"Redis {policy}, 1 worker",
+                url,
+                lambda url=url: [  # type: ignore[misc]
+                    asyncio.run(
+                        throughput_pass(
+                            market, rounds, extra_pulses, tmp, journal_thread=False, redis_url=url
+                        )
+                    )
+                ],
             )
-            rows.append((f"Redis (appendfsync {policy}), 1 worker", tp.rate))
+            one[policy] = passes[0].rate
+            rows.append((f"Redis (appendfsync {policy}), 1 worker", passes[0].rate))
+            accounts.append(account)
         url = servers["everysec"][1]
-        jobs = [(n_symbols, rounds, extra_pulses, url, i, 2) for i in range(2)]
-        with multiprocessing.get_context("spawn").Pool(2) as pool:
-            shares = pool.map(_worker_process, jobs)
-        two = sum(p for p, _ in shares) / max(s for _, s in shares)
+
+        def two_workers() -> list[Throughput]:
+            start_at = time.time() + 3.0 + n_symbols * rounds / 20_000  # after both built their markets
+            jobs = [(n_symbols, rounds, extra_pulses, url, i, 2, start_at) for i in range(2)]
+            with multiprocessing.get_context("spawn").Pool(2) as pool:
+                return pool.map(_worker_process, jobs)
+
+        shares, account = accounted("Redis everysec, 2 worker processes", url, two_workers)
+        accounts.append(account)
+        # as the 1-worker rows: pulses per second of the slower worker, less the time its simulator
+        # spent advancing the markets (both ran at the same time)
+        two = sum(tp.pulses for tp in shares) / max(tp.pulses / tp.rate for tp in shares)
         rows.append(("Redis (appendfsync everysec), 2 worker processes", two))
         with SqliteJournal(tmp / "latency.sqlite") as journal:
             latencies["SQLite (WAL, synchronous=FULL)"] = write_latencies(journal, 2000)
@@ -583,12 +725,32 @@ def compare_stores(n_symbols: int, rounds: int, extra_pulses: int, market: Marke
     base = rows[0][1]
     print(
         f"\nstores compared in one run: {n_symbols} symbols x {rounds} rounds,"
-        " a task per symbol, group commit"
+        f" a task per symbol, group commit; {os.cpu_count()} cores, shared with whatever else runs"
     )
     print(f"{'symbol-pulses per second':60} {'value':>8} {'x SQLite':>9}")
     for name, value in rows:
         print(f"{name:60} {value:8.0f} {value / base:9.2f}")
-    print(f"{'  2 workers / 1 worker (Redis everysec)':60} {two / rows[1][1]:8.2f}   (target >= 1.6)")
+    print(f"{'  2 workers / 1 worker (Redis everysec)':60} {two / one['everysec']:8.2f}   (target >= 1.6)")
+    print(
+        "\nwhere the CPU went (the simulator advancing the markets included, in each worker):\n"
+        f"{'pass':44} {'pulses/s':>8} {'worker':>9} {'redis':>9} {'ours':>8} {'machine':>8} {'trips':>8}"
+        f" {'writes':>8}\n"
+        f"{'':44} {'':8} {'µs/pulse':>9} {'µs/pulse':>9} {'cores':>8} {'cores':>8} {'/pulse':>8}"
+        f" {'/commit':>8}"
+    )
+    for account in accounts:
+        print(account.row())
+    print(
+        "  worker, redis: CPU per pulse of the worker processes and of redis-server; ours: the cores"
+        " they kept busy;\n  machine: busy cores of the whole machine meanwhile (every process);"
+        " trips: requests to Redis per pulse;\n  writes/commit: write-ahead commits and outcomes"
+        " sent together in one group commit"
+    )
+    ceiling = ceiling_ratio(accounts[0], accounts[-1])
+    print(
+        f"  2 cores / (worker + redis CPU per pulse) = {ceiling[0]:.0f} pulses/s at most on this machine:"
+        f" {ceiling[1]:.2f} x the 1-worker pass"
+    )
     print(f"\n{'journal write latency, µs (2,000 each)':60} {'median':>8} {'p99':>8} {'x SQLite':>9}")
     base_commit = statistics.median(next(iter(latencies.values()))[0])
     for name, (commits, updates) in latencies.items():
@@ -601,6 +763,14 @@ def compare_stores(n_symbols: int, rounds: int, extra_pulses: int, market: Marke
             f"{'update_intents, ' + name:60} {statistics.median(updates):8.0f}"
             f" {percentile(updates, 0.99):8.0f}"
         )
+
+
+def ceiling_ratio(one: Accounting, two: Accounting) -> tuple[float, float]:
+    """Return the most pulses/s two cores can give at the 2-worker pass's CPU cost per pulse, and
+    that as a multiple of the 1-worker pass's pulses/s (both counting the simulator)."""
+    per_pulse = (two.worker_cpu_s + two.server_cpu_s) / two.pulses
+    most = (os.cpu_count() or 1) / per_pulse
+    return most, most / (one.pulses / one.elapsed_s)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,22 @@ def test_the_engine_benchmark_runs_and_prints_its_verdict() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "symbol-pulses per second" in result.stdout
     assert "targets: >= 5000 symbol-pulses/s:" in result.stdout
+
+
+def test_the_store_comparison_runs_and_accounts_for_the_cpu() -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server; .ci/run does it)")
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--store", "redis", "--symbols", "6", "--rounds", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 workers / 1 worker (Redis everysec)" in result.stdout
+    assert "where the CPU went" in result.stdout
+    assert "Redis everysec, 2 worker processes" in result.stdout
+    assert "pulses/s at most on this machine" in result.stdout
 
 
 def test_the_strategy_benchmark_runs_one_window_and_prints_its_verdict() -> None:

@@ -1,14 +1,21 @@
 """Chaos: 3 workers, 30 symbols live on the simulated exchange, 30 kill -9 / SIGSTOP events, a Redis
-restart. Afterwards every symbol pulses again under an owner, no client order id was sent twice,
-every exchange fill is in the journal, and the open buys never exceed the shared [portfolio.USDT]
-budget.
+restart. Afterwards every symbol trades again under an owner (a pulse that is neither stalled nor
+halted), no client order id was sent twice, every exchange fill is in the journal, and the open buys
+never exceed the shared [portfolio.USDT] budget. It also measures the takeover time after each
+kill -9 (the median and max are printed, and docs/scale-out.md quotes them).
+
+``NUTCRACKER_CHAOS_SEED`` picks the events (default 17). The workers log at INFO with the wall time
+and their name (``trace``), so a failure names, for each missing fill, the symbol's owner and
+status and every log line about its order.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import signal
+import statistics
 import subprocess
 import time
 from decimal import Decimal
@@ -18,6 +25,7 @@ import pytest
 from tests.integration.test_redis_workers import (
     KEY,
     keystore,
+    owners,
     sim_server,
     start_worker,
     symbols_of,
@@ -26,70 +34,86 @@ from tests.integration.test_redis_workers import (
 )
 from tests.redis_server import RedisServer
 
+from nutcracker.app.worker import scale_out_status
 from nutcracker.store.redis import RedisJournal
 
 BUDGET = 20_000  # above 30 x 600 USDT of rails: every symbol can trade (the budget does not bind here)
+LEASE_S = 2.0  # start_worker's --lease-ttl; a tick is a fifth of it
+PRECISION_QUOTE_UNIT = Decimal("0.00001")  # ticks of 0.01 x lots of 0.001
+_TAKEN = re.compile(r"^(\d+\.\d+) (\S+) event=lease_taken symbol=(\S+) owner=\S+ token=(\d+)$")
 
 
-@pytest.mark.skip(
-    reason="not passing yet (issue 17 item 5, work in progress): in 1 of 2 runs an exchange fill was not"
-    " in the journal 30 s after the chaos; cause not diagnosed. Remove this mark to run it"
-)
 @pytest.mark.slow
 def test_chaos_three_workers_thirty_symbols(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = random.Random(17)
+    rng = random.Random(int(os.environ.get("NUTCRACKER_CHAOS_SEED", "17")))
     symbols = symbols_of(30)
     redis_server = RedisServer(tmp_path / "redis")
     server = sim_server(symbols, speed=2.0)
     server.start()
     server.advance(400)
-    workers: dict[str, subprocess.Popen[bytes]] = {}
+    workers: dict[str, subprocess.Popen[bytes]] = {}  # slot -> its current process
+    names: dict[str, str] = {}  # slot -> the current process's worker name
     log = tmp_path / "workers.log"
+    kills: list[tuple[float, str, list[str]]] = []  # (wall time, victim, the symbols it held)
     try:
         config = write_config(tmp_path / "chaos.toml", symbols, budget=BUDGET)
         keys = keystore(tmp_path, monkeypatch)
 
-        def start(owner: str) -> None:
-            workers[owner] = start_worker(owner, redis_server.url, config, server.url, keys, log, pulse="1")
+        def start(slot: str, generation: int) -> None:
+            # a restarted worker gets a new name, as `nutcracker worker` does by default (host-pid-random):
+            # it must wait for the dead one's leases to expire like any other worker
+            names[slot] = f"{slot}{generation}"
+            workers[slot] = start_worker(
+                names[slot], redis_server.url, config, server.url, keys, log, pulse="0.2", trace=True
+            )
 
-        for owner in ("wa", "wb", "wc"):
-            start(owner)
+        for slot in ("wa", "wb", "wc"):
+            start(slot, 0)
         journal = RedisJournal(redis_server.url)
-        wait_for("every symbol placed orders", lambda: all(journal.intents(s) for s in symbols), 90, log)
+        # every symbol pulsed under an owner, and most placed orders (a market can keep a grid off the
+        # book for minutes: its first buy would cross)
+        wait_for(
+            "every symbol pulsed and most placed orders",
+            lambda: (
+                len(journal.symbols()) == len(symbols)
+                and sum(bool(journal.intents(s)) for s in symbols) >= 3 * len(symbols) // 4
+            ),
+            90,
+            log,
+        )
         journal.close()
-        events = 0
-        while events < 30:
-            owner = rng.choice(sorted(workers))
-            process = workers[owner]
+        for event in range(1, 31):
+            # a worker still starting (imports, keystore, exchange checks: seconds on a loaded machine)
+            # holds nothing yet: the chaos hits workers that run, and waits until two run, so that a
+            # killed worker's symbols have a live worker to go to (the takeover measured is the leases')
+            wait_for("two workers up", lambda: len(_up(log, names)) >= 2, 60, log)
+            slot = rng.choice(_up(log, names))
+            process = workers[slot]
             if rng.random() < 0.5:
+                held = [s for s, owner in owners(redis_server.url).items() if owner == names[slot]]
                 process.kill()
+                kills.append((time.time(), names[slot], held))
+                _say(log, f"event {event}: kill -9 {names[slot]} holding {len(held)}")
                 process.wait()
                 time.sleep(rng.uniform(0.2, 1.0))
-                start(owner)
+                start(slot, event)
             else:
+                pause = rng.uniform(0.5, 3.0)  # past the 2 s lease, sometimes
+                _say(log, f"event {event}: SIGSTOP {names[slot]} for {pause:.1f} s")
                 os.kill(process.pid, signal.SIGSTOP)
-                time.sleep(rng.uniform(0.5, 3.5))  # past the 3 s lease, sometimes
+                time.sleep(pause)
                 os.kill(process.pid, signal.SIGCONT)
-            events += 1
-            if events == 15:
+            if event == 15:
+                _say(log, "restart redis-server")
                 redis_server.restart()  # AOF: the journal, leases and tokens come back
-            time.sleep(rng.uniform(0.2, 1.0))
+                _say(log, "redis-server up")
+            time.sleep(rng.uniform(0.1, 0.6))
         marker = log.stat().st_size
         journal = RedisJournal(redis_server.url)
         try:
-            wait_for("every symbol pulsing again", lambda: _trading_since(log, marker, symbols), 60, log)
+            wait_for("every symbol trading again", lambda: _trading_since(log, marker, symbols), 60, log)
         except AssertionError:
-            from nutcracker.app.worker import scale_out_status
-
-            rows = {
-                str(r["symbol"]): (r["owner"], r["status"], r["why"])
-                for r in scale_out_status(redis_server.url)
-            }
-            missing = sorted(set(symbols) - _seen(log, marker))
-            said = [x for x in log.read_text().splitlines() if not x.startswith("symbol=")][-30:]
-            raise AssertionError(
-                f"missing {missing}: {[rows.get(m) for m in missing]}\n" + "\n".join(said)
-            ) from None
+            raise AssertionError(_not_trading(log, marker, symbols, redis_server.url)) from None
         fills = {s: {f.trade_id for f in server.engine(KEY).fills_since(s, 0)} for s in symbols}
         try:
             wait_for(
@@ -99,13 +123,8 @@ def test_chaos_three_workers_thirty_symbols(tmp_path: Path, monkeypatch: pytest.
                 log,
             )
         except AssertionError:
-            lost = {s: sorted(fills[s] - journal.known_trade_ids(s, 0)) for s in symbols}
-            orders = {
-                f.trade_id: f.client_order_id for s in symbols for f in server.engine(KEY).fills_since(s, 0)
-            }
-            missing = {s: [(t, orders[t]) for t in ids] for s, ids in lost.items() if ids}
             raise AssertionError(
-                f"exchange fills not journaled (trade id, client order id): {missing}"
+                _fills_not_journaled(fills, journal, server, log, redis_server.url)
             ) from None
         placed = [e.client_order_id for e in server.engine(KEY).events if e.event == "placed"]
         assert len(placed) == len(set(placed))  # no client id sent twice
@@ -113,8 +132,7 @@ def test_chaos_three_workers_thirty_symbols(tmp_path: Path, monkeypatch: pytest.
             (o.price * o.qty for s in symbols for o in server.engine(KEY).open_orders(s) if o.side == "buy"),
             0,
         )
-        unit = PRECISION_QUOTE_UNIT
-        assert Decimal(open_buys) * unit <= BUDGET  # open buys alone never exceed the shared budget
+        assert Decimal(open_buys) * PRECISION_QUOTE_UNIT <= BUDGET  # open buys never exceed the budget
         journal.close()
     finally:
         for process in workers.values():
@@ -124,18 +142,94 @@ def test_chaos_three_workers_thirty_symbols(tmp_path: Path, monkeypatch: pytest.
             process.wait()
         server.stop()
         redis_server.stop()
+    times = takeover_times(log, kills)
+    assert times, "no kill -9 hit a worker holding symbols: no takeover to measure"
+    print(
+        f"\ntakeover after kill -9 ({len(times)} symbols over {len(kills)} kills, lease {LEASE_S:g} s):"
+        f" median {statistics.median(times):.2f} s, max {max(times):.2f} s"
+    )
+    # a dead worker's symbols wait out its lease, then the next tick of a live worker claims them; the
+    # max is longer when the survivors were stopped too or at their share (then the restarted worker
+    # claims them once it is up): it is printed, not bounded
+    assert statistics.median(times) <= LEASE_S + LEASE_S / 5 + 1.0  # plus slack for this shared machine
 
 
-PRECISION_QUOTE_UNIT = Decimal("0.00001")  # ticks of 0.01 x lots of 0.001
+def _up(log: Path, names: dict[str, str]) -> list[str]:
+    """Return the slots whose current worker said it runs (``worker NAME: N symbols shared ...``)."""
+    text = log.read_text(errors="replace")
+    return sorted(slot for slot, name in names.items() if f"worker {name}: " in text)
 
 
-def _seen(log: Path, offset: int) -> set[str]:
+def _say(log: Path, what: str) -> None:
+    with log.open("a") as f:
+        f.write(f"{time.time():.3f} chaos {what}\n")
+
+
+def takeover_times(log: Path, kills: list[tuple[float, str, list[str]]]) -> list[float]:
+    """Return, for every symbol a killed worker held, the seconds until another worker took its lease."""
+    taken: dict[str, list[tuple[float, str]]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if (m := _TAKEN.match(line)) is not None:
+            taken.setdefault(m.group(3), []).append((float(m.group(1)), m.group(2)))
+    times = []
+    for killed_at, victim, held in kills:
+        for symbol in held:
+            after = [t for t, owner in taken.get(symbol, []) if t > killed_at and owner != victim]
+            if after:
+                times.append(min(after) - killed_at)
+    return times
+
+
+def _reports(log: Path, offset: int) -> list[tuple[str, str]]:
+    """Return (symbol, status) of the report lines (one per pulse) written after ``offset``."""
     with log.open("rb") as f:
         f.seek(offset)
         lines = f.read().decode(errors="replace").splitlines()
-    # a report line is a pulse: the symbol runs under an owner again (trading, or idle and saying why)
-    return {line.split(" ", 1)[0].removeprefix("symbol=") for line in lines if line.startswith("symbol=")}
+    out = []
+    for line in lines:
+        if line.startswith("symbol="):
+            status = re.search(r" status=(\S+)", line)
+            out.append((line.split(" ", 1)[0].removeprefix("symbol="), status.group(1) if status else ""))
+    return out
 
 
 def _trading_since(log: Path, offset: int, symbols: list[str]) -> bool:
-    return set(symbols) <= _seen(log, offset)
+    # a pulse that traded or stayed idle saying why: a halted (paused) or stalled symbol does not count,
+    # it books no fill
+    return set(symbols) <= {s for s, status in _reports(log, offset) if status in ("trading", "idle")}
+
+
+def _not_trading(log: Path, offset: int, symbols: list[str], url: str) -> str:
+    rows = {str(r["symbol"]): (r["owner"], r["status"], r["why"]) for r in scale_out_status(url)}
+    ok = {s for s, status in _reports(log, offset) if status in ("trading", "idle")}
+    missing = sorted(set(symbols) - ok)
+    said = [x for x in log.read_text().splitlines() if not x.startswith("symbol=")][-30:]
+    return f"not trading again: {[(m, rows.get(m)) for m in missing]}\n" + "\n".join(said)
+
+
+def _last_fill(journal: RedisJournal, symbol: str) -> int | None:
+    stored = journal.load_symbol(symbol)
+    return None if stored is None else stored.last_fill_ts_ms
+
+
+def _fills_not_journaled(
+    fills: dict[str, set[str]], journal: RedisJournal, server: object, log: Path, url: str
+) -> str:
+    """Name each missing fill: its order, the symbol's owner and status, and the log lines about both."""
+    engine = server.engine(KEY)  # type: ignore[attr-defined]
+    rows = {str(r["symbol"]): r for r in scale_out_status(url)}
+    text = log.read_text(errors="replace").splitlines()
+    out = ["exchange fills not journaled:"]
+    for symbol, ids in fills.items():
+        lost = ids - journal.known_trade_ids(symbol, 0)
+        for fill in (f for f in engine.fills_since(symbol, 0) if f.trade_id in lost):
+            row = rows.get(symbol, {})
+            out.append(
+                f"- {symbol} trade {fill.trade_id} of {fill.client_order_id} at {fill.ts_ms}: owner"
+                f" {row.get('owner')} token {row.get('fencing_token')} status {row.get('status')}"
+                f" ({row.get('why')}); the journal's last fill at {_last_fill(journal, symbol)}"
+            )
+            out += [f"    {x}" for x in text if fill.client_order_id in x or f"symbol={symbol} owner" in x][
+                -40:
+            ]
+    return "\n".join(out)

@@ -94,8 +94,21 @@ def keystore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def start_worker(
-    owner: str, store: str, config: Path, exchange_url: str, keys: Path, log: Path, pulse: str = "0.2"
+    owner: str,
+    store: str,
+    config: Path,
+    exchange_url: str,
+    keys: Path,
+    log: Path,
+    pulse: str = "0.2",
+    *,
+    trace: bool = False,
 ) -> subprocess.Popen[bytes]:
+    """Start ``nutcracker worker`` OWNER, its output appended to ``log``.
+
+    ``trace``: the worker's INFO log lines too (leases taken and lost, intents resolved, pulses
+    with fills), each stamped with the wall time and the owner, so a failure can be traced.
+    """
     argv = [
         "worker",
         "--store",
@@ -113,7 +126,7 @@ def start_worker(
         "--keystore",
         str(keys),
         "--pulse-interval",
-        "0.2",
+        pulse,
         "--lease-ttl",
         "2",
         "--owner",
@@ -121,11 +134,18 @@ def start_worker(
     ]
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-c", "from nutcracker.cli import app; app(prog_name='nutcracker')", *argv],
+            [sys.executable, "-c", (_TRACE.format(owner=owner) if trace else "") + _MAIN, *argv],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, PASSPHRASE_ENV: PASSPHRASE},
         )
+
+
+_MAIN = "from nutcracker.cli import app; app(prog_name='nutcracker')"
+_TRACE = (
+    "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout,"
+    " format='%(created).3f {owner} %(message)s'); "
+)
 
 
 def wait_for(what: str, condition: Callable[[], bool], timeout_s: float, log: Path) -> float:

@@ -107,6 +107,10 @@ class ScaleOutWorker:
         self._leases = RedisLease(self._client, prefix=options.prefix)
         self._held: dict[str, _Held] = {}
         self._background: set[asyncio.Task[None]] = set()  # engines being stopped, then released
+        # engines of symbols this worker gave up that have not finished yet: the journal fences a
+        # symbol per process (the last token it took), so a symbol is claimed again only once its
+        # previous engine here is done, else that engine would write under the new lease's token
+        self._stopping: dict[str, asyncio.Task[None]] = {}
         # each worker tries the symbols in its own order, so that claims rarely collide
         symbols = sorted(self._params)
         shift = int.from_bytes(options.owner.encode()[-4:].rjust(4, b"\0"), "big") % max(1, len(symbols))
@@ -159,10 +163,12 @@ class ScaleOutWorker:
         share = math.ceil(len(self._params) / max(1, self._live_workers()))
         for symbol in sorted(self._held, reverse=True)[: max(0, len(self._held) - share)]:
             await self._give_back(symbol, wait=False)
+        for symbol in [s for s, task in self._stopping.items() if task.done()]:
+            del self._stopping[symbol]
         for symbol in self._order:
             if len(self._held) >= share:
                 break
-            if symbol in self._held:
+            if symbol in self._held or symbol in self._stopping:
                 continue
             lease = await self._leases.acquire(symbol, options.owner, options.lease_ttl_ms, now)
             if lease is not None:
@@ -185,6 +191,7 @@ class ScaleOutWorker:
             if time.monotonic() >= held.deadline:
                 held.task.cancel()
                 del self._held[symbol]
+                self._stopping[symbol] = held.task
                 logger.warning(LogLine("lease_unconfirmed", symbol=symbol, owner=self._options.owner))
 
     async def _take(self, lease: Lease) -> None:
@@ -223,6 +230,7 @@ class ScaleOutWorker:
         """The lease is lost: stop the symbol's engine at once; its journal writes are fenced anyway."""
         held = self._held.pop(symbol)
         held.task.cancel()
+        self._stopping[symbol] = held.task
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(asyncio.shield(held.task), self._options.tick_s)
 
@@ -234,6 +242,7 @@ class ScaleOutWorker:
         """
         held = self._held.pop(symbol)
         held.engine.request_stop("lease given back")
+        self._stopping[symbol] = held.task
         if not wait:
             self._background.add(task := asyncio.create_task(self._finish_give_back(symbol, held)))
             task.add_done_callback(self._background.discard)

@@ -10,11 +10,13 @@ Group commit. When the journal can (``ports.GroupCommitJournal``) and the lane w
 with a future, which its worker awaits. At the next turn of the event loop the lane hands the
 queue to ``stage_batch`` in the loop's thread (the statements: CPU work, no waiting on the disk),
 then ``commit_staged`` runs in a thread of the lane's own and waits for the commit's fsync there
-while the loop pulses the other symbols. Every worker that reached its write in the same turn
-thus shares one transaction and one fsync. One batch is in flight at a time; the writes queued
-meanwhile form the next one. A future is resolved only once ``commit_staged`` returned, i.e. once
-the write is on disk: a worker still sends nothing before its intents are durable, and a write
-the journal refused raises in its own worker only (``ValueError``, as the single call would).
+while the loop pulses the other symbols (Redis: staging only queues the scripts; the commit
+thread sends them in one round trip, waits for the server's fsync, and answers per write).
+Every worker that reached its write in the same turn thus shares one transaction and one fsync.
+One batch is in flight at a time; the writes queued meanwhile form the next one. A future is
+resolved only once ``commit_staged`` returned, i.e. once the write is on disk: a worker still
+sends nothing before its intents are durable, and a write the journal refused raises in its own
+worker only (``ValueError``, as the single call would).
 If the commit itself fails, every worker of the batch gets the error and no write of the batch
 was kept.
 
@@ -51,7 +53,7 @@ class JournalLane:
         self.journal = journal
         self._executor = executor
         self._stage: Callable[[Sequence[JournalWrite]], list[Exception | None]] | None = None
-        self._commit: Callable[[], None] | None = None
+        self._commit: Callable[[], list[Exception | None] | None] | None = None
         if group_commit and isinstance(journal, GroupCommitJournal):  # the journal can group writes
             self._stage, self._commit = journal.stage_batch, journal.commit_staged
         self._committer: ThreadPoolExecutor | None = None  # made at the first batch
@@ -137,33 +139,37 @@ class JournalLane:
             return
         running.add_done_callback(functools.partial(self._landed, batch, results))
 
-    def _commit_timed(self) -> None:
+    def _commit_timed(self) -> list[Exception | None] | None:
         commit = self._commit
         assert commit is not None
         started = time.perf_counter_ns()
         try:
-            commit()
+            return commit()
         finally:
             self.commit_ns += time.perf_counter_ns() - started
 
     def _committed(self, batch: list[_Queued], results: list[Exception | None]) -> None:
         try:
-            self._commit_timed()
+            answers = self._commit_timed()
         except BaseException as e:
             _settle(batch, None, e)
         else:
-            _settle(batch, results, None)
+            _settle(batch, results if answers is None else answers, None)
         self._next()
 
     def _landed(
-        self, batch: list[_Queued], results: list[Exception | None], running: asyncio.Future[None]
+        self,
+        batch: list[_Queued],
+        results: list[Exception | None],
+        running: asyncio.Future[list[Exception | None] | None],
     ) -> None:
         if running.cancelled():
             _settle(batch, None, RuntimeError("the journal's commit thread dropped the batch"))
         elif (error := running.exception()) is not None:
             _settle(batch, None, error)
         else:
-            _settle(batch, results, None)
+            answers = running.result()  # a journal that answers only once committed (Redis)
+            _settle(batch, results if answers is None else answers, None)
         self._next()
 
     def _next(self) -> None:

@@ -191,13 +191,14 @@ class GroupCommitJournal(Journal, Protocol):
     is durable nor visible to readers, and the journal's other calls wait. ``stage_batch`` raises
     when no transaction could be opened and ``commit_staged`` when the commit failed: then no
     write of the batch is kept. A journal without these two methods still works: its writes go
-    one by one. (Redis could follow: queue the writes' scripts in a ``MULTI``, then ``EXEC`` and
-    wait for the fsync policy, with an answer per script.)
+    one by one. A journal that learns the answers only when it commits (Redis: the scripts run,
+    and the server fsyncs, when the batch is sent) returns them from ``commit_staged``; they then
+    replace ``stage_batch``'s, and writes a script refused are not kept, each on its own.
     """
 
     def stage_batch(self, writes: Sequence[JournalWrite]) -> list[Exception | None]: ...
 
-    def commit_staged(self) -> None: ...
+    def commit_staged(self) -> list[Exception | None] | None: ...
 
 
 class FencedJournal(Journal, Protocol):

@@ -10,10 +10,10 @@ resolves again by client order id as after any lost outcome. ``connect`` refuses
 without AOF.
 
 ``save_state`` buffers in memory like ``SqliteJournal``'s: the buffer goes out with the next
-durable write (in the same round trip) or ``flush``. Group commit sends a batch's scripts in one
-pipeline (one round trip; the server fsyncs them together under ``always``); each script applies
-whole or not at all on its own. Unlike SQLite there is no transaction to leave open, so a staged
-write is visible to readers before ``commit_staged``; ``commit_staged`` only ends the batch.
+durable write (in the same round trip) or ``flush``. Group commit: ``stage_batch`` prepares a
+batch's scripts (CPU only, in the event loop), ``commit_staged`` sends them in one pipeline (one
+round trip; the server fsyncs them together under ``always``) from the lane's commit thread and
+returns the answer of each; each script applies whole or not at all on its own.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class RedisJournal:
         self._buffer_lock = threading.Lock()
         self._buffered: dict[str, tuple[str, int]] = {}  # symbol -> (state_json, ts_ms), call order
         self._batch_lock = threading.Lock()  # held from stage_batch to commit_staged
+        self._staged: list[tuple[str, list[Any]]] | None = None  # the scripts commit_staged sends
 
     @property
     def where(self) -> str:
@@ -167,31 +168,44 @@ class RedisJournal:
         self._fences[symbol] = token
 
     def stage_batch(self, writes: Sequence[_Write]) -> list[Exception | None]:
-        """Apply the writes in order in one round trip (``GroupCommitJournal``); answers per write.
+        """Prepare the writes' scripts (``GroupCommitJournal``); ``commit_staged`` sends them.
+
+        Staging is CPU work only, so the lane does it in the event loop; the answers per write come
+        from ``commit_staged`` (these placeholders say only that every write was prepared).
 
         Raises:
-            JournalError: Redis could not be reached: the writes' outcome is unknown to this call
-                (each script applied whole or not at all; the engine resolves intents by client id).
+            ValueError: a write breaks an invariant Python checks (nothing is staged).
         """
         calls = [
             self._pulse_call(w) if isinstance(w, PulseRecord) else self._updates_call(*w) for w in writes
         ]
         self._batch_lock.acquire()
+        self._staged = calls
+        return [None] * len(calls)
+
+    def commit_staged(self) -> list[Exception | None]:
+        """Send the staged scripts in one round trip and return the answer of each write, in order.
+
+        Under ``appendfsync always`` the server answers once they are on disk; the lane waits for it
+        in its own thread, so the event loop keeps pulsing the other symbols meanwhile.
+
+        Raises:
+            JournalError: Redis could not be reached: the writes' outcome is unknown to this call
+                (each script applied whole or not at all; the engine resolves intents by client id).
+            RuntimeError: nothing was staged.
+        """
+        calls, self._staged = self._staged, None
+        if calls is None:
+            raise RuntimeError("commit_staged without stage_batch")
         try:
             return self._run(calls, raise_first=False)
-        except BaseException:
+        finally:
             self._batch_lock.release()
-            raise
-
-    def commit_staged(self) -> None:
-        """End the batch ``stage_batch`` applied (its scripts are as durable as the AOF policy makes them)."""
-        self._batch_lock.release()
 
     def commit_batch(self, writes: Sequence[_Write]) -> list[Exception | None]:
-        """``stage_batch`` then ``commit_staged``."""
-        results = self.stage_batch(writes)
-        self.commit_staged()
-        return results
+        """``stage_batch`` then ``commit_staged``: the answer of each write, in order."""
+        self.stage_batch(writes)
+        return self.commit_staged()
 
     def flush(self) -> None:
         """Write the buffered states (everything else already went out)."""

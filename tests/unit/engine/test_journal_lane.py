@@ -106,6 +106,45 @@ def test_a_refused_write_fails_its_worker_only() -> None:
     assert journal.open_intents("B/X") == []
 
 
+class AnswersAtCommit(Batching):
+    """Group commit as Redis does it: staging only queues, the commit runs the writes and answers."""
+
+    def stage_batch(self, writes: Sequence[JournalWrite]) -> list[Exception | None]:
+        super().stage_batch(writes)
+        return [None] * len(writes)
+
+    def commit_staged(self) -> list[Exception | None]:  # type: ignore[override]
+        staged = self.staged
+        assert staged is not None
+        super().commit_staged()
+        return [
+            ValueError(f"refused {w.symbol}")
+            if isinstance(w, PulseRecord) and "refuse" in w.reasons
+            else None
+            for w in staged
+        ]
+
+
+def test_a_write_refused_when_the_batch_is_committed_fails_its_worker_only() -> None:
+    journal = AnswersAtCommit()
+    lane = JournalLane(journal)
+
+    async def main() -> tuple[BaseException | None, BaseException | None]:
+        return await asyncio.gather(
+            lane.commit_pulse(record("A/X", "a")),
+            lane.commit_pulse(record("B/X", "b", refuse=True)),
+            return_exceptions=True,
+        )
+
+    first, second = asyncio.run(main())
+    lane.close()
+    assert first is None
+    assert isinstance(second, ValueError)  # the commit's answer, not the stage's placeholder
+    assert journal.commit_threads == ["journal-commit_0"]  # sent off the event loop
+    assert [i.client_order_id for i in journal.open_intents("A/X")] == ["a"]
+    assert journal.open_intents("B/X") == []
+
+
 def test_a_failed_commit_fails_every_worker_of_the_batch_and_the_lane_goes_on() -> None:
     journal = Batching()
     journal.fail_commit = True
