@@ -21,8 +21,12 @@ def create_app(
     *,
     metrics: ApiMetrics | None = None,
     heartbeat_s: float = 15.0,
+    metrics_token: str | None = None,
 ) -> FastAPI:
-    """Return the API app. ``plane`` may be attached later (``app.state.plane``): until then, 503."""
+    """Return the API app. ``plane`` may be attached later (``app.state.plane``): until then, 503.
+
+    ``metrics_token`` is the scrape token that opens ``/metrics`` (and nothing else) without a login.
+    """
     app = FastAPI(
         title="Nutcracker control API",
         version="1",
@@ -35,6 +39,7 @@ def create_app(
     app.state.plane = plane
     app.state.metrics = metrics or ApiMetrics()
     app.state.heartbeat_s = heartbeat_s
+    app.state.metrics_token = metrics_token
     if plane is not None:
         plane.engine.add_observer(app.state.metrics.observe)
     install_problem_handlers(app)
