@@ -5,8 +5,9 @@ Run: ``.venv/bin/python bench/api.py [--symbols 100] [--seconds 10] [--clients 2
 One process serves the API (real uvicorn on a loopback port) beside the engine, which replays
 seeded synthetic candles for every symbol (``C000/USDT`` ...: the example grid, a real
 ``SqliteJournal``) as fast as it can: a round feeds every market one candle and pulses every symbol.
-A second process (``--load``) is the clients: ``--clients`` concurrent ``GET /api/v1/status`` loops
-and ``--subscribers`` SSE streams (``/api/v1/events``), all logged in through the real auth service.
+Two more processes (``--load``) are the clients: one runs ``--clients`` concurrent ``GET
+/api/v1/status`` loops, the other ``--subscribers`` SSE streams (``/api/v1/events``), all logged in
+through the real auth service, over a bare keep-alive HTTP/1.1 client.
 Two loads, one pass each, in one run:
 
 - *saturation*: every client sends its next request as soon as the last one answered (closed loop,
@@ -133,9 +134,7 @@ class Server:
         return asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(120)
 
     async def _start(self) -> str:
-        self.setup = build_replay(
-            self.config, self.data, self.journal, warmup=WARMUP, journal_in_thread=True
-        )  # as nutcracker serve builds it
+        self.setup = build_replay(self.config, self.data, self.journal, warmup=WARMUP)
         self.candle = self.setup.warmup
         for i in range(self.candle):
             for symbol, c in self.data.items():
@@ -322,6 +321,12 @@ class Pass:
     delays: tuple[float, ...] = ()
 
 
+def _clients(base: str, clients: int, subscribers: int, interval_s: float) -> subprocess.Popen[str]:
+    argv = [sys.executable, __file__, "--load", base, "--clients", str(clients)]
+    argv += ["--subscribers", str(subscribers), "--interval", str(interval_s)]
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
 def engine_alone(market: Market, name: str, rounds: int) -> float:
     """A fresh engine replays ``rounds`` rounds with the API up and no client; return pulses/s."""
     server = Server(name, market)
@@ -336,31 +341,21 @@ def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args:
     """A fresh engine replays the same ``rounds`` rounds while the clients' process keeps its load on."""
     server = Server(name, market)
     server.base = server.start()
-    clients = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--load",
-            server.base,
-            "--clients",
-            str(args.clients),
-            "--subscribers",
-            str(args.subscribers),
-            "--interval",
-            str(interval_s),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    # pollers and subscribers in processes of their own: parsing the streams' lines must not delay
+    # the pollers' clocks (each process's own event loop would otherwise be measured as latency)
+    loads = [
+        _clients(server.base, args.clients, 0, interval_s),
+        _clients(server.base, 0, args.subscribers, 0.0),
+    ]
     try:
         time.sleep(2.0)  # logins and streams open before the engine's measured pass
         mark = len(server.refreshed)
         pulses = server.run_rounds(rounds)
-        out, _ = clients.communicate("", timeout=300)  # its stdin closes: the load stops
+        outs = [p.communicate("", timeout=300)[0] for p in loads]  # their stdin closes: the load stops
     finally:
         server.stop()
-    result = json.loads(out)
+    polled, streamed = (json.loads(out) for out in outs)
+    result = {**streamed, "latencies": polled["latencies"], "errors": polled["errors"]}
     seen_at: dict[int, float] = {}
     for first, last, t in server.refreshed[mark:]:
         for seq in range(first, last + 1):
@@ -427,7 +422,11 @@ def main() -> None:
             f"{baseline:,.0f}",
             f"baseline = mean of {alone[0]:,.0f} and {alone[1]:,.0f}",
         ),
-        (f"journals in {args.journal_dir or tempfile.gettempdir()} (journal calls in their thread)", "", ""),
+        (
+            f"journals in {args.journal_dir or tempfile.gettempdir()} (written on the loop, as serve does)",
+            "",
+            "",
+        ),
     ]
     for p in passes:
         load_text = (

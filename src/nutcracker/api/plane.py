@@ -10,7 +10,6 @@ symbol's lock, journaled). It keeps a short, in-memory history of each symbol's 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 from collections import deque
@@ -28,6 +27,11 @@ __all__ = ["ControlPlane", "EventFeed", "Frame", "SymbolBook", "frame_of", "symb
 
 PULSES_KEPT = 200  # per symbol: what ``/pulses`` can show
 REFRESH_GAP_S = 0.02  # the event feed reads the journal at most this often (``EventFeed.refresh_soon``)
+
+
+def _wake(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
 
 
 def _loop_time() -> float:
@@ -100,7 +104,7 @@ class EventFeed:
         self._journal = journal
         self._tail: deque[Frame] = deque(maxlen=keep)
         self._last_seq = 0
-        self._changed = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
         self._refreshed_at = float("-inf")
         self._chunks: dict[tuple[int, int, frozenset[str], bool], tuple[bytes, int]] = {}
@@ -133,8 +137,9 @@ class EventFeed:
         if self._last_seq == before:
             return  # nothing new: the subscribers sleep on (a wake-up would cost each a heartbeat)
         self._chunks.clear()
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        waiters, self._waiters = self._waiters, []
+        for woken in waiters:
+            _wake(woken)
 
     @property
     def last_seq(self) -> int:
@@ -166,10 +171,19 @@ class EventFeed:
         return known
 
     async def wait(self, timeout_s: float) -> None:
-        """Wait until the next refresh, or ``timeout_s``."""
-        changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout_s)
+        """Wait until the next refresh that brought events, or ``timeout_s``.
+
+        A bare future and a timer per wait: ``asyncio.wait_for`` made a task for each of a hundred
+        subscribers at every refresh.
+        """
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+        self._waiters.append(woken)
+        timer = loop.call_later(timeout_s, _wake, woken)
+        try:
+            await woken
+        finally:
+            timer.cancel()
 
 
 class ControlPlane:

@@ -179,13 +179,7 @@ async def serve_replay(
     journal_path.parent.mkdir(parents=True, exist_ok=True)
     journal = SqliteJournal(journal_path)
     try:
-        setup = build_replay(
-            config,
-            data,
-            journal,
-            wrap_exchange=lambda x: TimedExchange(x, metrics),
-            journal_in_thread=True,  # an fsync waits in the journal's thread, not on the API's loop
-        )
+        setup = build_replay(config, data, journal, wrap_exchange=lambda x: TimedExchange(x, metrics))
         plane = ControlPlane(
             setup.engine,
             journal,

@@ -82,7 +82,6 @@ def build_replay(
     *,
     warmup: int = 0,
     wrap_exchange: Callable[[SimExchange], Exchange] | None = None,
-    journal_in_thread: bool = False,
 ) -> ReplaySetup:
     """Wire SimExchange, a simulated clock and the engine for ``config`` over ``data``.
 
@@ -90,8 +89,6 @@ def build_replay(
     the first candle on, as the backtester does: both wait out the indicators' warm-up on the same
     candles, so a replay and a backtest of one file place their first orders on the same candle.
     ``wrap_exchange`` puts an adapter between the engine and the exchange (the API's dispatch timer).
-    ``journal_in_thread`` runs the journal's calls in a thread of their own (``EngineSettings``): the
-    API served on the same loop then answers while a commit waits for its fsync.
     """
     params = symbol_params(config)
     starting = starting_balances(config)
@@ -104,7 +101,6 @@ def build_replay(
         monitor_interval_s=None,  # replay pulses every candle; the pulse applies the purge thresholds itself
         cancel_on_shutdown=config.engine.cancel_on_shutdown,
         worker=WorkerSettings(candle_interval_ms=interval),
-        journal_in_thread=journal_in_thread,
     )
     port: Exchange = wrap_exchange(exchange) if wrap_exchange is not None else exchange
     engine = build_engine(config, params, port, journal, clock, settings)
