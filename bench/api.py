@@ -300,6 +300,8 @@ async def load(base: str, clients: int, subscribers: int, interval_s: float) -> 
     await asyncio.sleep(1.0)  # the streams are open (and have caught up) before the clock starts
     started = time.time()
     polls = [asyncio.create_task(poll(k)) for k in range(clients)]
+    await asyncio.sleep(0.5)  # every poller connected and sent its first request (or is on its schedule)
+    print("ready", flush=True)  # the engine's measured pass starts now
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the engine is done
     stop.set()
     await asyncio.gather(*polls, return_exceptions=True)
@@ -348,7 +350,9 @@ def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args:
         _clients(server.base, 0, args.subscribers, 0.0),
     ]
     try:
-        time.sleep(2.0)  # logins and streams open before the engine's measured pass
+        for p in loads:  # logins, connections and streams open before the engine's measured pass
+            assert p.stdout is not None
+            assert p.stdout.readline().strip() == "ready"
         mark = len(server.refreshed)
         pulses = server.run_rounds(rounds)
         outs = [p.communicate("", timeout=300)[0] for p in loads]  # their stdin closes: the load stops
