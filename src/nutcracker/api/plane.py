@@ -26,7 +26,7 @@ from nutcracker.engine.runtime import Engine
 __all__ = ["ControlPlane", "EventFeed", "Frame", "SymbolBook", "frame_of", "symbol_slug"]
 
 PULSES_KEPT = 200  # per symbol: what ``/pulses`` can show
-REFRESH_GAP_S = 0.02  # the event feed reads the journal at most this often (``EventFeed.refresh_soon``)
+REFRESH_GAP_S = 0.05  # the event feed reads the journal at most this often (``EventFeed.refresh_soon``)
 
 
 def _wake(woken: asyncio.Future[None]) -> None:
