@@ -1,16 +1,31 @@
 """Benchmark the control API while the engine pulses 100 symbols in replay.
 
-Run: ``.venv/bin/python bench/api.py [--symbols 100] [--seconds 10] [--clients 200] [--subscribers 100]``.
+Run: ``.venv/bin/python bench/api.py [--symbols 100] [--seconds 10] [--clients 200] [--subscribers 100]
+[--interval 2]``.
 One process serves the API (real uvicorn on a loopback port) beside the engine, which replays
 seeded synthetic candles for every symbol (``C000/USDT`` ...: the example grid, a real
 ``SqliteJournal``) as fast as it can: a round feeds every market one candle and pulses every symbol.
-A second process (``--load``) is the clients: ``--clients`` concurrent ``GET /api/v1/status`` loops
-and ``--subscribers`` SSE streams (``/api/v1/events``), all logged in through the real auth service.
+Two more processes (``--load``) are the clients: one runs ``--clients`` concurrent ``GET
+/api/v1/status`` loops, the other ``--subscribers`` SSE streams (``/api/v1/events``), all logged in
+through the real auth service, over a bare keep-alive HTTP/1.1 client.
+Two loads, one pass each, in one run:
+
+- *saturation*: every client sends its next request as soon as the last one answered (closed loop,
+  no think time). It takes whatever CPU the API can get, so it measures how the loop shares the
+  machine at saturation, not what a user sees; on one core, Little's law ties its numbers together
+  (latency = clients / throughput), and no share of the engine can keep both latency and loss low.
+- *realistic*: every client polls once every ``--interval`` seconds (default: the console's refresh,
+  ``console.overview.REFRESH_S`` = 2 s), phases spread over the interval: 200 open consoles.
+
+Both with the same ``--subscribers`` streams. The engine alone is measured before and after the
+two passes (the machine is shared: the spread of the two shows its noise), and the baseline is
+their mean.
 
 Printed, from one run: the engine's symbol-pulses/s alone and under that load (the ratio is the
-loss), ``GET status`` latency p50/p99 as the clients see it, and the SSE delay p99: from the moment
-the API read an event from the journal (the feed's refresh, right after the pulse that wrote it)
-to its arrival at a subscriber (one clock: both processes run on this machine).
+loss), ``GET status`` latency p50/p99 as the clients see it, and the SSE delay p99: from the end of
+the pulse that wrote an event (its report asks the event feed for a refresh; the first such ask
+since the last refresh counts, so the feed's batching is inside the delay) to the event's arrival
+at a subscriber (one clock: both processes run on this machine).
 Targets (issue 14): status p99 <= 50 ms, SSE delay p99 <= 100 ms, throughput loss <= 10 %.
 """
 
@@ -25,6 +40,9 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +55,11 @@ from nutcracker.api.auth import AuthService, AuthStore, Passwords, UserAdmin
 from nutcracker.api.plane import ControlPlane
 from nutcracker.app.kernel import build_replay
 from nutcracker.backtest.data import load_data
-from nutcracker.config import parse_config
+from nutcracker.config import NutcrackerConfig, parse_config
+from nutcracker.console.overview import REFRESH_S
 from nutcracker.core.commands import Role
 from nutcracker.core.model import Candle
+from nutcracker.marketdata.candles import CandleArrays
 from nutcracker.store.sqlite import SqliteJournal
 
 PASSWORD = "bench password of some length"
@@ -71,26 +91,42 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+CHEAP = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+WARMUP = 300  # candles of history before the first pulse: past the example grid's indicator warm-up
+
+
+@dataclass(frozen=True)
+class Market:
+    """What every pass replays: the same config, candles and users (each pass a fresh engine)."""
+
+    config: NutcrackerConfig
+    data: Mapping[str, CandleArrays]
+    users: Path
+    journals: Path  # where each pass's journal goes
+
+    @classmethod
+    def make(cls, tmp: Path, n_symbols: int, journals: Path) -> Market:
+        text = '[engine]\nid = "bench"\n' + "".join(SYMBOL.format(i=i) for i in range(n_symbols))
+        config = parse_config(tomllib.loads(text), source="bench")
+        users = tmp / "users.db"
+        store = AuthStore.open(users, create=True)
+        UserAdmin(store, actor="bench", passwords=CHEAP).add("bench", Role.OWNER, ["*"], PASSWORD)
+        store.close()
+        users.chmod(0o600)
+        return cls(config, load_data(config, {}, synthetic=20_000, seed=3), users, journals)
+
+
 class Server:
     """The engine (replay, pulsing on demand) and the API in one event loop, in a thread."""
 
-    def __init__(self, tmp: Path, n_symbols: int) -> None:
-        text = '[engine]\nid = "bench"\n' + "".join(SYMBOL.format(i=i) for i in range(n_symbols))
-        import tomllib
-
-        self.config = parse_config(tomllib.loads(text), source="bench")
-        self.data = load_data(self.config, {}, synthetic=20_000, seed=3)
-        users = tmp / "users.db"
-        store = AuthStore.open(users, create=True)
-        cheap = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-        UserAdmin(store, actor="bench", passwords=cheap).add("bench", Role.OWNER, ["*"], PASSWORD)
-        store.close()
-        users.chmod(0o600)
-        self.auth = AuthService.open(users, passwords=cheap)
-        self.journal = SqliteJournal(tmp / "journal.db")
+    def __init__(self, name: str, market: Market) -> None:
+        self.config, self.data = market.config, market.data
+        self.auth = AuthService.open(market.users, passwords=CHEAP)
+        self.journal = SqliteJournal(market.journals / f"{name}.db")
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.candle = 0
+        self.base = ""
         self.refreshed: list[tuple[int, int, float]] = []  # (first seq, last seq, wall time) per refresh
 
     def start(self) -> str:
@@ -98,7 +134,7 @@ class Server:
         return asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(120)
 
     async def _start(self) -> str:
-        self.setup = build_replay(self.config, self.data, self.journal, warmup=200)
+        self.setup = build_replay(self.config, self.data, self.journal, warmup=WARMUP)
         self.candle = self.setup.warmup
         for i in range(self.candle):
             for symbol, c in self.data.items():
@@ -113,40 +149,63 @@ class Server:
             mode="replay",
         )
         feed = plane.feed
-        refresh = feed.refresh
+        refresh, refresh_soon = feed.refresh, feed.refresh_soon
+        asked: list[float] = []  # when the first pulse since the last refresh asked for one
+
+        def timed_refresh_soon() -> None:
+            if not asked:
+                asked.append(time.time())
+            refresh_soon()
 
         def timed_refresh() -> None:
             before = feed.last_seq
+            t = asked.pop() if asked else time.time()
             refresh()
             if feed.last_seq > before:
-                self.refreshed.append((before + 1, feed.last_seq, time.time()))
+                self.refreshed.append((before + 1, feed.last_seq, t))
 
         feed.refresh = timed_refresh  # type: ignore[method-assign]
+        feed.refresh_soon = timed_refresh_soon  # type: ignore[method-assign]
         app = create_app(self.auth, plane, heartbeat_s=5.0)
         await self.setup.engine.start()
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off", backlog=4096)
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=0,
+                log_level="error",
+                lifespan="off",
+                backlog=4096,
+                http="httptools",  # as nutcracker serve
+            )
         )
         self.serving = asyncio.create_task(self.server.serve())
         while not self.server.started:
             await asyncio.sleep(0.01)
         return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
 
-    def pulse_for(self, seconds: float) -> float:
-        """Replay candles as fast as the engine goes for ``seconds``; return symbol-pulses per second."""
-        return asyncio.run_coroutine_threadsafe(self._pulse_for(seconds), self.loop).result(seconds + 120)
+    def run_rounds(self, rounds: int | None, seconds: float | None) -> list[float]:
+        """Replay up to ``rounds`` rounds, for at most ``seconds``, as fast as the engine goes; return
+        the time elapsed at the end of each round."""
+        done = asyncio.run_coroutine_threadsafe(self._rounds(rounds, seconds), self.loop)
+        return done.result(None if seconds is None else seconds + 600)
 
-    async def _pulse_for(self, seconds: float) -> float:
+    async def _rounds(self, rounds: int | None, seconds: float | None) -> list[float]:
+        """A round feeds every market its next candle and pulses every symbol."""
         engine, exchange, clock = self.setup.engine, self.setup.exchange, self.setup.clock
-        pulses, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
+        marks: list[float] = []
+        started = time.perf_counter()
+        while (rounds is None or len(marks) < rounds) and (
+            seconds is None or time.perf_counter() - started < seconds
+        ):
             i = self.candle
             for symbol, c in self.data.items():
                 exchange.advance(symbol, _candle(c, i))
             clock.advance_to(exchange.now_ms)
             self.candle += 1
-            pulses += len(await engine.pulse_all())
-        return pulses / (time.perf_counter() - started)
+            await engine.pulse_all()
+            marks.append(time.perf_counter() - started)
+        return marks
 
     def stop(self) -> None:
         async def _stop() -> None:
@@ -170,89 +229,153 @@ def _candle(c: Any, i: int) -> Candle:
 # --- the clients' process --------------------------------------------------------------------------
 
 
-async def load(base: str, seconds: float, clients: int, subscribers: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=clients + subscribers + 10, max_keepalive_connections=clients + 10)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
+async def _connect(base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = base.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port), limit=2**22)
+
+
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """Send one keep-alive GET and read its whole response; return the status code."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return int(head[9:12])
+
+
+async def load(base: str, clients: int, subscribers: int, interval_s: float) -> dict[str, Any]:
+    """The clients: a bare HTTP/1.1 keep-alive client (httpx cost more CPU than the server's answer,
+    and on a shared machine the clients' own queueing would have been measured as latency)."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         login = await http.post("/api/v1/auth/login", json={"username": "bench", "password": PASSWORD})
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        latencies: list[float] = []
-        received: dict[int, list[float]] = {}
-        errors = 0
-        stop = asyncio.Event()
+    tokens = login.json()
 
-        async def poll() -> None:
-            nonlocal errors
+    def request(path: str) -> bytes:
+        auth = f"Authorization: Bearer {tokens['access_token']}"
+        return f"GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n\r\n".encode()
+
+    status_request = request("/api/v1/status")
+    events_request = request("/api/v1/events")  # from now on
+
+    async def refresh() -> None:  # access tokens last 5 minutes; a starved saturation pass, longer
+        nonlocal tokens, status_request
+        while True:
+            await asyncio.sleep(120)
+            async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+                r = await http.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+            tokens = r.json()
+            status_request = request("/api/v1/status")
+
+    refreshing = asyncio.create_task(refresh())
+    latencies: list[float] = []
+    received: dict[int, list[float]] = {}
+    errors = 0
+    stop = asyncio.Event()
+
+    async def poll(k: int) -> None:
+        nonlocal errors
+        reader, writer = await _connect(base)
+        # closed loop (interval 0): the next request as soon as the last answered; otherwise
+        # one request every interval_s, the clients' phases spread over the interval
+        next_at = time.perf_counter() + interval_s * k / max(1, clients)
+        try:
             while not stop.is_set():
-                t = time.perf_counter()
-                r = await http.get("/api/v1/status", headers=headers)
-                latencies.append(time.perf_counter() - t)
-                errors += r.status_code != 200
-
-        async def subscribe(k: int) -> None:
-            async with http.stream("GET", "/api/v1/events", headers=headers) as r:  # from now on
-                async for line in r.aiter_lines():
-                    if line.startswith("id: "):
-                        received.setdefault(int(line[4:]), []).append(time.time())
+                if interval_s:
+                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                    next_at += interval_s
                     if stop.is_set():
                         return
+                t = time.perf_counter()
+                status = await _get(reader, writer, status_request)
+                latencies.append(time.perf_counter() - t)
+                errors += status != 200
+        finally:
+            writer.close()
 
-        subs = [asyncio.create_task(subscribe(k)) for k in range(subscribers)]
-        await asyncio.sleep(1.0)  # the streams are open (and have caught up) before the clock starts
-        started = time.time()
-        polls = [asyncio.create_task(poll()) for _ in range(clients)]
-        await asyncio.sleep(seconds)
-        stop.set()
-        await asyncio.gather(*polls, return_exceptions=True)
-        for s in subs:
-            s.cancel()
-        await asyncio.gather(*subs, return_exceptions=True)
+    async def subscribe() -> None:
+        reader, writer = await _connect(base)
+        writer.write(events_request)
+        try:
+            while not stop.is_set():
+                line = await reader.readline()  # chunk sizes come on lines of their own
+                if line.startswith(b"id: "):
+                    received.setdefault(int(line[4:]), []).append(time.time())
+                elif not line:
+                    return
+        finally:
+            writer.close()
+
+    subs = [asyncio.create_task(subscribe()) for _ in range(subscribers)]
+    await asyncio.sleep(1.0)  # the streams are open (and have caught up) before the clock starts
+    started = time.time()
+    polls = [asyncio.create_task(poll(k)) for k in range(clients)]
+    await asyncio.sleep(0.5)  # every poller connected and sent its first request (or is on its schedule)
+    print("ready", flush=True)  # the engine's measured pass starts now
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the engine is done
+    stop.set()
+    await asyncio.gather(*polls, return_exceptions=True)
+    for s in subs:
+        s.cancel()
+    await asyncio.gather(*subs, return_exceptions=True)
+    refreshing.cancel()
     return {"latencies": latencies, "errors": errors, "received": received, "started": started}
 
 
-def main() -> None:
-    logging.getLogger("asyncio").setLevel(
-        logging.ERROR
-    )  # "socket.send() raised": clients hanging up at the end
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--subscribers", type=int, default=100)
-    parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)  # the clients' process
-    args = parser.parse_args()
-    if args.load:
-        result = asyncio.run(load(args.load, args.seconds, args.clients, args.subscribers))
-        json.dump(result, sys.stdout)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp), args.symbols)
-        base = server.start()
-        alone = server.pulse_for(args.seconds)
-        clients = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--load",
-                base,
-                "--seconds",
-                str(args.seconds + 1.0),
-                "--clients",
-                str(args.clients),
-                "--subscribers",
-                str(args.subscribers),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(2.0)  # logins and streams open before the engine's measured pass
-        mark = len(server.refreshed)
-        loaded = server.pulse_for(args.seconds)
-        out, _ = clients.communicate(timeout=args.seconds + 300)
-        refreshed = server.refreshed[mark:]
+@dataclass(frozen=True)
+class Pass:
+    """One loaded pass: what the clients did and what the engine and they measured."""
+
+    name: str
+    interval_s: float  # 0: closed loop
+    marks: list[float]  # the time elapsed at the end of each round
+    latencies: tuple[float, ...] = ()
+    errors: int = 0
+    delays: tuple[float, ...] = ()
+
+
+def _clients(base: str, clients: int, subscribers: int, interval_s: float) -> subprocess.Popen[str]:
+    argv = [sys.executable, __file__, "--load", base, "--clients", str(clients)]
+    argv += ["--subscribers", str(subscribers), "--interval", str(interval_s)]
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def engine_alone(market: Market, name: str, rounds: int) -> list[float]:
+    """A fresh engine replays ``rounds`` rounds with the API up and no client (``Server.run_rounds``)."""
+    server = Server(name, market)
+    server.base = server.start()
+    try:
+        return server.run_rounds(rounds, None)
+    finally:
         server.stop()
-    result = json.loads(out)
+
+
+def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args: argparse.Namespace) -> Pass:
+    """A fresh engine replays the same ``rounds`` rounds while the clients' process keeps its load on."""
+    server = Server(name, market)
+    server.base = server.start()
+    # pollers and subscribers in processes of their own: parsing the streams' lines must not delay
+    # the pollers' clocks (each process's own event loop would otherwise be measured as latency)
+    loads = [
+        _clients(server.base, args.clients, 0, interval_s),
+        _clients(server.base, 0, args.subscribers, 0.0),
+    ]
+    try:
+        for p in loads:  # logins, connections and streams open before the engine's measured pass
+            assert p.stdout is not None
+            assert p.stdout.readline().strip() == "ready"
+        mark = len(server.refreshed)
+        # the same rounds, but at most 3x --seconds: a starved engine is compared over the rounds it did
+        marks = server.run_rounds(rounds, 3 * args.seconds)
+        outs = [p.communicate("", timeout=300)[0] for p in loads]  # their stdin closes: the load stops
+    finally:
+        server.stop()
+    polled, streamed = (json.loads(out) for out in outs)
+    result = {**streamed, "latencies": polled["latencies"], "errors": polled["errors"]}
     seen_at: dict[int, float] = {}
-    for first, last, t in refreshed:
+    for first, last, t in server.refreshed[mark:]:
         for seq in range(first, last + 1):
             seen_at[seq] = t
     delays = [
@@ -261,29 +384,106 @@ def main() -> None:
         if int(seq) in seen_at
         for arrival in arrivals
     ]
-    lat = result["latencies"]
+    return Pass(name, interval_s, marks, tuple(result["latencies"]), result["errors"], tuple(delays))
+
+
+def _ms(samples: tuple[float, ...]) -> str:
+    """p50 / p99 in milliseconds."""
+    return f"{percentile(list(samples), 0.5) * 1000:.1f} / {percentile(list(samples), 0.99) * 1000:.1f} ms"
+
+
+def main() -> None:
+    logging.getLogger("asyncio").setLevel(
+        logging.ERROR
+    )  # "socket.send() raised": clients hanging up at the end
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0, help="about how long each pass replays")
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=REFRESH_S,
+        help="the realistic load: each client polls this often (s)",
+    )
+    parser.add_argument(
+        "--journal-dir",
+        help="where the journals go (default: the system's temporary directory, on disk); /dev/shm "
+        "takes the disk's fsync, and other processes' disk traffic, out of the engine's times",
+    )
+    parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)  # the clients' process
+    args = parser.parse_args()
+    if args.load:
+        result = asyncio.run(load(args.load, args.clients, args.subscribers, args.interval))
+        json.dump(result, sys.stdout)
+        return
+    with (
+        tempfile.TemporaryDirectory() as name,
+        tempfile.TemporaryDirectory(dir=args.journal_dir) as journals,
+    ):
+        market = Market.make(Path(name), args.symbols, Path(journals))
+        probe = Server("probe", market)  # how many rounds the engine replays in --seconds
+        probe.start()
+        rounds = len(probe.run_rounds(None, args.seconds))
+        probe.stop()
+        alone = [engine_alone(market, "alone-before", rounds)]
+        passes = [
+            loaded_pass(market, "saturation", 0.0, rounds, args),
+            loaded_pass(market, "realistic", args.interval, rounds, args),
+        ]
+        alone.append(engine_alone(market, "alone-after", rounds))  # the machine is shared: its noise
+    pulses = args.symbols  # a round pulses every symbol
+
+    def rate(marks: list[float], done: int) -> float:
+        return pulses * done / marks[done - 1]
+
     rows = [
-        ("engine symbol-pulses/s, no API load", f"{alone:,.0f}", "baseline"),
-        ("engine symbol-pulses/s, under API load", f"{loaded:,.0f}", f"{loaded / alone:.2f}x baseline"),
-        ("throughput loss under load", f"{(1 - loaded / alone) * 100:.1f} %", "target <= 10 %"),
         (
-            f"GET status p50 ({args.clients} clients, {len(lat)} requests)",
-            f"{percentile(lat, 0.5) * 1000:.1f} ms",
+            f"engine symbol-pulses/s, no API load ({rounds} rounds x {pulses} symbols)",
+            f"{(rate(alone[0], rounds) + rate(alone[1], rounds)) / 2:,.0f}",
+            f"mean of {rate(alone[0], rounds):,.0f} (before the loaded passes) and "
+            f"{rate(alone[1], rounds):,.0f} (after)",
+        ),
+        (
+            f"journals in {args.journal_dir or tempfile.gettempdir()} (written on the loop, as serve does)",
+            "",
             "",
         ),
-        ("GET status p99", f"{percentile(lat, 0.99) * 1000:.1f} ms", "target <= 50 ms"),
-        ("GET status errors", str(result["errors"]), ""),
-        (
-            f"SSE delay p50 ({args.subscribers} subscribers, {len(delays)} deliveries)",
-            f"{percentile(delays, 0.5) * 1000:.1f} ms",
-            "",
-        ),
-        ("SSE delay p99", f"{percentile(delays, 0.99) * 1000:.1f} ms", "target <= 100 ms"),
     ]
+    for p in passes:
+        load_text = (
+            f"{args.clients} clients polling status with no think time (closed loop)"
+            if not p.interval_s
+            else f"{args.clients} clients each polling status every {p.interval_s:g} s (console refresh)"
+        )
+        done = len(p.marks)
+        baseline = (rate(alone[0], done) + rate(alone[1], done)) / 2  # the same rounds, alone
+        ratio = rate(p.marks, done) / baseline
+        rows += [
+            (f"[{p.name}] load: {load_text} + {args.subscribers} SSE subscribers", "", ""),
+            (
+                f"[{p.name}] engine symbol-pulses/s under that load ({done} rounds)",
+                f"{rate(p.marks, done):,.0f}",
+                f"{ratio:.2f}x the same {done} rounds alone ({baseline:,.0f}); "
+                f"loss {(1 - ratio) * 100:.1f} % (target <= 10 %)",
+            ),
+            (
+                f"[{p.name}] GET status p50 / p99 ({len(p.latencies)} requests, {p.errors} errors)",
+                _ms(p.latencies),
+                "target p99 <= 50 ms",
+            ),
+            (
+                f"[{p.name}] SSE delay p50 / p99 ({len(p.delays)} deliveries)",
+                _ms(p.delays),
+                "target p99 <= 100 ms",
+            ),
+        ]
     width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>12}  note")
+    vwidth = max(len(r[1]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>{vwidth}}  note")
     for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>12}  {note}")
+        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
 
 
 if __name__ == "__main__":

@@ -129,6 +129,14 @@ def _sim(*extra: str) -> Args:
 
 
 # (id, arguments, expected exit code, fragments of the one error line: the field/option first)
+def _token_file(tmp: Path, token: str, mode: int) -> str:
+    """A /metrics scrape token file holding ``token`` with ``mode``."""
+    path = tmp / "scrape.token"
+    path.write_text(token + "\n")
+    path.chmod(mode)
+    return str(path)
+
+
 def _users_file(tmp: Path) -> str:
     """A users file holding alice (owner), as `nutcracker users add` leaves it."""
     path = tmp / "users.db"
@@ -588,6 +596,24 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         lambda t: ["serve", "--demo", "--config", str(GRID)],
         EXIT_CONFIG,
         ("--demo serves the built-in replay demo", "leave out --config"),
+    ),
+    (
+        "serve: a metrics scrape token file others can read",
+        lambda t: ["serve", "--config", str(GRID), "--metrics-token-file", _token_file(t, "t" * 40, 0o644)],
+        EXIT_CONFIG,
+        ("--metrics-token-file", "readable by others", "chmod 600"),
+    ),
+    (
+        "serve: a metrics scrape token too short",
+        lambda t: ["serve", "--config", str(GRID), "--metrics-token-file", _token_file(t, "short", 0o600)],
+        EXIT_CONFIG,
+        ("--metrics-token-file", "at least 32 characters", "delete the file"),
+    ),
+    (
+        "serve: a metrics scrape token file that is a directory",
+        lambda t: ["serve", "--config", str(GRID), "--metrics-token-file", str(t)],
+        EXIT_CONFIG,
+        ("--metrics-token-file", "is a directory"),
     ),
     (
         "serve: missing users file",

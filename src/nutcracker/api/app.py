@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from nutcracker.api.admission import Admission
 from nutcracker.api.metrics import ApiMetrics, RequestTimer
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Authenticator
@@ -21,8 +22,14 @@ def create_app(
     *,
     metrics: ApiMetrics | None = None,
     heartbeat_s: float = 15.0,
+    metrics_token: str | None = None,
+    admitted: int = 4,
 ) -> FastAPI:
-    """Return the API app. ``plane`` may be attached later (``app.state.plane``): until then, 503."""
+    """Return the API app. ``plane`` may be attached later (``app.state.plane``): until then, 503.
+
+    ``metrics_token`` is the scrape token that opens ``/metrics`` (and nothing else) without a login.
+    ``admitted`` requests are handled at once, the others wait their turn (``api.admission``).
+    """
     app = FastAPI(
         title="Nutcracker control API",
         version="1",
@@ -35,9 +42,12 @@ def create_app(
     app.state.plane = plane
     app.state.metrics = metrics or ApiMetrics()
     app.state.heartbeat_s = heartbeat_s
+    app.state.metrics_token = metrics_token
     if plane is not None:
         plane.engine.add_observer(app.state.metrics.observe)
     install_problem_handlers(app)
+    app.add_middleware(Admission, limit=admitted)
+    # added last, so outside the admission: the latency it records includes the wait for a turn
     app.add_middleware(RequestTimer, metrics=app.state.metrics, prefix=API_PREFIX)
     for router in [
         *_auth_routers(),

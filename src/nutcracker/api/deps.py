@@ -34,7 +34,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def current_principal(
+async def current_principal(  # async: run on the loop, not a thread hop per request (all in memory)
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     """The bearer of the request's valid, unrevoked access token; 401 otherwise."""

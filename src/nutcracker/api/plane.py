@@ -10,21 +10,35 @@ symbol's lock, journaled). It keeps a short, in-memory history of each symbol's 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
+import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nutcracker.config import NutcrackerConfig
-from nutcracker.core.records import EventRow
+from nutcracker.core.records import ACCOUNT, EventRow
 from nutcracker.engine.ports import Clock, ReadModels
 from nutcracker.engine.reports import PulseReport
 from nutcracker.engine.runtime import Engine
 
-__all__ = ["ControlPlane", "EventFeed", "SymbolBook", "symbol_slug"]
+__all__ = ["ControlPlane", "EventFeed", "Frame", "SymbolBook", "frame_of", "symbol_slug"]
 
 PULSES_KEPT = 200  # per symbol: what ``/pulses`` can show
+REFRESH_GAP_S = 0.05  # the event feed reads the journal at most this often (``EventFeed.refresh_soon``)
+
+
+def _wake(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
+
+
+def _loop_time() -> float:
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:  # refreshed outside a loop (the plane's first read)
+        return float("-inf")
 
 
 def symbol_slug(symbol: str) -> str:
@@ -42,59 +56,134 @@ class SymbolBook:
     fees_qu: int = 0  # commissions paid in (or valued in) quote, booked fills only
     first_close: int = 0  # ticks: the buy-and-hold yardstick's entry (0 until a price is seen)
     status: tuple[PulseReport | None, Any] | None = None  # the status view of the last report (cache)
+    status_json: bytes = b""  # that view as its JSON body, encoded once per report
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One journal event as an SSE frame, encoded once for every subscriber."""
+
+    seq: int
+    symbol: str  # ACCOUNT for account-wide events
+    named: str  # the symbol an account-wide audit names first ("symbol=BTC/USDT why=..."), else ""
+    text: bytes  # "id: …\nevent: …\ndata: …\n\n"
+
+    def visible_to(self, symbols: frozenset[str], everything: bool) -> bool:
+        """Whether a caller seeing ``symbols`` (or, with ``everything``, every account) may see it."""
+        if everything:
+            return True
+        if self.symbol != ACCOUNT:
+            return self.symbol in symbols
+        return self.named in symbols
+
+
+def frame_of(row: EventRow) -> Frame:
+    """Encode one event as its SSE frame (``id:`` is the journal's seq)."""
+    payload = json.loads(row.payload)
+    named = ""
+    if row.symbol == ACCOUNT and row.kind == "audit":
+        detail = str(payload.get("detail", ""))
+        named = detail.split(" ", 1)[0].removeprefix("symbol=") if detail.startswith("symbol=") else ""
+    data = json.dumps(
+        {"seq": row.seq, "ts_ms": row.ts_ms, "symbol": row.symbol, "kind": row.kind, "payload": payload},
+        separators=(",", ":"),
+    )
+    return Frame(row.seq, row.symbol, named, f"id: {row.seq}\nevent: {row.kind}\ndata: {data}\n\n".encode())
 
 
 class EventFeed:
-    """The journal's latest events, read once per engine report and shared by every subscriber.
+    """The journal's latest events, read and encoded once per engine report, shared by every subscriber.
 
     A subscriber whose cursor is older than the tail reads the journal itself (``events_since``),
-    so a resume from any ``Last-Event-ID`` has no gap; the tail only spares the journal the same
-    read by a hundred subscribers.
+    so a resume from any ``Last-Event-ID`` has no gap; the tail spares the journal the same read,
+    and the frames the same encoding, by a hundred subscribers. Subscribers at the same cursor who
+    see the same symbols also share the joined chunk they are sent (``chunk_after``).
     """
 
     def __init__(self, journal: ReadModels, keep: int = 5_000) -> None:
         self._journal = journal
-        self._tail: deque[EventRow] = deque(maxlen=keep)
+        self._tail: deque[Frame] = deque(maxlen=keep)
         self._last_seq = 0
-        self._changed = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
+        self._refreshed_at = float("-inf")
+        self._chunks: dict[tuple[int, int, frozenset[str], bool], tuple[bytes, int]] = {}
 
     def refresh_soon(self) -> None:
-        """Refresh once at the end of this event-loop turn (a pulse of 100 symbols: one read, not 100)."""
+        """Refresh at the end of this event-loop turn, or ``REFRESH_GAP_S`` after the last refresh.
+
+        The gap batches: the symbols of an engine round pulse one after the other, and waking a
+        hundred subscribers after each of them cost more than the pulses (a round of 100 symbols:
+        a few refreshes, not 100); it bounds what it adds to an event's delay.
+        """
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.refresh)
+            loop = asyncio.get_running_loop()
+            loop.call_at(max(loop.time(), self._refreshed_at + REFRESH_GAP_S), self.refresh)
 
     def refresh(self) -> None:
         """Read what the journal appended since the last refresh and wake the subscribers."""
         self._scheduled = False
+        self._refreshed_at = _loop_time()
+        before = self._last_seq
         while True:
             rows = self._journal.events_since(self._last_seq, 1_000)
             if not rows:
                 break
-            self._tail.extend(rows)
+            self._tail.extend(frame_of(row) for row in rows)
             self._last_seq = rows[-1].seq
             if len(rows) < 1_000:
                 break
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        if self._last_seq == before:
+            return  # nothing new: the subscribers sleep on (a wake-up would cost each a heartbeat)
+        self._chunks.clear()
+        waiters, self._waiters = self._waiters, []
+        for woken in waiters:
+            _wake(woken)
 
     @property
     def last_seq(self) -> int:
         return self._last_seq
 
-    def after(self, seq: int, limit: int = 500) -> list[EventRow]:
+    def after(self, seq: int, limit: int = 500) -> list[Frame]:
         """Return up to ``limit`` events after ``seq``, oldest first (from the tail when it covers them)."""
         tail = self._tail
         if tail and seq >= tail[0].seq - 1:
-            return [row for row in tail if row.seq > seq][:limit]
-        return self._journal.events_since(seq, limit)
+            start = max(0, seq - tail[0].seq + 1)  # seqs are consecutive in the tail
+            if start < len(tail) and tail[start].seq == seq + 1:
+                return list(itertools.islice(tail, start, start + limit))
+            return [f for f in tail if f.seq > seq][:limit]
+        return [frame_of(row) for row in self._journal.events_since(seq, limit)]
+
+    def chunk_after(
+        self, seq: int, symbols: frozenset[str], everything: bool, limit: int = 500
+    ) -> tuple[bytes, int]:
+        """Return the frames after ``seq`` a caller may see, joined, and the cursor past them (``seq``
+        when there is nothing new)."""
+        key = (seq, limit, symbols, everything)
+        known = self._chunks.get(key)
+        if known is None:
+            frames = self.after(seq, limit)
+            text = b"".join(f.text for f in frames if f.visible_to(symbols, everything))
+            known = (text, frames[-1].seq if frames else seq)
+            if len(self._chunks) < 1_000:
+                self._chunks[key] = known
+        return known
 
     async def wait(self, timeout_s: float) -> None:
-        """Wait until the next refresh, or ``timeout_s``."""
-        changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout_s)
+        """Wait until the next refresh that brought events, or ``timeout_s``.
+
+        A bare future and a timer per wait: ``asyncio.wait_for`` made a task for each of a hundred
+        subscribers at every refresh.
+        """
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+        self._waiters.append(woken)
+        timer = loop.call_later(timeout_s, _wake, woken)
+        try:
+            await woken
+        finally:
+            timer.cancel()
 
 
 class ControlPlane:

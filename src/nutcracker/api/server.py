@@ -108,6 +108,7 @@ def _uvicorn(app: FastAPI, listen: Listen) -> _Server:
         proxy_headers=listen.behind_proxy,  # trust X-Forwarded-For only from the proxy in front
         forwarded_allow_ips="127.0.0.1" if listen.behind_proxy else None,
         server_header=False,
+        http="httptools",  # C parser and plain chunk writes: h11 took most of the API's CPU (bench/api.py)
         log_level="warning",
         timeout_graceful_shutdown=2,
         lifespan="off",
@@ -172,6 +173,7 @@ async def serve_replay(
     on_listening: Callable[[int], None],
     on_report: Callable[[PulseReport], None] = lambda report: None,
     heartbeat_s: float = 15.0,
+    metrics_token: str | None = None,
 ) -> BacktestResult:
     """Serve the API over a replay of ``data`` (simulated exchange and clock) until it ends or a signal."""
     metrics = ApiMetrics()
@@ -187,7 +189,9 @@ async def serve_replay(
             clock=setup.clock,
             mode=str(Mode.REPLAY),
         )
-        app = create_app(authenticator, plane, metrics=metrics, heartbeat_s=heartbeat_s)
+        app = create_app(
+            authenticator, plane, metrics=metrics, heartbeat_s=heartbeat_s, metrics_token=metrics_token
+        )
         suggestions.enable(app, journal_path)
         stop = asyncio.Event()
         replay = run_replay(setup, data, speed=speed, candles=candles, stop=stop, on_report=on_report)
@@ -209,11 +213,12 @@ async def serve_connected(
     run_connected: Callable[..., Awaitable[None]],
     key_name: str | None,
     heartbeat_s: float = 15.0,
+    metrics_token: str | None = None,
     **options: object,
 ) -> None:
     """Serve the API over a paper or live engine (``app.connected.run_connected`` builds and runs it)."""
     metrics = ApiMetrics()
-    app = create_app(authenticator, metrics=metrics, heartbeat_s=heartbeat_s)
+    app = create_app(authenticator, metrics=metrics, heartbeat_s=heartbeat_s, metrics_token=metrics_token)
     suggestions.enable(app, journal_path)
     holder: dict[str, Engine] = {}
 

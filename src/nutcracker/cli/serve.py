@@ -36,6 +36,14 @@ def serve(
     behind_proxy: Annotated[
         bool, typer.Option("--behind-proxy", help="A TLS-terminating proxy on this machine fronts the API.")
     ] = False,
+    metrics_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-token-file",
+            help="A scrape token for /metrics alone (made, mode 0600, if missing): Prometheus sends it "
+            "as a bearer token.",
+        ),
+    ] = None,
     journal: Annotated[Path, typer.Option(help="The SQLite journal.")] = Path("nutcracker.db"),
     data: Annotated[
         list[str] | None,
@@ -97,6 +105,7 @@ def serve(
         fail(str(e))
 
     from nutcracker.api.auth import AuthService, UsersError
+    from nutcracker.api.auth.tokens import load_or_create_scrape_token
     from nutcracker.config import load_config
     from nutcracker.errors import DataError, ExchangeError, JournalError, PermissionRefusedError, SecretsError
 
@@ -105,7 +114,8 @@ def serve(
     def listening(bound: int) -> None:
         out.print(
             f"serving the API on {scheme}://{host}:{bound}/api/v1 (OpenAPI: /api/v1/openapi.json, "
-            f"docs: /api/v1/docs); users: {users}",
+            f"docs: /api/v1/docs); users: {users}"
+            + (f"; /metrics scrape token in {metrics_token_file}" if metrics_token_file else ""),
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -113,6 +123,7 @@ def serve(
 
     try:
         config = load_config(config_file)
+        scrape = None if metrics_token_file is None else load_or_create_scrape_token(metrics_token_file)
         authenticator = AuthService.open(users)
         if mode == "replay":
             from nutcracker.api.server import serve_replay
@@ -130,6 +141,7 @@ def serve(
                     speed=pace,
                     candles=candles,
                     on_listening=listening,
+                    metrics_token=scrape,
                 )
             )
         else:
@@ -147,6 +159,7 @@ def serve(
                     on_listening=listening,
                     run_connected=run_connected,
                     key_name=key,
+                    metrics_token=scrape,
                     exchange_url=exchange_url,
                     keystore=keystore,
                     vault=vault,

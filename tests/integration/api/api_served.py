@@ -66,6 +66,7 @@ class Served:
         candles: int = 3_000,
         warmup: int = 300,
         heartbeat_s: float = 15.0,
+        metrics_token: str | None = None,
     ) -> None:
         self.journal_path = tmp / "journal.db"
         self.config = load_config(config)
@@ -76,6 +77,7 @@ class Served:
         }
         self._warmup = warmup
         self._heartbeat_s = heartbeat_s
+        self._metrics_token = metrics_token
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="api-served", daemon=True)
         self.candle = 0
@@ -128,7 +130,11 @@ class Served:
             mode="replay",
         )
         self.app = create_app(
-            self._authenticator, self.plane, metrics=self.metrics, heartbeat_s=self._heartbeat_s
+            self._authenticator,
+            self.plane,
+            metrics=self.metrics,
+            heartbeat_s=self._heartbeat_s,
+            metrics_token=self._metrics_token,
         )
         await self.setup.engine.start()
         # log_config None: never reconfigure the process's uvicorn loggers (other tests read the access log)

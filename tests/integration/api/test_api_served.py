@@ -74,10 +74,13 @@ def users(tmp_path: Path) -> Iterator[Users]:
     u.service.close()
 
 
+SCRAPE_TOKEN = "scrape-" + "x" * 40  # the server's /metrics scrape token (serve --metrics-token-file)
+
+
 @pytest.fixture
 def served(tmp_path: Path, users: Users) -> Iterator[Served]:
     accounts = {"BTC/USDT": "binance/alice", "ETH/USDT": "binance/bob"}
-    with Served(tmp_path, users.service, accounts=accounts, heartbeat_s=0.2) as s:
+    with Served(tmp_path, users.service, accounts=accounts, heartbeat_s=0.2, metrics_token=SCRAPE_TOKEN) as s:
         s.users = users  # type: ignore[attr-defined]
         yield s
     for c in _clients:
@@ -494,3 +497,42 @@ def test_metrics_count_pulses_fills_and_request_latency(served: Served) -> None:
     assert (
         'nutcracker_api_request_seconds_count{method="GET",route="/api/v1/status",status="200"} 1.0' in text
     )
+
+
+def test_the_scrape_token_opens_metrics_and_nothing_else(served: Served) -> None:
+    served.step(2)
+    scraper = client(served, None, raw_token=SCRAPE_TOKEN)
+    r = scraper.get("/metrics")
+    assert r.status_code == 200, r.text
+    assert 'nutcracker_pulses_total{symbol="BTC/USDT"} 2.0' in r.text
+    is_problem(scraper.get(f"{API}/status"), 401)  # not a login: no other route takes it
+    is_problem(scraper.post(f"{API}/kill", json={"reason": "scraper"}), 401)
+    is_problem(client(served, None, raw_token=SCRAPE_TOKEN[:-1] + "y").get("/metrics"), 401)
+    assert client(served, "vic").get("/metrics").status_code == 200  # a role on every account still does
+    refused = is_problem(client(served, "alice").get("/metrics"), 403)
+    assert "--metrics-token-file" in str(refused["detail"])
+    assert SCRAPE_TOKEN not in client(served).get(f"{API}/openapi.json").text
+
+
+def test_status_bodies_are_the_models_own_json_and_follow_every_report(served: Served) -> None:
+    from nutcracker.api.schemas import StatusOut, SymbolStatusOut
+
+    c = client(served)
+    before = c.get(f"{API}/status")
+    assert before.headers["content-type"] == "application/json"
+    model = StatusOut.model_validate_json(before.content)  # the spliced body is a valid StatusOut ...
+    assert before.content == model.model_dump_json().encode()  # ... byte for byte as pydantic writes it
+    assert [s.reason for s in model.symbols] == ["waiting for the first pulse"] * 2
+    served.step(3)
+    after = StatusOut.model_validate_json(c.get(f"{API}/status").content)
+    latest = served.setup.engine.latest()
+    assert [(s.symbol, s.status, s.reason, s.updated_ts_ms) for s in after.symbols] == [
+        (symbol, str(r.status), r.status_reason, r.ts_ms) for symbol, r in latest.items()
+    ]
+    one = c.get(f"{API}/symbols/BTC-USDT/status")
+    assert SymbolStatusOut.model_validate_json(one.content) == after.symbols[0]
+    c.post(f"{API}/symbols/BTC-USDT/pause", json={"reason": "cache"}).raise_for_status()
+    paused = StatusOut.model_validate_json(c.get(f"{API}/status").content).symbols[0]
+    assert paused.status == "paused"  # a control action's report replaces the cached body at once
+    alice = StatusOut.model_validate_json(client(served, "alice").get(f"{API}/status").content)
+    assert [s.symbol for s in alice.symbols] == ["BTC/USDT"]  # the bodies are filtered per caller

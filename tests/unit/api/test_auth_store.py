@@ -143,3 +143,40 @@ def test_audit_entries_carry_the_names_the_api_audit_view_reads(store: AuthStore
     store.record(T0 + 0.25, "alice", "127.0.0.1", "lockout", "user:alice locked for 30 s")
     entry = store.audit(1)[0]
     assert (entry.seq, entry.ts_ms, entry.action) == (entry.id, round((T0 + 0.25) * 1000), "lockout")
+
+
+def test_remembered_answers_follow_this_stores_own_writes(store: AuthStore) -> None:
+    store.start_family("f1", "alice", T0)
+    assert not store.is_revoked("jti-1", "f1")  # read once, then answered from memory
+    assert store.roles("alice") == {"*": Role.OWNER}
+    store.revoke_token("jti-1", T0 + 300)
+    assert store.is_revoked("jti-1", "f1")
+    store.revoke_family("f1", "logout", T0)
+    assert store.is_revoked("jti-2", "f1")
+    store.remove_user("alice", T0)
+    assert store.roles("alice") is None
+
+
+def test_remembered_answers_follow_another_processs_writes(tmp_path: Path, store: AuthStore) -> None:
+    """The server remembers; the `users` command (another connection) writes: seen on the next read."""
+    store.start_family("f1", "alice", T0)
+    store.add_user("bob", "$argon2id$fake", {"binance/main": Role.VIEWER}, T0)
+    assert not store.is_revoked("jti-1", "f1")
+    assert store.roles("bob") == {"binance/main": Role.VIEWER}
+    other = AuthStore.open(tmp_path / "users.db")
+    try:
+        other.revoke_family("f1", "password changed", T0)
+        assert store.is_revoked("jti-1", "f1")
+        other.remove_user("bob", T0)
+        assert store.roles("bob") is None
+        other.add_user("bob", "$argon2id$fake", {"kraken/x": Role.OPERATOR}, T0)
+        assert store.roles("bob") == {"kraken/x": Role.OPERATOR}
+    finally:
+        other.close()
+
+
+def test_the_roles_a_caller_gets_are_a_copy(store: AuthStore) -> None:
+    roles = store.roles("alice")
+    assert roles is not None
+    roles["binance/other"] = Role.VIEWER
+    assert store.roles("alice") == {"*": Role.OWNER}

@@ -7,6 +7,12 @@ server's, like the signing key beside it. Refresh tokens are stored only as SHA-
 
 Every method is one short transaction under a lock: the API's worker threads and the ``users``
 command (another process, through WAL) share the file, and a removed user is seen on the next request.
+
+The two reads every API request makes (``is_revoked``, ``roles``) are answered from memory: the
+answers are kept until the file changes. This connection's own writes drop them at commit, and a
+commit by any other connection (the ``users`` command) moves SQLite's ``PRAGMA data_version``, which
+each of those reads checks first (a read of the WAL index, no query of the tables). So a logout, a
+removed user or a new password still takes effect on the very next request.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ __all__ = [
 ]
 
 _SCHEMA_VERSION: Final = 1
+_REMEMBERED_MAX: Final = 10_000  # answers kept between changes (one per live access token)
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
@@ -155,6 +162,10 @@ class AuthStore:
         self.path = path
         self._db = connection
         self._lock = threading.Lock()
+        # answers of is_revoked and roles, valid while the file is unchanged (module docstring)
+        self._seen_version = -1
+        self._revoked: dict[tuple[str, str], bool] = {}
+        self._roles_of: dict[str, dict[str, Role] | None] = {}
 
     @classmethod
     def open(cls, path: Path, *, create: bool = False) -> AuthStore:
@@ -197,7 +208,20 @@ class AuthStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            finally:
+                self._forget()  # our own commits do not move data_version
             self._db.execute("COMMIT")
+
+    def _forget(self) -> None:
+        self._revoked.clear()
+        self._roles_of.clear()
+
+    def _check_unchanged(self) -> None:
+        """Drop the remembered answers when another connection committed since they were read (lock held)."""
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._seen_version or len(self._revoked) > _REMEMBERED_MAX:
+            self._seen_version = version
+            self._forget()
 
     # -- users -------------------------------------------------------------------------------------
 
@@ -262,9 +286,16 @@ class AuthStore:
     def roles(self, name: str) -> dict[str, Role] | None:
         """The user's roles per account, or None when the user is gone."""
         with self._lock:
+            self._check_unchanged()
+            if name in self._roles_of:
+                known = self._roles_of[name]
+                return None if known is None else dict(known)
             if self._db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone() is None:
-                return None
-            return self._roles(name)
+                found = None
+            else:
+                found = self._roles(name)
+            self._roles_of[name] = found
+            return None if found is None else dict(found)
 
     def _roles(self, name: str) -> dict[str, Role]:
         rows = self._db.execute("SELECT account, role FROM roles WHERE user=? ORDER BY account", (name,))
@@ -342,12 +373,17 @@ class AuthStore:
     def is_revoked(self, jti: str, family: str) -> bool:
         """True when the token itself, or the login (refresh family) it belongs to, was revoked."""
         with self._lock:
+            self._check_unchanged()
+            known = self._revoked.get((jti, family))
+            if known is not None:
+                return known
             row = self._db.execute(
                 "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti=?) OR "
                 "EXISTS(SELECT 1 FROM refresh_families WHERE family=? AND revoked_at IS NOT NULL)",
                 (jti, family),
             ).fetchone()
-            return bool(row[0])
+            self._revoked[(jti, family)] = revoked = bool(row[0])
+            return revoked
 
     def family_alive(self, family: str) -> bool:
         with self._lock:

@@ -10,7 +10,6 @@ caller's symbols. A comment line every ``heartbeat_s`` keeps proxies from closin
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -22,57 +21,29 @@ from nutcracker.api.deps import current_principal
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import ALL_ACCOUNTS, Principal
 from nutcracker.api.problems import ProblemError, problem_responses
-from nutcracker.core.records import ACCOUNT, EventRow
 
 router = APIRouter(tags=["events"])
 
 _BATCH = 500
 
 
-def _visible(row: EventRow, symbols: frozenset[str], everything: bool) -> bool:
-    if everything:
-        return True
-    if row.symbol != ACCOUNT:
-        return row.symbol in symbols
-    if row.kind == "audit":  # a command's audit names its symbol first: "symbol=BTC/USDT why=..."
-        detail = json.loads(row.payload).get("detail", "")
-        named = detail.split(" ", 1)[0].removeprefix("symbol=") if detail.startswith("symbol=") else ""
-        return named in symbols
-    return False
-
-
-def _frame(row: EventRow) -> str:
-    data = json.dumps(
-        {
-            "seq": row.seq,
-            "ts_ms": row.ts_ms,
-            "symbol": row.symbol,
-            "kind": row.kind,
-            "payload": json.loads(row.payload),
-        },
-        separators=(",", ":"),
-    )
-    return f"id: {row.seq}\nevent: {row.kind}\ndata: {data}\n\n"
-
-
 async def _stream(
     plane: ControlPlane, principal: Principal, cursor: int, heartbeat_s: float
-) -> AsyncIterator[str]:
+) -> AsyncIterator[bytes]:
     symbols = frozenset(visible_symbols(plane, principal))
     everything = principal.role_for(ALL_ACCOUNTS) is not None
-    yield "retry: 1000\n\n"
+    yield b"retry: 1000\n\n"
     while True:
-        rows = plane.feed.after(cursor, _BATCH)
-        if rows:
-            frames = [_frame(r) for r in rows if _visible(r, symbols, everything)]
-            cursor = rows[-1].seq
-            if frames:
-                yield "".join(frames)
+        text, after = plane.feed.chunk_after(cursor, symbols, everything, _BATCH)
+        if after != cursor:
+            cursor = after
+            if text:
+                yield text
             continue
         before = plane.feed.last_seq
         await plane.feed.wait(heartbeat_s)
         if plane.feed.last_seq == before:
-            yield ": heartbeat\n\n"
+            yield b": heartbeat\n\n"
 
 
 @router.get(

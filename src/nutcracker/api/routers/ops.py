@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials
 
 from nutcracker.api.access import plane_of, visible_symbols
-from nutcracker.api.deps import current_principal
+from nutcracker.api.deps import bearer, current_principal
 from nutcracker.api.principal import ALL_ACCOUNTS, Principal
 from nutcracker.api.problems import ProblemError, problem_responses
 from nutcracker.api.schemas import AuditEntry, AuditPage, Health, Readiness
@@ -90,17 +92,34 @@ def auth_audit(request: Request, limit: int) -> list[AuditEntry]:
 
 @metrics_router.get(
     "/metrics",
-    summary="Prometheus metrics (a token with a role on every account: they name every symbol)",
+    summary="Prometheus metrics: the scrape token (serve --metrics-token-file), or a token with a role "
+    "on every account (they name every symbol)",
     response_class=Response,
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        **problem_responses({401: "No valid access token", 403: "Needs a role on every account"}),
+        **problem_responses(
+            {401: "No valid token", 403: "Needs the scrape token or a role on every account"}
+        ),
     },
 )
-async def metrics(request: Request, principal: Caller) -> Response:
-    if principal.role_for(ALL_ACCOUNTS) is None:
-        raise ProblemError(
-            403, "/metrics names every symbol of the server: it needs a role on every account ('*')"
-        )
+async def metrics(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Response:
+    if not _is_scrape_token(request, credentials):
+        principal = await current_principal(request, credentials)
+        if principal.role_for(ALL_ACCOUNTS) is None:
+            raise ProblemError(
+                403,
+                "/metrics names every symbol of the server: it needs a role on every account ('*'), "
+                "or the scrape token of serve --metrics-token-file",
+            )
     body = request.app.state.metrics.exposition()
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _is_scrape_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Whether the bearer is the server's scrape token (compared in constant time)."""
+    expected: str | None = getattr(request.app.state, "metrics_token", None)
+    if expected is None or credentials is None:
+        return False
+    return hmac.compare_digest(credentials.credentials.encode(), expected.encode())
