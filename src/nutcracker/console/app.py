@@ -6,6 +6,7 @@ import streamlit as st
 
 from nutcracker.api.client import ApiError, SessionEndedError
 from nutcracker.console.audit import audit_page
+from nutcracker.console.backtest import backtest_page
 from nutcracker.console.chrome import flash, footer, header, kill_switch
 from nutcracker.console.login import login_page
 from nutcracker.console.overview import overview_page
@@ -13,7 +14,13 @@ from nutcracker.console.params import params_page
 from nutcracker.console.session import client, forget
 from nutcracker.console.symbol import symbol_page
 
-PAGES = {"Overview": overview_page, "Symbol": symbol_page, "Parameters": params_page, "Audit": audit_page}
+PAGES = {
+    "Overview": overview_page,
+    "Symbol": symbol_page,
+    "Parameters": params_page,
+    "Audit": audit_page,
+    "Backtest": backtest_page,
+}
 
 
 def main() -> None:

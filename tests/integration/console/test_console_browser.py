@@ -14,6 +14,8 @@ import pytest
 from console_stack import (
     CHROMIUM,
     CHROMIUM_FLAGS,
+    OPERATOR,
+    OPERATOR_PASSWORD,
     OWNER,
     OWNER_PASSWORD,
     WATCHER,
@@ -29,6 +31,7 @@ SKIP = why_not_runnable()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(SKIP is not None, reason=SKIP or "")]
 
 SYMBOL = "BTC/USDT"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +181,68 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
 
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
+
+
+def test_backtest_page_runs_a_backtest_through_the_api_in_chromium(stack: Stack, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    errors: list[str] = []
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        (ROOT / "examples" / "grid-btc-usdt.toml").read_text().replace('max_base = "', 'max_base = "-')
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(stack.console)
+            page.get_by_role("textbox", name="User").fill(OPERATOR)
+            page.get_by_role("textbox", name="Password").fill(OPERATOR_PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            expect(page.get_by_role("button", name=re.compile("KILL ALL"))).to_be_visible()
+            _go(page, "Backtest")
+
+            # an uploaded config the API refuses: its message, naming the field, and no job
+            page.get_by_test_id("stRadio").get_by_text("Upload", exact=True).click()
+            page.locator("input[type=file]").first.set_input_files(str(bad))
+            expect(page.get_by_text("bad.toml")).to_be_visible()
+            expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()  # the upload's rerun is over
+            page.get_by_role("button", name="Run backtest").click()
+            expect(page.get_by_text(re.compile(r"rails\.max_base")).first).to_be_visible()
+            _shot(page, shots / "backtest-refused-1400.png")
+
+            # an example on the synthetic market: a progress bar, then the headline and the report inline
+            page.get_by_test_id("stRadio").get_by_text("Example", exact=True).click()
+            page.get_by_role("spinbutton", name="Synthetic candles (without a candle file)").fill("60000")
+            page.get_by_role("button", name="Run backtest").click()
+            expect(page.get_by_test_id("stProgress").first).to_be_visible()
+            expect(page.get_by_text(re.compile(r"^done · "))).to_be_visible(timeout=120_000)
+            expect(page.get_by_text(re.compile(r"return [+-−]?\d")).first).to_be_visible()
+            report = page.frame_locator("iframe").first
+            expect(report.locator(".nc-chart").first).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("button", name="Download the report (HTML)")).to_be_visible()
+            _shot(page, shots / "backtest-1400.png")
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(800)
+            _shot(page, shots / "backtest-390.png")
+        except BaseException:
+            _shot(page, shots / "backtest-failure.png")
+            raise
+        finally:
+            browser.close()
+    print(f"screenshots: {shots}")
+    with ApiClient(stack.api) as checker:
+        checker.login(OPERATOR, OPERATOR_PASSWORD)
+        jobs = checker.backtests()
+    assert [j["state"] for j in jobs] == ["done"], (
+        "the refused upload started a job, or the example did not run"
+    )
+    assert errors == [], f"browser console errors: {errors}"
 
 
 def _shot(page: Any, path: Path) -> None:
