@@ -238,6 +238,12 @@ class ApiClient:
     def cycles(self, symbol: str, since: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         return self._pages(f"/symbols/{_path(symbol)}/cycles", since, limit)
 
+    def history(self, symbol: str, limit: int = 200) -> dict[str, Any]:
+        """The recent pulses' close, Keltner bands and EMA, inventory and committed quote (oldest first)."""
+        return cast(
+            dict[str, Any], self._call("GET", f"/symbols/{_path(symbol)}/history", params={"limit": limit})
+        )
+
     def params(self, symbol: str) -> ParamsOut:
         return cast(ParamsOut, self._call("GET", f"/symbols/{_path(symbol)}/params"))
 

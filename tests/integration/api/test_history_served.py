@@ -1,0 +1,69 @@
+"""``GET /symbols/{symbol}/history`` on a real uvicorn over a stepped replay: one point per kept pulse,
+the close each pulse decided on, the Keltner bands and EMA once warm, the inventory and committed quote
+within the rails; another account's symbol does not exist for the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from api_served import Served
+from test_api_served import Users
+
+from nutcracker.api.plane import PULSES_KEPT
+
+
+@pytest.fixture
+def users(tmp_path: Path) -> Iterator[Users]:
+    u = Users(tmp_path)
+    yield u
+    u.service.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path, users: Users) -> Iterator[Served]:
+    accounts = {"BTC/USDT": "binance/alice", "ETH/USDT": "binance/bob"}
+    with Served(tmp_path, users.service, accounts=accounts, warmup=300) as s:
+        yield s
+
+
+def _get(served: Served, users: Users, user: str, path: str, **params: int) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {users.token(served, user)}"}
+    return httpx.get(f"{served.base_url}/api/v1{path}", headers=headers, params=params)
+
+
+def test_history_is_the_kept_pulses_close_bands_and_rails(served: Served, users: Users) -> None:
+    served.step(PULSES_KEPT + 20)
+    answer = _get(served, users, "alice", "/symbols/BTC-USDT/history", limit=1000)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["base"] == "BTC"
+    assert body["quote"] == "USDT"
+    points = body["points"]
+    assert len(points) == PULSES_KEPT  # only the kept pulses: the oldest 20 are gone
+    stamps = [p["ts_ms"] for p in points]
+    assert stamps == sorted(stamps)
+    candles = served.data["BTC/USDT"]
+    tick = Decimal(str(served.config.symbols[0].market.tick_size))
+    by_ts = {int(t): int(c) for t, c in zip(candles.ts_ms, candles.close, strict=True)}
+    # each pulse decided on the last closed candle: its close is a candle's close of the data
+    assert all(Decimal(p["close"]) / tick in {Decimal(c) for c in by_ts.values()} for p in points)
+    warm = [p for p in points if p["ema"] is not None]
+    assert warm, "after 300 warm-up candles the bands should be ready"
+    for p in warm:
+        assert Decimal(p["lower"]) < Decimal(p["ema"]) < Decimal(p["upper"])
+    max_base, max_quote = Decimal(body["max_base"]), Decimal(body["max_quote"])
+    assert all(Decimal(0) <= Decimal(p["inventory"]) <= max_base for p in points)
+    assert all(Decimal(0) <= Decimal(p["committed_quote"]) <= max_quote for p in points)
+    assert len(_get(served, users, "alice", "/symbols/BTC-USDT/history", limit=5).json()["points"]) == 5
+
+
+def test_another_accounts_symbol_has_no_history_for_you(served: Served, users: Users) -> None:
+    served.step(3)
+    answer = _get(served, users, "alice", "/symbols/ETH-USDT/history")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert _get(served, users, "alice", "/symbols/BTC-USDT/history", limit=0).status_code == 422
