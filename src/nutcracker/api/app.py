@@ -8,7 +8,7 @@ from nutcracker.api.metrics import ApiMetrics, RequestTimer
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Authenticator
 from nutcracker.api.problems import install_problem_handlers
-from nutcracker.api.routers import backtests, control, events, history, ops, symbols
+from nutcracker.api.routers import backtests, control, events, history, ops, reference, symbols
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -41,7 +41,7 @@ def create_app(
     app.add_middleware(RequestTimer, metrics=app.state.metrics, prefix=API_PREFIX)
     for router in [*_auth_routers(), ops.router, symbols.router, control.router, events.router]:
         app.include_router(router, prefix=API_PREFIX)
-    for router in [backtests.router, history.router]:  # the console's backtests; the Symbol page's chart
+    for router in [backtests.router, history.router, reference.router]:  # what the console adds
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ops.metrics_router)
     return app

@@ -244,6 +244,10 @@ class ApiClient:
             dict[str, Any], self._call("GET", f"/symbols/{_path(symbol)}/history", params={"limit": limit})
         )
 
+    def config_reference(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Every config key's type, default and meaning: table (``symbol.rails``) -> key -> help."""
+        return cast(dict[str, dict[str, dict[str, str]]], self._call("GET", "/config/reference")["tables"])
+
     def params(self, symbol: str) -> ParamsOut:
         return cast(ParamsOut, self._call("GET", f"/symbols/{_path(symbol)}/params"))
 

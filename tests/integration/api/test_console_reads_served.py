@@ -1,6 +1,8 @@
-"""``GET /symbols/{symbol}/history`` on a real uvicorn over a stepped replay: one point per kept pulse,
-the close each pulse decided on, the Keltner bands and EMA once warm, the inventory and committed quote
-within the rails; another account's symbol does not exist for the caller."""
+"""What the console reads beside the status, on a real uvicorn over a stepped replay.
+
+``/symbols/{symbol}/history``: one point per kept pulse, the close each pulse decided on, the Keltner
+bands and EMA once warm, inventory and committed quote within the rails; another account's symbol does
+not exist for the caller. ``/config/reference``: help for every parameter the form shows."""
 
 from __future__ import annotations
 
@@ -67,3 +69,22 @@ def test_another_accounts_symbol_has_no_history_for_you(served: Served, users: U
     assert answer.status_code == 404
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert _get(served, users, "alice", "/symbols/BTC-USDT/history", limit=0).status_code == 422
+
+
+def test_the_config_reference_gives_every_parameter_its_help(served: Served, users: Users) -> None:
+    answer = _get(served, users, "vic", "/config/reference")
+    assert answer.status_code == 200, answer.text
+    tables = answer.json()["tables"]
+    params = _get(served, users, "vic", "/symbols/BTC-USDT/params").json()["params"]
+    missing = [
+        f"{section}.{key}"
+        for section, keys in params.items()
+        if isinstance(keys, dict)
+        for key in keys
+        if key not in tables.get(f"symbol.{section}", {})
+    ]
+    assert missing == [], f"parameters without help: {missing}"
+    assert tables["symbol.profit"]["min_net_bps"]["meaning"].startswith(
+        "Minimum net profit of a buy→sell cycle"
+    )
+    assert httpx.get(f"{served.base_url}/api/v1/config/reference").status_code == 401
