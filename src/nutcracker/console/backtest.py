@@ -38,6 +38,9 @@ def backtest_page(client: ApiClient) -> None:
             type=["csv", "gz"],
             key="bt_candles",
         )
+        ready = [f for f in (config, candles) if f is not None]
+        if ready:
+            st.caption(" · ".join(f"{f.name} ({f.size / 1024:,.1f} KB) ready to send" for f in ready))
         left, right = st.columns(2)
         synthetic = left.number_input(
             "Synthetic candles (without a candle file)",

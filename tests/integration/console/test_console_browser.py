@@ -210,8 +210,7 @@ def test_backtest_page_runs_a_backtest_through_the_api_in_chromium(stack: Stack,
             # an uploaded config the API refuses: its message, naming the field, and no job
             page.get_by_test_id("stRadio").get_by_text("Upload", exact=True).click()
             page.locator("input[type=file]").first.set_input_files(str(bad))
-            expect(page.get_by_text("bad.toml")).to_be_visible()
-            expect(page.get_by_test_id("stStatusWidget")).to_be_hidden()  # the upload's rerun is over
+            expect(page.get_by_text("bad.toml (1.0 KB) ready to send")).to_be_visible()  # the server has it
             page.get_by_role("button", name="Run backtest").click()
             expect(page.get_by_text(re.compile(r"rails\.max_base")).first).to_be_visible()
             _shot(page, shots / "backtest-refused-1400.png")
