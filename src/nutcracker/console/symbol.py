@@ -12,6 +12,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from nutcracker.api.client import ApiClient
+from nutcracker.console.view import grouped, money
 
 __all__ = ["symbol_page"]
 
@@ -25,8 +26,9 @@ def symbol_page(client: ApiClient) -> None:
     status = client.symbol_status(symbol)
     a, b, c, d = st.columns(4)
     a.metric("State", status["status"])
-    b.metric("Price", status["price"] or "—")
-    c.metric("Realized PnL", status["realized_pnl"])
+    quote = status["committed_quote"]["asset"]
+    b.metric("Price", grouped(status["price"]))
+    c.metric("Realized PnL", f"{money(status['realized_pnl'])} {quote}", help="net of fees; to the cent")
     d.metric("Open orders", status["open_orders"])
     st.caption(f"Why: {status['reason']}")
     orders = client.orders(symbol)
@@ -38,9 +40,11 @@ def symbol_page(client: ApiClient) -> None:
         start = points[0]["ts_ms"]
         shown = [f for f in fills if f["ts_ms"] >= start]
         st.plotly_chart(_chart(points, orders, shown), width="stretch", config={"displayModeBar": False})
+        older = len(fills) - len(shown)
         st.caption(
-            f"The last {len(points)} pulses (the close each decided on, {_clock(start)} to "
-            f"{_clock(points[-1]['ts_ms'])} UTC); {len(fills) - len(shown)} older fills are in the table."
+            f"The last {len(points)} pulses: the close each decided on, {_clock(start)} to "
+            f"{_clock(points[-1]['ts_ms'])} UTC (gaps: paused, killed or stalled, no market read)"
+            + (f"; {older} older fills are in the table." if older else ".")
         )
         st.plotly_chart(_rails_chart(history), width="stretch", config={"displayModeBar": False})
     else:
@@ -58,8 +62,16 @@ def symbol_page(client: ApiClient) -> None:
     st.markdown("**Closed cycles**")
     cycles = client.cycles(symbol)
     _table(
-        [{**c, "closed": _clock(c["closed_ts_ms"])} for c in reversed(cycles[-200:])],
-        ["cycle_id", "closed", "cost", "proceeds", "fees", "pnl"],
+        [
+            {
+                **c,
+                "closed": _clock(c["closed_ts_ms"]),
+                **{k: money(c[k]) for k in ("cost", "proceeds", "fees")},
+                f"net profit ({quote})": money(c["pnl"]),
+            }
+            for c in reversed(cycles[-200:])
+        ],
+        ["cycle_id", "closed", "cost", "proceeds", "fees", f"net profit ({quote})"],
     )
     st.markdown("**Recent decisions**")
     query = st.text_input(

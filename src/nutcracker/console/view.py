@@ -12,6 +12,8 @@ __all__ = [
     "STATE_COLOURS",
     "ago",
     "as_text",
+    "grouped",
+    "money",
     "overview_rows",
     "parse_value",
     "patch_of",
@@ -48,6 +50,20 @@ def rail_use(rail: Rail) -> float:
     if limit <= 0:
         return 1.0
     return float(max(Decimal(0), min(used / limit, Decimal(1))))
+
+
+def money(text: str | None) -> str:
+    """An amount of quote to the cent with thousands separated (the API keeps every digit): ``-1,234.57``."""
+    value = _dec(text)
+    if value is None:
+        return "—"
+    return f"{value.quantize(Decimal('0.01')):,}"
+
+
+def grouped(text: str | None) -> str:
+    """A price with thousands separated and every decimal kept: ``105,741.13``, ``0.3456``."""
+    value = _dec(text)
+    return "—" if value is None else f"{value:,}"
 
 
 def ago(now_ms: int, then_ms: int) -> str:

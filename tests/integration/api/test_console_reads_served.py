@@ -63,6 +63,22 @@ def test_history_is_the_kept_pulses_close_bands_and_rails(served: Served, users:
     assert len(_get(served, users, "alice", "/symbols/BTC-USDT/history", limit=5).json()["points"]) == 5
 
 
+def test_a_paused_symbols_pulses_show_no_market_but_keep_the_rails(served: Served, users: Users) -> None:
+    served.step(20)
+    headers = {"Authorization": f"Bearer {users.token(served, 'alice')}"}
+    paused = httpx.post(
+        f"{served.base_url}/api/v1/symbols/BTC-USDT/pause", json={"reason": "a look"}, headers=headers
+    )
+    assert paused.status_code == 200, paused.text
+    served.step(10)
+    points = _get(served, users, "alice", "/symbols/BTC-USDT/history").json()["points"]
+    before, during = points[:20], [p for p in points[20:] if p["status"] == "paused"]
+    assert len(during) >= 10
+    assert all(p["close"] is not None for p in before)
+    assert all(p["close"] is None and p["ema"] is None for p in during)  # the engine read no market
+    assert all(p["inventory"] == before[-1]["inventory"] for p in during)
+
+
 def test_another_accounts_symbol_has_no_history_for_you(served: Served, users: Users) -> None:
     served.step(3)
     answer = _get(served, users, "alice", "/symbols/ETH-USDT/history")

@@ -8,7 +8,7 @@ import pytest
 
 from nutcracker.api.client import ApiError, FieldError, Rail, SymbolStatus
 from nutcracker.console.params import problem_lines
-from nutcracker.console.view import as_text, overview_rows, patch_of, rail_use, totals
+from nutcracker.console.view import as_text, grouped, money, overview_rows, patch_of, rail_use, totals
 
 
 def _rail(used: str, limit: str, asset: str = "USDT") -> Rail:
@@ -107,3 +107,17 @@ def test_the_audit_csv_reads_back_as_shown() -> None:
     assert back == [{k: str(v) for k, v in r.items()} for r in rows]
     assert back[0]["time"] == "1970-01-01 00:00:00"
     assert back[0]["detail"] == 'why="a, b"\nnext'
+
+
+def test_money_is_to_the_cent_with_thousands_separated() -> None:
+    assert money("17.0377268231431") == "17.04"
+    assert money("-1234.565") == "-1,234.56"  # banker's rounding of the half cent, as Decimal does
+    assert money("0") == "0.00"
+    assert money(None) == "—"
+    assert money("lots") == "—"
+
+
+def test_a_price_keeps_its_decimals_with_thousands_separated() -> None:
+    assert grouped("105741.13") == "105,741.13"
+    assert grouped("0.3456") == "0.3456"
+    assert grouped(None) == "—"

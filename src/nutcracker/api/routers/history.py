@@ -19,16 +19,22 @@ from nutcracker.api.deps import current_principal
 from nutcracker.api.principal import Principal
 from nutcracker.api.problems import problem_responses
 from nutcracker.core.units import Precision
-from nutcracker.engine.reports import PulseReport
+from nutcracker.engine.reports import PulseReport, SymbolStatus
 
 __all__ = ["HistoryOut", "HistoryPoint", "router"]
 
 router = APIRouter(tags=["symbols"])
+# pulses that read no market (paused, killed: they only report; stalled: the read failed)
+_BLIND = frozenset({SymbolStatus.PAUSED, SymbolStatus.KILLED, SymbolStatus.STALLED})
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
 class HistoryPoint(BaseModel):
-    """One pulse: prices in the quote asset, amounts in their assets (decimal strings; null until ready)."""
+    """One pulse: prices in the quote asset, amounts in their assets (decimal strings).
+
+    The prices are null until the indicators are warm, and on the pulses of a paused, killed or stalled
+    symbol: those read no market, so their close would be the last one seen, as if the market stood still.
+    """
 
     ts_ms: int
     close: str | None
@@ -64,10 +70,11 @@ def _price(ticks: float, precision: Precision) -> str | None:
 
 def _point(r: PulseReport) -> HistoryPoint:
     p, b = r.precision, r.bands
-    ready = b.ready
+    seen = r.status not in _BLIND
+    ready = b.ready and seen
     return HistoryPoint(
         ts_ms=r.ts_ms,
-        close=_plain(p.ticks_to_price(r.close)) if r.close else None,
+        close=_plain(p.ticks_to_price(r.close)) if r.close and seen else None,
         ema=_price(b.ema, p) if ready else None,
         lower=_price(b.lower, p) if ready else None,
         upper=_price(b.upper, p) if ready else None,
