@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -14,6 +15,7 @@ __all__ = [
     "as_text",
     "grouped",
     "money",
+    "overview_cards",
     "overview_rows",
     "parse_value",
     "patch_of",
@@ -96,6 +98,27 @@ def overview_rows(symbols: list[SymbolStatus]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def overview_cards(symbols: list[SymbolStatus]) -> str:
+    """The overview as one card per symbol (HTML, every API string escaped): for a phone's width."""
+    cards = []
+    for row, s in zip(overview_rows(symbols), symbols, strict=True):
+        state = str(row["State"])
+        quote = s["committed_quote"]["asset"]
+        cards.append(
+            '<div style="border:1px solid rgba(148,163,184,.35);border-radius:8px;padding:8px 10px;'
+            'margin-bottom:8px;overflow-wrap:anywhere">'
+            f"<b>{html.escape(s['symbol'])}</b> · "
+            f'<b style="color:{STATE_COLOURS.get(state, "inherit")}">{html.escape(state)}</b>'
+            f" · {html.escape(grouped(s['price']))}<br>"
+            f'<span style="opacity:.8">{html.escape(s["reason"])}</span><br>'
+            f"PnL {html.escape(money(s['realized_pnl']))} {html.escape(quote)} · "
+            f"fees {html.escape(money(s['fees']))} · "
+            f"inventory {row['Inventory']:.0%} · committed {row['Committed']:.0%} · "
+            f"orders {s['open_orders']}</div>"
+        )
+    return "".join(cards)
 
 
 def _float(text: str | None) -> float | None:

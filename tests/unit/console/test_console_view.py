@@ -8,7 +8,17 @@ import pytest
 
 from nutcracker.api.client import ApiError, FieldError, Rail, SymbolStatus
 from nutcracker.console.params import problem_lines
-from nutcracker.console.view import as_text, grouped, money, overview_rows, patch_of, rail_use, totals
+from nutcracker.console.view import (
+    STATE_COLOURS,
+    as_text,
+    grouped,
+    money,
+    overview_cards,
+    overview_rows,
+    patch_of,
+    rail_use,
+    totals,
+)
 
 
 def _rail(used: str, limit: str, asset: str = "USDT") -> Rail:
@@ -121,3 +131,14 @@ def test_a_price_keeps_its_decimals_with_thousands_separated() -> None:
     assert grouped("105741.13") == "105,741.13"
     assert grouped("0.3456") == "0.3456"
     assert grouped(None) == "—"
+
+
+def test_an_overview_card_says_state_why_money_and_rails_with_the_apis_text_escaped() -> None:
+    hostile = _status("BTC/USDT", "trading", "1234.5")
+    hostile["reason"] = "<script>alert(1)</script> rails full"
+    card = overview_cards([hostile, _status("ETH/USDT", "paused", "-2", stalled=True)])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; rails full" in card
+    assert "<script>" not in card
+    assert "PnL 1,234.50 USDT" in card
+    assert "inventory 50% · committed 25% · orders 3" in card
+    assert f'color:{STATE_COLOURS["paused"]}">paused' in card  # paused stays paused though stalled
