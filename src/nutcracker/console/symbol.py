@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from nutcracker.api.client import ApiClient
 from nutcracker.console.view import grouped, money
 
-__all__ = ["symbol_page"]
+__all__ = ["decision_rows", "symbol_page"]
 
 
 def symbol_page(client: ApiClient) -> None:
@@ -77,13 +77,33 @@ def symbol_page(client: ApiClient) -> None:
     query = st.text_input(
         "Search the reasons", key="pulse_search", placeholder="e.g. rails, spacing, stalled"
     )
-    rows = [
-        {"time": _clock(p["ts_ms"]), "status": p["status"], "reason": "; ".join(p["reasons"]) or p["reason"]}
-        for p in pulses
-    ]
+    rows = decision_rows(pulses)
     if query:
         rows = [r for r in rows if query.lower() in (r["reason"] + r["status"]).lower()]
     st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def decision_rows(pulses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pulses (newest first) as rows, a run of pulses with the same state and reason as one row:
+    its first and last time and how many pulses (200 rows of 'killed' would hide the one that matters)."""
+    rows: list[dict[str, Any]] = []
+    for p in pulses:
+        reason = "; ".join(p["reasons"]) or p["reason"]
+        last = rows[-1] if rows else None
+        if last is not None and last["status"] == p["status"] and last["reason"] == reason:
+            last["from"] = _clock(p["ts_ms"])
+            last["pulses"] += 1
+            continue
+        rows.append(
+            {
+                "from": _clock(p["ts_ms"]),
+                "to": _clock(p["ts_ms"]),
+                "pulses": 1,
+                "status": p["status"],
+                "reason": reason,
+            }
+        )
+    return rows
 
 
 def _clock(ts_ms: int) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from nutcracker.api.client import ApiError, FieldError, Rail, SymbolStatus
 from nutcracker.console.params import problem_lines
+from nutcracker.console.symbol import decision_rows
 from nutcracker.console.view import (
     STATE_COLOURS,
     as_text,
@@ -142,3 +143,25 @@ def test_an_overview_card_says_state_why_money_and_rails_with_the_apis_text_esca
     assert "PnL 1,234.50 USDT" in card
     assert "inventory 50% · committed 25% · orders 3" in card
     assert f'color:{STATE_COLOURS["paused"]}">paused' in card  # paused stays paused though stalled
+
+
+def _pulse(ts_ms: int, status: str, reasons: list[str], reason: str = "") -> dict[str, Any]:
+    return {"ts_ms": ts_ms, "status": status, "reasons": reasons, "reason": reason}
+
+
+def test_a_run_of_pulses_with_the_same_state_and_reason_is_one_decision_row() -> None:
+    newest_first = [
+        _pulse(300_000, "killed", [], "killed by alice"),
+        _pulse(240_000, "killed", [], "killed by alice"),
+        _pulse(180_000, "killed", [], "killed by alice"),
+        _pulse(120_000, "trading", ["buys rest from 100.00"]),
+        _pulse(60_000, "trading", ["buys rest from 101.00"]),
+    ]
+    rows = decision_rows(newest_first)
+    assert [(r["status"], r["pulses"], r["from"], r["to"]) for r in rows] == [
+        ("killed", 3, "01-01 00:03:00", "01-01 00:05:00"),
+        ("trading", 1, "01-01 00:02:00", "01-01 00:02:00"),
+        ("trading", 1, "01-01 00:01:00", "01-01 00:01:00"),
+    ]
+    assert rows[0]["reason"] == "killed by alice"
+    assert rows[1]["reason"] == "buys rest from 100.00"

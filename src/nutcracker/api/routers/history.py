@@ -32,8 +32,9 @@ Caller = Annotated[Principal, Depends(current_principal)]
 class HistoryPoint(BaseModel):
     """One pulse: prices in the quote asset, amounts in their assets (decimal strings).
 
-    The prices are null until the indicators are warm, and on the pulses of a paused, killed or stalled
-    symbol: those read no market, so their close would be the last one seen, as if the market stood still.
+    The prices are null until the indicators are warm, and on the reports that read no market (of a
+    paused, killed or stalled symbol, or of a command): their close is the last one seen, and drawn it
+    would show a market standing still.
     """
 
     ts_ms: int
@@ -70,7 +71,9 @@ def _price(ticks: float, precision: Precision) -> str | None:
 
 def _point(r: PulseReport) -> HistoryPoint:
     p, b = r.precision, r.bands
-    seen = r.status not in _BLIND
+    # a report with no decision's reasons only reported (a pause, resume or kill, a pulse while paused):
+    # it read no market, its close is the last one seen
+    seen = r.status not in _BLIND and bool(r.reasons)
     ready = b.ready and seen
     return HistoryPoint(
         ts_ms=r.ts_ms,
