@@ -54,12 +54,14 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 _ERRORS = problem_responses(
     {
+        400: "The multipart form cannot be read",
         401: "No valid access token",
         403: "Your role is viewer: backtests need operator or owner",
         404: "No such backtest among yours",
         409: "The backtest has no report (yet)",
         413: "An upload is above its size limit",
         422: "A field is invalid: errors[].field names it",
+        415: "The request is not a multipart/form-data form",
         429: "You have as many backtests waiting or running as allowed",
     }
 )
