@@ -237,8 +237,13 @@ def test_backtest_page_runs_a_backtest_through_the_api_in_chromium(stack: Stack,
 
             # an example on the synthetic market: a progress bar, then the headline and the report inline
             page.get_by_test_id("stRadio").get_by_text("Example", exact=True).click()
-            page.get_by_role("spinbutton", name="Synthetic candles (without a candle file)").fill("60000")
+            candles = page.get_by_role("spinbutton", name="Synthetic candles (without a candle file)")
+            candles.fill("60000")
+            candles.press("Enter")  # a number input commits on Enter (or leaving it)
             page.get_by_role("button", name="Run backtest").click()
+            expect(
+                page.get_by_text(re.compile(r"synthetic market \(60,000 candles, seed 7\)")).first
+            ).to_be_visible()
             expect(page.get_by_test_id("stProgress").first).to_be_visible()
             expect(page.get_by_text(re.compile(r"^done · "))).to_be_visible(timeout=120_000)
             expect(page.get_by_text(re.compile(r"return [+-−]?\d")).first).to_be_visible()
