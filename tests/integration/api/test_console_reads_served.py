@@ -77,6 +77,15 @@ def test_a_paused_symbols_pulses_show_no_market_but_keep_the_rails(served: Serve
     assert all(p["close"] is not None for p in before)
     assert all(p["close"] is None and p["ema"] is None for p in during)  # the engine read no market
     assert all(p["inventory"] == before[-1]["inventory"] for p in during)
+    resumed = httpx.post(
+        f"{served.base_url}/api/v1/symbols/BTC-USDT/resume", json={"reason": "fine"}, headers=headers
+    )
+    assert resumed.status_code == 200, resumed.text
+    served.step(3)
+    points = _get(served, users, "alice", "/symbols/BTC-USDT/history").json()["points"]
+    after = points[points.index([p for p in points if p["status"] == "paused"][-1]) + 1 :]
+    assert after[0]["close"] is None  # the resume's own report: the stale close of the pause
+    assert [p["close"] is not None for p in after[1:]] == [True, True, True]  # the pulses read the market
 
 
 def test_another_accounts_symbol_has_no_history_for_you(served: Served, users: Users) -> None:

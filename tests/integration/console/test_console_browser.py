@@ -188,6 +188,12 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
     expect(page.get_by_text("Recent decisions")).to_be_visible()
     expect(page.get_by_text(re.compile(r"^The last \d+ pulses"))).to_be_visible()
     expect(page.locator(".js-plotly-plot").first).to_be_visible()  # price, bands, EMA, orders, fills
+    drawn = page.evaluate(
+        "[...document.querySelectorAll('.js-plotly-plot')].flatMap(p => p.data || [])"
+        ".filter(t => ['close', 'EMA'].includes(t.name)).map(t => t.y.filter(v => v !== null).length)"
+    )
+    assert len(drawn) == 2, f"no close and EMA traces on the Symbol page: {drawn}"
+    assert min(drawn) > 0, f"the price chart draws no close or no EMA: {drawn}"
     _shot(page, shots / "symbol-1400.png")
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(800)

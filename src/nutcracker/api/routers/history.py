@@ -69,11 +69,19 @@ def _price(ticks: float, precision: Precision) -> str | None:
     return _plain(precision.ticks_to_price(1) * Decimal(round(ticks, 2)).quantize(Decimal("0.01")))
 
 
-def _point(r: PulseReport) -> HistoryPoint:
+def _points(reports: list[PulseReport]) -> list[HistoryPoint]:
+    points, before = [], None
+    for r in reports:
+        # a paused, killed or stalled symbol reads no market; nor does the report of the resume that
+        # follows (it keeps the very indicators of the last pulse before): their close is a stale one
+        stale = before is not None and before.status in _BLIND and r.bands is before.bands
+        points.append(_point(r, seen=r.status not in _BLIND and not stale))
+        before = r
+    return points
+
+
+def _point(r: PulseReport, *, seen: bool) -> HistoryPoint:
     p, b = r.precision, r.bands
-    # a report with no decision's reasons only reported (a pause, resume or kill, a pulse while paused):
-    # it read no market, its close is the last one seen
-    seen = r.status not in _BLIND and bool(r.reasons)
     ready = b.ready and seen
     return HistoryPoint(
         ts_ms=r.ts_ms,
@@ -110,5 +118,5 @@ async def history(
         quote=m.quote,
         max_base=_plain(p.lots_to_qty(params.rails.max_base_lots)),
         max_quote=_plain(p.qu_to_quote(params.rails.max_quote_qu)),
-        points=[_point(r) for r in reports],
+        points=_points(reports),
     )
