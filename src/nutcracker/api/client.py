@@ -22,6 +22,7 @@ __all__ = [
     "ApiClient",
     "ApiError",
     "AuditEntry",
+    "Backtest",
     "CommandResult",
     "FieldError",
     "Me",
@@ -132,6 +133,18 @@ class AuditEntry(TypedDict):
     detail: str
 
 
+class Backtest(TypedDict):
+    id: str
+    state: str  # queued, running, done, failed
+    progress: float  # 0..1
+    source: str
+    created_ms: int
+    finished_ms: int | None
+    error: str
+    headline: dict[str, list[str]]  # per symbol: the report's first lines
+    summary: dict[str, Any] | None
+
+
 @dataclass
 class _Tokens:
     access: str
@@ -225,6 +238,16 @@ class ApiClient:
     def cycles(self, symbol: str, since: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         return self._pages(f"/symbols/{_path(symbol)}/cycles", since, limit)
 
+    def history(self, symbol: str, limit: int = 200) -> dict[str, Any]:
+        """The recent pulses' close, Keltner bands and EMA, inventory and committed quote (oldest first)."""
+        return cast(
+            dict[str, Any], self._call("GET", f"/symbols/{_path(symbol)}/history", params={"limit": limit})
+        )
+
+    def config_reference(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Every config key's type, default and meaning: table (``symbol.rails``) -> key -> help."""
+        return cast(dict[str, dict[str, dict[str, str]]], self._call("GET", "/config/reference")["tables"])
+
     def params(self, symbol: str) -> ParamsOut:
         return cast(ParamsOut, self._call("GET", f"/symbols/{_path(symbol)}/params"))
 
@@ -239,6 +262,39 @@ class ApiClient:
         return cast(
             dict[str, Any], self._call("GET", f"/symbols/{_path(symbol)}/suggestions/{suggestion_id}")
         )
+
+    # -- backtests (in a worker process of the API) ------------------------------------------------
+
+    def backtest_examples(self) -> list[str]:
+        return cast(list[str], self._call("GET", "/backtests/examples")["examples"])
+
+    def start_backtest(
+        self,
+        *,
+        example: str | None = None,
+        config: tuple[str, bytes] | None = None,
+        candles: tuple[str, bytes] | None = None,
+        synthetic: int | None = None,
+        seed: int | None = None,
+    ) -> Backtest:
+        """Start a backtest of an example or an uploaded config (``(file name, bytes)``), on uploaded
+        candles or the synthetic market; it runs in the API's worker process (poll ``backtest``)."""
+        fields = {"example": example, "synthetic": synthetic, "seed": seed}
+        data = {k: str(v) for k, v in fields.items() if v is not None}
+        files = {k: v for k, v in (("config", config), ("candles", candles)) if v is not None}
+        if not files:  # still a multipart form, as the API takes
+            files = {"_": ("", b"")}
+        return cast(Backtest, self._call("POST", "/backtests", data=data, files=files))
+
+    def backtest(self, job_id: str) -> Backtest:
+        return cast(Backtest, self._call("GET", f"/backtests/{_path(job_id)}"))
+
+    def backtests(self) -> list[Backtest]:
+        return cast(list[Backtest], self._call("GET", "/backtests"))
+
+    def backtest_report(self, job_id: str) -> str:
+        """A finished backtest's report, self-contained HTML."""
+        return cast(str, self._call("GET", f"/backtests/{_path(job_id)}/report", raw=True))
 
     # -- steering ----------------------------------------------------------------------------------
 
@@ -349,17 +405,24 @@ class ApiClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
         auth: bool = True,
+        raw: bool = False,
     ) -> Any:
         sent = dict(headers or {})
         if auth and self._tokens is not None:
             sent["Authorization"] = f"Bearer {self._tokens.access}"
         try:
-            response = self._client().request(method, path, json=json, params=params, headers=sent)
+            response = self._client().request(
+                method, path, json=json, params=params, headers=sent, data=data, files=files
+            )
         except httpx.HTTPError as e:
             raise ApiError(0, f"cannot reach the API at {self.base_url}: {_why(e)}") from None
         if response.status_code >= 400:
             raise _problem(response)
+        if raw:
+            return response.text
         if response.status_code == 204 or not response.content:
             return None
         return response.json()

@@ -6,6 +6,7 @@ import streamlit as st
 
 from nutcracker.api.client import ApiError, SessionEndedError
 from nutcracker.console.audit import audit_page
+from nutcracker.console.backtest import backtest_page
 from nutcracker.console.chrome import flash, footer, header, kill_switch
 from nutcracker.console.login import login_page
 from nutcracker.console.overview import overview_page
@@ -20,6 +21,7 @@ PAGES = {
     "Parameters": params_page,
     "Suggestions": suggestions_page,
     "Audit": audit_page,
+    "Backtest": backtest_page,
 }
 
 

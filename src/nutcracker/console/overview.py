@@ -11,11 +11,16 @@ import streamlit as st
 
 from nutcracker.api.client import ApiClient, ApiError, CommandResult, SessionEndedError
 from nutcracker.console.session import forget
-from nutcracker.console.view import STATE_COLOURS, ago, overview_rows, totals
+from nutcracker.console.view import STATE_COLOURS, ago, overview_cards, overview_rows, totals
 
 __all__ = ["REFRESH_S", "overview_page"]
 
 REFRESH_S = 2.0
+PHONE_PX = 640  # at or below: the cards; above: the table
+PHONE_CSS = (
+    f"<style>@media (max-width: {PHONE_PX}px) {{ .st-key-overview_table {{ display: none; }} }}"
+    f"@media (min-width: {PHONE_PX + 1}px) {{ .st-key-overview_cards {{ display: none; }} }}</style>"
+)
 
 
 def overview_page(client: ApiClient) -> None:
@@ -51,8 +56,12 @@ def _live(client: ApiClient) -> None:
     if not symbols:
         st.info("No symbols here for your user.")
         return
-    table = pd.DataFrame(overview_rows(symbols))
-    st.dataframe(
+    rows = overview_rows(symbols)
+    st.html(PHONE_CSS)
+    with st.container(key="overview_cards"):  # a phone: one card per symbol, nothing to scroll sideways
+        st.html(overview_cards(symbols))
+    table = pd.DataFrame(rows)
+    st.container(key="overview_table").dataframe(
         table.style.map(_state_colour, subset=["State"]),
         hide_index=True,
         width="stretch",

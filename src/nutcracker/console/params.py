@@ -14,7 +14,7 @@ import streamlit as st
 from nutcracker.api.client import ApiClient, ApiError
 from nutcracker.console.view import as_text, patch_of
 
-__all__ = ["params_page"]
+__all__ = ["field_help", "params_page"]
 
 READ_ONLY = {"market"}  # the market's identity and filters are the exchange's, not a parameter
 
@@ -27,6 +27,7 @@ def params_page(client: ApiClient) -> None:
     symbol = st.selectbox("Symbol", names, key="params_symbol")
     current = client.params(symbol)
     table = current["params"]
+    reference = client.config_reference()
     st.caption(f"Version {current['version']} · values in the config file's units")
     problems: list[str] = st.session_state.get("params_problems", {}).get(symbol, [])
     fields = [f"{s}.{k}" for s, keys in table.items() if isinstance(keys, dict) for k in keys]
@@ -49,8 +50,7 @@ def params_page(client: ApiClient) -> None:
                         name,
                         value=as_text(value),
                         key=f"p_{symbol}_{name}",
-                        help=f"`{key}` of `[symbol.{section}]` in the config file "
-                        "(docs/configuration.md); the API checks it as it checks the file",
+                        help=field_help(reference, section, key),
                     )
                     for message in problems:
                         if _names(message, name):
@@ -107,6 +107,15 @@ def _apply(client: ApiClient, symbol: str, patch: dict[str, dict[str, Any]], rea
     done = f"{symbol}: {result['outcome']} (version {result['version']}): {changed}"
     st.session_state["flash"] = ("success", done)
     st.rerun()
+
+
+def field_help(reference: dict[str, dict[str, dict[str, str]]], section: str, key: str) -> str:
+    """The field's help: its meaning, type and default from the configuration reference."""
+    where = f"`{key}` of `[symbol.{section}]` in the config file"
+    found = reference.get(f"symbol.{section}", {}).get(key)
+    if found is None:
+        return f"{where} (docs/configuration.md); the API checks it as it checks the file"
+    return f"{found['meaning']}\n\n**Type:** {found['type']} · **default:** {found['default']} · {where}"
 
 
 def problem_lines(error: ApiError) -> list[str]:

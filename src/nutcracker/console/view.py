@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -12,6 +13,9 @@ __all__ = [
     "STATE_COLOURS",
     "ago",
     "as_text",
+    "grouped",
+    "money",
+    "overview_cards",
     "overview_rows",
     "parse_value",
     "patch_of",
@@ -50,6 +54,20 @@ def rail_use(rail: Rail) -> float:
     return float(max(Decimal(0), min(used / limit, Decimal(1))))
 
 
+def money(text: str | None) -> str:
+    """An amount of quote to the cent with thousands separated (the API keeps every digit): ``-1,234.57``."""
+    value = _dec(text)
+    if value is None:
+        return "—"
+    return f"{value.quantize(Decimal('0.01')):,}"
+
+
+def grouped(text: str | None) -> str:
+    """A price with thousands separated and every decimal kept: ``105,741.13``, ``0.3456``."""
+    value = _dec(text)
+    return "—" if value is None else f"{value:,}"
+
+
 def ago(now_ms: int, then_ms: int) -> str:
     seconds = max(0, (now_ms - then_ms) // 1000)
     if seconds < 60:
@@ -80,6 +98,27 @@ def overview_rows(symbols: list[SymbolStatus]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def overview_cards(symbols: list[SymbolStatus]) -> str:
+    """The overview as one card per symbol (HTML, every API string escaped): for a phone's width."""
+    cards = []
+    for row, s in zip(overview_rows(symbols), symbols, strict=True):
+        state = str(row["State"])
+        quote = s["committed_quote"]["asset"]
+        cards.append(
+            '<div style="border:1px solid rgba(148,163,184,.35);border-radius:8px;padding:8px 10px;'
+            'margin-bottom:8px;overflow-wrap:anywhere">'
+            f"<b>{html.escape(s['symbol'])}</b> · "
+            f'<b style="color:{STATE_COLOURS.get(state, "inherit")}">{html.escape(state)}</b>'
+            f" · {html.escape(grouped(s['price']))}<br>"
+            f'<span style="opacity:.8">{html.escape(s["reason"])}</span><br>'
+            f"PnL {html.escape(money(s['realized_pnl']))} {html.escape(quote)} · "
+            f"fees {html.escape(money(s['fees']))} · "
+            f"inventory {row['Inventory']:.0%} · committed {row['Committed']:.0%} · "
+            f"orders {s['open_orders']}</div>"
+        )
+    return "".join(cards)
 
 
 def _float(text: str | None) -> float | None:

@@ -945,8 +945,12 @@ class SymbolWorker:
         except ExchangeError as e:
             logger.warning(LogLine("cancel_all_failed", symbol=self._symbol, error=e))
             return False
-        ours = [(o.client_order_id, reason) for o in orders if o.client_order_id.startswith(self._our_prefix)]
+        # what rests is what the exchange has: orders of a paused symbol may have filled unseen
+        self._open_orders = tuple(o for o in orders if o.client_order_id.startswith(self._our_prefix))
+        ours = [(o.client_order_id, reason) for o in self._open_orders]
         gone = await self._cancel_locked(ours, reason) if ours else ()
+        if self._status in (PAUSED, KILLED):  # a shared budget counts the buys filled unbooked too
+            await self._observe()
         done = len(gone) == len(ours)
         if done and self._status == KILLED:
             self._kill_pending = False

@@ -14,6 +14,8 @@ import pytest
 from console_stack import (
     CHROMIUM,
     CHROMIUM_FLAGS,
+    OPERATOR,
+    OPERATOR_PASSWORD,
     OWNER,
     OWNER_PASSWORD,
     WATCHER,
@@ -29,6 +31,7 @@ SKIP = why_not_runnable()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(SKIP is not None, reason=SKIP or "")]
 
 SYMBOL = "BTC/USDT"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +110,16 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
     expect(page.get_by_text("non-discretionary")).to_be_visible()
     page.wait_for_timeout(2500)  # one live refresh
     _shot(page, shots / "overview-1400.png")
+    expect(page.locator(".st-key-overview_cards")).to_be_hidden()  # a desktop: the table
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(800)
     _no_horizontal_scroll(page)
     expect(page.get_by_role("button", name=re.compile("KILL ALL"))).to_be_in_viewport()
+    # a phone: a card per symbol with its state and why, instead of a table scrolled sideways
+    expect(page.locator(".st-key-overview_table")).to_be_hidden()
+    cards = page.locator(".st-key-overview_cards")
+    expect(cards.get_by_text(SYMBOL)).to_be_visible()
+    expect(cards.get_by_text(re.compile(r"PnL .* USDT · fees"))).to_be_visible()
     _shot(page, shots / "overview-390.png")
     page.set_viewport_size({"width": 1400, "height": 900})
 
@@ -123,6 +132,10 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
     _go(page, "Parameters")
     max_base = page.get_by_role("textbox", name="rails.max_base")
     expect(max_base).to_be_visible()
+    # each field's help is its row of docs/configuration.md
+    page.get_by_role("button", name="Help for rails.max_base").hover()
+    expect(page.get_by_text(re.compile(r"Most base the engine may hold"))).to_be_visible()
+    page.mouse.move(0, 0)
     page.get_by_role("textbox", name="Reason (journaled with your name)").fill("tighter rail")
     page.get_by_role("textbox", name="TOTP code (step-up)").fill(stack.fresh_code())
     bad = {
@@ -157,11 +170,13 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
     # resume, wait for resting orders, then the kill switch: one click and a confirmation
     _go(page, "Overview")
     page.get_by_role("button", name="Resume").click()
+    _eventually(lambda: checker.symbol_status(SYMBOL)["status"] != "paused", "the symbol resumed")
     _eventually(lambda: checker.orders(SYMBOL), "orders resting after resume", timeout_s=30)
     page.get_by_role("button", name=re.compile("KILL ALL")).click()
     page.get_by_role("button", name="Yes, kill all").click()
     _eventually(lambda: checker.symbol_status(SYMBOL)["status"] == "killed", "the symbol killed")
-    assert checker.orders(SYMBOL) == [], "orders still rest after the kill switch"
+    # a cancel the exchange refused (the order filling meanwhile) is retried at the next pulse
+    _eventually(lambda: checker.orders(SYMBOL) == [], "no order resting after the kill switch")
     expect(page.get_by_text(re.compile(r"Killed 1 of 1"))).to_be_visible()
     _shot(page, shots / "killed-1400.png")
     page.set_viewport_size({"width": 390, "height": 844})
@@ -171,13 +186,93 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
 
     _go(page, "Symbol")
     expect(page.get_by_text("Recent decisions")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^The last \d+ pulses"))).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()  # price, bands, EMA, orders, fills
+    drawn = page.evaluate(
+        "[...document.querySelectorAll('.js-plotly-plot')].flatMap(p => p.data || [])"
+        ".filter(t => ['close', 'EMA'].includes(t.name)).map(t => t.y.filter(v => v !== null).length)"
+    )
+    assert len(drawn) == 2, f"no close and EMA traces on the Symbol page: {drawn}"
+    assert min(drawn) > 0, f"the price chart draws no close or no EMA: {drawn}"
     _shot(page, shots / "symbol-1400.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(800)
+    _no_horizontal_scroll(page)
+    _shot(page, shots / "symbol-390.png")
+    page.set_viewport_size({"width": 1400, "height": 900})
     _go(page, "Audit")
     expect(page.get_by_role("button", name="Export CSV")).to_be_visible()
     _shot(page, shots / "audit-1400.png")
 
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
+
+
+def test_backtest_page_runs_a_backtest_through_the_api_in_chromium(stack: Stack, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    errors: list[str] = []
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        (ROOT / "examples" / "grid-btc-usdt.toml").read_text().replace('max_base = "', 'max_base = "-')
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(stack.console)
+            page.get_by_role("textbox", name="User").fill(OPERATOR)
+            page.get_by_role("textbox", name="Password").fill(OPERATOR_PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            expect(page.get_by_text("Signed in as")).to_be_visible(timeout=60_000)
+            expect(page.get_by_role("button", name=re.compile("KILL ALL"))).to_be_visible()
+            _go(page, "Backtest")
+
+            # an uploaded config the API refuses: its message, naming the field, and no job
+            page.get_by_test_id("stRadio").get_by_text("Upload", exact=True).click()
+            page.locator(".st-key-bt_config input[type=file]").set_input_files(str(bad))
+            expect(page.get_by_text("bad.toml (1.0 KB) ready to send")).to_be_visible()  # the server has it
+            page.get_by_role("button", name="Run backtest").click()
+            expect(page.get_by_text(re.compile(r"rails\.max_base")).first).to_be_visible()
+            _shot(page, shots / "backtest-refused-1400.png")
+
+            # an example on the synthetic market: a progress bar, then the headline and the report inline
+            page.get_by_test_id("stRadio").get_by_text("Example", exact=True).click()
+            candles = page.get_by_role("spinbutton", name="Synthetic candles (without a candle file)")
+            candles.fill("60000")
+            candles.press("Enter")  # a number input commits on Enter (or leaving it)
+            page.get_by_role("button", name="Run backtest").click()
+            expect(
+                page.get_by_text(re.compile(r"synthetic market \(60,000 candles, seed 7\)")).first
+            ).to_be_visible()
+            expect(page.get_by_test_id("stProgress").first).to_be_visible()
+            expect(page.get_by_text(re.compile(r"^done · "))).to_be_visible(timeout=120_000)
+            expect(page.get_by_text(re.compile(r"return [+-−]?\d")).first).to_be_visible()
+            report = page.frame_locator("iframe").first
+            expect(report.locator(".nc-chart").first).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("button", name="Download the report (HTML)")).to_be_visible()
+            _shot(page, shots / "backtest-1400.png")
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(800)
+            _shot(page, shots / "backtest-390.png")
+        except BaseException:
+            _shot(page, shots / "backtest-failure.png")
+            raise
+        finally:
+            browser.close()
+    print(f"screenshots: {shots}")
+    with ApiClient(stack.api) as checker:
+        checker.login(OPERATOR, OPERATOR_PASSWORD)
+        jobs = checker.backtests()
+    assert [j["state"] for j in jobs] == ["done"], (
+        "the refused upload started a job, or the example did not run"
+    )
+    assert errors == [], f"browser console errors: {errors}"
 
 
 def _shot(page: Any, path: Path) -> None:

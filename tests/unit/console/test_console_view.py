@@ -8,7 +8,18 @@ import pytest
 
 from nutcracker.api.client import ApiError, FieldError, Rail, SymbolStatus
 from nutcracker.console.params import problem_lines
-from nutcracker.console.view import as_text, overview_rows, patch_of, rail_use, totals
+from nutcracker.console.symbol import decision_rows
+from nutcracker.console.view import (
+    STATE_COLOURS,
+    as_text,
+    grouped,
+    money,
+    overview_cards,
+    overview_rows,
+    patch_of,
+    rail_use,
+    totals,
+)
 
 
 def _rail(used: str, limit: str, asset: str = "USDT") -> Rail:
@@ -107,3 +118,50 @@ def test_the_audit_csv_reads_back_as_shown() -> None:
     assert back == [{k: str(v) for k, v in r.items()} for r in rows]
     assert back[0]["time"] == "1970-01-01 00:00:00"
     assert back[0]["detail"] == 'why="a, b"\nnext'
+
+
+def test_money_is_to_the_cent_with_thousands_separated() -> None:
+    assert money("17.0377268231431") == "17.04"
+    assert money("-1234.565") == "-1,234.56"  # banker's rounding of the half cent, as Decimal does
+    assert money("0") == "0.00"
+    assert money(None) == "—"
+    assert money("lots") == "—"
+
+
+def test_a_price_keeps_its_decimals_with_thousands_separated() -> None:
+    assert grouped("105741.13") == "105,741.13"
+    assert grouped("0.3456") == "0.3456"
+    assert grouped(None) == "—"
+
+
+def test_an_overview_card_says_state_why_money_and_rails_with_the_apis_text_escaped() -> None:
+    hostile = _status("BTC/USDT", "trading", "1234.5")
+    hostile["reason"] = "<script>alert(1)</script> rails full"
+    card = overview_cards([hostile, _status("ETH/USDT", "paused", "-2", stalled=True)])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; rails full" in card
+    assert "<script>" not in card
+    assert "PnL 1,234.50 USDT" in card
+    assert "inventory 50% · committed 25% · orders 3" in card
+    assert f'color:{STATE_COLOURS["paused"]}">paused' in card  # paused stays paused though stalled
+
+
+def _pulse(ts_ms: int, status: str, reasons: list[str], reason: str = "") -> dict[str, Any]:
+    return {"ts_ms": ts_ms, "status": status, "reasons": reasons, "reason": reason}
+
+
+def test_a_run_of_pulses_with_the_same_state_and_reason_is_one_decision_row() -> None:
+    newest_first = [
+        _pulse(300_000, "killed", [], "killed by alice"),
+        _pulse(240_000, "killed", [], "killed by alice"),
+        _pulse(180_000, "killed", [], "killed by alice"),
+        _pulse(120_000, "trading", ["buys rest from 100.00"]),
+        _pulse(60_000, "trading", ["buys rest from 101.00"]),
+    ]
+    rows = decision_rows(newest_first)
+    assert [(r["status"], r["pulses"], r["from"], r["to"]) for r in rows] == [
+        ("killed", 3, "01-01 00:03:00", "01-01 00:05:00"),
+        ("trading", 1, "01-01 00:02:00", "01-01 00:02:00"),
+        ("trading", 1, "01-01 00:01:00", "01-01 00:01:00"),
+    ]
+    assert rows[0]["reason"] == "killed by alice"
+    assert rows[1]["reason"] == "buys rest from 100.00"

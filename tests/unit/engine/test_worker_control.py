@@ -286,3 +286,26 @@ def test_a_restart_records_its_parameters_only_when_they_changed() -> None:
         ("config", "engine restart with other parameters"),
     ]
     assert [loads_params(r.params_json) for r in rows] == [params, wider]
+
+
+def test_a_kill_leaves_the_worker_showing_what_the_exchange_still_has_after_fills_while_paused() -> None:
+    # a paused symbol reads no fills: its resting orders may fill meanwhile; the kill then finds them
+    # gone on the exchange, and the orders it shows (the API's and the console's) must say so too
+    world = make_world()
+    worker = world.worker()
+
+    async def main() -> None:
+        assert (await worker.pulse()).status == TRADING
+        buys = [o for o in worker.open_orders if o.side is Side.BUY]
+        assert buys
+        await worker.pause("alice", "a look")
+        for candle in falling(world.last(), 30, step=20_000):  # down through the ladder
+            world.advance_with(BTC, candle)
+            assert (await worker.pulse()).status == PAUSED
+        on_exchange = {o.client_order_id for o in world.ours()}
+        assert on_exchange < {o.client_order_id for o in worker.open_orders}, "no buy filled while paused"
+        await worker.kill("alice", "panic")
+        assert not world.ours()
+        assert worker.open_orders == ()
+
+    asyncio.run(main())
