@@ -343,6 +343,10 @@ def _ladder(
     if top <= 0:
         reasons.append("idle: no ladder top (a component has no price yet)")
         return (), terms
+    if ledger.lots and _enters_one_level(params):
+        first = [lot.price for lot in ledger.lots if lot.level == 0]
+        if first:
+            top = first[0]  # the sequence's deeper levels hang from the first level's fill
     prices = [top]
     scale = params.martingale.step_scale if params.martingale.enabled else 1.0
     distance = market.step
@@ -381,6 +385,18 @@ def _lattice_depth(params: SymbolParams) -> int:
         return levels
     size = max(1, params.grid.order_quote_qu)
     return min(_MAX_LATTICE, levels + params.rails.max_quote_qu // size)
+
+
+def _enters_one_level(params: SymbolParams) -> bool:
+    """Return whether a flat ladder rests only its first level: its top floats with the market.
+
+    A ladder hung from the Keltner mean, the lower band or the top of book after an excursion moves
+    and comes and goes with those signals; resting all its levels while flat cancels them all each
+    time the signal ends (about six cancels per fill). Its first level rests alone; the deeper ones
+    follow, hung from that level's fill, once a sequence has started.
+    """
+    floating = params.keltner.enabled or params.mean_reversion.enabled or params.market_making.enabled
+    return floating and params.ladder_levels > 1 and not _keeps_quoting(params)
 
 
 def _keeps_quoting(params: SymbolParams) -> bool:
@@ -582,6 +598,8 @@ def _buys(
     wants: list[_Want] = []
     quoting = _keeps_quoting(params) and len(ladder) == 1
     window = params.grid.levels if _slides(params) else len(ladder)
+    if not ledger.lots and _enters_one_level(params):
+        window = 1
     taken = 0  # levels of the window used: wanted, purged or not positive
     for position, price in enumerate(ladder):
         if taken >= window:
