@@ -594,7 +594,7 @@ def _buys(
     held_levels = {lot.level for lot in ledger.lots if lot.held > 0}
     deepest = max(held_levels, default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
-    keep_line = market.bid * (PPM - _purge_keep_ppm(gates.purge_ppm)) // PPM if gates.purge_ppm else 0
+    keep_line = market.bid * (PPM - purge_keep_ppm(gates.purge_ppm)) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []
     quoting = _keeps_quoting(params) and len(ladder) == 1
     window = params.grid.levels if _slides(params) else len(ladder)
@@ -639,7 +639,7 @@ def _buys(
     return wants
 
 
-def _purge_keep_ppm(purge_ppm: int) -> int:
+def purge_keep_ppm(purge_ppm: int) -> int:
     """Return how far below the bid a resting buy stays: the purge distance plus a quarter of it.
 
     A buy is placed only within ``purge_ppm`` of the bid but cancelled only beyond this, so a level
@@ -956,7 +956,7 @@ def _hold_ladder(
             _term_at_least(hb, term, top_now - top_room, depth, market)
         _term_at_most(hb, current_top, top_now + top_room, depth, market)
         spread = int(slack) + params.ladder_levels + 1
-    sliding = _slides(params)
+    sliding = _slides(params) and not _tail_blocked(params, state, outcomes)
     # a moving ladder hung below the top of book can never rise above it: no bound needed then
     capped = moving and any(t.kind == "buy_top" for t in top_terms)
     for _, outcome, price, slot in outcomes.levels:
@@ -964,7 +964,7 @@ def _hold_ladder(
             if not capped:
                 hb.buy_top_at_least(price + spread, depth)
             if purge:  # it rests on the next pulse: the looser line applies
-                keep = _purge_keep_ppm(purge)
+                keep = purge_keep_ppm(purge)
                 hb.at_most(BID, ceil_div((price - spread + 1) * PPM, PPM - keep) - 1)
         elif outcome == "wanted" and sliding and not capped:
             hb.buy_top_at_least(price + spread, depth)  # above the book, the window would slide
@@ -972,6 +972,36 @@ def _hold_ladder(
             hb.buy_top_at_most(price - spread - 1, depth, market.bid, market.ask)
         elif outcome == "purged":
             hb.at_least(BID, ceil_div((price + spread + 1) * PPM, PPM - purge))
+
+
+def _tail_blocked(params: SymbolParams, state: StrategyState, outcomes: _Outcomes) -> bool:
+    """Return whether a frozen sliding window ends in a level the rails refuse, as they refuse the next.
+
+    Then a refused level that rises above the book only lets the window take a deeper level the
+    rails refuse as well: the outcome cannot change, so the refused levels need no bound (a window
+    at its rails would otherwise re-decide on every candle).
+    """
+    if not state.ladder or not outcomes.levels:
+        return False
+    position, outcome, _, slot = outcomes.levels[-1]
+    room = outcomes.rails_room.get(slot)
+    if outcome != "wanted" or room is None or slot in outcomes.placed_or_kept:
+        return False
+    held = {lot.level for lot in state.ledger.lots if lot.held > 0}
+    base, quote = room
+    rails = params.rails
+    checked = 0
+    for level in range(position + 1, len(state.ladder)):
+        if checked >= params.grid.levels:
+            return True
+        if level in held:
+            continue
+        price = state.ladder[level]
+        qty = _level_qty(level, price, params)
+        if base + qty <= rails.max_base_lots and quote + notional_qu(price, qty) <= rails.max_quote_qu:
+            return False
+        checked += 1
+    return True  # the lattice ends: no deeper level to take
 
 
 def _rails_block_below(params: SymbolParams, committed: tuple[int, int], price_hi: int) -> bool:
