@@ -19,12 +19,10 @@ GRID = str(ROOT / "examples" / "grid-btc-usdt.toml")
 
 def test_a_replay_journals_every_pulse_and_ends_with_the_backtest_outputs(tmp_path: Path) -> None:
     journal, out = tmp_path / "engine.db", tmp_path / "out"
-    dense = tmp_path / "dense.toml"  # the example's ladder, denser, so 400 candles surely close a cycle
-    dense.write_text(Path(GRID).read_text().replace('spacing_bps = "80"', 'spacing_bps = "40"'))
     args = [
         "run",
         "--config",
-        str(dense),
+        GRID,
         "--mode",
         "replay",
         "--speed",

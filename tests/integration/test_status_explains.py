@@ -15,10 +15,7 @@ CORE_UNITS = re.compile(r"\bppm\b|\blots\b|\bqu\b|\bticks?\b")
 
 def test_a_stopped_replay_shows_what_it_held_at_its_last_pulse(tmp_path: Path) -> None:
     config = tmp_path / "keep.toml"
-    text = GRID.read_text().replace("cancel_on_shutdown = true", "cancel_on_shutdown = false")
-    # the example's ladder, denser and with larger orders, so 400 candles surely fill some of it
-    text = text.replace('spacing_bps = "80"', 'spacing_bps = "40"').replace('"0.0625"', '"0.1666"')
-    config.write_text(text)
+    config.write_text(GRID.read_text().replace("cancel_on_shutdown = true", "cancel_on_shutdown = false"))
     journal = tmp_path / "replay.db"
     args = ["run", "--config", str(config), "--speed", "0", "--candles", "400", "--synthetic", "600"]
     args += ["--journal", str(journal), "--out", str(tmp_path / "out"), "--headless"]

@@ -13,10 +13,10 @@ runner = CliRunner()
 
 
 def tight_config(tmp_path: Path) -> Path:
-    """The shipped grid with a 0.01 BTC base rail, which holds only 2 of its 6 resting buys at 28,000."""
+    """The shipped grid with the old 0.03 BTC base rail, which holds only part of the ladder at 28,000."""
     text = (EXAMPLES / "grid-btc-usdt.toml").read_text(encoding="utf-8")
     path = tmp_path / "tight.toml"
-    path.write_text(text.replace('max_base = "0.15"', 'max_base = "0.01"'), encoding="utf-8")
+    path.write_text(text.replace('max_base = "0.15"', 'max_base = "0.03"'), encoding="utf-8")
     return path
 
 
