@@ -160,7 +160,7 @@ class _Term:
     __slots__ = ("base", "coef", "kind", "value", "var")
 
     def __init__(self, kind: str, var: int, coef: float, base: float, value: float) -> None:
-        self.kind = kind  # "var", "step", "buy_top", "sell_bottom"
+        self.kind = kind  # "var", "step", "buy_top", "sell_bottom", "const"
         self.var = var
         self.coef = coef
         self.base = base
@@ -336,15 +336,21 @@ def _ladder(
     if not market.ready:
         return (), ()
     terms = _ladder_top_terms(market, ind, params, anchor, _inventory_deviation(ledger, params))
+    if _keeps_quoting(params):
+        terms = terms + _quote_spacing_terms(ledger, params)
     top_value = min(term.value for term in terms)
     top = math.floor(top_value) if math.isfinite(top_value) else 0
     if top <= 0:
         reasons.append("idle: no ladder top (a component has no price yet)")
         return (), terms
+    if ledger.lots and _enters_one_level(params):
+        first = [lot.price for lot in ledger.lots if lot.level == 0]
+        if first:
+            top = first[0]  # the sequence's deeper levels hang from the first level's fill
     prices = [top]
     scale = params.martingale.step_scale if params.martingale.enabled else 1.0
     distance = market.step
-    for _ in range(1, params.ladder_levels):
+    for _ in range(1, _lattice_depth(params)):
         prices.append(math.floor(prices[-1] * (1 - distance)))
         distance *= scale
     if ledger.lots and not _keeps_quoting(params):
@@ -356,6 +362,41 @@ def _ladder(
             if 0 <= lot.level < len(prices):
                 prices[lot.level] = lot.price
     return tuple(prices), terms
+
+
+_MAX_LATTICE = 128  # a sliding grid's deepest level: bounds the work per pulse and the frozen state
+
+
+def _slides(params: SymbolParams) -> bool:
+    """Return whether the buy ladder is a window sliding over a lattice of grid levels.
+
+    A plain grid (no martingale, whose steps are bounded by ``max_steps``) keeps ``grid.levels``
+    buys resting below the market while it holds inventory: the levels its held lots occupy and
+    the levels above the book do not count, so the window moves down with the price, over the
+    frozen lattice, until the rails stop it; each held lot keeps its own exit.
+    """
+    return params.grid.enabled and not params.martingale.enabled
+
+
+def _lattice_depth(params: SymbolParams) -> int:
+    """Return how many level prices the ladder computes: the window plus every lot the rails allow."""
+    levels = params.ladder_levels
+    if not _slides(params):
+        return levels
+    size = max(1, params.grid.order_quote_qu)
+    return min(_MAX_LATTICE, levels + params.rails.max_quote_qu // size)
+
+
+def _enters_one_level(params: SymbolParams) -> bool:
+    """Return whether a flat ladder rests only its first level: its top floats with the market.
+
+    A ladder hung from the Keltner mean, the lower band or the top of book after an excursion moves
+    and comes and goes with those signals; resting all its levels while flat cancels them all each
+    time the signal ends (about six cancels per fill). Its first level rests alone; the deeper ones
+    follow, hung from that level's fill, once a sequence has started.
+    """
+    floating = params.keltner.enabled or params.mean_reversion.enabled or params.market_making.enabled
+    return floating and params.ladder_levels > 1 and not _keeps_quoting(params)
 
 
 def _keeps_quoting(params: SymbolParams) -> bool:
@@ -412,6 +453,20 @@ def _ladder_top_terms(
     if params.grid.enabled:
         terms.append(_step_term(anchor, -1.0, market.step))  # grid levels above the book are skipped
     return tuple(terms)
+
+
+def _quote_spacing_terms(ledger: Ledger, params: SymbolParams) -> tuple[_Term, ...]:
+    """Return a market maker's cap on its buy quote once it holds its inventory target.
+
+    At or above the target it buys again only two full spreads (4 x ``half_spread``) below its
+    cheapest held lot, so a falling market spreads the rest of the budget over a range instead of
+    filling the rails within a few spreads, and a buy keeps resting beside the exits.
+    """
+    mm = params.market_making
+    if not ledger.lots or ledger.held < max(1, mm.inventory_target_lots):
+        return ()
+    cheapest = min(lot.price for lot in ledger.lots if lot.held > 0)
+    return (_Term("const", -1, 0.0, 0.0, cheapest * (1 - 4 * mm.half_spread_ppm / PPM)),)
 
 
 def _inventory_deviation(ledger: Ledger, params: SymbolParams) -> float:
@@ -539,9 +594,16 @@ def _buys(
     held_levels = {lot.level for lot in ledger.lots if lot.held > 0}
     deepest = max(held_levels, default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
+    keep_line = market.bid * (PPM - purge_keep_ppm(gates.purge_ppm)) // PPM if gates.purge_ppm else 0
     wants: list[_Want] = []
     quoting = _keeps_quoting(params) and len(ladder) == 1
+    window = params.grid.levels if _slides(params) else len(ladder)
+    if not ledger.lots and _enters_one_level(params):
+        window = 1
+    taken = 0  # levels of the window used: wanted, purged or not positive
     for position, price in enumerate(ladder):
+        if taken >= window:
+            break
         level = _quote_level(held_levels, resting) if quoting else position
         slot = buy_slot(level)
         partial = resting.get(slot)
@@ -549,15 +611,19 @@ def _buys(
             wants.append(
                 _Want(slot, Side.BUY, partial.price, partial.remaining, "partially filled", as_is=True)
             )
+            taken += 1
             continue
         if level in held_levels or (pooled and level <= deepest):
             continue
         if price > market.buy_top:
-            reasons.append(f"{slot} at {price} is above the top of book ({market.buy_top}): skipped")
+            if window == len(ladder):  # a sliding window just starts lower: nothing skipped
+                reasons.append(f"{slot} at {price} is above the top of book ({market.buy_top}): skipped")
             if outcomes is not None:
                 outcomes.levels.append((position, "above_top", price, slot))
             continue
-        if price < purge_line:
+        taken += 1
+        kept = partial is not None and partial.side is Side.BUY and price >= keep_line
+        if price < purge_line and not kept:  # a resting buy stays a little beyond: no flip-flop at the line
             reasons.append(f"{slot} at {price} is beyond the purge distance: skipped")
             if outcomes is not None:
                 outcomes.levels.append((position, "purged", price, slot))
@@ -571,6 +637,15 @@ def _buys(
         reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
         wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
     return wants
+
+
+def purge_keep_ppm(purge_ppm: int) -> int:
+    """Return how far below the bid a resting buy stays: the purge distance plus a quarter of it.
+
+    A buy is placed only within ``purge_ppm`` of the bid but cancelled only beyond this, so a level
+    near the purge line is not cancelled and placed again on every small move of the bid.
+    """
+    return min(PPM - 1, purge_ppm + purge_ppm // 4)
 
 
 _LEVEL_REASONS = tuple(f"ladder level {level}" for level in range(128))  # built once, not every pulse
@@ -870,7 +945,8 @@ def _hold_ladder(
             return
         if atr_spacing:
             scale = params.martingale.step_scale if params.martingale.enabled else 1.0
-            reach = sum(scale**j for j in range(params.ladder_levels))
+            deepest = max(position for position, _, _, _ in outcomes.levels)
+            reach = sum(scale**j for j in range(max(params.ladder_levels, deepest + 1)))
             room = (slack - top_room) / (top * 1.01 * reach)
             hb.at_least(STEP, market.step - room)
             hb.at_most(STEP, market.step + room)
@@ -880,18 +956,52 @@ def _hold_ladder(
             _term_at_least(hb, term, top_now - top_room, depth, market)
         _term_at_most(hb, current_top, top_now + top_room, depth, market)
         spread = int(slack) + params.ladder_levels + 1
+    sliding = _slides(params) and not _tail_blocked(params, state, outcomes)
     # a moving ladder hung below the top of book can never rise above it: no bound needed then
     capped = moving and any(t.kind == "buy_top" for t in top_terms)
     for _, outcome, price, slot in outcomes.levels:
         if outcome == "wanted" and slot in outcomes.placed_or_kept:
             if not capped:
                 hb.buy_top_at_least(price + spread, depth)
-            if purge:
-                hb.at_most(BID, ceil_div((price - spread + 1) * PPM, PPM - purge) - 1)
+            if purge:  # it rests on the next pulse: the looser line applies
+                keep = purge_keep_ppm(purge)
+                hb.at_most(BID, ceil_div((price - spread + 1) * PPM, PPM - keep) - 1)
+        elif outcome == "wanted" and sliding and not capped:
+            hb.buy_top_at_least(price + spread, depth)  # above the book, the window would slide
         elif outcome == "above_top":
             hb.buy_top_at_most(price - spread - 1, depth, market.bid, market.ask)
         elif outcome == "purged":
             hb.at_least(BID, ceil_div((price + spread + 1) * PPM, PPM - purge))
+
+
+def _tail_blocked(params: SymbolParams, state: StrategyState, outcomes: _Outcomes) -> bool:
+    """Return whether a frozen sliding window ends in a level the rails refuse, as they refuse the next.
+
+    Then a refused level that rises above the book only lets the window take a deeper level the
+    rails refuse as well: the outcome cannot change, so the refused levels need no bound (a window
+    at its rails would otherwise re-decide on every candle).
+    """
+    if not state.ladder or not outcomes.levels:
+        return False
+    position, outcome, _, slot = outcomes.levels[-1]
+    room = outcomes.rails_room.get(slot)
+    if outcome != "wanted" or room is None or slot in outcomes.placed_or_kept:
+        return False
+    held = {lot.level for lot in state.ledger.lots if lot.held > 0}
+    base, quote = room
+    rails = params.rails
+    checked = 0
+    for level in range(position + 1, len(state.ladder)):
+        if checked >= params.grid.levels:
+            return True
+        if level in held:
+            continue
+        price = state.ladder[level]
+        qty = _level_qty(level, price, params)
+        if base + qty <= rails.max_base_lots and quote + notional_qu(price, qty) <= rails.max_quote_qu:
+            return False
+        checked += 1
+    return True  # the lattice ends: no deeper level to take
 
 
 def _rails_block_below(params: SymbolParams, committed: tuple[int, int], price_hi: int) -> bool:
@@ -992,7 +1102,10 @@ def _hold_exit_arming(
 
 def _term_at_least(hb: HoldBuilder, term: _Term, x: float, depth: int, market: _Market) -> None:
     """Require the term's value to stay >= x."""
-    if term.kind == "var":
+    if term.kind == "const":
+        if term.value < x:
+            hb.void = True
+    elif term.kind == "var":
         if term.coef <= 0:
             hb.void = True
         else:
@@ -1012,7 +1125,10 @@ def _term_at_least(hb: HoldBuilder, term: _Term, x: float, depth: int, market: _
 
 def _term_at_most(hb: HoldBuilder, term: _Term, y: float, depth: int, market: _Market) -> None:
     """Require the term's value to stay <= y."""
-    if term.kind == "var":
+    if term.kind == "const":
+        if term.value > y:
+            hb.void = True
+    elif term.kind == "var":
         if term.coef <= 0:
             hb.void = True
         else:

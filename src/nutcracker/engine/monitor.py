@@ -9,7 +9,9 @@ just for the cancels and journals them write-ahead like a pulse does.
 The thresholds are ``decide``'s own (``core.strategy``), so the two never fight: a purged order
 is one the next pulse would not place again.
 
-- a buy priced below ``bid * (1e6 - purge_ppm) // 1e6`` (decide skips such ladder levels);
+- a buy priced below ``bid * (1e6 - keep_ppm) // 1e6``, ``keep_ppm`` being the purge distance plus a
+  quarter of it (``core.strategy.purge_keep_ppm``): decide places no level beyond ``purge_ppm`` and
+  keeps a resting one up to ``keep_ppm``;
 - a sell priced above ``ask * (1e6 + purge_ppm) // 1e6`` (decide holds such an exit back);
 - every buy while the ATR% is above the volatility backstop ``max_atr_ppm`` (decide wants none).
 
@@ -27,6 +29,7 @@ from typing import Protocol
 from nutcracker.core import indicators
 from nutcracker.core.model import Book, Candle, OpenOrder, Side
 from nutcracker.core.params import GateParams
+from nutcracker.core.strategy import purge_keep_ppm
 from nutcracker.core.units import PPM
 from nutcracker.engine.worker import LogLine, SymbolWorker
 from nutcracker.errors import ExchangeError
@@ -65,7 +68,7 @@ def purge_reasons(
     out: list[tuple[str, str]] = []
     purge = gates.purge_ppm
     too_wild = bool(gates.max_atr_ppm) and atr_ppm > gates.max_atr_ppm
-    buy_line = book.best_bid * (PPM - purge) // PPM if purge else 0
+    buy_line = book.best_bid * (PPM - purge_keep_ppm(purge)) // PPM if purge else 0
     sell_line = book.best_ask * (PPM + purge) // PPM if purge else 0
     for order in orders:
         if order.side is Side.BUY:

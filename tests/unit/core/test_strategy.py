@@ -226,3 +226,84 @@ def test_a_quote_within_its_share_of_the_spread_is_kept_and_beyond_it_re_priced(
     without = replace(base, gates=replace(base.gates, requote_spacing_ppm=0))
     resting = (OpenOrder(b0.client_order_id, Side.BUY, b0.price * 10_020 // 10_000, b0.qty),)
     assert decide(snapshot(CANDLES, open_orders=resting), without, first.state).intents != ()
+
+
+def _rest(places: list[PlaceLimit]) -> tuple[OpenOrder, ...]:
+    return tuple(OpenOrder(p.client_order_id, p.side, p.price, p.qty) for p in places)
+
+
+def _fill_all_buys(params: SymbolParams) -> tuple[object, list[PlaceLimit]]:
+    """Return the decision after every buy of the first ladder filled, and those buys."""
+    first = decide(snapshot(CANDLES), params, initial_state())
+    buys = _places(first.intents)
+    ts = CANDLES[-1].ts_ms + 60_000
+    fills = tuple(fill(b.client_order_id, Side.BUY, b.price, b.qty, ts_ms=ts) for b in buys)
+    held = sum(b.qty for b in buys)
+    snap = snapshot(CANDLES, bid=buys[-1].price - 100, free_base=held, fills=fills)
+    return decide(snap, params, first.state), buys
+
+
+def test_a_grid_holding_its_whole_ladder_slides_its_buys_down_the_lattice_within_the_rails() -> None:
+    params = symbol_params()  # 5 levels of 100 USDT 50 bps apart, max_quote 5000: room for 50 lots
+    d, first_buys = _fill_all_buys(params)
+    buys = [p for p in _places(d.intents) if p.side is Side.BUY]
+    sells = [p for p in _places(d.intents) if p.side is Side.SELL]
+    assert [b.client_order_id.split("-")[1] for b in buys] == ["B5", "B6", "B7", "B8", "B9"]
+    assert buys[0].price == int(first_buys[-1].price * (1 - 0.005))  # the next lattice level down
+    assert len(sells) == 5  # every held lot keeps its own exit
+    assert all(s.price >= min_sell_price(d.state.ledger.lots, 1000, params.min_profit_ppm) for s in sells[:1])
+    assert not any("loaded" in r for r in d.reasons)
+
+
+def test_a_sliding_grid_stops_at_its_rails_and_says_so() -> None:
+    params = symbol_params(rails=replace(symbol_params().rails, max_quote_qu=BTC.quote_to_qu(Decimal(701))))
+    d, _ = _fill_all_buys(params)
+    buys = [p for p in _places(d.intents) if p.side is Side.BUY]
+    assert [b.client_order_id.split("-")[1] for b in buys] == ["B5", "B6"]  # 7 lots of 100 USDT fit
+    assert any(r.startswith("B7 not placed: rails") for r in d.reasons)
+
+
+def test_a_resting_buy_is_purged_only_a_quarter_beyond_the_purge_distance() -> None:
+    # purge 1 %: a new level beyond it is skipped; a resting one stays until 1.25 %
+    params = symbol_params(gates=GateParams(0, 0, 0, 0, 0, 1000, 10_000))
+    d = decide(snapshot(CANDLES), params, initial_state())
+    placed = {p.client_order_id.split("-")[1]: p for p in _places(d.intents)}
+    assert set(placed) == {"B0", "B1"}  # B2 at -1.5 % of the anchor is beyond 1 %
+    b1 = placed["B1"]
+    for bid_bps, kept in ((100 + 5, True), (100 + 20, True), (100 + 30, False)):
+        # the bid rises until B1 is (bid_bps - ~100) bps farther from it than the purge line
+        bid = b1.price * 10_000 // (10_000 - bid_bps) + 1
+        again = decide(snapshot(CANDLES, bid=bid, open_orders=_rest(list(placed.values()))), params, d.state)
+        cancelled = {c.client_order_id for c in again.intents if isinstance(c, CancelOrder)}
+        assert (b1.client_order_id not in cancelled) is kept, bid_bps
+
+
+def test_a_market_maker_at_its_target_buys_again_only_two_spreads_below_its_cheapest_lot() -> None:
+    base = _market_maker()
+    params = replace(base, market_making=replace(base.market_making, inventory_target_lots=1))
+    first = decide(snapshot(CANDLES), params, initial_state())
+    (b0,) = _places(first.intents)
+    bought = fill(b0.client_order_id, Side.BUY, b0.price, b0.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
+    d = decide(snapshot(CANDLES, free_base=b0.qty, fills=(bought,)), params, first.state)
+    (buy,) = [p for p in _places(d.intents) if p.side is Side.BUY]
+    assert buy.price <= b0.price * (1 - 4 * 2500 / 1_000_000)
+    assert [p.side for p in _places(d.intents)].count(Side.SELL) == 1  # both sides rest
+    seeding = replace(base, market_making=replace(base.market_making, inventory_target_lots=5_000))
+    below_target = decide(snapshot(CANDLES, free_base=b0.qty, fills=(bought,)), seeding, first.state)
+    (near,) = [p for p in _places(below_target.intents) if p.side is Side.BUY]
+    assert near.price > b0.price * (1 - 4 * 2500 / 1_000_000)  # below its target it quotes near the mean
+
+
+def test_a_flat_ladder_hung_from_the_mean_rests_only_its_first_level_and_the_rest_follows_its_fill() -> None:
+    base = symbol_params()
+    params = replace(
+        base, keltner=replace(base.keltner, enabled=True), martingale=replace(base.martingale, enabled=True)
+    )
+    first = decide(snapshot(CANDLES), params, initial_state())
+    (b0,) = _places(first.intents)
+    assert b0.client_order_id.split("-")[1] == "B0"
+    bought = fill(b0.client_order_id, Side.BUY, b0.price, b0.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
+    d = decide(snapshot(CANDLES, free_base=b0.qty, fills=(bought,)), params, first.state)
+    deeper = [p for p in _places(d.intents) if p.side is Side.BUY]
+    assert [p.client_order_id.split("-")[1] for p in deeper] == ["B1", "B2", "B3", "B4"]
+    assert deeper[0].price == int(b0.price * (1 - 0.005))  # hung from the first level's fill

@@ -9,6 +9,7 @@ from engine_world import BTC, Recording, falling, make_world, params_for
 
 from nutcracker.core.model import Book, OpenOrder, Side
 from nutcracker.core.orders import parse_slot
+from nutcracker.core.strategy import purge_keep_ppm
 from nutcracker.core.units import PPM
 from nutcracker.engine.monitor import Monitor, purge_reasons
 from nutcracker.store.memory import InMemoryJournal
@@ -43,7 +44,7 @@ def test_orders_beyond_the_purge_distance_are_cancelled_and_not_placed_again() -
             world.advance_with(BTC, candle)
         (report,) = await monitor.sweep()
         bid = world.engine.book(BTC).best_bid  # type: ignore[union-attr]
-        line = bid * (PPM - PURGE_PPM) // PPM
+        line = bid * (PPM - purge_keep_ppm(PURGE_PPM)) // PPM  # decide keeps a resting buy until here
         purged = {cid for cid, _ in report.purged}
         assert purged == {cid for cid, price in ladder.items() if price < line}
         assert purged
@@ -97,7 +98,7 @@ def test_purge_reasons_use_decides_bounds_exactly() -> None:
     gates = params_for(BTC).gates
     gates = replace(gates, purge_ppm=10_000, max_atr_ppm=0)
     book = Book(1_000_000, 1_000_001)
-    buy_line = 1_000_000 * (PPM - 10_000) // PPM  # 990_000
+    buy_line = 1_000_000 * (PPM - 12_500) // PPM  # 987_500: a resting buy stays a quarter beyond 1 %
     sell_line = 1_000_001 * (PPM + 10_000) // PPM  # 1_010_001
     orders = [
         OpenOrder("p-B0-1", Side.BUY, buy_line, 1),
