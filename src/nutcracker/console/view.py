@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from nutcracker.api.client import Rail, SymbolStatus
@@ -59,7 +59,8 @@ def money(text: str | None) -> str:
     value = _dec(text)
     if value is None:
         return "—"
-    return f"{value.quantize(Decimal('0.01')):,}"
+    # the rounding named: a caller's decimal context (the engine sets its own) must not change a page
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
 
 
 def grouped(text: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from typing import Any
 
 import pytest
@@ -126,6 +127,11 @@ def test_money_is_to_the_cent_with_thousands_separated() -> None:
     assert money("0") == "0.00"
     assert money(None) == "—"
     assert money("lots") == "—"
+
+
+def test_money_rounds_the_same_whatever_decimal_context_the_caller_left() -> None:
+    with decimal.localcontext(rounding=decimal.ROUND_HALF_UP):  # under xdist another test's context leaked
+        assert money("-1234.565") == "-1,234.56"
 
 
 def test_a_price_keeps_its_decimals_with_thousands_separated() -> None:
