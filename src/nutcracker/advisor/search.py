@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from nutcracker.advisor.candidates import Candidate, Value, apply, current_values, one_symbol
 from nutcracker.advisor.folds import Fold, Scheme, final_window, walk_forward
@@ -153,6 +153,42 @@ def _study(
     return candidate
 
 
+class SearchInputs(NamedTuple):
+    """What a search of one symbol starts from: its own config, the tunables' current values and
+    bounds, notes on the tunables it does not set, and the walk-forward folds."""
+
+    single: NutcrackerConfig
+    current: Candidate
+    bounds: dict[str, tuple[Decimal, Decimal]]
+    notes: list[str]
+    folds: list[Fold]
+
+
+def search_inputs(config: NutcrackerConfig, symbol: str, n_candles: int) -> SearchInputs:
+    """Return a search's inputs for ``symbol`` (one place for ``search_symbol`` and the shared study).
+
+    Raises:
+        AdvisorError: no ``[advisor.tune]``, no tunable set for the symbol, too few candles.
+    """
+    settings = config.advisor
+    if settings is None or not settings.tune:
+        raise AdvisorError(
+            "nothing to search: add an [advisor.tune] table naming the tunable parameters and their "
+            'bounds, e.g. "profit.min_net_bps" = ["5", "40"]'
+        )
+    single = one_symbol(config, symbol)
+    current = current_values(single, symbol, list(settings.tune))
+    notes = [f"{name} is not set for {symbol}: not searched" for name in settings.tune if name not in current]
+    bounds = {name: b for name, b in settings.tune.items() if name in current}
+    if not bounds:
+        raise AdvisorError(
+            f"{symbol}: none of the [advisor.tune] parameters is set for it: nothing to search"
+        )
+    warmup = single.symbol[0].warmup_candles
+    folds = walk_forward(n_candles, settings.folds, settings.scheme, min_segment=warmup + MIN_SEGMENT_TRADING)
+    return SearchInputs(single, current, bounds, notes, folds)
+
+
 def search_symbol(
     config: NutcrackerConfig,
     symbol: str,
@@ -170,24 +206,9 @@ def search_symbol(
     """
     if trials < 1:
         raise AdvisorError(f"--trials {trials}: give at least 1 trial per fold")
+    single, current, bounds, notes, folds = search_inputs(config, symbol, len(candles))
     settings = config.advisor
-    if settings is None or not settings.tune:
-        raise AdvisorError(
-            "nothing to search: add an [advisor.tune] table naming the tunable parameters and their "
-            'bounds, e.g. "profit.min_net_bps" = ["5", "40"]'
-        )
-    single = one_symbol(config, symbol)
-    current = current_values(single, symbol, list(settings.tune))
-    notes = [f"{name} is not set for {symbol}: not searched" for name in settings.tune if name not in current]
-    bounds = {name: b for name, b in settings.tune.items() if name in current}
-    if not bounds:
-        raise AdvisorError(
-            f"{symbol}: none of the [advisor.tune] parameters is set for it: nothing to search"
-        )
-    warmup = single.symbol[0].warmup_candles
-    folds = walk_forward(
-        len(candles), settings.folds, settings.scheme, min_segment=warmup + MIN_SEGMENT_TRADING
-    )
+    assert settings is not None  # search_inputs refused a config without it
     invalid = [0]
     results = []
     for fold in folds:

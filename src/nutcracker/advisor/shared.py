@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from nutcracker.advisor.candidates import Candidate, current_values, one_symbol
+from nutcracker.advisor.candidates import Candidate
 from nutcracker.advisor.folds import final_window, walk_forward
 from nutcracker.advisor.metrics import Metrics
 from nutcracker.advisor.search import (
@@ -46,6 +46,7 @@ from nutcracker.advisor.search import (
     decode,
     evaluate,
     index_of,
+    search_inputs,
 )
 from nutcracker.config import TUNABLES, NutcrackerConfig
 from nutcracker.errors import AdvisorError, ConfigError
@@ -195,23 +196,8 @@ def plan(config: NutcrackerConfig, symbol: str, candles: CandleArrays, *, trials
         AdvisorError: no ``[advisor.tune]``, no tunable set for the symbol, too few candles.
     """
     settings = config.advisor
-    if settings is None or not settings.tune:
-        raise AdvisorError(
-            "nothing to search: add an [advisor.tune] table naming the tunable parameters and their "
-            'bounds, e.g. "profit.min_net_bps" = ["5", "40"]'
-        )
-    single = one_symbol(config, symbol)
-    current = current_values(single, symbol, list(settings.tune))
-    notes = [f"{name} is not set for {symbol}: not searched" for name in settings.tune if name not in current]
-    bounds = {name: b for name, b in settings.tune.items() if name in current}
-    if not bounds:
-        raise AdvisorError(
-            f"{symbol}: none of the [advisor.tune] parameters is set for it: nothing to search"
-        )
-    warmup = single.symbol[0].warmup_candles
-    folds = walk_forward(
-        len(candles), settings.folds, settings.scheme, min_segment=warmup + MIN_SEGMENT_TRADING
-    )
+    single, current, bounds, notes, folds = search_inputs(config, symbol, len(candles))
+    assert settings is not None  # search_inputs refused a config without it
     windows: dict[str, tuple[int, int]] = {}
     for fold in folds:
         windows[f"train{fold.index + 1}"] = fold.train
