@@ -58,10 +58,21 @@ def _pct(ppm: float | int | str) -> str:
 def _rails(u: _Units, m: re.Match[str]) -> str:
     held, add, top = int(m["b"]), int(m["bq"]), int(m["bm"])
     if held + add > top:
-        return f"{m['slot']} not placed: base rail full ({u.qty(held)} of {u.qty(top)}, rails.max_base)"
+        if held >= top:
+            return f"{m['slot']} not placed: base rail full ({u.qty(held)} of {u.qty(top)}, rails.max_base)"
+        # room is left, but not for this order: "full" would send the user looking for inventory
+        return (
+            f"{m['slot']} not placed: a buy of {u.qty(add)} does not fit the base rail ({u.qty(held)} of "
+            f"{u.qty(top)} used, rails.max_base)"
+        )
     c, cq, cm = int(m["q"]), int(m["qq"]), int(m["qm"])
     if c + cq > cm:
-        return f"{m['slot']} not placed: quote rail full ({u.money(c)} of {u.money(cm)}, rails.max_quote)"
+        if c >= cm:
+            return f"{m['slot']} not placed: quote rail full ({u.money(c)} of {u.money(cm)}, rails.max_quote)"
+        return (
+            f"{m['slot']} not placed: a buy of {u.money(cq)} does not fit the quote rail ({u.money(c)} of "
+            f"{u.money(cm)} committed, rails.max_quote)"
+        )
     return f"{m['slot']} not placed: rails"
 
 

@@ -34,7 +34,29 @@ def test_a_stuck_position_reads_in_prices_percent_and_config_names() -> None:
     assert shown.state == "loaded"
     assert shown.text == (
         "holding 0.00280 BTC at 28,104.50 avg; exits rest from 28,385.55 (min profit 1.00 % net), "
-        "11.3 % above the market; no buys: base rail full (0.02800 BTC of 0.03000 BTC, rails.max_base)"
+        "11.3 % above the market; no buys: a buy of 0.00392 BTC does not fit the base rail "
+        "(0.02800 BTC of 0.03000 BTC used, rails.max_base)"
+    )
+
+
+def test_a_rail_is_called_full_only_when_it_is() -> None:
+    # console bench, 50 symbols: a level bigger than the whole rail read "rail full (0 of 0.15)"
+    def shown(reason: str) -> str:
+        return explain(
+            PARAMS, held_lots=0, committed_qu=0, close=2_550_000, open_orders=(), reasons=(reason,)
+        ).text
+
+    big = "B0 not placed: rails (base 0+5000 of 3000 lots, quote 0+1 of 200000000000 qu)"
+    assert "a buy of 0.05000 BTC does not fit the base rail (0.00000 BTC of 0.03000 BTC used" in shown(big)
+    assert "full" not in shown(big)
+    full = "B0 not placed: rails (base 3000+10 of 3000 lots, quote 0+1 of 200000000000 qu)"
+    assert "base rail full (0.03000 BTC of 0.03000 BTC, rails.max_base)" in shown(full)
+    cap = PARAMS.rails.max_quote_qu
+    quote = f"B0 not placed: rails (base 0+10 of 3000 lots, quote {cap * 3 // 4}+{cap // 2} of {cap} qu)"
+    assert "does not fit the quote rail" in shown(quote)
+    assert "full" not in shown(quote)
+    assert "quote rail full" in shown(
+        f"B0 not placed: rails (base 0+10 of 3000 lots, quote {cap}+1 of {cap} qu)"
     )
 
 
