@@ -235,6 +235,7 @@ def test_backtest_page_runs_a_backtest_through_the_api_in_chromium(stack: Stack,
 
             # an uploaded config the API refuses: its message, naming the field, and no job
             page.get_by_test_id("stRadio").get_by_text("Upload", exact=True).click()
+            _settled(page)
             page.locator(".st-key-bt_config input[type=file]").set_input_files(str(bad))
             expect(page.get_by_text("bad.toml (1.0 KB) ready to send")).to_be_visible()  # the server has it
             page.get_by_role("button", name="Run backtest").click()
@@ -243,9 +244,12 @@ def test_backtest_page_runs_a_backtest_through_the_api_in_chromium(stack: Stack,
 
             # an example on the synthetic market: a progress bar, then the headline and the report inline
             page.get_by_test_id("stRadio").get_by_text("Example", exact=True).click()
+            _settled(page)
             candles = page.get_by_role("spinbutton", name="Synthetic candles (without a candle file)")
             candles.fill("60000")
             candles.press("Enter")  # a number input commits on Enter (or leaving it)
+            _settled(page)
+            expect(candles).to_have_value("60000")
             page.get_by_role("button", name="Run backtest").click()
             expect(
                 page.get_by_text(re.compile(r"synthetic market \(60,000 candles, seed 7\)")).first
@@ -290,6 +294,14 @@ def _shot(page: Any, path: Path) -> None:
 
 def _go(page: Any, name: str) -> None:
     page.get_by_role("radio", name=name).click()
+    _settled(page)
+
+
+def _settled(page: Any) -> None:
+    """Wait for the rerun a click started to end: what is typed while a rerun is on can be reset by it
+    (CI once saw the candle count typed after "Example" go back to its default)."""
+    page.wait_for_timeout(250)  # the click's rerun request reaches the server first
+    page.locator("[data-testid=stApp][data-test-script-state=notRunning]").wait_for()
 
 
 def _value(params: Any, field: str) -> Any:
