@@ -70,3 +70,13 @@ def test_the_console_benchmark_runs_and_prints_its_verdict() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "login -> overview drawn (Chromium)" in result.stdout
     assert "targets: login -> overview <= 2 s" in result.stdout
+
+
+def test_the_decide_benchmark_reaches_its_busy_state_and_prints_its_verdict() -> None:
+    # it once stopped at "the walk never reached 20 resting orders" when the grid began to keep its
+    # buys resting while it held lots: `make bench` failed and nothing said so
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "decide.py")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    assert "target median <= 50 µs per decide call:" in result.stdout
