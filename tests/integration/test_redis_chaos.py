@@ -1,8 +1,9 @@
 """Chaos: 3 workers, 30 symbols live on the simulated exchange, 30 kill -9 / SIGSTOP events, a Redis
 restart. Afterwards every symbol trades again under an owner (a pulse that is neither stalled nor
-halted), no client order id was sent twice, every exchange fill is in the journal, and the open buys
-never exceed the shared [portfolio.USDT] budget. It also measures the takeover time after each
-kill -9 (the median and max are printed, and docs/scale-out.md quotes them).
+halted), the fencing log shows one writer at a time per symbol, no client order id was sent twice,
+every exchange fill is in the journal, and the open buys never exceed the shared [portfolio.USDT]
+budget. It also measures the takeover time after each kill -9 (the median and max are printed, and
+docs/scale-out.md quotes them).
 
 ``NUTCRACKER_CHAOS_SEED`` picks the events (default 17). The workers log at INFO with the wall time
 and their name (``trace``), so a failure names, for each missing fill, the symbol's owner and
@@ -133,6 +134,7 @@ def test_chaos_three_workers_thirty_symbols(tmp_path: Path, monkeypatch: pytest.
             0,
         )
         assert Decimal(open_buys) * PRECISION_QUOTE_UNIT <= BUDGET  # open buys never exceed the budget
+        _assert_one_writer_at_a_time(journal, symbols, log)
         journal.close()
     finally:
         for process in workers.values():
@@ -152,6 +154,24 @@ def test_chaos_three_workers_thirty_symbols(tmp_path: Path, monkeypatch: pytest.
     # max is longer when the survivors were stopped too or at their share (then the restarted worker
     # claims them once it is up): it is printed, not bounded
     assert statistics.median(times) <= LEASE_S + LEASE_S / 5 + 1.0  # plus slack for this shared machine
+
+
+def _assert_one_writer_at_a_time(journal: RedisJournal, symbols: list[str], log: Path) -> None:
+    """At most one owner per symbol at any time, from the fencing log: each token was granted to one
+    worker (its ``lease_taken`` lines), and a symbol's writers follow one another by growing token, so no
+    two workers' writes interleaved (an old owner writing after a newer one would repeat its token)."""
+    granted: dict[tuple[str, int], set[str]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if (m := _TAKEN.match(line)) is not None:
+            granted.setdefault((m.group(3), int(m.group(4))), set()).add(m.group(2))
+    twice = {key: who for key, who in granted.items() if len(who) > 1}
+    assert not twice, f"a fencing token granted to two workers: {twice}"
+    for symbol in symbols:
+        tokens = [token for token, _ in journal.fencing_log(symbol)]
+        assert tokens, f"{symbol}: no fenced write"
+        assert tokens == sorted(set(tokens)), f"{symbol}: writers interleaved, tokens {tokens}"
+        unknown = [t for t in tokens if (symbol, t) not in granted]
+        assert not unknown, f"{symbol}: tokens {unknown} wrote without a lease_taken line"
 
 
 def _up(log: Path, names: dict[str, str]) -> list[str]:

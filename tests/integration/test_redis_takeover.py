@@ -55,6 +55,9 @@ def test_a_write_of_a_stopped_owner_is_refused_after_the_new_owners_first_write(
         assert written[-1] == "new-1"  # nothing of the old owner after the new owner's first write
         assert all(cid.startswith("old-") for cid in written[:-1])
         assert len(written) - 1 == int(refused.split()[1]) - 1  # every write before the stop, none after
+        log = new.fencing_log(BTC)  # one writer at a time: the old token's writes, then the new one's
+        assert [token for token, _ in log] == [lease.token - 1, lease.token]
+        assert log[0][1] < log[1][1]
         new.close()
     finally:
         if old.poll() is None:

@@ -315,6 +315,16 @@ class RedisJournal:
         rows = self._read(lambda: self._r.lrange(self._prefix + "ev", start, start + limit - 1))
         return [_event(row) for row in rows]
 
+    def fencing_log(self, symbol: str) -> list[tuple[int, int]]:
+        """Return (token, seq) for each token that wrote the symbol, in the order its writes began.
+
+        seq is the account's next event when that token's first write was accepted. The scripts refuse
+        an older token once a newer one is known, so the tokens must only grow: a token appearing
+        again after a newer one would mean two writers at once (the chaos test checks this).
+        """
+        rows = self._read(lambda: self._r.lrange(self._key("flog", symbol), 0, -1))
+        return [(int(token), int(seq)) for token, seq in (row.split(" ") for row in rows)]
+
     def known_client_order_ids(self, symbol: str) -> set[str]:
         """Return every client order id the journal recorded for the symbol (intents and fills)."""
         ids = {key.split("\0", 1)[0] for key in self._read(lambda: self._r.hkeys(self._key("iid", symbol)))}

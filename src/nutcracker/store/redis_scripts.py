@@ -12,8 +12,10 @@ Keys are built from a prefix inside the scripts (one Redis, not a cluster). Layo
 order · ``ft:S`` trade ids by time · ``c:S`` cycles · ``iid:S`` intent identity by (cid, action)
 · ``ix:S`` reason and time · ``ist:S``/``idt:S``/``iup:S`` status, detail, update time ·
 ``ipos:S`` record position · ``il:S`` record order · ``io:S`` open intents by position ·
-``ilast:S`` latest action per cid · ``p:S`` params versions · ``ev:S`` its events. Account-wide:
-``symbols``, ``fence``, ``audit``, ``ev`` (every event; seq n at index n - 1).
+``ilast:S`` latest action per cid · ``p:S`` params versions · ``ev:S`` its events · ``flog:S``
+the fencing log ("token seq" when a token's writes begin; seq: the account's next event). Account-wide:
+``symbols``, ``fence``, ``wtok`` (each symbol's last writing token), ``audit``, ``ev`` (every event;
+seq n at index n - 1).
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ local function stale(sym, mine)
   if latest > 0 and (mine == '' or latest > tonumber(mine)) then
     return 'STALE ' .. sym .. ': another process holds the lease now (token ' .. latest .. ', ours '
       .. (mine == '' and 'none' or mine) .. '); this process must stop writing it'
+  end
+  if mine ~= '' and redis.call('HGET', P .. 'wtok', sym) ~= mine then
+    -- the fencing log: each token's first accepted write, so an audit can show one writer at a time
+    redis.call('HSET', P .. 'wtok', sym, mine)
+    redis.call('RPUSH', P .. 'flog:' .. sym, mine .. ' ' .. (redis.call('LLEN', P .. 'ev') + 1))
   end
   return nil
 end
