@@ -388,12 +388,13 @@ def _lattice_depth(params: SymbolParams) -> int:
 
 
 def _enters_one_level(params: SymbolParams) -> bool:
-    """Return whether a flat ladder rests only its first level: its top floats with the market.
+    """Return whether a ladder rests one level at a time: its top floats with the market.
 
     A ladder hung from the Keltner mean, the lower band or the top of book after an excursion moves
-    and comes and goes with those signals; resting all its levels while flat cancels them all each
-    time the signal ends (about six cancels per fill). Its first level rests alone; the deeper ones
-    follow, hung from that level's fill, once a sequence has started.
+    and comes and goes with those signals; resting all its levels cancels the unfilled ones each time
+    the signal or the sequence ends (about six cancels per fill while flat, 1.6 in a sequence on the
+    hybrid example). Its first level rests alone; once a sequence has started, the next level below
+    the held ones rests, hung from the first level's fill.
     """
     floating = params.keltner.enabled or params.mean_reversion.enabled or params.market_making.enabled
     return floating and params.ladder_levels > 1 and not _keeps_quoting(params)
@@ -598,8 +599,8 @@ def _buys(
     wants: list[_Want] = []
     quoting = _keeps_quoting(params) and len(ladder) == 1
     window = params.grid.levels if _slides(params) else len(ladder)
-    if not ledger.lots and _enters_one_level(params):
-        window = 1
+    if _enters_one_level(params):
+        window = 1  # flat: the first level alone; in a sequence, the next level below the held ones
     taken = 0  # levels of the window used: wanted, purged or not positive
     for position, price in enumerate(ladder):
         if taken >= window:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
+
 from factories import BTC, PREFIX, fill, flat_candles, snapshot, symbol_params
 from nutcracker.core.ledger import min_sell_price
 from nutcracker.core.model import CancelOrder, OpenOrder, PlaceLimit, Side
@@ -294,7 +296,7 @@ def test_a_market_maker_at_its_target_buys_again_only_two_spreads_below_its_chea
     assert near.price > b0.price * (1 - 4 * 2500 / 1_000_000)  # below its target it quotes near the mean
 
 
-def test_a_flat_ladder_hung_from_the_mean_rests_only_its_first_level_and_the_rest_follows_its_fill() -> None:
+def test_a_ladder_hung_from_the_mean_rests_one_level_at_a_time_each_hung_from_the_first_fill() -> None:
     base = symbol_params()
     params = replace(
         base, keltner=replace(base.keltner, enabled=True), martingale=replace(base.martingale, enabled=True)
@@ -304,6 +306,15 @@ def test_a_flat_ladder_hung_from_the_mean_rests_only_its_first_level_and_the_res
     assert b0.client_order_id.split("-")[1] == "B0"
     bought = fill(b0.client_order_id, Side.BUY, b0.price, b0.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
     d = decide(snapshot(CANDLES, free_base=b0.qty, fills=(bought,)), params, first.state)
-    deeper = [p for p in _places(d.intents) if p.side is Side.BUY]
-    assert [p.client_order_id.split("-")[1] for p in deeper] == ["B1", "B2", "B3", "B4"]
-    assert deeper[0].price == int(b0.price * (1 - 0.005))  # hung from the first level's fill
+    (b1,) = [p for p in _places(d.intents) if p.side is Side.BUY]  # not B1-B4 at once: each was
+    assert b1.client_order_id.split("-")[1] == "B1"  # cancelled unfilled when the sequence ended
+    assert b1.price == int(b0.price * (1 - 0.005))  # hung from the first level's fill
+    again = fill(b1.client_order_id, Side.BUY, b1.price, b1.qty, ts_ms=CANDLES[-1].ts_ms + 60_000)
+    assert params.gates.cooldown_buy_ms == 0  # else the next level waits for the buy cooldown
+    d2 = decide(snapshot(CANDLES, free_base=b0.qty + b1.qty, fills=(again,)), params, d.state)
+    (b2,) = [p for p in _places(d2.intents) if p.side is Side.BUY]
+    assert b2.client_order_id.split("-")[1] == "B2"
+    scale = params.martingale.step_scale
+    assert b2.price == pytest.approx(
+        b1.price * (1 - 0.005 * scale), abs=1
+    )  # the ladder's next step, not the market's
