@@ -627,6 +627,32 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         EXIT_CONFIG,
         ("--speed -2", "allowed"),
     ),
+    (
+        "serve: --store with --mode (the workers trade; serve runs no engine)",
+        lambda t: ["serve", "--store", "redis://127.0.0.1:6379/0", "--config", str(GRID), "--mode", "live"],
+        EXIT_CONFIG,
+        ("--store serves the workers' symbols", "leave out --mode"),
+    ),
+    (
+        "serve: --store with --demo",
+        lambda t: ["serve", "--store", "redis://127.0.0.1:6379/0", "--demo"],
+        EXIT_CONFIG,
+        ("--store serves the workers' symbols", "leave out --demo"),
+    ),
+    (
+        "serve: --store unreachable, its password masked",
+        lambda t: [
+            "serve",
+            "--store",
+            f"redis://:hunter2@127.0.0.1:{_closed_port()}/0",
+            "--config",
+            str(GRID),
+            "--users",
+            _users_file(t),
+        ],
+        EXIT_JOURNAL,
+        ("cannot reach Redis", ":***@127.0.0.1"),
+    ),
     # --- the Redis store of workers (issue 17): refused before anything trades -------------------
     (
         "worker: --store not a Redis URL",

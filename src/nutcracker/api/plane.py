@@ -3,7 +3,9 @@
 ``ControlPlane`` is the API's view of one engine process. It reads through the ``ReadModels``
 port and the engine's latest reports, and changes nothing itself: every change is a command
 value sent to ``Engine.submit``, the engine's one door (applied between pulses, under the
-symbol's lock, journaled). It keeps a short, in-memory history of each symbol's pulse reports
+symbol's lock, journaled). The engine is an ``EngineView``: the in-process ``Engine``, or
+``app.fleet.FleetEngine`` for the symbols of scale-out workers (``serve --store``). It keeps a
+short, in-memory history of each symbol's pulse reports
 (for ``/pulses``) and a tail of the journal's events that every SSE subscriber shares.
 """
 
@@ -13,20 +15,59 @@ import asyncio
 import itertools
 import json
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from nutcracker.config import NutcrackerConfig
+from nutcracker.core.commands import Command, CommandOutcome
+from nutcracker.core.model import OpenOrder
+from nutcracker.core.params import SymbolParams
 from nutcracker.core.records import ACCOUNT, EventRow
 from nutcracker.engine.ports import Clock, ReadModels
-from nutcracker.engine.reports import PulseReport
-from nutcracker.engine.runtime import Engine
+from nutcracker.engine.reports import PulseReport, SymbolStatus
 
-__all__ = ["ControlPlane", "EventFeed", "Frame", "SymbolBook", "frame_of", "symbol_slug"]
+__all__ = [
+    "ControlPlane",
+    "EngineView",
+    "EventFeed",
+    "Frame",
+    "SymbolBook",
+    "WorkerView",
+    "frame_of",
+    "symbol_slug",
+]
 
 PULSES_KEPT = 200  # per symbol: what ``/pulses`` can show
 REFRESH_GAP_S = 0.05  # the event feed reads the journal at most this often (``EventFeed.refresh_soon``)
+
+
+class WorkerView(Protocol):
+    """One symbol of the engine, as the routes read it."""
+
+    @property
+    def params(self) -> SymbolParams: ...
+
+    @property
+    def status(self) -> SymbolStatus: ...
+
+    @property
+    def open_orders(self) -> tuple[OpenOrder, ...]: ...
+
+
+class EngineView(Protocol):
+    """What the API needs of an engine: its symbols, their latest reports, and its one door."""
+
+    @property
+    def workers(self) -> Mapping[str, Any]: ...
+
+    def worker(self, symbol: str) -> WorkerView: ...
+
+    def latest(self) -> dict[str, PulseReport]: ...
+
+    def add_observer(self, observer: Callable[[PulseReport], None]) -> None: ...
+
+    async def submit(self, command: Command) -> CommandOutcome: ...
 
 
 def _wake(woken: asyncio.Future[None]) -> None:
@@ -191,7 +232,7 @@ class ControlPlane:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineView,
         journal: ReadModels,
         config: NutcrackerConfig,
         *,

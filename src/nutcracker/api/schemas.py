@@ -195,7 +195,10 @@ class ParamsPatch(ControlRequest):
 class CommandResult(_Out):
     symbol: str
     command_id: str
-    outcome: str = Field(description="applied, recorded or refused")
+    outcome: str = Field(
+        description="applied, recorded or refused; with serve --store, sent: queued for the symbol's "
+        "owning worker, not applied yet"
+    )
     detail: str
     status: str
 

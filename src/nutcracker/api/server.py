@@ -28,7 +28,8 @@ from nutcracker.api.metrics import ApiMetrics, TimedExchange
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Authenticator
 from nutcracker.api.routers import suggestions
-from nutcracker.app.kernel import Mode, build_replay
+from nutcracker.app.fleet import FleetEngine
+from nutcracker.app.kernel import Mode, build_replay, symbol_params
 from nutcracker.backtest.runner import BacktestResult
 from nutcracker.config import NutcrackerConfig
 from nutcracker.engine.ports import HistoryExchange
@@ -37,9 +38,10 @@ from nutcracker.engine.runtime import Engine, WallClock
 from nutcracker.errors import ConfigError
 from nutcracker.marketdata.candles import CandleArrays
 from nutcracker.replay.driver import run_replay
+from nutcracker.store.redis import RedisJournal
 from nutcracker.store.sqlite import SqliteJournal
 
-__all__ = ["Listen", "accounts_of", "check_listen", "serve_connected", "serve_replay"]
+__all__ = ["Listen", "accounts_of", "check_listen", "serve_connected", "serve_fleet", "serve_replay"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,3 +254,41 @@ async def serve_connected(
         **options,
     )
     await _run_beside(_uvicorn(app, listen), run, stop_engine, on_listening, lambda: app.state.plane)
+
+
+async def serve_fleet(
+    config: NutcrackerConfig,
+    store_url: str,
+    authenticator: Authenticator,
+    listen: Listen,
+    *,
+    on_listening: Callable[[int], None],
+    key_name: str | None,
+    heartbeat_s: float = 15.0,
+    metrics_token: str | None = None,
+    prefix: str = "nc:",
+) -> None:
+    """Serve the API for the symbols ``nutcracker worker`` processes trade on ``store_url``; no engine here.
+
+    Reads come from the Redis journal and the reports the workers publish; commands go through
+    the Redis inbox to each symbol's owner (``app.fleet``). Runs until a signal.
+    """
+    journal = RedisJournal(store_url, prefix=prefix)
+    try:
+        fleet = FleetEngine(symbol_params(config), journal, prefix=prefix)
+        plane = ControlPlane(
+            fleet,
+            journal,
+            config,
+            accounts=accounts_of(config, Mode.LIVE, key_name),
+            clock=WallClock(),
+            mode="workers",
+        )
+        fleet.refresh()
+        app = create_app(
+            authenticator, plane, metrics=ApiMetrics(), heartbeat_s=heartbeat_s, metrics_token=metrics_token
+        )
+        stop = asyncio.Event()
+        await _run_beside(_uvicorn(app, listen), fleet.run(stop), stop.set, on_listening, lambda: plane)
+    finally:
+        journal.close()

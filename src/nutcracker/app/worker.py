@@ -16,6 +16,9 @@ own, started as after a restart: state, status and open intents come from the jo
 intents are resolved by client order id before anything is placed (the new owner reconciles).
 A symbol whose worker died (kill -9) or hangs (SIGSTOP) is claimed by another once its lease ran
 out: within ``lease_ttl_ms`` plus one tick (15 s + 3 s by default).
+
+About once a second a worker publishes the latest pulse report of each symbol it holds
+(``RedisReports``), so that ``nutcracker serve --store`` can show them from another process.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from nutcracker.config import NutcrackerConfig, starting_balances
 from nutcracker.core.params import SymbolParams
 from nutcracker.core.records import Lease, StaleTokenError
 from nutcracker.engine.ports import HistoryExchange
+from nutcracker.engine.report_codec import encode_report
 from nutcracker.engine.reports import PulseReport
 from nutcracker.engine.runtime import Engine, EngineSettings, WallClock
 from nutcracker.engine.worker import LogLine
@@ -49,6 +53,7 @@ from nutcracker.store.redis_budget import RedisQuoteBudget
 from nutcracker.store.redis_connect import fsync_policy
 from nutcracker.store.redis_inbox import RedisInbox
 from nutcracker.store.redis_lease import RedisLease, server_ms
+from nutcracker.store.redis_reports import RedisReports
 
 __all__ = ["LEASE_TTL_MS", "ScaleOutWorker", "WorkerOptions", "default_owner", "run_worker"]
 
@@ -56,6 +61,7 @@ logger = logging.getLogger("nutcracker.worker")
 
 LEASE_TTL_MS: Final = 15_000  # the longest a dead or hung worker's symbols wait for a new owner
 _TICKS_PER_TTL: Final = 5  # renew five times per lease: a lease survives four missed renewals
+REPORTS_S: Final = 1.0  # how often the held symbols' latest reports are published (when changed)
 
 
 def default_owner() -> str:
@@ -124,12 +130,14 @@ class ScaleOutWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Claim, renew and balance every tick until ``stop``; then stop the engines, release the leases."""
         heartbeat = f"{self._options.prefix}worker:{self._options.owner}"
+        publishing = asyncio.create_task(self._publish_reports(stop), name="reports")
         try:
             while not stop.is_set():
                 await self.tick()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._options.tick_s)
         finally:
+            publishing.cancel()
             for symbol in list(self._held):
                 await self._give_back(symbol)
             if self._background:
@@ -173,6 +181,25 @@ class ScaleOutWorker:
             lease = await self._leases.acquire(symbol, options.owner, options.lease_ttl_ms, now)
             if lease is not None:
                 await self._take(lease)
+
+    async def _publish_reports(self, stop: asyncio.Event) -> None:
+        """Publish the held symbols' latest reports, those that changed, every ``REPORTS_S``."""
+        board = RedisReports(self._client, prefix=self._options.prefix)
+        sent: dict[str, PulseReport] = {}
+        while not stop.is_set():
+            fresh = {}
+            for symbol, held in self._held.items():
+                report = held.engine.latest().get(symbol)
+                if report is not None and sent.get(symbol) is not report:
+                    fresh[symbol] = report
+            if fresh:
+                try:
+                    board.publish({symbol: encode_report(r) for symbol, r in fresh.items()})
+                    sent.update(fresh)
+                except Exception as e:  # a view only: the next round tries again
+                    logger.warning(LogLine("reports_not_published", owner=self._options.owner, error=repr(e)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), REPORTS_S)
 
     def _deadline(self) -> float:
         return time.monotonic() + self._options.lease_ttl_ms / 1000 - self._options.tick_s

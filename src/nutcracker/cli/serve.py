@@ -19,7 +19,17 @@ DEMO_CANDLES = 43_200  # six hours at that speed
 
 def serve(
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")] = None,
-    mode: Annotated[str, typer.Option(help="replay (simulated exchange), paper or live.")] = "replay",
+    mode: Annotated[
+        str | None, typer.Option(help="replay (simulated exchange, the default), paper or live.")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="redis://…: serve the symbols `nutcracker worker --store` processes trade (no engine here; "
+            "commands reach each symbol's owner through Redis).",
+            metavar="URL",
+        ),
+    ] = None,
     demo: Annotated[
         bool,
         typer.Option(help="Serve the replay demo (the example grid, synthetic market): no keys, no network."),
@@ -60,7 +70,10 @@ def serve(
     ] = DEMO_CANDLES,
     seed: Annotated[int, typer.Option(help="replay: seed of the synthetic market.")] = 7,
     key: Annotated[
-        str | None, typer.Option(help="paper/live: the stored key's name (the account's name too).")
+        str | None,
+        typer.Option(
+            help="paper/live: the stored key's name (the account's name too); --store: the workers'."
+        ),
     ] = None,
     keystore: Annotated[Path | None, typer.Option(help="live: the keystore file.")] = None,
     vault: Annotated[bool, typer.Option(help="live: read the key from HashiCorp Vault.")] = False,
@@ -83,8 +96,17 @@ def serve(
         err.print(f"✗ {message}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=EXIT_CONFIG)
 
+    if store is not None:
+        given = [
+            name
+            for name, value in (("--mode", mode), ("--data", data), ("--exchange-url", exchange_url))
+            if value
+        ]
+        if demo or given:
+            extra = ", ".join(given or ["--demo"])
+            fail(f"--store serves the workers' symbols, it runs no engine: leave out {extra}")
     if demo:
-        if config_file is not None or mode != "replay":
+        if config_file is not None or mode is not None:
             fail("--demo serves the built-in replay demo: leave out --config and --mode")
         config_file = Path(__file__).resolve().parents[3] / "examples" / "grid-btc-usdt.toml"
         journal = Path("out/serve-demo/demo.db")
@@ -93,6 +115,7 @@ def serve(
             stale.unlink()
     if config_file is None:
         fail("give --config FILE (or --demo to try the API on the replay demo)")
+    mode = mode or "replay"
     if mode not in ("replay", "paper", "live"):
         fail(f"--mode must be replay, paper or live, not {mode!r}")
 
@@ -125,7 +148,21 @@ def serve(
         config = load_config(config_file)
         scrape = None if metrics_token_file is None else load_or_create_scrape_token(metrics_token_file)
         authenticator = AuthService.open(users)
-        if mode == "replay":
+        if store is not None:
+            from nutcracker.api.server import serve_fleet
+
+            asyncio.run(
+                serve_fleet(
+                    config,
+                    store,
+                    authenticator,
+                    listen,
+                    on_listening=listening,
+                    key_name=key,
+                    metrics_token=scrape,
+                )
+            )
+        elif mode == "replay":
             from nutcracker.api.server import serve_replay
             from nutcracker.backtest.data import assign_data, load_data
 

@@ -49,6 +49,7 @@ class Outcome(StrEnum):
     APPLIED = "applied"  # the engine changed the symbol(s)
     RECORDED = "recorded"  # journaled only (a proposal)
     REFUSED = "refused"  # not allowed, or not possible: ``detail`` says why
+    SENT = "sent"  # scale-out: in the symbol's inbox, not applied yet (no worker holds it now)
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)

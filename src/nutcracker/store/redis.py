@@ -264,6 +264,14 @@ class RedisJournal:
         rows = self._read(lambda: self._r.hmget(self._key("f", symbol), trade_ids))
         return sorted((_fill(symbol, json.loads(row)) for row in rows), key=lambda f: f.ts_ms)
 
+    def fills_booked_after(self, symbol: str, count: int) -> list[FillRow]:
+        """Return the symbol's fills after its first ``count`` in booking order (a reader's cursor)."""
+        trade_ids = self._read(lambda: self._r.lrange(self._key("fl", symbol), count, -1))
+        if not trade_ids:
+            return []
+        rows = self._read(lambda: self._r.hmget(self._key("f", symbol), trade_ids))
+        return [_fill(symbol, json.loads(row)) for row in rows]
+
     def cycles(self, symbol: str) -> list[CycleRow]:
         """Return the symbol's closed cycles by cycle id."""
         rows = self._read(lambda: self._r.hvals(self._key("c", symbol)))
