@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from optuna.storages.journal import BaseJournalBackend
 
 HEARTBEAT_KEY: Final = "nutcracker:heartbeat"
-MAX_RETRIES: Final = 3  # a trial whose worker dies this often is given up (its parameters may kill workers)
+MAX_RETRIES: Final = 3  # then the trial is given up: its parameters may be what kills the workers
 
 
 @dataclass(frozen=True, slots=True)
