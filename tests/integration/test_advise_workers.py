@@ -115,6 +115,7 @@ def test_two_workers_on_redis_share_the_trials_and_find_what_one_worker_finds(
         assert match is not None, stdout
         assert match.group(2) == TRIALS
         assert f"{TRIALS} of {TRIALS} finished" in stdout
+        assert "lost their worker" not in stdout  # both live: no trial failed, none retried
         ran[p.pid] = int(match.group(1))
     # the trials add up: every trial of the set ran once, by the worker it names
     assert sum(ran.values()) == int(TRIALS)
@@ -186,6 +187,7 @@ def test_a_worker_killed_mid_trial_loses_no_trial_and_the_survivor_runs_its_para
     stdout, stderr = survivor.communicate(timeout=600)
     assert survivor.returncode == 0, stderr
     assert f"{TRIALS} of {TRIALS} finished" in stdout, stdout
+    assert "1 trial(s) lost their worker" in stdout, stdout
     match = RAN.search(stdout)
     assert match is not None, stdout
     trials = optuna.load_study(study_name="kill:BTC/USDT", storage=storage).trials

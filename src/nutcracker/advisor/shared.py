@@ -413,6 +413,7 @@ class WorkerRun:
     finished: int
     total: int
     search: SymbolSearch | None
+    dead: int  # trials failed because their worker stopped beating (each enqueued again, up to the retries)
 
 
 def run_worker(
@@ -434,6 +435,8 @@ def run_worker(
     Raises:
         AdvisorError: bad inputs, an unreachable storage (one line), a study of other inputs.
     """
+    from optuna.trial import TrialState
+
     from nutcracker.advisor.heartbeat import fail_stale
 
     if trials < 1:
@@ -458,7 +461,8 @@ def run_worker(
                 ran += work(storage, shared, p, worker=worker)
                 done, total = finished(shared)
             search = verdict(shared, p) if done == total else None
-            out.append(WorkerRun(symbol, name, ran, done, total, search))
+            dead = len(shared.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+            out.append(WorkerRun(symbol, name, ran, done, total, search, dead))
     except storage_errors() as e:
         raise AdvisorError(f"--storage {display_url(storage_url)}: {type(e).__name__}: {e}") from None
     return out

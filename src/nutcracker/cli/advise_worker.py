@@ -131,6 +131,14 @@ def worker(
             highlight=False,
             soft_wrap=True,
         )
+        if r.dead:
+            console.print(
+                f"  {r.dead} trial(s) lost their worker (no heartbeat for --grace): failed, and their "
+                "parameters run again",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         a = by_symbol.get(r.symbol)
         if a is None:
             console.print(
