@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,15 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile("dev")
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# a git worktree (../wt/NAME) is one level deeper than the checkout: NUTCRACKER_DATA_DIR names the set
+DATA_DIR = Path(
+    os.environ.get("NUTCRACKER_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """Return ../shared/data, skipping the test with a reason when the shared data set is absent."""
+    """Return ../shared/data (or $NUTCRACKER_DATA_DIR), skipping the test with a reason when it is absent."""
     if not DATA_DIR.is_dir():
         pytest.skip(f"shared market data not found at {DATA_DIR}: tests on real candles need it")
     return DATA_DIR

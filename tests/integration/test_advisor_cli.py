@@ -1,14 +1,21 @@
-"""The advisor through the real CLI: a replay journal, advise, then accept and reject as the user."""
+"""The advisor through the real CLI: a replay journal, advise, then accept and reject as the user.
+
+The evidence report ``advise --out`` writes renders in headless Chromium without a console error
+(the backtest report's harness, ``test_report_render.open_in_chromium``).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.integration.test_report_render import needs_chromium, open_in_chromium
 from typer.testing import CliRunner
 
 from nutcracker.cli import EXIT_CONFIG, EXIT_JOURNAL, app
@@ -55,7 +62,18 @@ def setup(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Pat
         str(tmp / "r"),
     ]
     subprocess.run(replay, check=True, capture_output=True, cwd=tmp)
+    # as the replay left it (a test's accept stamps the journal with wall-clock time, past the candles)
+    shutil.copyfile(journal, journal.with_name("replay-only.db"))
     return config, journal, data
+
+
+def _run_advise(config: Path, journal: Path, data: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``nutcracker advise`` on the journal (6 trials, seed 2) in its own process, writing ``out``."""
+    advise = [sys.executable, "-m", "nutcracker.cli", "advise", "--config", str(config), "--data", data]
+    advise += ["--journal", str(journal), "--trials", "6", "--seed", "2", "--out", str(out)]
+    result = subprocess.run(advise, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result
 
 
 @pytest.mark.slow
@@ -65,22 +83,7 @@ def test_advise_files_a_suggestion_the_user_accepts_and_cannot_accept_twice(
     config, journal, data = setup
     before = _tables(journal)
     out = tmp_path / "evidence"
-    advise = [
-        sys.executable,
-        "-m",
-        "nutcracker.cli",
-        "advise",
-        "--config",
-        str(config),
-        "--journal",
-        str(journal),
-    ]
-    result = subprocess.run(
-        [*advise, "--data", data, "--trials", "6", "--seed", "2", "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _run_advise(config, journal, data, out)
     assert _tables(journal) == before  # an advisor process wrote nothing but its suggestions
     assert (out / "report.html").read_text().count('class="nc-chart nc-folds"') == 1
     assert "Past performance does not predict" in (out / "suggestions.json").read_text()
@@ -173,6 +176,31 @@ def test_the_same_inputs_and_seed_give_the_same_suggestions_byte_for_byte(
         outs.append((out / "suggestions.json").read_bytes())
     assert outs[0] == outs[1]
     assert b'"seed": 9' in outs[0]
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_the_evidence_report_renders_in_headless_chromium_without_console_errors(
+    setup: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    config, journal, data = setup
+    copy = tmp_path / "journal.db"  # advise files into its journal: the other tests keep theirs
+    shutil.copyfile(journal.with_name("replay-only.db"), copy)
+    out = tmp_path / "evidence"
+    _run_advise(config, copy, data, out)
+
+    charts, console = open_in_chromium(out / "report.html", tmp_path)
+
+    assert console == [], "the page logged to the console:\n" + "\n".join(console)
+    assert charts.errors is not None, "the capture script did not run (no #nc-test-errors in the DOM)"
+    assert json.loads(charts.errors) == []
+    assert set(charts.charts) == {"folds-0"}
+    chart = charts.charts["folds-0"]
+    assert chart["rendered"] == "1", "Plotly.newPlot did not finish"
+    assert chart["plot_div"] == 1
+    assert chart["main_svg"] >= 2, "no plot SVG"
+    assert chart["traces"] == chart["expected_traces"] == 4  # current and suggested, out and in sample
+    assert {"symbol-0"} <= charts.ids
 
 
 def test_the_read_only_snapshot_connection_refuses_to_write_parameters(setup: tuple[Path, Path, str]) -> None:

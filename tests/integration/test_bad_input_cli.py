@@ -206,6 +206,12 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         ("--wait -1", "0 to 86400 seconds"),
     ),
     (
+        "advise worker: a grace period no longer than the heartbeat",
+        lambda t: _advise_worker(t, "--heartbeat", "5", "--grace", "5"),
+        EXIT_CONFIG,
+        ("--heartbeat 5 --grace 5", "1 <= heartbeat < grace <= 86400"),
+    ),
+    (
         "advise worker: unreachable Redis storage, its password masked",
         lambda t: _advise_worker(t, "--storage", f"redis://:hunter2@127.0.0.1:{_closed_port()}/0"),
         EXIT_CONFIG,

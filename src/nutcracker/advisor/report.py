@@ -85,8 +85,9 @@ def render(advices: list[Advice]) -> str:
         body.append(f"<p>{esc(r['summary'])}. Data: {esc(json.dumps(r['window']))}; seed {r['seed']}.</p>")
         if r["diff"]:
             body.append(f"<pre>{esc(json.dumps(r['diff'], indent=2))}</pre>")
+        figure = _score_figure(r)
         div = pio.to_html(
-            _score_figure(r),
+            figure,
             include_plotlyjs=False,
             full_html=False,
             div_id=f"folds-{i}-plot",
@@ -94,7 +95,10 @@ def render(advices: list[Advice]) -> str:
             post_script=_RENDERED_JS,
             validate=False,
         )
-        body.append(f'<section id="folds-{i}" class="nc-chart nc-folds">{div}</section>')
+        body.append(  # data-traces: a browser test counts what was drawn against it, as the backtest's
+            f'<section id="folds-{i}" class="nc-chart nc-folds" data-symbol="{esc(a.symbol)}" '
+            f'data-traces="{len(figure["data"])}">{div}</section>'
+        )
         body.append(_fold_rows(r))
         body.append(f"<h3>Excursion model</h3><pre>{esc(json.dumps(r['excursion_model'], indent=2))}</pre>")
     return (

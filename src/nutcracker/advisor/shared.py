@@ -15,7 +15,10 @@ candidate in sample (the current parameters win ties) judged out of sample, and 
 window's best as the suggestion. The same inputs, seed and trial set give the same record.
 
 A worker that joins a study made from other inputs (config, candles, seed, trial count) is refused.
-A trial whose worker died stays running: a later worker's wait times out and says so.
+A trial whose worker died (killed, its machine lost) is failed by a surviving or later worker once
+its heartbeat stopped for the grace period, and its parameters are run once more
+(``advisor.heartbeat``): the set still finishes, each of its parameters completed once, and the
+verdict orders trials by their place in the set, not by trial number, so it is the same.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ from nutcracker.marketdata.candles import CandleArrays
 if TYPE_CHECKING:
     import optuna
 
+    from nutcracker.advisor.heartbeat import Heartbeat
+
 METHOD: Final = (
     "walk-forward search over a shared Optuna study: a fixed seeded trial set, each trial "
     "backtested on every window (advisor.shared); score: advisor.metrics"
@@ -81,14 +86,16 @@ def storage_errors() -> tuple[type[BaseException], ...]:
     return (redis.exceptions.RedisError, sqlalchemy.exc.SQLAlchemyError, OSError)
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open the study storage ``url`` names: Redis, an RDB URL, or a journal file path.
+def open_storage(url: str, heartbeat: Heartbeat) -> optuna.storages.BaseStorage:
+    """Open the study storage ``url`` names (Redis, an RDB URL, or a journal file path), with ``heartbeat``.
 
     Raises:
         AdvisorError: it cannot be reached or created (one line, the password masked).
     """
     import optuna
     from optuna.storages.journal import JournalFileBackend
+
+    from nutcracker.advisor.heartbeat import HeartbeatJournalStorage, retry_callback
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
     shown = display_url(url)
@@ -102,11 +109,18 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise AdvisorError(
                 f"--storage {shown}: cannot reach Redis ({e}); start redis-server there or fix the URL"
             ) from None
-        return redis_storage(url)
+        return redis_storage(url, heartbeat)
     if scheme:
         refused: tuple[type[BaseException], ...] = (ImportError, ValueError, *storage_errors())
         try:
-            return optuna.storages.RDBStorage(url)
+            with warnings.catch_warnings():  # the heartbeat arguments are experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=heartbeat.interval_s,
+                    grace_period=heartbeat.grace_s,
+                    heartbeat_stale_trial_callback=retry_callback(),
+                )
         except refused as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise AdvisorError(
@@ -117,19 +131,21 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if not path.parent.is_dir():
         raise AdvisorError(f"--storage {url}: the directory {path.parent} does not exist; create it first")
     try:
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat)
     except OSError as e:
         raise AdvisorError(f"--storage {url}: cannot write the study file ({e.strerror})") from None
 
 
-def redis_storage(url: str) -> optuna.storages.BaseStorage:
+def redis_storage(url: str, heartbeat: Heartbeat) -> optuna.storages.BaseStorage:
     """Return Optuna's Redis journal storage at ``url`` (our key prefix; its experimental notice muted)."""
     import optuna
     from optuna.storages.journal import JournalRedisBackend
 
+    from nutcracker.advisor.heartbeat import HeartbeatJournalStorage
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.JournalStorage(JournalRedisBackend(url, prefix=REDIS_PREFIX))
+        return HeartbeatJournalStorage(JournalRedisBackend(url, prefix=REDIS_PREFIX), heartbeat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,9 +283,15 @@ def join(storage: optuna.storages.BaseStorage, name: str, p: Plan, *, wait_s: fl
 
 
 def work(storage: optuna.storages.BaseStorage, study: optuna.Study, p: Plan, *, worker: str) -> list[int]:
-    """Claim and run waiting trials until none is left; return the numbers of those this worker ran."""
+    """Claim and run waiting trials until none is left; return the numbers of those this worker finished.
+
+    A trial failed as stale meanwhile (this worker was too slow to beat) is not counted: its
+    retry's result is the one the study keeps.
+    """
     import optuna
     from optuna.trial import TrialState
+
+    from nutcracker.advisor.heartbeat import beating
 
     ran: list[int] = []
     while True:
@@ -284,18 +306,24 @@ def work(storage: optuna.storages.BaseStorage, study: optuna.Study, p: Plan, *, 
         if claimed is None:
             return ran
         trial = optuna.trial.Trial(study, claimed._trial_id)
-        params = {  # the enqueued values (a fixed trial draws nothing)
-            name: trial.suggest_int(name, _low(name, lo), _low(name, lo) + _steps(name, lo, hi))
-            for name, (lo, hi) in p.bounds.items()
-        }
-        trial.set_user_attr("worker", worker)
-        rows = measure_all(p, candidate_of(p, params))
-        if rows is None:
-            study.tell(trial, state=TrialState.PRUNED)
-        else:
-            trial.set_user_attr("metrics", rows)
-            final = rows["final"][5]
-            study.tell(trial, -1e300 if final is None else float(final))
+        with beating(storage, claimed._trial_id):
+            params = {  # the enqueued values (a fixed or retried trial draws nothing)
+                name: trial.suggest_int(name, _low(name, lo), _low(name, lo) + _steps(name, lo, hi))
+                for name, (lo, hi) in p.bounds.items()
+            }
+            trial.set_user_attr("worker", worker)
+            rows = measure_all(p, candidate_of(p, params))
+            try:
+                if rows is None:
+                    study.tell(trial, state=TrialState.PRUNED)
+                else:
+                    trial.set_user_attr("metrics", rows)
+                    final = rows["final"][5]
+                    study.tell(trial, -1e300 if final is None else float(final))
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+                if storage.get_trial(claimed._trial_id).state != TrialState.FAIL:
+                    raise  # not taken from this worker: a real fault
+                continue
         ran.append(claimed.number)
 
 
@@ -317,10 +345,13 @@ def verdict(study: optuna.Study, p: Plan) -> SymbolSearch:
     entries: list[tuple[int, Candidate, dict[str, Metrics]]] = [
         (-1, p.current, {k: _metrics(v) for k, v in current_rows.items()})
     ]
-    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
-    for t in done:
+    # a retried trial has a later number than its place in the set: order by the place, as one worker does
+    place = {_key(params): i for i, params in enumerate(p.trial_set)}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         rows = t.user_attrs["metrics"]
-        entries.append((t.number, candidate_of(p, t.params), {k: _metrics(v) for k, v in rows.items()}))
+        entries.append(
+            (place[_key(t.params)], candidate_of(p, t.params), {k: _metrics(v) for k, v in rows.items()})
+        )
 
     def best(window: str) -> tuple[int, Candidate, dict[str, Metrics]]:
         return max(entries, key=lambda e: (e[2][window].score, -e[0]))  # the current wins ties
@@ -358,6 +389,10 @@ def verdict(study: optuna.Study, p: Plan) -> SymbolSearch:
     )
 
 
+def _key(params: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted((name, int(v)) for name, v in params.items()))
+
+
 def walk_forward_of(p: Plan) -> list[Any]:
     """Return the plan's folds (as ``plan`` cut them)."""
     settings = p.config.advisor
@@ -378,6 +413,7 @@ class WorkerRun:
     finished: int
     total: int
     search: SymbolSearch | None
+    dead: int  # trials failed because their worker stopped beating (each enqueued again, up to the retries)
 
 
 def run_worker(
@@ -389,16 +425,23 @@ def run_worker(
     trials: int,
     seed: int,
     wait_s: float,
+    heartbeat: Heartbeat,
     progress: Callable[[str], None] | None = None,
 ) -> list[WorkerRun]:
     """Work on every symbol's study in turn; wait up to ``wait_s`` for other workers' trials to end.
 
+    While it waits it fails the trials of workers that stopped beating and runs their retries.
+
     Raises:
         AdvisorError: bad inputs, an unreachable storage (one line), a study of other inputs.
     """
+    from optuna.trial import TrialState
+
+    from nutcracker.advisor.heartbeat import fail_stale
+
     if trials < 1:
         raise AdvisorError(f"--trials {trials}: give at least 1 trial")
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, heartbeat)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     out = []
     try:
@@ -414,9 +457,12 @@ def run_worker(
             done, total = finished(shared)
             while done < total and time.monotonic() < deadline:
                 time.sleep(0.2)
+                fail_stale(shared)  # a dead worker's trial goes back to the queue: run it here
+                ran += work(storage, shared, p, worker=worker)
                 done, total = finished(shared)
             search = verdict(shared, p) if done == total else None
-            out.append(WorkerRun(symbol, name, ran, done, total, search))
+            dead = len(shared.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+            out.append(WorkerRun(symbol, name, ran, done, total, search, dead))
     except storage_errors() as e:
         raise AdvisorError(f"--storage {display_url(storage_url)}: {type(e).__name__}: {e}") from None
     return out

@@ -6,7 +6,7 @@ import getpass
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,10 @@ from rich.console import Console
 from nutcracker.cli._common import EXIT_JOURNAL
 from nutcracker.errors import EXIT_CONFIG, AdvisorError, ConfigError, DataError
 from nutcracker.store.suggestions import SuggestionStore
+
+if TYPE_CHECKING:
+    from nutcracker.config import NutcrackerConfig
+    from nutcracker.marketdata.candles import CandleArrays
 
 JournalOption = Annotated[
     Path, typer.Option("--journal", help="The journal file the suggestions are kept in.")
@@ -27,9 +31,36 @@ suggestions_app = typer.Typer(
 )
 
 
-def _fail(err: Console, error: Exception, code: int = EXIT_CONFIG) -> typer.Exit:
+def fail(err: Console, error: Exception, code: int = EXIT_CONFIG) -> typer.Exit:
+    """Print ``error`` as its one line; return the exit to raise."""
     err.print(f"✗ {error}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
+
+
+def load_inputs(
+    err: Console, config_file: Path, data: list[str] | None, *, trials: int, seed: int
+) -> tuple[NutcrackerConfig, dict[str, CandleArrays]]:
+    """Check the options ``advise`` and ``advise worker`` share, then load the config and its candles.
+
+    Raises:
+        typer.Exit: a bad option, config or candle file (one line, exit 2).
+    """
+    if trials < 1 or trials > 100_000:
+        raise fail(err, ConfigError(f"--trials {trials}: give 1 to 100000 trials per study"))
+    if seed < 0:
+        raise fail(err, ConfigError(f"--seed {seed}: give a seed >= 0"))
+    if not data:
+        raise fail(
+            err, ConfigError("--data: give the candle file of every symbol, e.g. --data BTC/USDT=FILE")
+        )
+    from nutcracker.backtest.data import assign_data, load_data
+    from nutcracker.config import load_config
+
+    try:
+        config = load_config(config_file)
+        return config, load_data(config, assign_data(config, data), synthetic=0, seed=0)
+    except (ConfigError, DataError, OSError) as e:
+        raise fail(err, e) from None
 
 
 def _now_ms() -> int:
@@ -70,26 +101,12 @@ def advise(
         return
     err = Console(stderr=True)
     if config_file is None:
-        raise _fail(err, ConfigError("--config: give the TOML config with its [advisor] table"))
-    if trials < 1 or trials > 100_000:
-        raise _fail(err, ConfigError(f"--trials {trials}: give 1 to 100000 trials per study"))
-    if seed < 0:
-        raise _fail(err, ConfigError(f"--seed {seed}: give a seed >= 0"))
-    if not data:
-        raise _fail(
-            err, ConfigError("--data: give the candle file of every symbol, e.g. --data BTC/USDT=FILE")
-        )
+        raise fail(err, ConfigError("--config: give the TOML config with its [advisor] table"))
+    config, candles = load_inputs(err, config_file, data, trials=trials, seed=seed)
     from nutcracker.advisor.run import advise as run_advise
     from nutcracker.advisor.run import file_advice
-    from nutcracker.backtest.data import assign_data, load_data
-    from nutcracker.config import load_config
     from nutcracker.store.migrations import JournalError
 
-    try:
-        config = load_config(config_file)
-        candles = load_data(config, assign_data(config, data), synthetic=0, seed=0)
-    except (ConfigError, DataError, OSError) as e:
-        raise _fail(err, e) from None
     try:
         advices = run_advise(
             config,
@@ -105,9 +122,9 @@ def advise(
             else []
         )
     except JournalError as e:
-        raise _fail(err, e, EXIT_JOURNAL) from None
+        raise fail(err, e, EXIT_JOURNAL) from None
     except (AdvisorError, ConfigError) as e:
-        raise _fail(err, e) from None
+        raise fail(err, e) from None
     console = Console()
     for a in advices:
         r = a.record
@@ -143,7 +160,7 @@ def _store(err: Console, journal: Path) -> SuggestionStore:
     try:
         return SuggestionStore(journal)
     except JournalError as e:
-        raise _fail(err, e, EXIT_JOURNAL) from None
+        raise fail(err, e, EXIT_JOURNAL) from None
 
 
 @suggestions_app.command("list")
@@ -173,7 +190,7 @@ def show(suggestion_id: Annotated[str, typer.Argument(metavar="ID")], journal: J
     store.expire(_now_ms())
     found = store.get(suggestion_id)
     if found is None:
-        raise _fail(
+        raise fail(
             err,
             ConfigError(f"{suggestion_id}: no such suggestion; list them with `nutcracker suggestions list`"),
         )
@@ -203,12 +220,12 @@ def accept(
         found = pending(_store(err, journal), suggestion_id, _now_ms())
         diff = json.loads(found.record_json)["diff"]
         if not yes and not typer.confirm(f"apply {json.dumps(diff)} to {found.symbol} in {config_file}?"):
-            raise _fail(err, ConfigError("not accepted: nothing changed"), 1)
+            raise fail(err, ConfigError("not accepted: nothing changed"), 1)
         done = accept_suggestion(journal, config_file, suggestion_id, actor=who, now_ms=_now_ms())
     except JournalError as e:
-        raise _fail(err, e, EXIT_JOURNAL) from None
+        raise fail(err, e, EXIT_JOURNAL) from None
     except (ConfigError, OSError) as e:
-        raise _fail(err, e) from None
+        raise fail(err, e) from None
     Console().print(
         f"accepted {done.suggestion_id} for {done.symbol}: {config_file} changed (previous: {done.backup}); "
         "a running engine takes it at its next start",
@@ -233,9 +250,9 @@ def reject(
             journal, suggestion_id, actor=actor or f"user:{getpass.getuser()}", now_ms=_now_ms()
         )
     except JournalError as e:
-        raise _fail(err, e, EXIT_JOURNAL) from None
+        raise fail(err, e, EXIT_JOURNAL) from None
     except ConfigError as e:
-        raise _fail(err, e) from None
+        raise fail(err, e) from None
     Console().print(f"rejected {suggestion_id}", markup=False)
 
 

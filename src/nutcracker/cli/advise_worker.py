@@ -11,12 +11,8 @@ import typer
 from rich.console import Console
 
 from nutcracker.cli._common import EXIT_JOURNAL
-from nutcracker.errors import EXIT_CONFIG, AdvisorError, ConfigError, DataError
-
-
-def _fail(err: Console, error: Exception, code: int = EXIT_CONFIG) -> typer.Exit:
-    err.print(f"✗ {error}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code=code)
+from nutcracker.cli.advise import fail, load_inputs
+from nutcracker.errors import AdvisorError, ConfigError
 
 
 def worker(
@@ -54,33 +50,35 @@ def worker(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write suggestions.json and report.html here.")
     ] = None,
+    heartbeat: Annotated[
+        int, typer.Option("--heartbeat", help="Seconds between the heartbeats of the trial this worker runs.")
+    ] = 10,
+    grace: Annotated[
+        int,
+        typer.Option(
+            "--grace",
+            help="Seconds without a heartbeat after which a running trial's worker counts as dead: "
+            "its trial is failed and its parameters run again.",
+        ),
+    ] = 60,
 ) -> None:
     """Run trials of a study shared with other workers (here or on other machines), then report its advice."""
     err = Console(stderr=True)
-    if trials < 1 or trials > 100_000:
-        raise _fail(err, ConfigError(f"--trials {trials}: give 1 to 100000 trials per study"))
-    if seed < 0:
-        raise _fail(err, ConfigError(f"--seed {seed}: give a seed >= 0"))
     if not 0 <= wait <= 86_400:
-        raise _fail(err, ConfigError(f"--wait {wait}: give 0 to 86400 seconds"))
+        raise fail(err, ConfigError(f"--wait {wait}: give 0 to 86400 seconds"))
     if not study.strip() or len(study) > 200:
-        raise _fail(err, ConfigError("--study: give a name of 1 to 200 characters"))
-    if not data:
-        raise _fail(
-            err, ConfigError("--data: give the candle file of every symbol, e.g. --data BTC/USDT=FILE")
+        raise fail(err, ConfigError("--study: give a name of 1 to 200 characters"))
+    if not 1 <= heartbeat < grace <= 86_400:
+        raise fail(
+            err, ConfigError(f"--heartbeat {heartbeat} --grace {grace}: give 1 <= heartbeat < grace <= 86400")
         )
+    config, candles = load_inputs(err, config_file, data, trials=trials, seed=seed)
+    from nutcracker.advisor.heartbeat import Heartbeat
     from nutcracker.advisor.run import file_advice, journal_windows
     from nutcracker.advisor.shared import METHOD, run_worker
     from nutcracker.advisor.suggestion import advice
-    from nutcracker.backtest.data import assign_data, load_data
-    from nutcracker.config import load_config
     from nutcracker.store.migrations import JournalError
 
-    try:
-        config = load_config(config_file)
-        candles = load_data(config, assign_data(config, data), synthetic=0, seed=0)
-    except (ConfigError, DataError, OSError) as e:
-        raise _fail(err, e) from None
     progress = lambda m: err.print(m, style="dim", markup=False)  # noqa: E731
     try:
         windows = journal_windows(journal, config, candles) if journal is not None else {}
@@ -96,6 +94,7 @@ def worker(
             trials=trials,
             seed=seed,
             wait_s=wait,
+            heartbeat=Heartbeat(heartbeat, grace),
             progress=progress,
         )
         source = f"journal {journal.name}" if journal is not None else "config backtest on candle files"
@@ -119,9 +118,9 @@ def worker(
             else []
         )
     except JournalError as e:
-        raise _fail(err, e, EXIT_JOURNAL) from None
+        raise fail(err, e, EXIT_JOURNAL) from None
     except (AdvisorError, ConfigError) as e:
-        raise _fail(err, e) from None
+        raise fail(err, e) from None
     console = Console()
     by_symbol = {a.symbol: a for a in advices}
     for r in runs:
@@ -132,6 +131,14 @@ def worker(
             highlight=False,
             soft_wrap=True,
         )
+        if r.dead:
+            console.print(
+                f"  {r.dead} trial(s) lost their worker (no heartbeat for --grace): failed, and their "
+                "parameters run again",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         a = by_symbol.get(r.symbol)
         if a is None:
             console.print(

@@ -6,7 +6,8 @@ idempotent: the engine applies an id once and answers a replay with the first ou
 the console, the advisor and the agent will send these same values, so they hold plain data only.
 
 ``authorize`` is the role rule, pure: a viewer may send nothing, an advisor may only propose, an
-agent needs a grant; a ``ProposeChange`` is only ever recorded, never applied.
+agent needs a grant, only an owner decides on a suggestion; a ``ProposeChange`` and a
+``DecideSuggestion`` are only ever recorded, never applied.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "ChangeParams",
     "Command",
     "CommandOutcome",
+    "DecideSuggestion",
     "KillSymbol",
     "Outcome",
     "PauseSymbol",
@@ -180,6 +182,37 @@ class ProposeChange(Command):
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
+class DecideSuggestion(Command):
+    """The owner's accept or reject of an advisor suggestion: recorded in the audit, changes nothing.
+
+    An accepted suggestion's parameters come in their own ``ChangeParams``; this is the decision,
+    journaled as ``accept_suggestion`` or ``reject_suggestion`` as the CLI's are.
+    """
+
+    suggestion_id: Final[str]
+    accepted: Final[bool]
+
+    def __init__(
+        self,
+        command_id: str,
+        symbol: str,
+        suggestion_id: str,
+        accepted: bool,
+        actor: str,
+        role: Role,
+        why: str,
+        ts_ms: int,
+    ) -> None:
+        Command.__init__(self, command_id, symbol, actor, role, why, ts_ms)
+        self.suggestion_id = suggestion_id
+        self.accepted = accepted
+
+    @property
+    def kind(self) -> str:
+        return "accept_suggestion" if self.accepted else "reject_suggestion"
+
+
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class CommandOutcome:
     """What ``Engine.submit`` did with a command (the same answer for a replayed ``command_id``)."""
 
@@ -206,6 +239,11 @@ def authorize(command: Command) -> str:
         return "an agent acts only under a grant: give its grant_id"
     if role == Role.ADVISOR and not isinstance(command, ProposeChange):
         return "an advisor may only propose a change"
+    if isinstance(command, DecideSuggestion) and role != Role.OWNER:
+        return f"only the owner decides on a suggestion (the sender is {role.value})"
     if type(command) is Command:
-        return "not a command: send PauseSymbol, ResumeSymbol, KillSymbol, ChangeParams or ProposeChange"
+        return (
+            "not a command: send PauseSymbol, ResumeSymbol, KillSymbol, ChangeParams, ProposeChange "
+            "or DecideSuggestion"
+        )
     return ""

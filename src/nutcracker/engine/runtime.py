@@ -84,6 +84,7 @@ from nutcracker.core.commands import (
     ChangeParams,
     Command,
     CommandOutcome,
+    DecideSuggestion,
     KillSymbol,
     Outcome,
     PauseSymbol,
@@ -599,11 +600,11 @@ class Engine:
         Idempotent by ``command_id``: a replayed id (even while the first is being applied) changes
         nothing and returns the first outcome. A command the sender's role does not allow
         (``core.commands.authorize``), or for a symbol this engine does not trade, is refused; a
-        ``ProposeChange`` is only recorded. Every command is journaled as an audit event with its
-        id, role and grant: pause, resume and kill once per symbol they change (as before), a
-        parameter change with the new version in the params history (the user's units beside the
-        core's), a refusal or a proposal by itself. A journal failure raises and forgets the id, so
-        the same command can be sent again.
+        ``ProposeChange`` or a ``DecideSuggestion`` is only recorded. Every command is journaled as
+        an audit event with its id, role and grant: pause, resume and kill once per symbol they
+        change (as before), a parameter change with the new version in the params history (the
+        user's units beside the core's), a refusal, a proposal or a decision by itself. A journal
+        failure raises and forgets the id, so the same command can be sent again.
         """
         first = self._commands.get(command.command_id)
         if first is not None:
@@ -633,6 +634,9 @@ class Engine:
         if isinstance(command, ProposeChange):
             await self._record_command(command, f"proposal={command.patch_json}")
             return CommandOutcome(cid, Outcome.RECORDED, "recorded for a person to decide; nothing changed")
+        if isinstance(command, DecideSuggestion):
+            await self._record_command(command, f"suggestion={command.suggestion_id}")
+            return CommandOutcome(cid, Outcome.RECORDED, f"{command.kind} recorded")
         tag = _command_tag(command)
         if isinstance(command, ChangeParams):
             try:
@@ -689,7 +693,7 @@ def _journaled_outcome(command: Command, detail: str) -> CommandOutcome:
         return CommandOutcome(
             command.command_id, Outcome.REFUSED, f"{before}: {detail.split(' refused: ', 1)[1]}"
         )
-    if " proposal=" in detail:
+    if " proposal=" in detail or isinstance(command, DecideSuggestion):
         return CommandOutcome(command.command_id, Outcome.RECORDED, before)
     return CommandOutcome(command.command_id, Outcome.APPLIED, before)
 

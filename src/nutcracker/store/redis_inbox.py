@@ -24,6 +24,7 @@ import redis
 from nutcracker.core.commands import (
     ChangeParams,
     Command,
+    DecideSuggestion,
     KillSymbol,
     PauseSymbol,
     ProposeChange,
@@ -123,6 +124,8 @@ def _to_dict(command: Command) -> dict[str, Any]:
         return common | {"params": dumps_params(command.params), "config_json": command.config_json}
     if isinstance(command, ProposeChange):
         return common | {"patch_json": command.patch_json}
+    if isinstance(command, DecideSuggestion):
+        return common | {"suggestion_id": command.suggestion_id}
     return common
 
 
@@ -143,6 +146,11 @@ def _from_dict(d: dict[str, Any]) -> Command:
             d["why"],
             d["ts_ms"],
             d["grant_id"],
+        )
+    if d["kind"] in ("accept_suggestion", "reject_suggestion"):
+        accepted = d["kind"] == "accept_suggestion"
+        return DecideSuggestion(
+            d["command_id"], d["symbol"], d["suggestion_id"], accepted, d["actor"], role, d["why"], d["ts_ms"]
         )
     kind = _KINDS[d["kind"]]
     return kind(d["command_id"], d["symbol"], d["actor"], role, d["why"], d["ts_ms"], d["grant_id"])

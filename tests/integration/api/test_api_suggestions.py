@@ -2,8 +2,10 @@
 
 Acceptance is the owner's parameter change (step-up ``params``) sent through ``Engine.submit``: the
 next pulse trades with the suggested parameters, and the journal shows the owner and the
-suggestion's id. One test files a pending record through the store (the setup); the last one has
-``nutcracker advise`` (a separate process on the running engine's journal) produce it.
+suggestion's id. Both decisions are in the journal's audit (``accept_suggestion``,
+``reject_suggestion``) with the owner, their role, their address and their reason. One test files
+a pending record through the store (the setup); the last one has ``nutcracker advise`` (a separate
+process on the running engine's journal) produce it.
 """
 
 from __future__ import annotations
@@ -91,6 +93,11 @@ def _file(served: Served, sid: str, patch: dict[str, dict[str, object]], *, expi
     )
 
 
+def _audit(client: httpx.Client) -> list[dict[str, str]]:
+    entries: list[dict[str, str]] = client.get(f"{API}/audit", params={"limit": 50}).json()["entries"]
+    return entries
+
+
 def _buys(report: object) -> int:
     return len([o for o in report.open_orders if o.side.value == "buy"])  # type: ignore[attr-defined]
 
@@ -129,9 +136,19 @@ def test_the_owner_accepts_a_suggestion_with_step_up_and_the_next_pulse_trades_i
     assert "expired, not pending" in _problem(
         olga.post(f"{url}/s-old/accept", json={}, headers=users.step_up(served, "params")), 409
     )
+    assert "needs owner" in _problem(alice.post(f"{url}/s-no/reject", json={}), 403)
     rejected = olga.post(f"{url}/s-no/reject", json={"reason": "too few levels"})
     assert rejected.status_code == 200, rejected.text
-    assert rejected.json()["status"] == "rejected"
+    assert (rejected.json()["status"], rejected.json()["command_id"]) == ("rejected", "api:olga:reject-s-no")
+    # the rejection is in the journal's audit: who (user, role), from where, what and why
+    (entry,) = [a for a in _audit(olga) if a["action"] == "reject_suggestion"]
+    assert entry["actor"] == "olga"
+    assert entry["detail"] == (
+        "symbol=BTC/USDT why=rejected suggestion s-no; too few levels (API, from 127.0.0.1) "
+        "command=api:olga:reject-s-no role=owner suggestion=s-no"
+    )
+    assert "rejected, not pending" in _problem(olga.post(f"{url}/s-no/reject", json={}), 409)
+    assert len([a for a in _audit(olga) if a["action"] == "reject_suggestion"]) == 1
     assert "rejected, not pending" in _problem(
         olga.post(f"{url}/s-no/accept", json={}, headers=users.step_up(served, "params")), 409
     )
@@ -158,6 +175,12 @@ def test_the_owner_accepts_a_suggestion_with_step_up_and_the_next_pulse_trades_i
     assert entry["actor"] == "olga"
     assert "accepted suggestion s-fewer" in entry["detail"]
     assert "role=owner" in entry["detail"]
+    (decision,) = [a for a in audit if a["action"] == "accept_suggestion"]  # as the CLI's accept
+    assert decision["actor"] == "olga"
+    assert decision["detail"] == (
+        "symbol=BTC/USDT why=accepted suggestion s-fewer; less exposure (API, from 127.0.0.1) "
+        "command=api:olga:suggestion-s-fewer:decision role=owner suggestion=s-fewer"
+    )
     shown = vic.get(f"{url}/s-fewer").json()
     assert (shown["status"], shown["decided_by"]) == ("accepted", "olga")
     # accepted once: a second accept is a conflict, and nothing changes

@@ -16,6 +16,7 @@ from nutcracker.control.params_patch import change_params
 from nutcracker.core.commands import (
     ChangeParams,
     Command,
+    DecideSuggestion,
     KillSymbol,
     Outcome,
     PauseSymbol,
@@ -71,8 +72,12 @@ def test_a_replayed_command_id_is_a_no_op_returning_the_first_outcome() -> None:
         (pause("g", Role.AGENT), "an agent acts only under a grant"),
         (pause("u", symbol="DOGE/USDT"), "DOGE/USDT is not traded by this engine"),
         (Command("b", BTC, "erin", Role.OWNER, "?", 1), "not a command"),
+        (
+            DecideSuggestion("d", BTC, "s-1", False, "erin", Role.OPERATOR, "no", 1),
+            "only the owner decides on a suggestion (the sender is operator)",
+        ),
     ],
-    ids=["viewer", "advisor", "agent-without-grant", "unknown-symbol", "bare-command"],
+    ids=["viewer", "advisor", "agent-without-grant", "unknown-symbol", "bare-command", "decide-not-owner"],
 )
 def test_refused_commands_change_nothing_and_are_journaled(command: Command, why: str) -> None:
     engine, journal = engine_of()
@@ -113,6 +118,21 @@ def test_a_proposal_is_recorded_never_applied() -> None:
     (entry,) = journal.audit_log(5)
     assert (entry.actor, entry.action, entry.ts_ms) == ("advisor", "propose", 5)
     assert f"proposal={patch}" in entry.detail
+
+
+def test_an_owners_decision_on_a_suggestion_is_recorded_and_changes_nothing() -> None:
+    engine, journal = engine_of()
+    before = engine.worker(BTC).params
+    reject = DecideSuggestion("d-1", BTC, "s-9", False, "olga", Role.OWNER, "too few levels (API)", 6)
+    outcome = asyncio.run(engine.submit(reject))
+    assert (outcome.outcome, outcome.detail) == (Outcome.RECORDED, "reject_suggestion recorded")
+    assert engine.worker(BTC).params is before
+    assert engine.worker(BTC).status == IDLE
+    (entry,) = journal.audit_log(5)
+    assert (entry.actor, entry.action, entry.ts_ms) == ("olga", "reject_suggestion", 6)
+    assert entry.detail == f"symbol={BTC} why=too few levels (API) command=d-1 role=owner suggestion=s-9"
+    again = asyncio.run(engine.submit(reject))
+    assert again.outcome == Outcome.RECORDED
 
 
 def test_change_params_applies_between_pulses_and_keeps_the_user_units_beside() -> None:

@@ -10,6 +10,7 @@ from tests.factories import symbol_params
 from nutcracker.core.commands import (
     ChangeParams,
     Command,
+    DecideSuggestion,
     KillSymbol,
     PauseSymbol,
     ProposeChange,
@@ -29,6 +30,8 @@ def test_every_command_kind_arrives_equal_to_what_was_sent(redis_client: redis.R
         ChangeParams("c-4", params, "owner", Role.OWNER, "wider", 4, config_json='{"grid": {"levels": 6}}'),
         ProposeChange("c-5", symbol, '{"grid": {"levels": 7}}', "agent:1", Role.AGENT, "idea", 5, "g-1"),
         PauseSymbol("c-6", None, "ops", Role.OPERATOR, "every symbol", 6),
+        DecideSuggestion("c-7", symbol, "s-1", False, "owner", Role.OWNER, "too few levels", 7),
+        DecideSuggestion("c-8", symbol, "s-2", True, "owner", Role.OWNER, "accepted suggestion s-2", 8),
     ]
 
     async def main() -> list[Command | None]:

@@ -5,7 +5,9 @@ through ``Engine.submit`` (applied between pulses, from the symbol's next pulse)
 owner's act with ``accepted suggestion ID`` as its why and ``suggestion-ID`` in its command id. It
 needs the owner role and a step-up token for ``params``, as a parameter edit does. Only a pending
 suggestion made for the running config of the symbol can be accepted (409 otherwise); a refused
-change leaves it pending.
+change leaves it pending. Every decision, accept or reject, is also journaled in the audit as the
+CLI's is (``accept_suggestion``, ``reject_suggestion``: a ``DecideSuggestion`` the engine records)
+with the owner, their role, their address, the suggestion and their reason.
 
 The suggestions live in the journal file's own table (``store.suggestions``); ``enable`` tells the
 app which file. Their expiry is wall-clock time, also in a replay (where the engine's clock is the
@@ -16,6 +18,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +34,7 @@ from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Principal, StepUpAction
 from nutcracker.api.problems import ProblemError, problem_responses
 from nutcracker.control.params_patch import change_params
-from nutcracker.core.commands import Role
+from nutcracker.core.commands import DecideSuggestion, Outcome, Role
 from nutcracker.errors import ConfigError
 from nutcracker.store.migrations import JournalError
 from nutcracker.store.suggestions import ACCEPTED, PENDING, REJECTED, StoredSuggestion, SuggestionStore
@@ -112,8 +117,10 @@ class DecisionResult(BaseModel):
     id: str
     symbol: str
     status: str
-    command_id: str = Field(default="", description="the parameter change's command id (accept)")
-    outcome: str = Field(default="", description="applied or refused (accept)")
+    command_id: str = Field(
+        default="", description="the parameter change's command id (accept), the decision's (reject)"
+    )
+    outcome: str = Field(default="", description="applied or refused (accept), recorded (reject)")
     detail: str = ""
     version: int = Field(default=0, description="the symbol's parameter version after an accept")
 
@@ -199,6 +206,53 @@ async def show_suggestion(
     return SuggestionDetail(**_out(found), record=json.loads(found.record_json))
 
 
+@dataclass(frozen=True, slots=True)
+class _Deciding:
+    """A pending suggestion the caller, its symbol's owner, decides on (under the params lock)."""
+
+    plane: ControlPlane
+    symbol: str
+    store: SuggestionStore
+    found: StoredSuggestion
+    role: Role
+
+
+@asynccontextmanager
+async def _deciding(
+    request: Request, slug: str, suggestion_id: str, principal: Principal, step_up: StepUpAction | None
+) -> AsyncIterator[_Deciding]:
+    """Hold the params lock over a pending suggestion of ``slug`` the owner decides on.
+
+    The checks come in this order: 404 symbol, 403 role, 403 step-up (when asked), 503 no
+    suggestions kept, 404 suggestion, 409 not pending.
+    """
+    plane = plane_of(request)
+    name = visible_symbol(plane, principal, slug)
+    role = _owner(plane, principal, name)
+    if step_up is not None:
+        check_step_up(request, principal, step_up)
+    store = _store(request)
+    async with plane.params_lock:  # one decision at a time, on the config the last change made current
+        found = _find(store, name, suggestion_id)
+        _pending(found)
+        yield _Deciding(plane, name, store, found, role)
+
+
+def _why(request: Request, verb: str, suggestion_id: str, reason: str) -> str:
+    note = f"; {reason}" if reason else ""
+    return f"{verb} suggestion {suggestion_id}{note} (API, from {client_of(request)})"
+
+
+async def _record_decision(d: _Deciding, principal: Principal, why: str, *, accepted: bool, cid: str) -> None:
+    """Journal the decision in the audit as the CLI's (``accept_suggestion`` / ``reject_suggestion``)."""
+    decision = DecideSuggestion(
+        cid, d.symbol, d.found.id, accepted, principal.user, d.role, why, d.plane.clock.now_ms()
+    )
+    outcome = await d.plane.engine.submit(decision)
+    if outcome.outcome != Outcome.RECORDED:
+        raise ProblemError(409, f"{d.found.id}: the decision was not journaled: {outcome.detail}")
+
+
 @router.post(
     "/symbols/{symbol}/suggestions/{suggestion_id}/accept",
     response_model=DecisionResult,
@@ -208,48 +262,41 @@ async def show_suggestion(
 async def accept_suggestion(
     request: Request, symbol: str, suggestion_id: str, body: Decision, principal: Caller
 ) -> DecisionResult:
-    plane = plane_of(request)
-    name = visible_symbol(plane, principal, symbol)
-    role = _owner(plane, principal, name)
-    check_step_up(request, principal, StepUpAction.PARAMS)
-    store = _store(request)
-    async with plane.params_lock:  # the patch applies to the config the last change made current
-        found = _find(store, name, suggestion_id)
-        _pending(found)
-        record = json.loads(found.record_json)
-        if symbol_table_hash(plane.config, name) != record.get("base_config_hash"):
+    async with _deciding(request, symbol, suggestion_id, principal, StepUpAction.PARAMS) as d:
+        record = json.loads(d.found.record_json)
+        if symbol_table_hash(d.plane.config, d.symbol) != record.get("base_config_hash"):
             raise ProblemError(
                 409,
-                f"{found.id}: {name}'s parameters changed since this suggestion was made; "
+                f"{d.found.id}: {d.symbol}'s parameters changed since this suggestion was made; "
                 "run `nutcracker advise` again on the current config",
             )
-        cid = f"api:{principal.user}:suggestion-{found.id}"
-        note = f"; {body.reason}" if body.reason else ""
-        why = f"accepted suggestion {found.id}{note} (API, from {client_of(request)})"
+        cid = f"api:{principal.user}:suggestion-{d.found.id}"
+        why = _why(request, "accepted", d.found.id, body.reason)
         try:
             command, new_config = change_params(
-                plane.config,
-                name,
+                d.plane.config,
+                d.symbol,
                 record["patch"],
                 command_id=cid,
                 actor=principal.user,
-                role=role,
+                role=d.role,
                 why=why,
-                ts_ms=plane.clock.now_ms(),
+                ts_ms=d.plane.clock.now_ms(),
             )
         except (ConfigError, ValueError, TypeError) as e:
             raise ProblemError(
-                422, f"{found.id}: {e}", errors=[{"field": "patch", "message": str(e)}]
+                422, f"{d.found.id}: {e}", errors=[{"field": "patch", "message": str(e)}]
             ) from None
-        outcome = await plane.engine.submit(command)
+        outcome = await d.plane.engine.submit(command)
         if outcome.applied:
-            plane.config = new_config
-            store.decide(found.id, ACCEPTED, principal.user, _now_ms())
-        plane.feed.refresh_soon()
-    history = plane.journal.params_history(name)
+            d.plane.config = new_config
+            await _record_decision(d, principal, why, accepted=True, cid=f"{cid}:decision")
+            d.store.decide(d.found.id, ACCEPTED, principal.user, _now_ms())
+        d.plane.feed.refresh_soon()
+    history = d.plane.journal.params_history(d.symbol)
     return DecisionResult(
-        id=found.id,
-        symbol=name,
+        id=d.found.id,
+        symbol=d.symbol,
         status=ACCEPTED if outcome.applied else PENDING,
         command_id=cid,
         outcome=str(outcome.outcome),
@@ -267,13 +314,20 @@ async def accept_suggestion(
 async def reject_suggestion(
     request: Request, symbol: str, suggestion_id: str, body: Decision, principal: Caller
 ) -> DecisionResult:
-    plane = plane_of(request)
-    name = visible_symbol(plane, principal, symbol)
-    _owner(plane, principal, name)
-    store = _store(request)
-    async with plane.params_lock:
-        found = _find(store, name, suggestion_id)
-        _pending(found)
-        if not store.decide(found.id, REJECTED, principal.user, _now_ms()):
-            raise ProblemError(409, f"{found.id}: the suggestion was decided meanwhile")
-    return DecisionResult(id=found.id, symbol=name, status=REJECTED, detail=body.reason)
+    async with _deciding(request, symbol, suggestion_id, principal, step_up=None) as d:
+        cid = f"api:{principal.user}:reject-{d.found.id}"
+        # journaled first: no rejection without its audit entry
+        await _record_decision(
+            d, principal, _why(request, "rejected", d.found.id, body.reason), accepted=False, cid=cid
+        )
+        if not d.store.decide(d.found.id, REJECTED, principal.user, _now_ms()):
+            raise ProblemError(409, f"{d.found.id}: the suggestion was decided meanwhile")
+        d.plane.feed.refresh_soon()
+    return DecisionResult(
+        id=d.found.id,
+        symbol=d.symbol,
+        status=REJECTED,
+        command_id=cid,
+        outcome=str(Outcome.RECORDED),
+        detail=body.reason,
+    )
