@@ -121,6 +121,9 @@ def test_advise_files_a_suggestion_the_user_accepts_and_cannot_accept_twice(
     assert history[-1] == ("user:alice", f"accepted suggestion {sid}")
     assert audit[:2] == ("user:alice", "accept_suggestion")
     assert f"suggestion={sid}" in audit[2]
+    # the accept stamped the journal with the wall clock, past the replay's candles: advising again
+    # on the same journal still takes the market's period (it said "candles do not cover" before)
+    _run_advise(config, journal, data, tmp_path / "again")
     again = runner.invoke(
         app, ["suggestions", "accept", sid, "--journal", str(journal), "--config", str(config), "--yes"]
     )

@@ -84,5 +84,13 @@ class JournalSnapshot:
         return [ParamsRow(*row) for row in rows]
 
     def last_ts_ms(self) -> int:
-        (ts,) = self._conn.execute("SELECT coalesce(max(ts_ms), -1) FROM events").fetchone()
+        """Return the time of the last event the engine stamped (-1: none).
+
+        Pulses, intents and statuses carry the engine's clock (market time in a replay); parameter
+        and audit rows a person wrote from the CLI (an accepted suggestion) carry the wall clock,
+        which is no part of the market's period.
+        """
+        (ts,) = self._conn.execute(
+            "SELECT coalesce(max(ts_ms), -1) FROM events WHERE kind IN ('pulse', 'intents', 'status')"
+        ).fetchone()
         return int(ts)
