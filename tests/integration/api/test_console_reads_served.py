@@ -187,6 +187,7 @@ def test_levels_are_the_standing_decisions_orders_resting_or_why_not(served: Ser
     waiting = [lv for lv in levels if not lv["resting"]]
     assert waiting, "a sliding grid names the lattice levels below its window"
     assert all(lv["why"] and lv["why"] != "resting" for lv in waiting)
+    assert any(lv["why"].startswith("outside the window of grid.levels = ") for lv in waiting)
     assert all(Decimal(lv["qty"]) > 0 for lv in levels)
     # a paused symbol plans nothing
     headers = {"Authorization": f"Bearer {users.token(served, 'alice')}"}

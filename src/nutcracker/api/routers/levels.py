@@ -65,7 +65,7 @@ def level_why(level: PlannedLevel, reasons: Sequence[str], params: SymbolParams)
     if outcome == "resting":
         return "resting"
     if outcome == "window":
-        return f"outside the window: grid.levels = {params.grid.levels} buys rest below the market"
+        return f"outside the window of grid.levels = {params.grid.levels}"
     if outcome == "gated":
         general = [r for r in reasons if r.startswith(_GATES)]
         return render_reason(general[0], params) if general else "a gate holds every buy back"
