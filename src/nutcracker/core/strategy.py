@@ -680,11 +680,12 @@ def _planned_levels(
     why = {want.slot: reason for want, reason in outcomes.blocked}
     resting = outcomes.placed_or_kept
     levels: list[PlannedLevel] = []
-    for want in exits:
+    for want in exits:  # a kept order rests at its own price, within the requote tolerance of the want's
         outcome = (
             "dust" if want.qty == 0 else "resting" if want.slot in resting else why.get(want.slot, "skipped")
         )
-        levels.append(PlannedLevel(want.slot, Side.SELL, want.price, want.qty, outcome))
+        price = resting.get(want.slot, want.price)
+        levels.append(PlannedLevel(want.slot, Side.SELL, price, want.qty, outcome))
     planned = outcomes.levels + outcomes.unvisited
     if outcomes.gated:  # no level was walked: the gate holds back the levels the window would rest
         held = {lot.level for lot in ledger.lots if lot.held > 0}
@@ -697,7 +698,8 @@ def _planned_levels(
         chosen = wanted.get(slot) if outcome == "wanted" else None
         if chosen is not None:
             outcome = "resting" if slot in resting else why.get(slot, "skipped")
-            levels.append(PlannedLevel(slot, Side.BUY, chosen.price, chosen.qty, outcome))
+            price = resting.get(slot, chosen.price)
+            levels.append(PlannedLevel(slot, Side.BUY, price, chosen.qty, outcome))
         elif price > 0:
             levels.append(PlannedLevel(slot, Side.BUY, price, _level_qty(position, price, params), outcome))
     return tuple(levels)
