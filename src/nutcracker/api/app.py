@@ -9,7 +9,17 @@ from nutcracker.api.metrics import ApiMetrics, RequestTimer
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Authenticator
 from nutcracker.api.problems import install_problem_handlers
-from nutcracker.api.routers import backtests, control, events, history, ops, reference, suggestions, symbols
+from nutcracker.api.routers import (
+    backtests,
+    control,
+    events,
+    history,
+    levels,
+    ops,
+    reference,
+    suggestions,
+    symbols,
+)
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -58,7 +68,7 @@ def create_app(
         suggestions.router,
     ]:
         app.include_router(router, prefix=API_PREFIX)
-    for router in [backtests.router, history.router, reference.router]:  # what the console adds
+    for router in [backtests.router, history.router, levels.router, reference.router]:  # the console adds
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ops.metrics_router)
     return app

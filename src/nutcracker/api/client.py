@@ -244,6 +244,16 @@ class ApiClient:
             dict[str, Any], self._call("GET", f"/symbols/{_path(symbol)}/history", params={"limit": limit})
         )
 
+    def candles(self, symbol: str, since: int | None = None, limit: int = 200) -> dict[str, Any]:
+        """The closed candles the pulses read, oldest first: from ``since`` on (``next_since`` pages on),
+        or the newest ``limit``."""
+        params = {"limit": limit} if since is None else {"limit": limit, "since": since}
+        return cast(dict[str, Any], self._call("GET", f"/symbols/{_path(symbol)}/candles", params=params))
+
+    def levels(self, symbol: str) -> dict[str, Any]:
+        """Every exit and buy level the standing decision planned, highest first, resting or why not."""
+        return cast(dict[str, Any], self._call("GET", f"/symbols/{_path(symbol)}/levels"))
+
     def config_reference(self) -> dict[str, dict[str, dict[str, str]]]:
         """Every config key's type, default and meaning: table (``symbol.rails``) -> key -> help."""
         return cast(dict[str, dict[str, dict[str, str]]], self._call("GET", "/config/reference")["tables"])

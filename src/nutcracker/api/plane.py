@@ -5,8 +5,9 @@ port and the engine's latest reports, and changes nothing itself: every change i
 value sent to ``Engine.submit``, the engine's one door (applied between pulses, under the
 symbol's lock, journaled). The engine is an ``EngineView``: the in-process ``Engine``, or
 ``app.fleet.FleetEngine`` for the symbols of scale-out workers (``serve --store``). It keeps a
-short, in-memory history of each symbol's pulse reports
-(for ``/pulses``) and a tail of the journal's events that every SSE subscriber shares.
+short, in-memory history of each symbol's pulse reports (for ``/pulses``) and of the closed
+candles they hydrated (``/candles``: the engine caches none, each pulse reads the new ones from
+the exchange), and a tail of the journal's events that every SSE subscriber shares.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 from nutcracker.config import NutcrackerConfig
 from nutcracker.core.commands import Command, CommandOutcome
-from nutcracker.core.model import OpenOrder
+from nutcracker.core.model import Candle, OpenOrder
 from nutcracker.core.params import SymbolParams
 from nutcracker.core.records import ACCOUNT, EventRow
 from nutcracker.engine.ports import Clock, ReadModels
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 PULSES_KEPT = 200  # per symbol: what ``/pulses`` can show
+CANDLES_KEPT = 1000  # per symbol: the closed candles the pulses hydrated, what ``/candles`` can show
 REFRESH_GAP_S = 0.05  # the event feed reads the journal at most this often (``EventFeed.refresh_soon``)
 
 
@@ -89,11 +91,13 @@ def symbol_slug(symbol: str) -> str:
 
 @dataclass
 class SymbolBook:
-    """What the plane remembers of one symbol beside the journal: recent reports, fees, first price."""
+    """What the plane remembers of one symbol beside the journal: recent reports and candles, fees,
+    first price."""
 
     symbol: str
     account: str
     pulses: deque[PulseReport] = field(default_factory=lambda: deque(maxlen=PULSES_KEPT))
+    candles: deque[Candle] = field(default_factory=lambda: deque(maxlen=CANDLES_KEPT))  # oldest first
     fees_qu: int = 0  # commissions paid in (or valued in) quote, booked fills only
     first_close: int = 0  # ticks: the buy-and-hold yardstick's entry (0 until a price is seen)
     status: tuple[PulseReport | None, Any] | None = None  # the status view of the last report (cache)
@@ -264,6 +268,10 @@ class ControlPlane:
         if book is None:
             return
         book.pulses.append(report)
+        if report.candles:
+            newest = book.candles[-1].ts_ms if book.candles else -1
+            # a restart of the indicators (new Keltner periods) reads history again: keep each candle once
+            book.candles.extend(c for c in report.candles if c.ts_ms > newest)
         book.fees_qu += sum(f.fee for f in report.fills)
         if not book.first_close and report.close:
             book.first_close = report.close

@@ -33,13 +33,14 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
 from nutcracker.app.kernel import symbol_params
 from nutcracker.config import NutcrackerConfig, starting_balances
+from nutcracker.core.model import Candle
 from nutcracker.core.params import SymbolParams
 from nutcracker.core.records import Lease, StaleTokenError
 from nutcracker.engine.ports import HistoryExchange
@@ -62,6 +63,7 @@ logger = logging.getLogger("nutcracker.worker")
 LEASE_TTL_MS: Final = 15_000  # the longest a dead or hung worker's symbols wait for a new owner
 _TICKS_PER_TTL: Final = 5  # renew five times per lease: a lease survives four missed renewals
 REPORTS_S: Final = 1.0  # how often the held symbols' latest reports are published (when changed)
+_CANDLES_KEPT: Final = 1_000  # candles kept for one publication (the API keeps as many per symbol)
 
 
 def default_owner() -> str:
@@ -112,6 +114,9 @@ class ScaleOutWorker:
         self._client = journal.client
         self._leases = RedisLease(self._client, prefix=options.prefix)
         self._held: dict[str, _Held] = {}
+        # candles each held symbol's pulses read since its last published report: a published report
+        # carries them all, so the API's candle history has no gap between publications
+        self._unpublished: dict[str, list[Candle]] = {}
         self._background: set[asyncio.Task[None]] = set()  # engines being stopped, then released
         # engines of symbols this worker gave up that have not finished yet: the journal fences a
         # symbol per process (the last token it took), so a symbol is claimed again only once its
@@ -182,6 +187,12 @@ class ScaleOutWorker:
             if lease is not None:
                 await self._take(lease)
 
+    def _keep_candles(self, report: PulseReport) -> None:
+        if report.candles:
+            kept = self._unpublished.setdefault(report.symbol, [])
+            kept.extend(report.candles)
+            del kept[:-_CANDLES_KEPT]
+
     async def _publish_reports(self, stop: asyncio.Event) -> None:
         """Publish the held symbols' latest reports, those that changed, every ``REPORTS_S``."""
         board = RedisReports(self._client, prefix=self._options.prefix)
@@ -192,10 +203,16 @@ class ScaleOutWorker:
                 report = held.engine.latest().get(symbol)
                 if report is not None and sent.get(symbol) is not report:
                     fresh[symbol] = report
+            texts = {
+                symbol: encode_report(replace(r, candles=tuple(self._unpublished.get(symbol, ()))))
+                for symbol, r in fresh.items()
+            }
             if fresh:
                 try:
-                    board.publish({symbol: encode_report(r) for symbol, r in fresh.items()})
+                    board.publish(texts)
                     sent.update(fresh)
+                    for symbol in fresh:
+                        self._unpublished.pop(symbol, None)
                 except Exception as e:  # a view only: the next round tries again
                     logger.warning(LogLine("reports_not_published", owner=self._options.owner, error=repr(e)))
             with contextlib.suppress(TimeoutError):
@@ -234,6 +251,7 @@ class ScaleOutWorker:
         )
         if self._on_report is not None:
             engine.add_observer(self._on_report)
+        engine.add_observer(self._keep_candles)
         task = asyncio.create_task(self._run_engine(engine, symbol), name=f"engine {symbol}")
         self._held[symbol] = _Held(lease, engine, task, self._deadline())
         logger.info(LogLine("lease_taken", symbol=symbol, owner=self._options.owner, token=lease.token))

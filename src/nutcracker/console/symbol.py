@@ -1,6 +1,8 @@
-"""Symbol: the price with its Keltner bands and EMA, resting orders and fills; inventory and committed
-quote against the rails over time; resting orders, fills, cycles with net profit; recent decisions
-(searchable). The series are the API's kept pulses (``/history``): the close each pulse decided on."""
+"""Symbol: candles with the Keltner band and EMA, resting orders, the planned levels not placed (and
+why) and fills (``chart.py``); inventory and committed quote against the rails over time; resting
+orders, fills, cycles with net profit; recent decisions (searchable). The candles are the ones the
+pulses read (``/candles``), the bands the kept pulses' (``/history``), the levels the standing
+decision's (``/levels``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from nutcracker.api.client import ApiClient
+from nutcracker.console.chart import level_rows, price_chart, unplaced
 from nutcracker.console.view import grouped, money
 
 __all__ = ["decision_rows", "symbol_page"]
@@ -36,19 +39,41 @@ def symbol_page(client: ApiClient) -> None:
     pulses = client.pulses(symbol, limit=200)
     history = client.history(symbol)
     points = history["points"]
-    if points:
-        start = points[0]["ts_ms"]
+    candles = client.candles(symbol, limit=_CANDLES)["candles"]
+    levels = client.levels(symbol)["levels"]
+    if candles:
+        start = candles[0]["ts_ms"]
         shown = [f for f in fills if f["ts_ms"] >= start]
-        st.plotly_chart(_chart(points, orders, shown), width="stretch", config={"displayModeBar": False})
+        st.plotly_chart(
+            price_chart(candles, points, orders, shown, levels),
+            width="stretch",
+            config={"displayModeBar": False},
+            key="price_chart",
+        )
         older = len(fills) - len(shown)
         st.caption(
-            f"The last {len(points)} pulses: the close each decided on, {_clock(start)} to "
-            f"{_clock(points[-1]['ts_ms'])} UTC (gaps: paused, killed or stalled, no market read)"
-            + (f"; {older} older fills are in the table." if older else ".")
+            f"The last {len(candles)} candles the engine read, {_clock(start)} to "
+            f"{_clock(candles[-1]['ts_ms'])} UTC (open times); the band and EMA of its last "
+            f"{len(points)} pulses. Dashed: our resting orders; dotted grey: levels planned but not placed."
+            + (f" {older} older fills are in the table." if older else "")
         )
-        st.plotly_chart(_rails_chart(history), width="stretch", config={"displayModeBar": False})
     else:
-        st.caption("No pulse yet: nothing to draw.")
+        st.caption("No candle read yet: nothing to draw.")
+    if points:
+        st.plotly_chart(_rails_chart(history), width="stretch", config={"displayModeBar": False})
+    st.markdown("**Grid levels** (the last decision's: resting, or why not)")
+    if levels:
+        rows = level_rows(levels)
+        st.dataframe(
+            rows,
+            hide_index=True,
+            width="stretch",
+            column_order=["level", "price", "state", "why", "side", "qty"],  # a phone sees the why
+        )
+        waiting = len(unplaced(levels))
+        st.caption(f"{len(levels) - waiting} planned orders resting or held, {waiting} not placed.")
+    else:
+        st.caption("No levels: the symbol is warming up, paused, killed or stalled, or plans no order.")
     left, right = st.columns(2)
     with left:
         st.markdown("**Resting orders**")
@@ -117,75 +142,15 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         st.caption("none")
 
 
+_CANDLES = 200  # the chart's candles: a pulse's worth each, as many as the kept pulses
+
+
 def _times(rows: list[dict[str, Any]]) -> list[datetime]:
     return [datetime.fromtimestamp(r["ts_ms"] / 1000, UTC) for r in rows]
 
 
 def _values(points: list[dict[str, Any]], key: str) -> list[float | None]:
     return [None if p[key] is None else float(p[key]) for p in points]
-
-
-def _chart(
-    points: list[dict[str, Any]], orders: list[dict[str, Any]], fills: list[dict[str, Any]]
-) -> go.Figure:
-    """The close with the Keltner band (shaded), its EMA and the long average; our resting orders as
-    levels; fills marked buy (up, green) and sell (down, red)."""
-    figure = go.Figure()
-    x = _times(points)
-    band = {"color": "rgba(148,163,184,0.6)", "width": 1}
-    figure.add_trace(go.Scatter(x=x, y=_values(points, "upper"), name="Keltner upper", line=band))
-    figure.add_trace(
-        go.Scatter(
-            x=x,
-            y=_values(points, "lower"),
-            name="Keltner lower",
-            line=band,
-            fill="tonexty",
-            fillcolor="rgba(148,163,184,0.12)",
-        )
-    )
-    figure.add_trace(
-        go.Scatter(x=x, y=_values(points, "ema"), name="EMA", line={"color": "#f59e0b", "width": 1.5})
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=x,
-            y=_values(points, "long"),
-            name="long average",
-            line={"color": "#a78bfa", "width": 1, "dash": "dot"},
-        )
-    )
-    figure.add_trace(
-        go.Scatter(x=x, y=_values(points, "close"), name="close", line={"color": "#e5e7eb", "width": 1.5})
-    )
-    for side, colour, marker in (("buy", "#16a34a", "triangle-up"), ("sell", "#dc2626", "triangle-down")):
-        mine = [f for f in fills if f["side"] == side]
-        figure.add_trace(
-            go.Scatter(
-                x=_times(mine),
-                y=[float(f["price"]) for f in mine],
-                mode="markers",
-                name=f"{side} fills",
-                marker={"color": colour, "symbol": marker, "size": 11, "line": {"width": 1, "color": "#111"}},
-                hovertext=[f"{side} {f['qty']} at {f['price']}" for f in mine],
-            )
-        )
-    for order in orders:
-        figure.add_hline(
-            y=float(order["price"]),
-            line={"color": "#16a34a" if order["side"] == "buy" else "#dc2626", "dash": "dash", "width": 1},
-            annotation_text=f"{order['side']} {order['qty']} @ {order['price']}",
-            annotation_position="top left",
-            annotation_font_size=10,
-        )
-    figure.update_layout(
-        height=380,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        legend={"orientation": "h", "y": -0.12},
-        yaxis_title="price",
-        hovermode="x unified",
-    )
-    return figure
 
 
 def _rails_chart(history: dict[str, Any]) -> go.Figure:
@@ -195,9 +160,9 @@ def _rails_chart(history: dict[str, Any]) -> go.Figure:
     figure = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=(
-            f"inventory, {history['base']} (rail {history['max_base']})",
-            f"committed quote, {history['quote']} (rail {history['max_quote']})",
+        subplot_titles=(  # short: at phone width the two titles share 390 px
+            f"inventory {history['base']} · rail {history['max_base']}",
+            f"committed {history['quote']} · rail {history['max_quote']}",
         ),
     )
     for col, key, limit, colour in (
@@ -222,5 +187,6 @@ def _rails_chart(history: dict[str, Any]) -> go.Figure:
             col=col,
         )
         figure.update_yaxes(range=[0, float(limit) * 1.08], row=1, col=col)
+    figure.update_annotations(font_size=12)
     figure.update_layout(height=240, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False)
     return figure

@@ -213,6 +213,32 @@ class CancelOrder:
         self.reason = reason
 
 
+@dataclass(slots=True, init=False, unsafe_hash=True)
+class PlannedLevel:
+    """One order the strategy planned this pulse, and whether it rests (``decide(..., with_levels=True)``).
+
+    ``outcome`` is ``resting`` (placed or kept) or why not: ``rails``, ``cooldown``, ``balance``
+    (free funds or the portfolio budget), ``above_top`` (would cross the book or the depth gate),
+    ``purged`` (beyond the purge distance), ``window`` (below the levels a grid keeps resting, or a
+    floating ladder's deeper level, which rests once the level above it fills), ``gated`` (a gate stops
+    every buy: volatility, no new sequence), ``held`` (the level's lot is held: its exit sells it),
+    ``dust`` (an exit below the minimum notional), ``skipped`` (a size of no lot).
+    """
+
+    slot: Final[str]
+    side: Final[Side]
+    price: Final[int]  # ticks
+    qty: Final[int]  # lots
+    outcome: Final[str]
+
+    def __init__(self, slot: str, side: Side, price: int, qty: int, outcome: str) -> None:
+        self.slot = slot
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.outcome = outcome
+
+
 @dataclass(frozen=True, slots=True)
 class MarketInfo:
     """The exchange's rules for one spot market."""

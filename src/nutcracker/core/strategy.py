@@ -30,7 +30,7 @@ from nutcracker.core import indicators
 from nutcracker.core.hold import ASK, ATR_PPM, BID, EMA, LOWER, STEP, Hold, HoldBuilder
 from nutcracker.core.indicators import IndicatorState
 from nutcracker.core.ledger import Booking, ClosedCycle, Ledger, Lot, book_fill, min_sell_price
-from nutcracker.core.model import CancelOrder, Intent, OpenOrder, PlaceLimit, Side, Snapshot
+from nutcracker.core.model import CancelOrder, Intent, OpenOrder, PlaceLimit, PlannedLevel, Side, Snapshot
 from nutcracker.core.orders import POOLED_SLOT, buy_slot, exit_slot, format_order_id, parse_slot, slot_level
 from nutcracker.core.params import Spacing, SymbolParams
 from nutcracker.core.units import PPM, QU_PER_TICK_LOT, Precision, ceil_div, commission_round_qu, notional_qu
@@ -78,6 +78,7 @@ class Decision:
     bookings: Final[tuple[Booking, ...]]  # the cycle each new fill went to
     closed_cycles: Final[tuple[ClosedCycle, ...]]
     hold: Final[Hold | None]  # asked for with ``with_hold``; None: decide again on the next pulse
+    levels: Final[tuple[PlannedLevel, ...]]  # asked for with ``with_levels``: exits, then buys by depth
 
     def __init__(
         self,
@@ -87,6 +88,7 @@ class Decision:
         bookings: tuple[Booking, ...],
         closed_cycles: tuple[ClosedCycle, ...],
         hold: Hold | None = None,
+        levels: tuple[PlannedLevel, ...] = (),
     ) -> None:
         self.intents = intents
         self.state = state
@@ -94,6 +96,7 @@ class Decision:
         self.bookings = bookings
         self.closed_cycles = closed_cycles
         self.hold = hold
+        self.levels = levels
 
 
 # The pulse's working values never leave ``decide``: plain classes with an explicit __init__, which
@@ -178,10 +181,12 @@ def _step_term(base: float, sign: float, step: float) -> _Term:
 class _Outcomes:
     """What happened to each wanted order, for the hold (only filled in when a hold is asked for)."""
 
-    __slots__ = ("blocked", "cooling_kept", "levels", "placed_or_kept", "rails_room")
+    __slots__ = ("blocked", "cooling_kept", "gated", "levels", "placed_or_kept", "rails_room", "unvisited")
 
     def __init__(self) -> None:
         self.levels: list[tuple[int, str, int, str]] = []  # (position below the top, outcome, price, slot)
+        self.unvisited: list[tuple[int, str, int, str]] = []  # the same, for held and out-of-window levels
+        self.gated = False  # a gate stopped every buy before the ladder was walked
         self.placed_or_kept: dict[str, int] = {}  # slot -> resting price after this pulse
         self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
         self.rails_room: dict[str, tuple[int, int]] = {}  # slot -> (base, quote) committed before it
@@ -189,11 +194,17 @@ class _Outcomes:
 
 
 def decide(
-    snap: Snapshot, params: SymbolParams, state: StrategyState, *, with_hold: bool = False
+    snap: Snapshot,
+    params: SymbolParams,
+    state: StrategyState,
+    *,
+    with_hold: bool = False,
+    with_levels: bool = False,
 ) -> Decision:
     """Return the intents that move this symbol's resting orders to what its strategy wants.
 
-    With ``with_hold`` the decision also says where it would stay the same (see ``core.hold``).
+    With ``with_hold`` the decision also says where it would stay the same (see ``core.hold``);
+    with ``with_levels``, every order it planned and whether it rests (``PlannedLevel``).
     """
     reasons: list[str] = []
     ind = indicators.update(state.indicators, snap.candles, params.keltner)
@@ -204,7 +215,7 @@ def decide(
         new_state = StrategyState(ind, ledger, state.anchor, state.ladder, state.next_seq)
         return Decision((), new_state, tuple(reasons), bookings, closed)
 
-    outcomes = _Outcomes() if with_hold else None
+    outcomes = _Outcomes() if with_hold or with_levels else None
     resting, duplicates = _our_orders(snap.open_orders, params.order_id_prefix)
     market = _market_view(snap, params, ind)
     anchor = _trail_anchor(state.anchor, ledger, market, params)
@@ -220,9 +231,12 @@ def decide(
     if not intents and not snap.open_orders and not reasons:
         reasons.append("idle: nothing to place")
     hold = None
-    if outcomes is not None:
+    if with_hold and outcomes is not None:
         hold = _hold(snap, params, new_state, market, top_terms, exits, outcomes, requote)
-    return Decision(tuple(intents), new_state, tuple(reasons), bookings, closed, hold)
+    levels: tuple[PlannedLevel, ...] = ()
+    if with_levels and outcomes is not None:
+        levels = _planned_levels(ladder, exits, buys, ledger, params, outcomes)
+    return Decision(tuple(intents), new_state, tuple(reasons), bookings, closed, hold, levels)
 
 
 def _requote_ppm(params: SymbolParams, step: float) -> int:
@@ -578,19 +592,26 @@ def _buys(
         return []
     gates = params.gates
     atr_ppm = ind.atr_ppm
+    gated = True
     if gates.max_atr_ppm and atr_ppm > gates.max_atr_ppm:
         reasons.append(f"no buys: volatility {atr_ppm:.0f} ppm above the backstop {gates.max_atr_ppm} ppm")
-        return []
-    if gates.min_atr_ppm and atr_ppm < gates.min_atr_ppm:
+    elif gates.min_atr_ppm and atr_ppm < gates.min_atr_ppm:
         reasons.append(f"no buys: volatility {atr_ppm:.0f} ppm below the minimum {gates.min_atr_ppm} ppm")
+    elif not ledger.lots and params.keltner.enabled and ind.above_run > 0:
+        reasons.append(f"no new sequence: {ind.above_run} closes above the upper Keltner band")
+    elif (
+        not ledger.lots
+        and params.mean_reversion.enabled
+        and params.keltner.confirm_closes > 0
+        and not ind.buy_armed
+    ):
+        reasons.append("no new sequence: waiting for a confirmed excursion below the lower band")
+    else:
+        gated = False
+    if gated:
+        if outcomes is not None:
+            outcomes.gated = True
         return []
-    if not ledger.lots:
-        if params.keltner.enabled and ind.above_run > 0:
-            reasons.append(f"no new sequence: {ind.above_run} closes above the upper Keltner band")
-            return []
-        if params.mean_reversion.enabled and params.keltner.confirm_closes > 0 and not ind.buy_armed:
-            reasons.append("no new sequence: waiting for a confirmed excursion below the lower band")
-            return []
     pooled = params.martingale.enabled
     held_levels = {lot.level for lot in ledger.lots if lot.held > 0}
     deepest = max(held_levels, default=-1)
@@ -604,6 +625,10 @@ def _buys(
     taken = 0  # levels of the window used: wanted, purged or not positive
     for position, price in enumerate(ladder):
         if taken >= window:
+            if outcomes is not None:  # the levels the window would move to next (or a floating ladder's)
+                outside = "window" if _slides(params) else "follows"
+                for deeper in range(position, min(len(ladder), position + params.ladder_levels)):
+                    outcomes.unvisited.append((deeper, outside, ladder[deeper], buy_slot(deeper)))
             break
         level = _quote_level(held_levels, resting) if quoting else position
         slot = buy_slot(level)
@@ -612,9 +637,13 @@ def _buys(
             wants.append(
                 _Want(slot, Side.BUY, partial.price, partial.remaining, "partially filled", as_is=True)
             )
+            if outcomes is not None:  # not a level of the hold's ladder: it rests as it is
+                outcomes.unvisited.append((position, "wanted", partial.price, slot))
             taken += 1
             continue
         if level in held_levels or (pooled and level <= deepest):
+            if outcomes is not None:
+                outcomes.unvisited.append((position, "held", price, slot))
             continue
         if price > market.buy_top:
             if window == len(ladder):  # a sliding window just starts lower: nothing skipped
@@ -638,6 +667,43 @@ def _buys(
         reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
         wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
     return wants
+
+
+def _planned_levels(
+    ladder: tuple[int, ...],
+    exits: list[_Want],
+    buys: list[_Want],
+    ledger: Ledger,
+    params: SymbolParams,
+    outcomes: _Outcomes,
+) -> tuple[PlannedLevel, ...]:
+    """Return every order planned this pulse, exits first, then the buy levels by depth, and its outcome."""
+    why = {want.slot: reason for want, reason in outcomes.blocked}
+    resting = outcomes.placed_or_kept
+    levels: list[PlannedLevel] = []
+    for want in exits:  # a kept order rests at its own price, within the requote tolerance of the want's
+        outcome = (
+            "dust" if want.qty == 0 else "resting" if want.slot in resting else why.get(want.slot, "skipped")
+        )
+        price = resting.get(want.slot, want.price)
+        levels.append(PlannedLevel(want.slot, Side.SELL, price, want.qty, outcome))
+    planned = outcomes.levels + outcomes.unvisited
+    if outcomes.gated:  # no level was walked: the gate holds back the levels the window would rest
+        held = {lot.level for lot in ledger.lots if lot.held > 0}
+        planned = [
+            (position, "held" if position in held else "gated", price, buy_slot(position))
+            for position, price in enumerate(ladder[: params.ladder_levels])
+        ]
+    wanted = {want.slot: want for want in buys}
+    for position, outcome, price, slot in sorted(planned):
+        chosen = wanted.get(slot) if outcome == "wanted" else None
+        if chosen is not None:
+            outcome = "resting" if slot in resting else why.get(slot, "skipped")
+            price = resting.get(slot, chosen.price)
+            levels.append(PlannedLevel(slot, Side.BUY, price, chosen.qty, outcome))
+        elif price > 0:
+            levels.append(PlannedLevel(slot, Side.BUY, price, _level_qty(position, price, params), outcome))
+    return tuple(levels)
 
 
 def purge_keep_ppm(purge_ppm: int) -> int:

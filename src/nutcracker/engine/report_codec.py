@@ -13,7 +13,7 @@ from dataclasses import astuple
 from decimal import Decimal
 from typing import Any, Final
 
-from nutcracker.core.model import Book, Fill, OpenOrder, Side
+from nutcracker.core.model import Book, Candle, Fill, OpenOrder, PlannedLevel, Side
 from nutcracker.core.records import ClosedCycleRecord
 from nutcracker.core.units import Precision
 from nutcracker.engine.reports import Bands, IntentOutcome, PulseReport, SymbolStatus
@@ -58,6 +58,8 @@ def encode_report(r: PulseReport) -> str:
         [str(r.precision.tick), str(r.precision.lot)],
         r.retry_in_s,
         r.decided,
+        [[c.ts_ms, c.open, c.high, c.low, c.close, c.volume] for c in r.candles],
+        [[v.slot, str(v.side), v.price, v.qty, v.outcome] for v in r.levels],
     ]
     return json.dumps(body, separators=(",", ":"))
 
@@ -95,6 +97,8 @@ def decode_report(text: str) -> PulseReport:
         precision,
         retry_in_s,
         decided,
+        candles,
+        levels,
     ) = body
     return PulseReport(
         symbol=symbol,
@@ -119,4 +123,6 @@ def decode_report(text: str) -> PulseReport:
         precision=Precision(Decimal(precision[0]), Decimal(precision[1])),
         retry_in_s=retry_in_s,
         decided=decided,
+        candles=tuple(Candle(*c) for c in candles),
+        levels=tuple(PlannedLevel(v[0], Side(v[1]), *v[2:]) for v in levels),
     )

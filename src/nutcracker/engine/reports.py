@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from nutcracker.core.model import Book, Fill, OpenOrder
+from nutcracker.core.model import Book, Candle, Fill, OpenOrder, PlannedLevel
 from nutcracker.core.records import ClosedCycleRecord
 from nutcracker.core.units import Precision
 
@@ -53,6 +53,7 @@ class Bands:
     atr: float
     atr_ppm: float
     ready: bool
+    candle_ts_ms: int = -1  # open time of the last candle they include (-1: none yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,8 @@ class PulseReport:
     precision: Precision
     retry_in_s: float | None = None
     decided: bool = True  # False: the market stayed inside the last decision's hold region
+    candles: tuple[Candle, ...] = ()  # the closed candles this pulse hydrated, oldest first
+    levels: tuple[PlannedLevel, ...] = ()  # the orders the standing decision planned (none: no decision)
 
     @property
     def dispatched(self) -> bool:

@@ -42,7 +42,8 @@ through ``precision``):
 ``fills``                   our fills booked this pulse (``core.model.Fill``)
 ``closed_cycles``           cycles closed this pulse, exact PnL in qu
 ``book``, ``close``         top of book (ticks, None before the first hydrate), last close
-``bands``                   ``Bands``: ema, lower, upper, long, atr (ticks), atr_ppm, ready
+``bands``                   ``Bands``: ema, lower, upper, long, atr (ticks), atr_ppm, ready,
+                            candle_ts_ms (the open time of the last candle they include)
 ``held_lots``               inventory the engine bought, against ``max_base_lots``
 ``committed_quote_qu``      held cost + open buy notional, against ``max_quote_qu``
 ``quote_allowance_qu``      what the shared quote budget still allowed (None: no budget)
@@ -52,6 +53,9 @@ through ``precision``):
 ``decided``                 whether ``decide`` ran (False: the market stayed inside the last
                             decision's hold region, so that decision and its reasons stand;
                             False for control reports too)
+``candles``                 the closed candles this pulse hydrated (a cold start: the history)
+``levels``                  ``core.model.PlannedLevel``\\ s of the standing decision: every exit
+                            and buy level it planned, resting or why not (empty without one)
 ``dispatched``              (property) whether anything was sent this pulse
 ==========================  ==================================================================
 

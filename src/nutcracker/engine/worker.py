@@ -68,7 +68,17 @@ from nutcracker.core import indicators
 from nutcracker.core.hold import Hold
 from nutcracker.core.indicators import IndicatorState
 from nutcracker.core.ledger import Ledger
-from nutcracker.core.model import Book, CancelOrder, Candle, Fill, OpenOrder, PlaceLimit, Side, Snapshot
+from nutcracker.core.model import (
+    Book,
+    CancelOrder,
+    Candle,
+    Fill,
+    OpenOrder,
+    PlaceLimit,
+    PlannedLevel,
+    Side,
+    Snapshot,
+)
 from nutcracker.core.orders import parse_slot
 from nutcracker.core.params import Spacing, SymbolParams
 from nutcracker.core.records import ClosedCycleRecord, IntentRecord, PulseRecord
@@ -235,6 +245,7 @@ class SymbolWorker:
         # the hold region of the last decision and the resting orders it assumed (_held_decision)
         self._hold: Hold | None = None
         self._hold_reasons: tuple[str, ...] = ()
+        self._hold_levels: tuple[PlannedLevel, ...] = ()
         self._hold_orders: frozenset[OpenOrder] = frozenset()
         self._reused: Decision | None = None  # the decision _held_decision last returned
         # report caches: the same indicators give the same bands, the same book the same commitment
@@ -392,7 +403,7 @@ class SymbolWorker:
                     allowance,
                 )
                 try:
-                    decision = decide(snap, self._params, old_state, with_hold=True)
+                    decision = decide(snap, self._params, old_state, with_hold=True, with_levels=True)
                 except ValueError as e:  # the core refuses a broken invariant (a fill it cannot book)
                     return await self._halt(f"decide refused the snapshot: {e}")
                 if len(decision.bookings) != len(hydrated.fills):
@@ -459,7 +470,9 @@ class SymbolWorker:
         changed = shown.key != self._status_key
         self._status_key = shown.key
         await self._set_status(status, shown.text, journal_reason=changed)
-        report = self._report(hydrated.ts_ms, decision, outcomes, hydrated.fills, allowance, committed)
+        report = self._report(
+            hydrated.ts_ms, decision, outcomes, hydrated.fills, allowance, committed, hydrated.candles
+        )
         if (outcomes or hydrated.fills) and logger.isEnabledFor(logging.INFO):
             logger.info(
                 LogLine(
@@ -651,7 +664,9 @@ class SymbolWorker:
             state = StrategyState(ind, state.ledger, state.anchor, state.ladder, state.next_seq)
         elif reused is not None and reused.state is state and reused.hold is hold:
             return reused  # nothing moved since: the very same decision
-        self._reused = Decision((), state, held_reasons(self._hold_reasons, ind), (), (), hold)
+        self._reused = Decision(
+            (), state, held_reasons(self._hold_reasons, ind), (), (), hold, self._hold_levels
+        )
         return self._reused
 
     def _keep_hold(
@@ -662,6 +677,7 @@ class SymbolWorker:
             self._hold = None
         elif decision.hold is not self._hold:
             self._hold, self._hold_reasons = decision.hold, decision.reasons
+            self._hold_levels = decision.levels
             self._hold_orders = frozenset(resting)
 
     # -- 4. journal -----------------------------------------------------------------------------
@@ -1011,6 +1027,7 @@ class SymbolWorker:
         fills: tuple[Fill, ...],
         allowance: int | None,
         committed_qu: int | None = None,
+        candles: tuple[Candle, ...] = (),
     ) -> PulseReport:
         params, state = self._params, self._state
         ind = state.indicators
@@ -1026,7 +1043,7 @@ class SymbolWorker:
         bands = self._bands
         if bands is None or self._bands_of is not ind:
             bands = self._bands = Bands(
-                ind.ema, ind.lower, ind.upper, ind.long, ind.atr, ind.atr_ppm, ind.ready
+                ind.ema, ind.lower, ind.upper, ind.long, ind.atr, ind.atr_ppm, ind.ready, ind.last_ts_ms
             )
             self._bands_of = ind
         close = ind.prev_close
@@ -1054,6 +1071,8 @@ class SymbolWorker:
             params.market.precision,
             self.retry_in_s() if self._stalls else None,
             decision is not None and decision is not self._reused,
+            candles,
+            decision.levels if decision is not None else (),
         )
         self._last_report = report
         return report

@@ -2,10 +2,13 @@
 
 ``/symbols/{symbol}/history``: one point per kept pulse, the close each pulse decided on, the Keltner
 bands and EMA once warm, inventory and committed quote within the rails; another account's symbol does
-not exist for the caller. ``/config/reference``: help for every parameter the form shows."""
+not exist for the caller. ``/candles``: the closed candles the pulses read, exactly the exchange's, paged
+by time. ``/levels``: the standing decision's orders, resting or why not. ``/config/reference``: help
+for every parameter the form shows."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +35,7 @@ def served(tmp_path: Path, users: Users) -> Iterator[Served]:
         yield s
 
 
-def _get(served: Served, users: Users, user: str, path: str, **params: int) -> httpx.Response:
+def _get(served: Served, users: Users, user: str, path: str, **params: int | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {users.token(served, user)}"}
     return httpx.get(f"{served.base_url}/api/v1{path}", headers=headers, params=params)
 
@@ -113,3 +116,93 @@ def test_the_config_reference_gives_every_parameter_its_help(served: Served, use
         "Minimum net profit of a buy→sell cycle"
     )
     assert httpx.get(f"{served.base_url}/api/v1/config/reference").status_code == 401
+
+
+def test_candles_are_the_closed_candles_the_pulses_read_paged_by_time(served: Served, users: Users) -> None:
+    served.step(60)
+    everything = _get(served, users, "alice", "/symbols/BTC-USDT/candles", limit=1000).json()
+    assert everything["next_since"] is None
+    kept = everything["candles"]
+    data = served.data["BTC/USDT"]
+    tick = Decimal(str(served.config.symbols[0].market.tick_size))
+    rows = {
+        int(t): (int(o), int(h), int(lo), int(c))
+        for t, o, h, lo, c in zip(data.ts_ms, data.open, data.high, data.low, data.close, strict=True)
+    }
+    # the cold start's history and then one new candle a pulse, each exactly the exchange's, once
+    assert len(kept) > 60
+    stamps = [c["ts_ms"] for c in kept]
+    assert all(b - a == 60_000 for a, b in itertools.pairwise(stamps))
+    for c in kept:
+        ticks = tuple(int(Decimal(c[k]) / tick) for k in ("open", "high", "low", "close"))
+        assert ticks == rows[c["ts_ms"]]
+        assert Decimal(c["volume"]) >= 0
+    # the bands of each warm pulse are drawn on a candle it read, the newest on the newest
+    points = _get(served, users, "alice", "/symbols/BTC-USDT/history").json()["points"]
+    warm = [p["candle_ts_ms"] for p in points if p["ema"] is not None]
+    assert warm
+    assert set(warm) <= set(stamps)
+    assert warm[-1] == stamps[-1]
+    # no since: the newest; since: from that open time on, next_since to page on until the newest
+    newest = _get(served, users, "alice", "/symbols/BTC-USDT/candles", limit=5).json()
+    assert (newest["candles"], newest["next_since"]) == (kept[-5:], None)
+    paged, since = [], stamps[0]
+    while since is not None:
+        page = _get(served, users, "alice", "/symbols/BTC-USDT/candles", since=since, limit=40).json()
+        assert len(page["candles"]) <= 40
+        paged += page["candles"]
+        since = page["next_since"]
+    assert paged == kept
+    later = _get(served, users, "alice", "/symbols/BTC-USDT/candles", since=stamps[-3] - 1).json()
+    assert later["candles"] == kept[-3:]
+
+
+def test_a_bad_since_or_limit_of_the_candles_is_a_422_problem_naming_the_field(
+    served: Served, users: Users
+) -> None:
+    served.step(2)
+    headers = {"Authorization": f"Bearer {users.token(served, 'alice')}"}
+    url = f"{served.base_url}/api/v1/symbols/BTC-USDT/candles"
+    for field, value in (("since", "-1"), ("since", "yesterday"), ("limit", "0"), ("limit", "1001")):
+        answer = httpx.get(url, headers=headers, params={field: value})
+        assert answer.status_code == 422, (field, value, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        problem = answer.json()
+        assert [e["field"] for e in problem["errors"]] == [field]
+        assert field in problem["detail"]
+
+
+def test_levels_are_the_standing_decisions_orders_resting_or_why_not(served: Served, users: Users) -> None:
+    served.step(30)
+    body = _get(served, users, "alice", "/symbols/BTC-USDT/levels").json()
+    orders = _get(served, users, "alice", "/symbols/BTC-USDT/orders").json()["orders"]
+    assert orders, "the demo grid rests its buys once warm"
+    assert body["status"] == "trading"
+    levels = body["levels"]
+    prices = [Decimal(lv["price"]) for lv in levels]
+    assert prices == sorted(prices, reverse=True)
+    resting = {(lv["side"], Decimal(lv["price"])) for lv in levels if lv["resting"]}
+    assert resting == {(o["side"], Decimal(o["price"])) for o in orders}
+    assert all(lv["why"] == "resting" for lv in levels if lv["resting"])
+    waiting = [lv for lv in levels if not lv["resting"]]
+    assert waiting, "a sliding grid names the lattice levels below its window"
+    assert all(lv["why"] and lv["why"] != "resting" for lv in waiting)
+    assert any(lv["why"].startswith("outside the window of grid.levels = ") for lv in waiting)
+    assert all(Decimal(lv["qty"]) > 0 for lv in levels)
+    # a paused symbol plans nothing
+    headers = {"Authorization": f"Bearer {users.token(served, 'alice')}"}
+    paused = httpx.post(
+        f"{served.base_url}/api/v1/symbols/BTC-USDT/pause", json={"reason": "a look"}, headers=headers
+    )
+    assert paused.status_code == 200, paused.text
+    served.step(1)
+    body = _get(served, users, "alice", "/symbols/BTC-USDT/levels").json()
+    assert (body["status"], body["levels"]) == ("paused", [])
+
+
+def test_another_accounts_symbol_has_no_candles_or_levels_for_you(served: Served, users: Users) -> None:
+    served.step(3)
+    for path in ("candles", "levels"):
+        answer = _get(served, users, "alice", f"/symbols/ETH-USDT/{path}")
+        assert answer.status_code == 404
+        assert answer.headers["content-type"].startswith("application/problem+json")

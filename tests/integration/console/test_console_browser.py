@@ -172,6 +172,25 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
     page.get_by_role("button", name="Resume").click()
     _eventually(lambda: checker.symbol_status(SYMBOL)["status"] != "paused", "the symbol resumed")
     _eventually(lambda: checker.orders(SYMBOL), "orders resting after resume", timeout_s=30)
+
+    # the Symbol page with orders resting: candles, band, EMA, orders, planned levels, fills
+    _go(page, "Symbol")
+    expect(page.get_by_text(re.compile(r"^The last \d+ candles the engine read"))).to_be_visible()
+    traces = _price_traces(page)
+    assert traces["candlestick"] > 0, f"no candles drawn on the Symbol page: {traces}"
+    assert traces["EMA"] > 0, f"no EMA drawn on the Symbol page: {traces}"
+    expect(page.get_by_text("Grid levels", exact=False)).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"\d+ planned orders resting or held, \d+ not placed"))
+    ).to_be_visible()
+    _shot(page, shots / "symbol-trading-1400.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(800)
+    _no_horizontal_scroll(page)
+    _shot(page, shots / "symbol-trading-390.png")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    _go(page, "Overview")
+
     page.get_by_role("button", name=re.compile("KILL ALL")).click()
     page.get_by_role("button", name="Yes, kill all").click()
     _eventually(lambda: checker.symbol_status(SYMBOL)["status"] == "killed", "the symbol killed")
@@ -186,14 +205,9 @@ def _walk_through(page: Any, stack: Stack, checker: ApiClient, shots: Path) -> N
 
     _go(page, "Symbol")
     expect(page.get_by_text("Recent decisions")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"^The last \d+ pulses"))).to_be_visible()
-    expect(page.locator(".js-plotly-plot").first).to_be_visible()  # price, bands, EMA, orders, fills
-    drawn = page.evaluate(
-        "[...document.querySelectorAll('.js-plotly-plot')].flatMap(p => p.data || [])"
-        ".filter(t => ['close', 'EMA'].includes(t.name)).map(t => t.y.filter(v => v !== null).length)"
-    )
-    assert len(drawn) == 2, f"no close and EMA traces on the Symbol page: {drawn}"
-    assert min(drawn) > 0, f"the price chart draws no close or no EMA: {drawn}"
+    expect(page.get_by_text(re.compile(r"^The last \d+ candles the engine read"))).to_be_visible()
+    traces = _price_traces(page)  # killed: the candles it read before stay drawn
+    assert traces["candlestick"] > 0, f"no candles drawn on the Symbol page: {traces}"
     _shot(page, shots / "symbol-1400.png")
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(800)
@@ -277,6 +291,26 @@ def test_backtest_page_runs_a_backtest_through_the_api_in_chromium(stack: Stack,
         "the refused upload started a job, or the example did not run"
     )
     assert errors == [], f"browser console errors: {errors}"
+
+
+def _price_traces(page: Any) -> dict[str, int]:
+    """The points of the price chart's candlestick and EMA traces, as plotly drew them in the page."""
+    page.locator(".js-plotly-plot").first.wait_for()
+    counts: dict[str, int] = page.evaluate(
+        """() => {
+            const out = {candlestick: 0, EMA: 0};
+            for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+                for (const t of plot.data || []) {
+                    if (t.type === 'candlestick') out.candlestick += t.close.length;
+                    if (t.name === 'EMA') out.EMA += t.y.filter(v => v !== null).length;
+                }
+            }
+            return out;
+        }"""
+    )
+    drawn = page.locator(".js-plotly-plot g.trace.boxes path").count()  # plotly's candle bodies
+    assert drawn > 0, "plotly drew no candle in the page"
+    return counts
 
 
 def _shot(page: Any, path: Path) -> None:

@@ -1,9 +1,12 @@
 """The console's pages with Streamlit's ``AppTest`` (no browser) against a real ``serve --demo``:
 login, the overview, the kill switch's confirmation, pause and resume, the parameter form refusing
-without step-up, the end of a session when refresh fails, the audit filter."""
+without step-up, the end of a session when refresh fails, the audit filter, the Symbol page's candles
+and planned levels."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +167,31 @@ def test_audit_filters_by_actor(stack: Stack, monkeypatch: pytest.MonkeyPatch) -
     rows = at.dataframe[0].value
     assert len(rows) > 0
     assert set(rows["actor"]) == {OPERATOR}
+
+
+def test_the_symbol_page_draws_candles_and_lists_the_planned_levels(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, checker: ApiClient
+) -> None:
+    deadline = time.monotonic() + 60
+    while not (checker.orders(SYMBOL) and checker.levels(SYMBOL)["levels"]):
+        assert time.monotonic() < deadline, "the demo grid rested no order within 60 s"
+        time.sleep(0.5)
+    at = _login(_app(stack, monkeypatch))
+    at.session_state["page"] = "Symbol"
+    at.run()
+    assert not at.exception
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    (figure,) = [f for f in figures if any(t["type"] == "candlestick" for t in f["data"])]
+    (candles,) = [t for t in figure["data"] if t["type"] == "candlestick"]
+    assert len(candles["x"]) == len(candles["open"]) > 0
+    assert {"EMA", "Keltner band", "buy fills", "sell fills"} <= {t.get("name") for t in figure["data"]}
+    low, high = figure["layout"]["yaxis"]["range"]
+    assert low < min(candles["low"])
+    assert max(candles["high"]) < high
+    (levels,) = [d.value for d in at.dataframe if "why" in d.value.columns]
+    assert set(levels["state"]) <= {"resting", "held", "not placed"}
+    assert "resting" in set(levels["state"])
+    waiting = levels[levels["state"] == "not placed"]
+    assert len(waiting) > 0
+    assert all(waiting["why"].str.len() > 0)
+    assert any("planned orders resting or held" in c.value for c in at.caption), _texts(at)

@@ -226,6 +226,49 @@ def test_no_decision_breaks_a_rail_crosses_the_book_or_sells_below_min_profit(
         fills = _fill_some(world, choices, ts + 1, params.market.maker_fee_ppm)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    params=strategy_params(),
+    candles=candle_series(),
+    steps=st.lists(
+        st.tuples(st.integers(-2000, 500), st.integers(1, 50), st.lists(st.integers(0, 50), max_size=4)),
+        min_size=1,
+        max_size=3,
+    ),
+    free_quote=st.sampled_from([0, 1_000, 10**6]),
+)
+def test_the_planned_levels_resting_are_exactly_the_orders_left_resting(
+    params: SymbolParams,
+    candles: tuple[Candle, ...],
+    steps: list[tuple[int, int, list[int]]],
+    free_quote: int,
+) -> None:
+    world = World({}, free_base=0, free_quote=free_quote * USDT)
+    state: StrategyState = initial_state()
+    fills: tuple[Fill, ...] = ()
+    last = candles[-1]
+    for n, (offset, spread, choices) in enumerate(steps):
+        ts = last.ts_ms + 60_000 * (n + 1)
+        bid = max(1, last.close + offset * max(1, last.close // 10_000))
+        snap = _snapshot(candles, Book(bid, bid + spread), world, fills, ts)
+        d = decide(snap, params, state, with_hold=True, with_levels=True)
+        plain = decide(snap, params, state, with_hold=True)
+        assert (d.intents, d.state, d.reasons, d.hold) == (
+            plain.intents,
+            plain.state,
+            plain.reasons,
+            plain.hold,
+        )
+        _apply(world, d)
+        resting = {(lv.slot, lv.side, lv.price) for lv in d.levels if lv.outcome == "resting"}
+        left = {(parse_slot(PREFIX, o.client_order_id), o.side, o.price) for o in world.orders.values()}
+        assert resting == left
+        assert len({lv.slot for lv in d.levels}) == len(d.levels)  # one level a slot
+        assert all(lv.price > 0 for lv in d.levels)
+        state = d.state
+        fills = _fill_some(world, choices, ts + 1, params.market.maker_fee_ppm)
+
+
 @settings(max_examples=1000, deadline=None)
 @given(params=strategy_params(), candles=candle_series())
 def test_the_same_inputs_give_byte_identical_decisions(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -400,3 +401,37 @@ def test_a_reused_decision_counts_the_warm_up_candles_as_deciding_again_would() 
     assert with_hold == without
     counts = [r for rs in with_hold for r in rs if "warming up" in r]
     assert len(set(counts)) == len(counts) > 10  # a new count on every candle
+
+
+def test_each_report_carries_the_candles_it_read_and_the_standing_decisions_levels() -> None:
+    """What the API's chart reads: every closed candle once, in order; the levels of the last decision,
+    kept while a hold region reuses it, and the resting ones are the orders left resting."""
+    world = make_world(n=400)
+    worker = world.worker()
+    seen: list[int] = []
+    reused = 0
+
+    async def main() -> None:
+        nonlocal reused
+        await worker.start()
+        last_levels: tuple[object, ...] = ()
+        for _ in range(120):
+            world.advance()
+            report = await worker.pulse()
+            seen.extend(c.ts_ms for c in report.candles)
+            assert report.levels, "a trading grid always plans its levels"
+            if report.decided:
+                last_levels = report.levels
+            else:
+                reused += 1
+                assert report.levels is last_levels  # the standing decision's, not recomputed
+            resting = {(lv.price, lv.side) for lv in report.levels if lv.outcome == "resting"}
+            assert resting == {(o.price, o.side) for o in report.open_orders}
+            assert report.bands.candle_ts_ms == seen[-1]  # the bands include the newest candle read
+        paused = await worker.pause("test", "a look")
+        assert (paused.candles, paused.levels) == ((), ())
+
+    asyncio.run(main())
+    assert seen == sorted(set(seen))  # each candle once, oldest first
+    assert all(b - a == 60_000 for a, b in itertools.pairwise(seen))
+    assert reused > 0  # the held path is what the identity check covers
