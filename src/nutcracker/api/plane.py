@@ -15,10 +15,11 @@ import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
 
 from nutcracker.config import NutcrackerConfig
 from nutcracker.core.records import ACCOUNT, EventRow
+from nutcracker.core.units import Precision
 from nutcracker.engine.ports import Clock, ReadModels
 from nutcracker.engine.reports import PulseReport
 from nutcracker.engine.runtime import Engine
@@ -55,8 +56,15 @@ class SymbolBook:
     pulses: deque[PulseReport] = field(default_factory=lambda: deque(maxlen=PULSES_KEPT))
     fees_qu: int = 0  # commissions paid in (or valued in) quote, booked fills only
     first_close: int = 0  # ticks: the buy-and-hold yardstick's entry (0 until a price is seen)
-    status: tuple[PulseReport | None, Any] | None = None  # the status view of the last report (cache)
-    status_json: bytes = b""  # that view as its JSON body, encoded once per report
+    status: PulseReport | None = None  # the report ``status_json`` shows (None: before the first pulse)
+    status_json: bytes = b""  # the status view's JSON body, encoded once per report
+    texts: dict[object, str] = field(default_factory=dict)  # the view's amounts and names, as written
+    texts_for: Precision | None = None  # the market grid ``texts`` were written on
+    units: tuple[Decimal, Decimal, Decimal] = (
+        Decimal(1),
+        Decimal(1),
+        Decimal(1),
+    )  # its tick, lot, quote unit
 
 
 @dataclass(frozen=True, slots=True)
