@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ from argon2 import PasswordHasher
 
 from nutcracker.api.app import create_app
 from nutcracker.api.auth import AuthService, AuthStore, Passwords, UserAdmin
+from nutcracker.api.collector import calm_collector
 from nutcracker.api.plane import ControlPlane
 from nutcracker.app.kernel import build_replay
 from nutcracker.backtest.data import load_data
@@ -182,6 +184,7 @@ class Server:
         self.serving = asyncio.create_task(self.server.serve())
         while not self.server.started:
             await asyncio.sleep(0.01)
+        calm_collector()  # as serve does once it listens
         return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
 
     def run_rounds(self, rounds: int | None, seconds: float | None) -> list[float]:
@@ -227,6 +230,9 @@ def _candle(c: Any, i: int) -> Candle:
 
 
 # --- the clients' process --------------------------------------------------------------------------
+
+
+_EVENT_ID = re.compile(rb"^id: (\d+)$", re.MULTILINE)
 
 
 async def _connect(base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -298,13 +304,18 @@ async def load(base: str, clients: int, subscribers: int, interval_s: float) -> 
     async def subscribe() -> None:
         reader, writer = await _connect(base)
         writer.write(events_request)
+        rest = b""  # a line cut by the read: its end comes with the next
         try:
             while not stop.is_set():
-                line = await reader.readline()  # chunk sizes come on lines of their own
-                if line.startswith(b"id: "):
-                    received.setdefault(int(line[4:]), []).append(time.time())
-                elif not line:
+                data = await reader.read(2**20)
+                if not data:
                     return
+                now = time.time()  # what one read brings arrived together
+                data = rest + data
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+                for seq in _EVENT_ID.findall(data):  # chunk sizes come on lines of their own
+                    received.setdefault(int(seq), []).append(now)
         finally:
             writer.close()
 

@@ -18,6 +18,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 from nutcracker.config import NutcrackerConfig
@@ -25,6 +26,7 @@ from nutcracker.core.commands import Command, CommandOutcome
 from nutcracker.core.model import Candle, OpenOrder
 from nutcracker.core.params import SymbolParams
 from nutcracker.core.records import ACCOUNT, EventRow
+from nutcracker.core.units import Precision
 from nutcracker.engine.ports import Clock, ReadModels
 from nutcracker.engine.reports import PulseReport, SymbolStatus
 
@@ -100,8 +102,15 @@ class SymbolBook:
     candles: deque[Candle] = field(default_factory=lambda: deque(maxlen=CANDLES_KEPT))  # oldest first
     fees_qu: int = 0  # commissions paid in (or valued in) quote, booked fills only
     first_close: int = 0  # ticks: the buy-and-hold yardstick's entry (0 until a price is seen)
-    status: tuple[PulseReport | None, Any] | None = None  # the status view of the last report (cache)
-    status_json: bytes = b""  # that view as its JSON body, encoded once per report
+    status: PulseReport | None = None  # the report ``status_json`` shows (None: before the first pulse)
+    status_json: bytes = b""  # the status view's JSON body, encoded once per report
+    texts: dict[object, str] = field(default_factory=dict)  # the view's amounts and names, as written
+    texts_for: Precision | None = None  # the market grid ``texts`` were written on
+    units: tuple[Decimal, Decimal, Decimal] = (
+        Decimal(1),
+        Decimal(1),
+        Decimal(1),
+    )  # its tick, lot, quote unit
 
 
 @dataclass(frozen=True, slots=True)

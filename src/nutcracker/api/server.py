@@ -24,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from nutcracker.api.app import attach, create_app
+from nutcracker.api.collector import calm_collector
 from nutcracker.api.metrics import ApiMetrics, TimedExchange
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Authenticator
@@ -141,6 +142,7 @@ async def _run_beside(
             raise OSError(f"could not listen on {server.config.host}:{server.config.port}")
         await asyncio.sleep(0.02)
     on_listening(bound_port(server))
+    calm_collector()  # what was built so far lives as long as the process
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -235,6 +237,7 @@ async def serve_connected(
             mode=str(mode),
         )
         attach(app, plane)
+        calm_collector()  # the engine, built after the server started, lives as long as the process
 
     def stop_engine() -> None:
         engine = holder.get("engine")

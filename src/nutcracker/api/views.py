@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from nutcracker.api.plane import SymbolBook
@@ -21,7 +22,7 @@ from nutcracker.core.units import QU_PER_TICK_LOT, notional_qu
 from nutcracker.engine.reports import PulseReport
 from nutcracker.explain import render_reason
 
-__all__ = ["cycle_out", "fill_out", "order_out", "pulse_out", "status_out"]
+__all__ = ["cycle_out", "fill_out", "order_out", "pulse_out", "status_json", "status_out"]
 
 
 def _plain(value: Decimal) -> str:
@@ -100,6 +101,103 @@ def status_out(book: SymbolBook, params: SymbolParams, report: PulseReport | Non
         buy_and_hold_change=hold,
         updated_ts_ms=r.ts_ms,
     )
+
+
+_QUARTER_CENT = Decimal("0.0001")
+_MEMO_SIZE = 4096  # texts a memo keeps before it starts over (amounts recur: rails, fees, prices)
+_STATUS_JSON = (
+    '{"symbol":%s,"account":%s,"status":%s,"reason":%s,"stalled":%s,"retry_in_s":null,"price":%s,'
+    '"inventory":{"used":"%s","limit":"%s","headroom":"%s","asset":%s},'
+    '"committed_quote":{"used":"%s","limit":"%s","headroom":"%s","asset":%s},"open_orders":%d,'
+    '"realized_pnl":"%s","fees":"%s","equity_change":%s,"buy_and_hold_change":%s,"updated_ts_ms":%d}'
+)
+
+
+def _memo_put(memo: dict[object, str], key: object, text: str) -> str:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = text
+    return text
+
+
+def _amount(memo: dict[object, str], n: int, unit: Decimal) -> str:
+    """``_plain(n * unit)``, remembered: the same amounts come back pulse after pulse."""
+    key = (n, id(unit))  # the unit by identity (``book.units`` holds it): no Decimal hashed
+    text = memo.get(key)
+    return text if text is not None else _memo_put(memo, key, _plain(n * unit))
+
+
+def _change(memo: dict[object, str], n: int, unit: Decimal) -> str:
+    """``n * unit`` to the hundredth of a cent, as JSON (``status_out``'s equity and buy-and-hold)."""
+    key = ("change", n, id(unit))
+    text = memo.get(key)
+    if text is None:
+        text = _memo_put(memo, key, f'"{_plain((n * unit).quantize(_QUARTER_CENT))}"')
+    return text
+
+
+def _json_text(memo: dict[object, str], value: str) -> str:
+    """``value`` as a JSON string, as pydantic writes it (UTF-8, not escaped to ASCII), remembered."""
+    text = memo.get(value)
+    return text if text is not None else _memo_put(memo, value, json.dumps(value, ensure_ascii=False))
+
+
+def status_json(book: SymbolBook, params: SymbolParams, report: PulseReport | None) -> bytes:
+    """Return ``status_out(book, params, report).model_dump_json()``, byte for byte, written directly.
+
+    Validating and serializing the model cost about 20 us a symbol: at every engine round a hundred
+    symbols' views took milliseconds of the loop the engine shares (``bench/api.py``). Here the
+    amounts are formatted as ``status_out`` does, but each distinct one once (``book.texts``), and
+    the JSON is one template; a test holds both bodies equal over a replay. A stalled symbol's
+    ``retry_in_s`` (a float, written pydantic's way) and the view before the first pulse take the
+    model's path.
+    """
+    if report is None or report.retry_in_s is not None:
+        return status_out(book, params, report).model_dump_json().encode()
+    r, m, memo = report, params.market, book.texts
+    if book.texts_for is not r.precision:  # the memo's keys name the unit, not its value: start over
+        memo.clear()
+        book.texts_for = r.precision
+        book.units = (r.precision.tick, r.precision.lot, r.precision.quote_unit)
+    tick, lot, quote_unit = book.units
+    held_cost = r.committed_quote_qu - sum(
+        notional_qu(o.price, o.remaining) for o in r.open_orders if o.side is Side.BUY
+    )
+    equity = hold = "null"
+    if r.close:
+        value_qu = r.held_lots * r.close * QU_PER_TICK_LOT
+        equity = _change(memo, r.realized_pnl_qu + value_qu - held_cost, quote_unit)
+        if book.first_close:
+            key = (r.max_quote_qu, r.close, book.first_close)
+            bh = memo.get(key)
+            if bh is None:
+                hold_qu = Decimal(r.max_quote_qu) * (Decimal(r.close) / Decimal(book.first_close) - 1)
+                bh = _memo_put(memo, key, _change(memo, int(hold_qu), quote_unit))
+            hold = bh
+    status = str(r.status)
+    text = _STATUS_JSON % (
+        _json_text(memo, r.symbol),
+        _json_text(memo, book.account),
+        _json_text(memo, status),
+        _json_text(memo, r.status_reason),
+        "true" if status == "stalled" else "false",
+        f'"{_amount(memo, r.close, tick)}"' if r.close else "null",
+        _amount(memo, r.held_lots, lot),
+        _amount(memo, r.max_base_lots, lot),
+        _amount(memo, r.max_base_lots - r.held_lots, lot),
+        _json_text(memo, m.base),
+        _amount(memo, r.committed_quote_qu, quote_unit),
+        _amount(memo, r.max_quote_qu, quote_unit),
+        _amount(memo, r.max_quote_qu - r.committed_quote_qu, quote_unit),
+        _json_text(memo, m.quote),
+        len(r.open_orders),
+        _amount(memo, r.realized_pnl_qu, quote_unit),
+        _amount(memo, book.fees_qu, quote_unit),
+        equity,
+        hold,
+        r.ts_ms,
+    )
+    return text.encode()
 
 
 def pulse_out(r: PulseReport, params: SymbolParams) -> PulseOut:

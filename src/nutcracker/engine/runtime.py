@@ -10,7 +10,8 @@ cancels are retried with backoff for ``shutdown_cancel_s``; what still rests the
 ``ShutdownIncompleteError``, listing it), the open orders left are reconciled with the exchange
 and journaled with a ``stop`` event and its reason (audits by actor ``engine``, which ``nutcracker
 status`` reads), and the journal is flushed. Funds stay with the exchange. ``pulse_all`` runs one
-pulse of every symbol instead, for drivers that own the clock (replay, tests, benchmarks).
+pulse of every symbol instead, for drivers that own the clock (replay, tests, benchmarks),
+giving the event loop a turn every ``PULSE_SLICE_S`` (the API shares it).
 
 Clocks (``RunClock``): ``WallClock`` for live and paper; ``SimulatedClock`` for replay, moved by
 the driver (``advance_to``), whose ``sleep`` returns once simulated time has caught up.
@@ -125,6 +126,9 @@ Observer = Callable[[PulseReport], None]
 
 SHUTDOWN_CANCEL_S = 30.0
 """How long ``cancel_on_shutdown`` retries failed cancels (with backoff) before giving up."""
+PULSE_SLICE_S = 0.005
+"""``pulse_all`` gives the event loop a turn after at most this long of pulses in a row (a round of
+100 symbols held it about 20 ms: an API request waited that long)."""
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.1, 2.0  # the backoff between two rounds of shutdown cancels
 
 
@@ -349,7 +353,15 @@ class Engine:
         if concurrently:
             reports = list(await asyncio.gather(*(w.pulse() for w in workers)))
         else:
-            reports = [await w.pulse() for w in workers]
+            reports = []
+            sliced_at = time.perf_counter()
+            for w in workers:
+                reports.append(await w.pulse())
+                if time.perf_counter() - sliced_at >= PULSE_SLICE_S:
+                    # a turn for the loop's other callbacks (an API request waits at most a slice,
+                    # not a whole round); the clock is the runtime's: no decision reads it
+                    await asyncio.sleep(0)
+                    sliced_at = time.perf_counter()
         for report in reports:
             self._emit(report)
         return reports

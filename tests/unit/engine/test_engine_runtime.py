@@ -10,6 +10,7 @@ from decimal import Decimal
 from engine_world import BTC, ETH, Recording, make_world, params_for
 
 from nutcracker.core.commands import KillSymbol, Outcome, PauseSymbol, ResumeSymbol, Role
+from nutcracker.engine import runtime
 from nutcracker.engine.runtime import Engine, EngineSettings, PulseReport, SimulatedClock, WallClock
 from nutcracker.engine.worker import KILLED, PAUSED, TRADING, WorkerSettings
 from nutcracker.store.memory import InMemoryJournal
@@ -207,3 +208,32 @@ def test_a_stalled_symbol_waits_its_backoff_in_the_run_loop() -> None:
     stalled = [r for r in reports if r.symbol == BTC]
     assert {r.status for r in stalled} == {"stalled"}
     assert 2 <= len(stalled) <= 6  # about one try per 50 ms, not one per millisecond
+
+
+def _pulses_seen_by_a_callback(slice_s: float) -> list[int]:
+    """Run one ``pulse_all`` round with a callback waiting its turn; return the pulses done by then."""
+    engine, _, _ = two_symbol_engine()
+    seen: list[int] = []
+
+    async def main() -> None:
+        await engine.start()
+        await engine.pulse_all()  # first pulses (hydrating) out of the way
+        done_before = sum(w._seq for w in engine.workers.values())
+        asyncio.get_running_loop().call_soon(
+            lambda: seen.append(sum(w._seq for w in engine.workers.values()) - done_before)
+        )
+        await engine.pulse_all()
+        await engine.shutdown("test over")
+
+    original = runtime.PULSE_SLICE_S
+    runtime.PULSE_SLICE_S = slice_s
+    try:
+        asyncio.run(main())
+    finally:
+        runtime.PULSE_SLICE_S = original
+    return seen
+
+
+def test_pulse_all_gives_the_loop_a_turn_within_a_round_once_its_slice_is_used() -> None:
+    assert _pulses_seen_by_a_callback(0.0) == [1]  # after the first symbol's pulse, not the round
+    assert _pulses_seen_by_a_callback(60.0) == [2]  # within its slice, the round goes on

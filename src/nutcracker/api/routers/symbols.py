@@ -22,7 +22,7 @@ from nutcracker.api.schemas import (
     StatusOut,
     SymbolStatusOut,
 )
-from nutcracker.api.views import cycle_out, fill_out, order_out, pulse_out, status_out
+from nutcracker.api.views import cycle_out, fill_out, order_out, pulse_out, status_json
 from nutcracker.config import NutcrackerConfig
 from nutcracker.engine.reports import PulseReport
 
@@ -49,10 +49,9 @@ def _status(plane: ControlPlane, symbol: str, report: PulseReport | None) -> Sym
     """The symbol's book with its status view and body, built once per engine report (one build
     serves every client polling until the next report)."""
     book = plane.books[symbol]
-    if book.status is None or book.status[0] is not report:
-        view = status_out(book, plane.engine.worker(symbol).params, report)
-        book.status = (report, view)
-        book.status_json = view.model_dump_json().encode()
+    if not book.status_json or book.status is not report:
+        book.status = report
+        book.status_json = status_json(book, plane.engine.worker(symbol).params, report)
     return book
 
 
