@@ -293,22 +293,30 @@ def test_backtest_page_runs_a_backtest_through_the_api_in_chromium(stack: Stack,
     assert errors == [], f"browser console errors: {errors}"
 
 
-def _price_traces(page: Any) -> dict[str, int]:
-    """The points of the price chart's candlestick and EMA traces, as plotly drew them in the page."""
+def _price_traces(page: Any, timeout_s: float = 15) -> dict[str, int]:
+    """The points of the price chart's candlestick and EMA traces, as plotly drew them in the page.
+
+    Polled: Streamlit loads plotly's component lazily and draws after the page's text is shown.
+    """
     page.locator(".js-plotly-plot").first.wait_for()
-    counts: dict[str, int] = page.evaluate(
-        """() => {
-            const out = {candlestick: 0, EMA: 0};
-            for (const plot of document.querySelectorAll('.js-plotly-plot')) {
-                for (const t of plot.data || []) {
-                    if (t.type === 'candlestick') out.candlestick += t.close.length;
-                    if (t.name === 'EMA') out.EMA += t.y.filter(v => v !== null).length;
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts: dict[str, int] = page.evaluate(
+            """() => {
+                const out = {candlestick: 0, EMA: 0};
+                for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+                    for (const t of plot.data || []) {
+                        if (t.type === 'candlestick') out.candlestick += t.close.length;
+                        if (t.name === 'EMA') out.EMA += t.y.filter(v => v !== null).length;
+                    }
                 }
-            }
-            return out;
-        }"""
-    )
-    drawn = page.locator(".js-plotly-plot g.trace.boxes path").count()  # plotly's candle bodies
+                return out;
+            }"""
+        )
+        drawn = page.locator(".js-plotly-plot g.trace.boxes path").count()  # plotly's candle bodies
+        if (drawn and counts["candlestick"] and counts["EMA"]) or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(200)
     assert drawn > 0, "plotly drew no candle in the page"
     return counts
 
