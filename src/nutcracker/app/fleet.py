@@ -35,6 +35,7 @@ from nutcracker.core.params import SymbolParams
 from nutcracker.core.serialize import loads_params
 from nutcracker.engine.report_codec import decode_report
 from nutcracker.engine.reports import PulseReport, SymbolStatus
+from nutcracker.engine.runtime import journaled_outcome
 from nutcracker.store.redis import RedisJournal
 from nutcracker.store.redis_inbox import RedisInbox
 from nutcracker.store.redis_reports import RedisReports
@@ -182,10 +183,11 @@ class FleetEngine:
                     )
                 await asyncio.sleep(0.05)
                 detail = await asyncio.to_thread(self._journal.command_detail, cid)
-        if " refused: " in detail:
-            return CommandOutcome(cid, Outcome.REFUSED, detail.split(" refused: ", 1)[1])
-        if " proposal=" in detail:
-            return CommandOutcome(cid, Outcome.RECORDED, "recorded for a person to decide; nothing changed")
+        outcome, why = journaled_outcome(command, detail)
+        if outcome == Outcome.REFUSED:
+            return CommandOutcome(cid, outcome, why)
+        if outcome == Outcome.RECORDED:
+            return CommandOutcome(cid, outcome, "recorded for a person to decide; nothing changed")
         if isinstance(command, ChangeParams):
             self._workers[command.symbol or ""].params = command.params
             return CommandOutcome(cid, Outcome.APPLIED, "new parameters apply from the owner's next pulse")

@@ -118,6 +118,7 @@ __all__ = [
     "SimulatedClock",
     "SymbolStatus",
     "WallClock",
+    "journaled_outcome",
 ]
 
 logger = logging.getLogger("nutcracker.engine")
@@ -702,16 +703,23 @@ class Engine:
         )
 
 
+def journaled_outcome(command: Command, detail: str) -> tuple[Outcome, str]:
+    """Return what a command id's journaled audit detail records: its outcome and, if refused, why.
+
+    The one reader of the details ``_record_command`` writes (``app.fleet`` reads a worker's too).
+    """
+    if " refused: " in detail:
+        return Outcome.REFUSED, detail.split(" refused: ", 1)[1]
+    if " proposal=" in detail or isinstance(command, DecideSuggestion):
+        return Outcome.RECORDED, ""
+    return Outcome.APPLIED, ""
+
+
 def _journaled_outcome(command: Command, detail: str) -> CommandOutcome:
     """Return the outcome a command id's journaled audit detail records (it is not applied again)."""
     before = "journaled before, not applied again"
-    if " refused: " in detail:
-        return CommandOutcome(
-            command.command_id, Outcome.REFUSED, f"{before}: {detail.split(' refused: ', 1)[1]}"
-        )
-    if " proposal=" in detail or isinstance(command, DecideSuggestion):
-        return CommandOutcome(command.command_id, Outcome.RECORDED, before)
-    return CommandOutcome(command.command_id, Outcome.APPLIED, before)
+    outcome, why = journaled_outcome(command, detail)
+    return CommandOutcome(command.command_id, outcome, f"{before}: {why}" if why else before)
 
 
 def _command_tag(command: Command) -> str:
