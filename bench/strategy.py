@@ -1,6 +1,7 @@
 """Benchmark the strategy's value: every example on every 1m file, against static grids and holding.
 
-Run: ``.venv/bin/python bench/strategy.py [--examples grid,hybrid] [--files PATTERN] [--candles N]``.
+Run: ``.venv/bin/python bench/strategy.py [--examples grid,hybrid] [--files PATTERN] [--windows N]``
+(``$NUTCRACKER_DATA_DIR`` names the data directory when it is not ``../shared/data``).
 
 Each example (``examples/*.toml`` but the multi-symbol one) is re-aimed at each file's market: its
 symbol, tick, lot and minimum notional come from the file (``sim_accounts.load_market``); money
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -45,7 +47,8 @@ from nutcracker.marketdata.candles import CandleArrays
 from nutcracker.simexchange.accounts import MarketSpec, load_market
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout; a git worktree (../wt/NAME) names the set in NUTCRACKER_DATA_DIR
+DATA = Path(os.environ.get("NUTCRACKER_DATA_DIR") or ROOT.parent / "shared" / "data")
 QUOTE_IN_USDT = {"USDT": Decimal(1), "USDC": Decimal(1), "BTC": Decimal(60_000), "ETH": Decimal(3_000)}
 CRASH_DRAWDOWN_PCT = 10.0
 WINDOW_DAYS = 30
@@ -164,7 +167,9 @@ def run_one(example: Path, spec: MarketSpec, label: str, candles: CandleArrays, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", help="comma-separated example stems (default: every example)")
-    parser.add_argument("--files", default="*_1m*.csv.gz", help="glob of data files in ../shared/data")
+    parser.add_argument(
+        "--files", default="*_1m*.csv.gz", help="glob of data files in ../shared/data ($NUTCRACKER_DATA_DIR)"
+    )
     parser.add_argument("--windows", type=int, help="use only the first N windows of each file")
     args = parser.parse_args()
     if args.windows is not None and args.windows < 1:
