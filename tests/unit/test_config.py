@@ -350,6 +350,24 @@ BAD_CASES: list[tuple[str, Callable[[dict[str, Any]], object], tuple[str, ...]]]
         ("symbol[0].martingale.volume_scale", "smallest martingale order", "order_quote to at least 80"),
     ),
     (
+        "seed levels with the grid off",
+        lambda d: (
+            sym(d)["grid"].update(enabled=False, seed_levels=2),
+            sym(d).update(market_making={"enabled": True}),
+        ),
+        ("symbol[0].grid.seed_levels", "the grid is off", "set grid.enabled = true or seed_levels = 0"),
+    ),
+    (
+        "seed levels beyond the quote rail",
+        lambda d: sym(d)["grid"].update(seed_levels=13),
+        ("symbol[0].grid.seed_levels", "needs 2600 USDT", "lower grid.seed_levels to at most 10"),
+    ),
+    (
+        "seed levels negative",
+        lambda d: sym(d)["grid"].update(seed_levels=-1),
+        ("symbol[0].grid.seed_levels", "must be at least 0", "allowed: 0 <= seed_levels <= 100"),
+    ),
+    (
         "grid does not fit the rails",
         lambda d: sym(d)["rails"].update(max_quote="1000"),
         ("symbol[0].rails.max_quote", "needs 1200 USDT", "raise rails.max_quote to at least 1200"),

@@ -249,6 +249,9 @@ class GridConfig(_Section):
     order_fraction: Fraction | None = Field(default=None, examples=["0.1"])
     trailing_up: StrictBool = True
     trailing_down: StrictBool = False
+    # while flat, buy at the top of book the lots of this many sell levels above the price, as an
+    # exchange grid bot does at its start (0 = off: start flat and buy dips only)
+    seed_levels: StrictInt = Field(default=0, ge=0, le=MAX_LADDER_LEVELS)
 
 
 class MartingaleConfig(_Section):
@@ -445,6 +448,12 @@ class SymbolConfig(_Section):
                 'order_quote = "100", or a share of rails.max_quote, e.g. order_fraction = "0.2" '
                 "(every component sizes its orders from it)",
             )
+        if grid.seed_levels and not grid.enabled:
+            problems.add(
+                "grid.seed_levels",
+                f"seed_levels={grid.seed_levels} seeds the grid's sell levels, but the grid is off; set "
+                "grid.enabled = true or seed_levels = 0",
+            )
 
     def _check_cycle_spreads(self, problems: _Problems) -> None:
         needed = _min_cycle_spread_bps(self.profit.min_net_bps, self.market.maker_fee_bps)
@@ -512,6 +521,15 @@ class SymbolConfig(_Section):
                 f"but rails.max_quote is "
                 f"{_fmt(rails.max_quote)} {quote}; {raise_rail}lower {lower}",
             )
+        seeds = self.grid.seed_levels
+        if seeds and order_quote * seeds > rails.max_quote:
+            fit = int(rails.max_quote // order_quote)
+            problems.add(
+                "grid.seed_levels",
+                f"seed_levels={seeds} needs {_fmt(order_quote * seeds)} {quote} ({seeds} × order_quote "
+                f"{_fmt(order_quote)}) but rails.max_quote is {_fmt(rails.max_quote)} {quote}; lower "
+                f"grid.seed_levels to at most {fit} or raise rails.max_quote",
+            )
         target = self.market_making.inventory_target
         if self.market_making.enabled and target > rails.max_base:
             problems.add(
@@ -565,6 +583,7 @@ class SymbolConfig(_Section):
                 order_quote_qu=exact.quote_units("grid.order_quote", self.order_quote_amount()),
                 trailing_up=grid.trailing_up,
                 trailing_down=grid.trailing_down,
+                seed_levels=grid.seed_levels if grid.enabled else 0,
             ),
             martingale=MartingaleParams(
                 enabled=self.martingale.enabled,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from nutcracker.core.model import Fill, Side
+from nutcracker.core.orders import is_seed
 from nutcracker.core.units import BU_PER_LOT, PPM, QU_PER_TICK_LOT, ceil_div, notional_qu
 
 
@@ -244,7 +245,11 @@ def min_sell_price(lots: Sequence[Lot], fee_ppm: int, min_profit_ppm: int, fee_r
 def book_fill(
     ledger: Ledger, fill: Fill, level: int, pooled: bool
 ) -> tuple[Ledger, Booking, ClosedCycle | None]:
-    """Return the ledger after one of our fills on ladder ``level`` (-1: the pooled exit)."""
+    """Return the ledger after one of our fills on ladder ``level`` (-1: the pooled exit).
+
+    A seeded level's lot (``orders.is_seed``) is never pooled: it opens a cycle of its own.
+    """
+    pooled = pooled and not is_seed(level)
     if fill.side is Side.BUY:
         return _book_buy(ledger, fill, level, pooled)
     return _book_sell(ledger, fill, level, pooled)
@@ -311,7 +316,12 @@ def _book_sell(
     ledger: Ledger, fill: Fill, level: int, pooled: bool
 ) -> tuple[Ledger, Booking, ClosedCycle | None]:
     lots = list(ledger.lots)
-    targets = [i for i, lot in enumerate(lots) if lot.held > 0 and (pooled or lot.level == level)]
+    # a pooled exit sells the sequence, never a seeded lot (it has its own exit and cycle)
+    targets = [
+        i
+        for i, lot in enumerate(lots)
+        if lot.held > 0 and ((pooled and not is_seed(lot.level)) or lot.level == level)
+    ]
     if not targets:
         raise ValueError(f"sell fill {fill.trade_id} closes no held lot (level {level})")
     left, fee = fill.qty, fill.fee_value  # Binance never takes a sell's commission in base

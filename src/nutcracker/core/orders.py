@@ -2,7 +2,8 @@
 
 An id is ``{prefix}-{slot}-{seq}``: the prefix names the engine and symbol (restart
 reconciliation adopts open orders by it), the slot the ladder level or exit the order serves
-(``B3`` buy level 3, ``S3`` the exit of level 3's lot, ``SP`` the pooled exit) and ``seq`` a
+(``B3`` buy level 3, ``S3`` the exit of level 3's lot, ``SP`` the pooled exit, ``B129`` the
+first seeded level) and ``seq`` a
 counter kept in the strategy state, in hex. Binance allows 36 characters.
 
 Slots are plain strings: they are hashed on every pulse, and strings hash fastest.
@@ -12,6 +13,19 @@ from __future__ import annotations
 
 MAX_ID_LENGTH = 36  # Binance newClientOrderId; the one definition (config and adapters read it)
 POOLED_SLOT = "SP"
+# A seeded lot (``grid.seed_levels``) has level ``SEED_LEVEL + j``: the grid level j spacings above
+# the price it was bought at, where its exit rests. Beyond every ladder level (the deepest is 127).
+SEED_LEVEL = 128
+
+
+def is_seed(level: int) -> bool:
+    """Return whether a ladder level is a seeded one (``B129``, ``S129``...)."""
+    return level > SEED_LEVEL
+
+
+def seed_distance(level: int) -> int:
+    """Return how many grid spacings above its buy a seeded lot's exit rests."""
+    return level - SEED_LEVEL
 
 
 _BUY_SLOTS = tuple(f"B{level}" for level in range(128))

@@ -62,6 +62,7 @@ class GridParams:
     order_quote_qu: int  # size of the first level in quote
     trailing_up: bool
     trailing_down: bool
+    seed_levels: int = 0  # flat, buy at the top of book the lots of this many sell levels above it
 
 
 @dataclass(frozen=True, slots=True)

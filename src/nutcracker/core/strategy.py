@@ -18,6 +18,11 @@ How the five components combine (each one the user enables adds its view; none p
 - exits: one sell per lot (grid) or one pooled sell of the whole sequence (martingale), at the
   lowest enabled target (grid: one spacing up; mean reversion: the mean; market making: the
   mean plus the half spread, skewed) but never below the net-of-fees minimum-profit price.
+- seeding (``grid.seed_levels`` = k): at the start, before any lot is bought, k more buys rest at
+  the top of book, one order size each, as an exchange grid bot buys the base its sell levels
+  above the price need when it starts (maker here, within the rails). Seeded lot j exits j
+  spacings above its buy (the grid's sell level j), never below its minimum-profit price, and is
+  never pooled with a sequence.
 """
 
 from __future__ import annotations
@@ -31,7 +36,17 @@ from nutcracker.core.hold import ASK, ATR_PPM, BID, EMA, LOWER, STEP, Hold, Hold
 from nutcracker.core.indicators import IndicatorState
 from nutcracker.core.ledger import Booking, ClosedCycle, Ledger, Lot, book_fill, min_sell_price
 from nutcracker.core.model import CancelOrder, Intent, OpenOrder, PlaceLimit, PlannedLevel, Side, Snapshot
-from nutcracker.core.orders import POOLED_SLOT, buy_slot, exit_slot, format_order_id, parse_slot, slot_level
+from nutcracker.core.orders import (
+    POOLED_SLOT,
+    SEED_LEVEL,
+    buy_slot,
+    exit_slot,
+    format_order_id,
+    is_seed,
+    parse_slot,
+    seed_distance,
+    slot_level,
+)
 from nutcracker.core.params import Spacing, SymbolParams
 from nutcracker.core.units import PPM, QU_PER_TICK_LOT, Precision, ceil_div, commission_round_qu, notional_qu
 
@@ -181,7 +196,16 @@ def _step_term(base: float, sign: float, step: float) -> _Term:
 class _Outcomes:
     """What happened to each wanted order, for the hold (only filled in when a hold is asked for)."""
 
-    __slots__ = ("blocked", "cooling_kept", "gated", "levels", "placed_or_kept", "rails_room", "unvisited")
+    __slots__ = (
+        "blocked",
+        "cooling_kept",
+        "gated",
+        "levels",
+        "placed_or_kept",
+        "rails_room",
+        "seeds",
+        "unvisited",
+    )
 
     def __init__(self) -> None:
         self.levels: list[tuple[int, str, int, str]] = []  # (position below the top, outcome, price, slot)
@@ -191,6 +215,7 @@ class _Outcomes:
         self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
         self.rails_room: dict[str, tuple[int, int]] = {}  # slot -> (base, quote) committed before it
         self.cooling_kept = False  # a cooldown kept an order that would otherwise be re-priced
+        self.seeds: list[_Want] = []  # the seeded levels' buys wanted this pulse
 
 
 def decide(
@@ -497,7 +522,10 @@ def _exits(
         return []
     groups: list[tuple[str, list[Lot]]]
     if params.martingale.enabled:
-        groups = [(POOLED_SLOT, [lot for lot in ledger.lots if lot.held > 0])]
+        groups = [(POOLED_SLOT, [lot for lot in ledger.lots if lot.held > 0 and not is_seed(lot.level)])]
+        groups.extend(
+            (exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.held > 0 and is_seed(lot.level)
+        )
     else:
         groups = [(exit_slot(lot.level), [lot]) for lot in ledger.lots if lot.held > 0]
     wants: list[_Want] = []
@@ -539,6 +567,11 @@ def _exit_terms(
 ) -> tuple[_Term, ...]:
     """Return the enabled components' exit targets; the exit goes to the lowest, never below min profit."""
     terms: list[_Term] = []
+    if len(lots) == 1 and is_seed(lots[0].level):  # the grid's sell level j: j spacings above its buy
+        if not math.isnan(market.step):
+            average = lots[0].cost / (lots[0].bought * QU_PER_TICK_LOT)
+            terms.append(_step_term(average, float(seed_distance(lots[0].level)), market.step))
+        return tuple(terms)
     if params.grid.enabled and not math.isnan(market.step):
         if len(lots) == 1:
             bought, cost = lots[0].bought, lots[0].cost
@@ -614,10 +647,12 @@ def _buys(
         return []
     pooled = params.martingale.enabled
     held_levels = {lot.level for lot in ledger.lots if lot.held > 0}
-    deepest = max(held_levels, default=-1)
+    deepest = max((level for level in held_levels if not is_seed(level)), default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     keep_line = market.bid * (PPM - purge_keep_ppm(gates.purge_ppm)) // PPM if gates.purge_ppm else 0
-    wants: list[_Want] = []
+    wants = _seeds(ledger, market, params, resting)
+    if outcomes is not None:
+        outcomes.seeds.extend(wants)
     quoting = _keeps_quoting(params) and len(ladder) == 1
     window = params.grid.levels if _slides(params) else len(ladder)
     if _enters_one_level(params):
@@ -669,6 +704,35 @@ def _buys(
     return wants
 
 
+def _seeds(
+    ledger: Ledger, market: _Market, params: SymbolParams, resting: dict[str, OpenOrder]
+) -> list[_Want]:
+    """Return the seeded levels' buys: at the start, one order size each at the top of book.
+
+    Wanted until the first lot is bought, as a grid bot buys its base once, when it starts (seeding
+    again each time the grid sold out and trailed up bought the tops of ranging months). They come
+    first, so the rails fund them before the ladder; a partially filled seed buy rests as it is.
+    """
+    grid = params.grid
+    if not (grid.enabled and grid.seed_levels):
+        return []
+    wants: list[_Want] = []
+    fresh = not ledger.lots and ledger.next_cycle_id == 1  # no lot bought yet: the grid's start
+    price = market.buy_top
+    for j in range(1, grid.seed_levels + 1):
+        slot = buy_slot(SEED_LEVEL + j)
+        partial = resting.get(slot)
+        if partial is not None and partial.filled and partial.side is Side.BUY:
+            wants.append(
+                _Want(slot, Side.BUY, partial.price, partial.remaining, "partially filled", as_is=True)
+            )
+        elif fresh and price > 0:
+            wants.append(
+                _Want(slot, Side.BUY, price, _level_qty(0, price, params), f"seed for sell level {j}")
+            )
+    return wants
+
+
 def _planned_levels(
     ladder: tuple[int, ...],
     exits: list[_Want],
@@ -695,6 +759,11 @@ def _planned_levels(
             for position, price in enumerate(ladder[: params.ladder_levels])
         ]
     wanted = {want.slot: want for want in buys}
+    for seed in outcomes.seeds:
+        outcome = "resting" if seed.slot in resting else why.get(seed.slot, "skipped")
+        levels.append(
+            PlannedLevel(seed.slot, Side.BUY, resting.get(seed.slot, seed.price), seed.qty, outcome)
+        )
     for position, outcome, price, slot in sorted(planned):
         chosen = wanted.get(slot) if outcome == "wanted" else None
         if chosen is not None:
@@ -901,6 +970,8 @@ def _hold(
     ind, ledger, gates = state.indicators, state.ledger, params.gates
     if any(why == "balance" for _, why in outcomes.blocked):
         return None  # outcomes that hang on balances: decide again next pulse
+    if any(not seed.as_is for seed in outcomes.seeds):
+        return None  # seeding follows the top of book until it fills (a few pulses): decide again
     hb = HoldBuilder()
     if outcomes.cooling_kept or any(why == "cooldown" for _, why in outcomes.blocked):
         # a cooldown shaped this decision: its end may change it (else the region covers its end)

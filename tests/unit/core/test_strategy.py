@@ -19,6 +19,7 @@ from nutcracker.core.params import (
     SymbolParams,
 )
 from nutcracker.core.strategy import decide, initial_state
+from nutcracker.core.units import notional_qu
 
 PRICE = 10_000_000  # 100,000.00 USDT in ticks
 CANDLES = flat_candles(40, PRICE)
@@ -318,3 +319,60 @@ def test_a_ladder_hung_from_the_mean_rests_one_level_at_a_time_each_hung_from_th
     assert b2.price == pytest.approx(
         b1.price * (1 - 0.005 * scale), abs=1
     )  # the ladder's next step, not the market's
+
+
+def _seeded(params: SymbolParams, seeds: int) -> SymbolParams:
+    return replace(params, grid=replace(params.grid, seed_levels=seeds))
+
+
+def test_a_seeded_grid_buys_its_sell_levels_at_the_top_of_book_first_then_its_ladder() -> None:
+    params = _seeded(symbol_params(), 2)
+    snap = snapshot(CANDLES)
+    d = decide(snap, params, initial_state(), with_hold=True)
+    buys = _places(d.intents)
+    assert [b.client_order_id.split("-")[-2] for b in buys][:3] == ["B129", "B130", "B0"]
+    assert buys[0].price == buys[1].price == snap.book.best_bid  # maker, at the top of book
+    assert notional_qu(buys[0].price, buys[0].qty) <= params.grid.order_quote_qu  # one order size each
+    assert d.hold is None  # a seed follows the book: decided again on the next pulse
+
+
+def test_seeded_lots_exit_one_and_two_spacings_up_and_no_seed_is_bought_again() -> None:
+    params = _seeded(symbol_params(martingale=MartingaleParams(True, 2.0, 2.0, 3)), 2)
+    first = decide(snapshot(CANDLES), params, initial_state())
+    s1, s2 = _places(first.intents)[:2]
+    ts = CANDLES[-1].ts_ms + 60_000
+    fills = (
+        fill(s1.client_order_id, Side.BUY, s1.price, s1.qty, ts),
+        fill(s2.client_order_id, Side.BUY, s2.price, s2.qty, ts),
+    )
+    d = decide(snapshot(CANDLES, free_base=s1.qty + s2.qty, fills=fills), params, first.state)
+    assert d.bookings[0].cycle_id != d.bookings[1].cycle_id  # never pooled with a sequence
+    sells = {p.client_order_id.split("-")[-2]: p for p in _places(d.intents) if p.side is Side.SELL}
+    assert set(sells) == {"S129", "S130"}
+    assert sells["S129"].price == -(-s1.price * 1005 // 1000)  # the grid's sell level 1: one spacing up
+    assert sells["S130"].price == -(-s2.price * 1010 // 1000)  # level 2: two spacings up
+    for p in sells.values():
+        lots = [lot for lot in d.state.ledger.lots if f"S{lot.level}" == p.client_order_id.split("-")[-2]]
+        assert p.price >= min_sell_price(lots, 1000, params.min_profit_ppm)
+    sold = fill(sells["S129"].client_order_id, Side.SELL, sells["S129"].price, s1.qty, ts + 60_000)
+    left = (OpenOrder(sells["S130"].client_order_id, Side.SELL, sells["S130"].price, s2.qty),)
+    after = decide(snapshot(CANDLES, free_base=s2.qty, fills=(sold,), open_orders=left), params, d.state)
+    (cycle,) = after.closed_cycles
+    assert cycle.pnl * 1_000_000 >= params.min_profit_ppm * cycle.cost
+    assert not any(
+        "-B129-" in p.client_order_id or "-B130-" in p.client_order_id for p in _places(after.intents)
+    )
+
+
+def test_seeds_and_the_ladder_share_the_rails_seeds_first() -> None:
+    base = symbol_params()
+    rails = RailParams(
+        max_base_lots=10**9,
+        max_quote_qu=3 * base.grid.order_quote_qu,
+        reserve_base_lots=0,
+        reserve_quote_qu=0,
+    )
+    d = decide(snapshot(CANDLES), _seeded(replace(base, rails=rails), 2), initial_state())
+    slots = [b.client_order_id.split("-")[-2] for b in _places(d.intents)]
+    assert slots == ["B129", "B130", "B0"]
+    assert any("not placed: rails" in r for r in d.reasons)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from factories import PREFIX, symbol_params
 from nutcracker.core.ledger import min_sell_price
 from nutcracker.core.model import Book, CancelOrder, Candle, Fill, OpenOrder, PlaceLimit, Side, Snapshot
-from nutcracker.core.orders import parse_slot, slot_level
+from nutcracker.core.orders import is_seed, parse_slot, slot_level
 from nutcracker.core.params import (
     GateParams,
     GridParams,
@@ -66,6 +66,7 @@ def strategy_params(draw: st.DrawFn) -> SymbolParams:
             order_usdt * USDT,
             draw(st.booleans()),
             draw(st.booleans()),
+            draw(st.sampled_from([0, 0, 1, 3])),  # seed_levels
         ),
         martingale=MartingaleParams(
             draw(st.booleans()), draw(st.floats(0.5, 3.0)), draw(st.floats(0.5, 3.0)), draw(st.integers(0, 5))
@@ -155,9 +156,14 @@ def _check_invariants(snap: Snapshot, params: SymbolParams, d: Decision, world_a
             slot = parse_slot(PREFIX, intent.client_order_id)
             assert slot is not None
             level = slot_level(slot)
-            lots = [lot for lot in ledger.lots if lot.held and (level == -1 or lot.level == level)]
+            lots = [lot for lot in ledger.lots if lot.held and _sold_by(level, lot.level)]
             assert intent.price >= min_sell_price(lots, params.market.maker_fee_ppm, params.min_profit_ppm)
             assert intent.qty == sum(lot.held for lot in lots)
+
+
+def _sold_by(exit_level: int, lot_level: int) -> bool:
+    """Return whether an exit of ``exit_level`` sells a lot of ``lot_level`` (pooled: all but seeded lots)."""
+    return lot_level == exit_level or (exit_level == -1 and not is_seed(lot_level))
 
 
 def _fill_some(world: World, choices: list[int], ts: int, fee_ppm: int) -> tuple[Fill, ...]:
@@ -358,7 +364,7 @@ def _check_net_min_profit(d: Decision, params: SymbolParams) -> None:
         slot = parse_slot(PREFIX, intent.client_order_id)
         assert slot is not None
         level = slot_level(slot)
-        lots = [lot for lot in ledger.lots if lot.held and (level == -1 or lot.level == level)]
+        lots = [lot for lot in ledger.lots if lot.held and _sold_by(level, lot.level)]
         if intent.qty != sum(lot.held for lot in lots):
             continue
         # the cost of what the exit sells: the dust below a lot takes its share along to a later lot
