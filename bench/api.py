@@ -325,14 +325,22 @@ async def load(base: str, clients: int, subscribers: int, interval_s: float) -> 
     polls = [asyncio.create_task(poll(k)) for k in range(clients)]
     await asyncio.sleep(0.5)  # every poller connected and sent its first request (or is on its schedule)
     print("ready", flush=True)  # the engine's measured pass starts now
+    cpu, wall = time.process_time(), time.perf_counter()
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the engine is done
+    cpu_share = (time.process_time() - cpu) / (time.perf_counter() - wall)  # of one core
     stop.set()
     await asyncio.gather(*polls, return_exceptions=True)
     for s in subs:
         s.cancel()
     await asyncio.gather(*subs, return_exceptions=True)
     refreshing.cancel()
-    return {"latencies": latencies, "errors": errors, "received": received, "started": started}
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "received": received,
+        "started": started,
+        "cpu_share": cpu_share,
+    }
 
 
 @dataclass(frozen=True)
@@ -345,6 +353,7 @@ class Pass:
     latencies: tuple[float, ...] = ()
     errors: int = 0
     delays: tuple[float, ...] = ()
+    client_cpu: float = 0.0  # the clients' processes' CPU while the engine was measured, in cores
 
 
 def _clients(base: str, clients: int, subscribers: int, interval_s: float) -> subprocess.Popen[str]:
@@ -395,7 +404,9 @@ def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args:
         if int(seq) in seen_at
         for arrival in arrivals
     ]
-    return Pass(name, interval_s, marks, tuple(result["latencies"]), result["errors"], tuple(delays))
+    client_cpu = float(polled["cpu_share"]) + float(streamed["cpu_share"])
+    latencies = tuple(result["latencies"])
+    return Pass(name, interval_s, marks, latencies, result["errors"], tuple(delays), client_cpu)
 
 
 def _ms(samples: tuple[float, ...]) -> str:
@@ -472,7 +483,11 @@ def main() -> None:
         baseline = (rate(alone[0], done) + rate(alone[1], done)) / 2  # the same rounds, alone
         ratio = rate(p.marks, done) / baseline
         rows += [
-            (f"[{p.name}] load: {load_text} + {args.subscribers} SSE subscribers", "", ""),
+            (
+                f"[{p.name}] load: {load_text} + {args.subscribers} SSE subscribers",
+                "",
+                f"the clients' own processes used {p.client_cpu:.2f} of a core on this machine",
+            ),
             (
                 f"[{p.name}] engine symbol-pulses/s under that load ({done} rounds)",
                 f"{rate(p.marks, done):,.0f}",

@@ -44,6 +44,10 @@ __all__ = [
 PULSES_KEPT = 200  # per symbol: what ``/pulses`` can show
 CANDLES_KEPT = 1000  # per symbol: the closed candles the pulses hydrated, what ``/candles`` can show
 REFRESH_GAP_S = 0.05  # the event feed reads the journal at most this often (``EventFeed.refresh_soon``)
+# A symbol's status view is rebuilt from a newer report at most this often (a change of state, or
+# a command through the API, shows at once): a replay pulses a symbol dozens of times a second,
+# and rebuilding a hundred views for every poll took more of the engine's loop than its pulses.
+STATUS_MAX_AGE_S = 0.25
 
 
 class WorkerView(Protocol):
@@ -104,6 +108,8 @@ class SymbolBook:
     first_close: int = 0  # ticks: the buy-and-hold yardstick's entry (0 until a price is seen)
     status: PulseReport | None = None  # the report ``status_json`` shows (None: before the first pulse)
     status_json: bytes = b""  # the status view's JSON body, encoded once per report
+    status_at: float = float("-inf")  # when it was built (time.monotonic)
+    status_generation: int = -1  # the plane's command count it was built after
     texts: dict[object, str] = field(default_factory=dict)  # the view's amounts and names, as written
     texts_for: Precision | None = None  # the market grid ``texts`` were written on
     units: tuple[Decimal, Decimal, Decimal] = (
@@ -252,9 +258,16 @@ class ControlPlane:
         accounts: Mapping[str, str],
         clock: Clock,
         mode: str,
+        status_max_age_s: float = STATUS_MAX_AGE_S,
     ) -> None:
-        """``accounts`` maps each symbol to its account, ``"{exchange}/{key name}"``."""
+        """``accounts`` maps each symbol to its account, ``"{exchange}/{key name}"``;
+        ``status_max_age_s`` bounds how old a status view may be (0: rebuilt from every report)."""
         self.engine = engine
+        self.status_max_age_s = status_max_age_s
+        self.generation = 0  # commands sent through the plane: a view older than the last is rebuilt
+        self.state_changes = 0  # reports that showed a symbol in another state than its last one
+        # the status body per set of accounts a caller sees: (built at, (generation, state changes), body)
+        self.status_bodies: dict[frozenset[str], tuple[float, tuple[int, int], bytes]] = {}
         self.journal = journal
         self.config = config
         self.clock = clock
@@ -276,6 +289,8 @@ class ControlPlane:
         book = self.books.get(report.symbol)
         if book is None:
             return
+        if not book.pulses or book.pulses[-1].status != report.status:
+            self.state_changes += 1
         book.pulses.append(report)
         if report.candles:
             newest = book.candles[-1].ts_ms if book.candles else -1
@@ -286,6 +301,14 @@ class ControlPlane:
             book.first_close = report.close
         self.ready = True
         self.feed.refresh_soon()
+
+    async def submit(self, command: Command) -> CommandOutcome:
+        """Send ``command`` through the engine's one door; the status views show its effect at once."""
+        try:
+            return await self.engine.submit(command)
+        finally:
+            self.generation += 1
+            self.feed.refresh_soon()
 
     def account_of(self, symbol: str) -> str:
         return self.books[symbol].account

@@ -67,6 +67,7 @@ class Served:
         warmup: int = 300,
         heartbeat_s: float = 15.0,
         metrics_token: str | None = None,
+        status_max_age_s: float = 0.0,
     ) -> None:
         self.journal_path = tmp / "journal.db"
         self.config = load_config(config)
@@ -77,6 +78,7 @@ class Served:
         }
         self._warmup = warmup
         self._heartbeat_s = heartbeat_s
+        self._status_max_age_s = status_max_age_s
         self._metrics_token = metrics_token
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="api-served", daemon=True)
@@ -128,6 +130,9 @@ class Served:
             accounts=self._accounts,
             clock=self.setup.clock,
             mode="replay",
+            # views as of the latest report: these tests read them pulse by pulse (serve's bounded
+            # age, STATUS_MAX_AGE_S, has a test of its own)
+            status_max_age_s=self._status_max_age_s,
         )
         self.app = create_app(
             self._authenticator,

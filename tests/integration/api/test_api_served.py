@@ -536,3 +536,63 @@ def test_status_bodies_are_the_models_own_json_and_follow_every_report(served: S
     assert paused.status == "paused"  # a control action's report replaces the cached body at once
     alice = StatusOut.model_validate_json(client(served, "alice").get(f"{API}/status").content)
     assert [s.symbol for s in alice.symbols] == ["BTC/USDT"]  # the bodies are filtered per caller
+
+
+def test_status_views_have_a_bounded_age_but_show_state_changes_and_commands_at_once(served: Served) -> None:
+    """serve rebuilds the status body at most every ``STATUS_MAX_AGE_S`` (a replay pulses a symbol
+    dozens of times a second); here the age is a minute, so the test does not race the clock."""
+    from nutcracker.api.plane import STATUS_MAX_AGE_S
+
+    assert 0 < STATUS_MAX_AGE_S <= 1  # what serve runs with: docs/api.md promises at most a second
+    served.plane.status_max_age_s = 60.0
+    c = client(served)
+
+    def shown() -> dict[str, tuple[str, int]]:
+        symbols = c.get(f"{API}/status").json()["symbols"]
+        return {s["symbol"]: (s["status"], s["updated_ts_ms"]) for s in symbols}
+
+    def latest() -> dict[str, tuple[str, int]]:
+        return {s: (str(r.status), r.ts_ms) for s, r in served.setup.engine.latest().items()}
+
+    def states() -> dict[str, str]:
+        return {s: state for s, (state, _) in latest().items()}
+
+    def reused_over_a_quiet_pulse() -> None:
+        """Step until a pulse leaves every symbol in its state: the body shown before it stays shown."""
+        for _ in range(20):
+            before, was = shown(), states()
+            served.step()
+            if states() == was:
+                assert shown() == before != latest()
+                return
+            assert shown() == latest()  # a symbol changed state: the body is rebuilt at once
+        pytest.fail("every pulse changed some symbol's state")
+
+    served.step()
+    first = shown()
+    assert first == latest()  # the first reports show at once
+    reused_over_a_quiet_pulse()
+    body = shown()
+    one = c.get(f"{API}/symbols/ETH-USDT/status").json()
+    assert (one["status"], one["updated_ts_ms"]) == body["ETH/USDT"]  # one symbol's view, as old
+    c.post(f"{API}/symbols/BTC-USDT/pause", json={"reason": "age"}).raise_for_status()
+    paused = shown()
+    assert paused == latest()  # a command brings every view up to date: its effect is never hidden
+    assert paused["BTC/USDT"][0] == "paused"
+    reused_over_a_quiet_pulse()
+
+    def btc_quote_limit() -> str:  # one symbol's view, rebuilt by its own rules
+        return str(c.get(f"{API}/symbols/BTC-USDT/status").json()["committed_quote"]["limit"])
+
+    assert btc_quote_limit() == "2000"
+    r = c.put(
+        f"{API}/symbols/BTC-USDT/params",
+        json={"reason": "age", "patch": {"rails": {"max_quote": "2500"}}},
+        headers=step_up(served, "params"),
+    )
+    assert r.status_code == 200, r.text
+    served.step()
+    assert latest()["BTC/USDT"][0] == "paused"  # no new state: only the command makes its view new
+    assert btc_quote_limit() == "2500"  # the first report after a command shows at once
+    served.plane.status_max_age_s = 0.0
+    assert shown() == latest()

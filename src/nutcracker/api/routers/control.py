@@ -81,8 +81,7 @@ async def _control(
         _why(body.reason, request, f"was {before}"),
         plane.clock.now_ms(),
     )
-    outcome = await plane.engine.submit(command)
-    plane.feed.refresh_soon()
+    outcome = await plane.submit(command)
     return CommandResult(
         symbol=symbol,
         command_id=cid,
@@ -224,10 +223,9 @@ async def change(request: Request, symbol: str, body: ParamsPatch, principal: Ca
             TypeError,
         ) as e:  # names the config field and its fix, as for the file
             raise ProblemError(422, str(e), errors=[{"field": "patch", "message": str(e)}]) from None
-        outcome = await plane.engine.submit(command)
+        outcome = await plane.submit(command)
         if outcome.applied:
             plane.config = new_config
-        plane.feed.refresh_soon()
     history = plane.journal.params_history(name)
     return ParamsChange(
         symbol=name,

@@ -248,7 +248,7 @@ async def _record_decision(d: _Deciding, principal: Principal, why: str, *, acce
     decision = DecideSuggestion(
         cid, d.symbol, d.found.id, accepted, principal.user, d.role, why, d.plane.clock.now_ms()
     )
-    outcome = await d.plane.engine.submit(decision)
+    outcome = await d.plane.submit(decision)
     if outcome.outcome != Outcome.RECORDED:
         raise ProblemError(409, f"{d.found.id}: the decision was not journaled: {outcome.detail}")
 
@@ -287,7 +287,7 @@ async def accept_suggestion(
             raise ProblemError(
                 422, f"{d.found.id}: {e}", errors=[{"field": "patch", "message": str(e)}]
             ) from None
-        outcome = await d.plane.engine.submit(command)
+        outcome = await d.plane.submit(command)
         if outcome.applied:
             d.plane.config = new_config
             await _record_decision(d, principal, why, accepted=True, cid=f"{cid}:decision")

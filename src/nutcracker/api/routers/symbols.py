@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 from typing import Annotated, Any
 
@@ -45,13 +46,24 @@ Offset = Annotated[
 Since = Annotated[int, Query(ge=0, le=2**53, description="only items at or after this time, epoch ms")]
 
 
-def _status(plane: ControlPlane, symbol: str, report: PulseReport | None) -> SymbolBook:
-    """The symbol's book with its status view and body, built once per engine report (one build
-    serves every client polling until the next report)."""
+def _status(plane: ControlPlane, symbol: str, report: PulseReport | None, max_age_s: float) -> SymbolBook:
+    """The symbol's book with its status view and body, rebuilt from a newer report when the view
+    is ``max_age_s`` old, shows another state, or predates a command sent through the plane; one
+    build serves every client polling in between."""
     book = plane.books[symbol]
-    if not book.status_json or book.status is not report:
+    shown = book.status
+    stale = shown is not report and (
+        shown is None
+        or report is None
+        or shown.status != report.status
+        or book.status_generation != plane.generation
+        or time.monotonic() - book.status_at >= max_age_s
+    )
+    if stale or not book.status_json:
         book.status = report
         book.status_json = status_json(book, plane.engine.worker(symbol).params, report)
+        book.status_at = time.monotonic()
+        book.status_generation = plane.generation
     return book
 
 
@@ -62,14 +74,26 @@ def _status(plane: ControlPlane, symbol: str, report: PulseReport | None) -> Sym
     responses=_READ,
 )
 async def status(request: Request, principal: Caller) -> Response:
-    """The body is spliced from each symbol's JSON, encoded once per report: a hundred symbols cost
-    a join per request, not a hundred models validated and serialized (a test checks it equals
-    ``StatusOut``'s own JSON)."""
+    """The body is spliced from each symbol's JSON (a test checks it equals ``StatusOut``'s own
+    JSON) and kept for the callers who see the same accounts until it is ``status_max_age_s`` old,
+    a command was sent or a symbol changed state: 200 consoles polling cost a lookup each, not a
+    hundred views joined."""
     plane = plane_of(request)
+    scope = frozenset(principal.accounts)  # who sees which symbols depends on these names only
+    epoch = (plane.generation, plane.state_changes)
+    now = time.monotonic()
+    kept = plane.status_bodies.get(scope)
+    if kept is not None and kept[1] == epoch and now - kept[0] < plane.status_max_age_s:
+        return Response(kept[2], media_type="application/json")
     latest = plane.engine.latest()
-    parts = [_status(plane, s, latest.get(s)).status_json for s in visible_symbols(plane, principal)]
+    # every view as of its latest report: the body is then never older than status_max_age_s
+    parts = [_status(plane, s, latest.get(s), 0.0).status_json for s in visible_symbols(plane, principal)]
     mode = json.dumps(plane.mode).encode()
-    return Response(b'{"mode":%b,"symbols":[%b]}' % (mode, b",".join(parts)), media_type="application/json")
+    body = b'{"mode":%b,"symbols":[%b]}' % (mode, b",".join(parts))
+    if len(plane.status_bodies) >= 1_000:  # one per set of accounts in use: bounded all the same
+        plane.status_bodies.clear()
+    plane.status_bodies[scope] = (now, epoch, body)
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -78,7 +102,7 @@ async def status(request: Request, principal: Caller) -> Response:
 async def symbol_status(request: Request, symbol: str, principal: Caller) -> Response:
     plane = plane_of(request)
     name = visible_symbol(plane, principal, symbol)
-    body = _status(plane, name, plane.engine.latest().get(name)).status_json
+    body = _status(plane, name, plane.engine.latest().get(name), plane.status_max_age_s).status_json
     return Response(body, media_type="application/json")
 
 
