@@ -80,3 +80,19 @@ def test_the_decide_benchmark_reaches_its_busy_state_and_prints_its_verdict() ->
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
     assert "target median <= 50 µs per decide call:" in result.stdout
+
+
+def test_the_api_benchmark_runs_both_loads_between_alone_passes() -> None:
+    api_bench = BENCH.parent / "api.py"
+    argv = ["--symbols", "4", "--seconds", "0.3", "--clients", "3", "--subscribers", "2"]
+    argv += ["--repeat", "2", "--interval", "0.2"]
+    result = subprocess.run(
+        [sys.executable, str(api_bench), *argv], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "median of 4 passes, one before and after every loaded pass" in result.stdout
+    for load in ("saturation", "realistic"):
+        assert f"[{load}] GET status p50 / p99" in result.stdout
+        assert f"[{load}] SSE delay p50 / p99" in result.stdout
+    assert "[realistic] engine symbol-pulses/s under that load (2 passes" in result.stdout
+    assert "of a core on this machine" in result.stdout
