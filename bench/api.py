@@ -21,7 +21,10 @@ Two loads, in one run:
 Both with the same ``--subscribers`` streams. Every loaded pass runs between two passes of the
 engine alone, and is compared with their mean: on a shared machine the others' load drifts by tens
 of percent within a minute, and a baseline measured minutes apart would measure the drift. The
-realistic loss printed is the median of its passes', each listed.
+realistic loss printed is the median of its passes', each listed. A last *control* pass runs the
+engine alone beside a process that only keeps busy the share of a core the clients' processes used:
+on a small machine (two vCPUs here) the load generator's own CPU slows the engine though it shares
+nothing with it, and the control shows how much of the loss that is.
 
 Printed, from one run: the engine's symbol-pulses/s alone and under that load (the ratio is the
 loss), ``GET status`` latency p50/p99 as the clients see it, and the SSE delay p99: from the end of
@@ -380,6 +383,28 @@ def engine_alone(market: Market, name: str, rounds: int) -> list[float]:
         server.stop()
 
 
+# A process that keeps a share of one core busy (10 ms periods) and does nothing else
+BUSY = """import sys, time
+share = float(sys.argv[1])
+while True:
+    t = time.perf_counter()
+    while time.perf_counter() - t < 0.01 * share:
+        pass
+    time.sleep(0.01 * (1 - share))
+"""
+
+
+def engine_beside_busy(market: Market, name: str, rounds: int, share: float) -> list[float]:
+    """The engine alone while another process, sharing nothing with it, keeps ``share`` of a core busy:
+    what the clients' own processes cost the engine on this machine, apart from the API's work."""
+    busy = subprocess.Popen([sys.executable, "-c", BUSY, str(min(1.0, share))])
+    try:
+        return engine_alone(market, name, rounds)
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args: argparse.Namespace) -> Pass:
     """A fresh engine replays the same ``rounds`` rounds while the clients' process keeps its load on."""
     server = Server(name, market)
@@ -468,10 +493,19 @@ def main() -> None:
         for k in range(args.repeat):
             passes.append(loaded_pass(market, f"realistic-{k + 1}", args.interval, rounds, args))
             alone.append(engine_alone(market, f"alone-{k + 2}", rounds))
-    _report(args, rounds, alone, passes)
+        share = statistics.mean(p.client_cpu for p in passes[1:])
+        control = engine_beside_busy(market, "control", rounds, share)
+        alone.append(engine_alone(market, f"alone-{len(alone)}", rounds))
+    _report(args, rounds, alone, passes, (share, control))
 
 
-def _report(args: argparse.Namespace, rounds: int, alone: list[list[float]], passes: list[Pass]) -> None:
+def _report(
+    args: argparse.Namespace,
+    rounds: int,
+    alone: list[list[float]],
+    passes: list[Pass],
+    control: tuple[float, list[float]],
+) -> None:
     pulses = args.symbols  # a round pulses every symbol
 
     def rate(marks: list[float], done: int) -> float:
@@ -538,6 +572,16 @@ def _report(args: argparse.Namespace, rounds: int, alone: list[list[float]], pas
                 "target p99 <= 100 ms",
             ),
         ]
+    share, busy = control
+    beside = (rate(alone[-2], rounds) + rate(alone[-1], rounds)) / 2
+    rows.append(
+        (
+            f"[control] engine alone beside a busy process using {share:.2f} of a core (the clients' share)",
+            f"{rate(busy, rounds):,.0f}",
+            f"loss {(1 - rate(busy, rounds) / beside) * 100:.1f} % against the alone passes beside it: "
+            "what sharing this machine with the load generator costs, with no API work at all",
+        )
+    )
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>{vwidth}}  note")

@@ -90,9 +90,10 @@ def test_the_api_benchmark_runs_both_loads_between_alone_passes() -> None:
         [sys.executable, str(api_bench), *argv], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "median of 4 passes, one before and after every loaded pass" in result.stdout
+    assert "median of 5 passes, one before and after every loaded pass" in result.stdout
     for load in ("saturation", "realistic"):
         assert f"[{load}] GET status p50 / p99" in result.stdout
         assert f"[{load}] SSE delay p50 / p99" in result.stdout
     assert "[realistic] engine symbol-pulses/s under that load (2 passes" in result.stdout
     assert "of a core on this machine" in result.stdout
+    assert "[control] engine alone beside a busy process using" in result.stdout
