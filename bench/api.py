@@ -136,6 +136,9 @@ class Server:
         self.candle = 0
         self.base = ""
         self.refreshed: list[tuple[int, int, float]] = []  # (first seq, last seq, wall time) per refresh
+        self.taken: list[
+            tuple[int, int, float]
+        ] = []  # (first seq, last seq, wall time) per chunk a stream took
 
     def start(self) -> str:
         self.thread.start()
@@ -172,8 +175,19 @@ class Server:
             if feed.last_seq > before:
                 self.refreshed.append((before + 1, feed.last_seq, t))
 
+        chunk_after = feed.chunk_after
+
+        def timed_chunk_after(
+            seq: int, symbols: frozenset[str], everything: bool, limit: int = 500
+        ) -> tuple[bytes, int]:
+            text, after = chunk_after(seq, symbols, everything, limit)
+            if after > seq:  # a stream's task takes these events to write them to its subscriber
+                self.taken.append((seq + 1, after, time.time()))
+            return text, after
+
         feed.refresh = timed_refresh  # type: ignore[method-assign]
         feed.refresh_soon = timed_refresh_soon  # type: ignore[method-assign]
+        feed.chunk_after = timed_chunk_after  # type: ignore[method-assign]
         app = create_app(self.auth, plane, heartbeat_s=5.0)
         await self.setup.engine.start()
         self.server = uvicorn.Server(
@@ -326,6 +340,16 @@ async def load(base: str, clients: int, subscribers: int, interval_s: float) -> 
         finally:
             writer.close()
 
+    lag_max = 0.0  # how late this process's own loop ran: its stalls are in the delays it measures
+
+    async def probe() -> None:
+        nonlocal lag_max
+        while not stop.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lag_max = max(lag_max, time.perf_counter() - t - 0.01)
+
+    probing = asyncio.create_task(probe())
     subs = [asyncio.create_task(subscribe()) for _ in range(subscribers)]
     await asyncio.sleep(1.0)  # the streams are open (and have caught up) before the clock starts
     started = time.time()
@@ -341,6 +365,7 @@ async def load(base: str, clients: int, subscribers: int, interval_s: float) -> 
         s.cancel()
     await asyncio.gather(*subs, return_exceptions=True)
     refreshing.cancel()
+    probing.cancel()
     received: dict[int, list[float]] = {}
     for now, seqs in reads:
         for seq in seqs:
@@ -351,6 +376,7 @@ async def load(base: str, clients: int, subscribers: int, interval_s: float) -> 
         "received": received,
         "started": started,
         "cpu_share": cpu_share,
+        "lag_max": lag_max,
     }
 
 
@@ -365,6 +391,10 @@ class Pass:
     errors: int = 0
     delays: tuple[float, ...] = ()
     client_cpu: float = 0.0  # the clients' processes' CPU while the engine was measured, in cores
+    in_server: tuple[
+        float, ...
+    ] = ()  # the SSE delays' part in the server: until a stream's task took the event
+    lag_max: float = 0.0  # the subscribers' process: the longest its own event loop ran late
 
 
 def _clients(base: str, clients: int, subscribers: int, interval_s: float) -> subprocess.Popen[str]:
@@ -419,7 +449,7 @@ def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args:
         for p in loads:  # logins, connections and streams open before the engine's measured pass
             assert p.stdout is not None
             assert p.stdout.readline().strip() == "ready"
-        mark = len(server.refreshed)
+        mark, taken_mark = len(server.refreshed), len(server.taken)
         # the same rounds, but at most 3x --seconds: a starved engine is compared over the rounds it did
         marks = server.run_rounds(rounds, 3 * args.seconds)
         outs = [p.communicate("", timeout=300)[0] for p in loads]  # their stdin closes: the load stops
@@ -437,9 +467,25 @@ def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args:
         if int(seq) in seen_at
         for arrival in arrivals
     ]
+    in_server = [
+        t - seen_at[seq]
+        for first, last, t in server.taken[taken_mark:]
+        for seq in range(first, last + 1)
+        if seq in seen_at
+    ]
     client_cpu = float(polled["cpu_share"]) + float(streamed["cpu_share"])
     latencies = tuple(result["latencies"])
-    return Pass(name, interval_s, marks, latencies, result["errors"], tuple(delays), client_cpu)
+    return Pass(
+        name,
+        interval_s,
+        marks,
+        latencies,
+        result["errors"],
+        tuple(delays),
+        client_cpu,
+        tuple(in_server),
+        float(streamed["lag_max"]),
+    )
 
 
 def _ms(samples: tuple[float, ...]) -> str:
@@ -570,6 +616,12 @@ def _report(
                 f"[{name}] SSE delay p50 / p99 ({len(delays)} deliveries)",
                 _ms(delays),
                 "target p99 <= 100 ms",
+            ),
+            (
+                f"[{name}]   of which in the server: until a stream's task took the event",
+                _ms(tuple(x for k in ks for x in passes[k].in_server)),
+                "the rest is the socket and the subscribers' process, whose own loop ran up to "
+                f"{max(passes[k].lag_max for k in ks) * 1000:.0f} ms late",
             ),
         ]
     share, busy = control
