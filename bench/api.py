@@ -280,7 +280,8 @@ async def load(base: str, clients: int, subscribers: int, interval_s: float) -> 
     tokens = login.json()
 
     def request(path: str) -> bytes:
-        auth = f"Authorization: Bearer {tokens['access_token']}"
+        # as the console's client (httpx) and browsers ask: a compressed body when the server has one
+        auth = f"Authorization: Bearer {tokens['access_token']}\r\nAccept-Encoding: gzip, deflate"
         return f"GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n\r\n".encode()
 
     status_request = request("/api/v1/status")

@@ -35,6 +35,7 @@ __all__ = [
     "EngineView",
     "EventFeed",
     "Frame",
+    "StatusBody",
     "SymbolBook",
     "WorkerView",
     "frame_of",
@@ -108,7 +109,7 @@ class SymbolBook:
     first_close: int = 0  # ticks: the buy-and-hold yardstick's entry (0 until a price is seen)
     status: PulseReport | None = None  # the report ``status_json`` shows (None: before the first pulse)
     status_json: bytes = b""  # the status view's JSON body, encoded once per report
-    status_at: float = float("-inf")  # when it was built (time.monotonic)
+    status_at: float = float("-inf")  # when it was last known to show the latest report (time.monotonic)
     status_generation: int = -1  # the plane's command count it was built after
     texts: dict[object, str] = field(default_factory=dict)  # the view's amounts and names, as written
     texts_for: Precision | None = None  # the market grid ``texts`` were written on
@@ -117,6 +118,16 @@ class SymbolBook:
         Decimal(1),
         Decimal(1),
     )  # its tick, lot, quote unit
+
+
+@dataclass(slots=True)
+class StatusBody:
+    """A ``GET /status`` body kept for the callers who see the same accounts."""
+
+    at: float  # when it was built (time.monotonic)
+    epoch: tuple[int, int]  # the plane's (generation, state changes) then
+    body: bytes
+    gzipped: bytes | None = None  # compressed at the first caller who accepts it
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +277,7 @@ class ControlPlane:
         self.status_max_age_s = status_max_age_s
         self.generation = 0  # commands sent through the plane: a view older than the last is rebuilt
         self.state_changes = 0  # reports that showed a symbol in another state than its last one
-        # the status body per set of accounts a caller sees: (built at, (generation, state changes), body)
-        self.status_bodies: dict[frozenset[str], tuple[float, tuple[int, int], bytes]] = {}
+        self.status_bodies: dict[frozenset[str], StatusBody] = {}  # per set of accounts a caller sees
         self.journal = journal
         self.config = config
         self.clock = clock

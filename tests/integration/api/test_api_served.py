@@ -538,6 +538,21 @@ def test_status_bodies_are_the_models_own_json_and_follow_every_report(served: S
     assert [s.symbol for s in alice.symbols] == ["BTC/USDT"]  # the bodies are filtered per caller
 
 
+def test_status_is_gzipped_for_the_clients_that_accept_it_and_plain_for_the_others(served: Served) -> None:
+    import gzip
+
+    served.step(2)
+    c = client(served)
+    plain = c.get(f"{API}/status", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"
+    with c.stream("GET", f"{API}/status", headers={"Accept-Encoding": "gzip"}) as r:
+        assert r.headers["content-encoding"] == "gzip"
+        raw = b"".join(r.iter_raw())
+    assert len(raw) < len(plain.content) / 2
+    assert gzip.decompress(raw) == plain.content  # the same body, kept once and compressed once
+
+
 def test_status_views_have_a_bounded_age_but_show_state_changes_and_commands_at_once(served: Served) -> None:
     """serve rebuilds the status body at most every ``STATUS_MAX_AGE_S`` (a replay pulses a symbol
     dozens of times a second); here the age is a minute, so the test does not race the clock."""
@@ -558,14 +573,16 @@ def test_status_views_have_a_bounded_age_but_show_state_changes_and_commands_at_
         return {s: state for s, (state, _) in latest().items()}
 
     def reused_over_a_quiet_pulse() -> None:
-        """Step until a pulse leaves every symbol in its state: the body shown before it stays shown."""
+        """Step until a pulse leaves every symbol in its state: the body shown before it stays
+        shown; over a pulse that changed some symbol's state, only that symbol's view is new."""
         for _ in range(20):
             before, was = shown(), states()
             served.step()
+            now = latest()
             if states() == was:
-                assert shown() == before != latest()
+                assert shown() == before != now
                 return
-            assert shown() == latest()  # a symbol changed state: the body is rebuilt at once
+            assert shown() == {s: now[s] if now[s][0] != was[s] else before[s] for s in now}
         pytest.fail("every pulse changed some symbol's state")
 
     served.step()

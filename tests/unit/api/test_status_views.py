@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from nutcracker.api.plane import SymbolBook
 from nutcracker.api.views import status_json, status_out
 from nutcracker.app.kernel import build_replay
@@ -72,3 +74,25 @@ def test_status_json_is_the_models_json_for_every_report_of_a_replay(tmp_path: P
     assert {"trading", "paused", "killed"} <= {str(r.status) for r in reports}  # the states compared
     assert any(r.fills for r in reports)  # and fills booked: fees, realized PnL, equity moved
     assert len({r.status_reason for r in reports}) > 10
+
+
+@pytest.mark.parametrize(
+    ("header", "accepted"),
+    [
+        ("gzip, deflate, br", True),  # httpx, browsers
+        ("gzip", True),
+        ("GZIP;q=0.5", True),
+        ("*", True),
+        ("", False),  # no header: identity
+        ("identity", False),
+        ("deflate, br", False),
+        ("gzip;q=0", False),
+        ("gzip;q=0.0, *", False),  # gzip's own weight wins over *
+        ("*;q=0, gzip", True),
+        ("gzip;q=nonsense", False),
+    ],
+)
+def test_accepts_gzip_reads_the_accept_encoding_weights(header: str, accepted: bool) -> None:
+    from nutcracker.api.routers.symbols import accepts_gzip
+
+    assert accepts_gzip(header) is accepted
