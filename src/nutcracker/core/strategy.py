@@ -354,11 +354,22 @@ def _trail_anchor(anchor: int, ledger: Ledger, market: _Market, params: SymbolPa
         return market.bid
     if _in_sequence(ledger, params):  # a floating ladder's seeded levels do not pin its anchor
         return anchor
-    if grid.trailing_up and market.bid > anchor * (1 + market.step):
+    if grid.trailing_up and market.bid > anchor * (1 + market.step * _trail_up_steps(params)):
         return market.bid
     if grid.trailing_down and market.ask < anchor * (1 - market.step * (grid.levels + 1)):
         return market.ask
     return anchor
+
+
+def _trail_up_steps(params: SymbolParams) -> int:
+    """Return how many spacings above its anchor the bid must be for a flat grid to trail up.
+
+    One for a plain grid. A seeded grid trails only once the price has left its seeded range by a
+    level (``seed_levels + 1``), as a static grid re-centres only when the price has left its range:
+    trailing as soon as the last seed sold re-hung the ladder and the re-buys at the tops of ranging
+    months (bench/strategy.py: 2 -> 3 of 5 calm windows, crash median unchanged).
+    """
+    return params.grid.seed_levels + 1 if params.grid.seed_levels else 1
 
 
 def _ladder(
@@ -1246,7 +1257,7 @@ def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _
             # between the step now and the one at which the book now would trail
             room = step
             if grid.trailing_up:
-                room = min(room, step - (market.bid / anchor - 1))
+                room = min(room, step - (market.bid / anchor - 1) / _trail_up_steps(params))
             if grid.trailing_down:
                 room = min(room, step - (1 - market.ask / anchor) / (grid.levels + 1))
             hb.at_least(STEP, step - max(0.0, room) / 2)
@@ -1254,7 +1265,7 @@ def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _
     else:
         step_lo = step
     if grid.trailing_up:
-        limit = anchor * (1 + step_lo)
+        limit = anchor * (1 + step_lo * _trail_up_steps(params))
         hb.at_most(BID, math.floor(limit - abs(limit) * 1e-9))
     if grid.trailing_down:
         limit = anchor * (1 - step_lo * (grid.levels + 1))

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from factories import BTC, PREFIX, fill, flat_candles, snapshot, symbol_params
-from nutcracker.core.hold import ASK
+from nutcracker.core.hold import ASK, BID
 from nutcracker.core.ledger import min_sell_price
 from nutcracker.core.model import CancelOrder, OpenOrder, PlaceLimit, Side
 from nutcracker.core.params import (
@@ -413,6 +413,22 @@ def test_a_sold_seeded_level_is_not_bought_again_above_the_book() -> None:
     assert not any("-B257-" in p.client_order_id for p in _places(below.intents))  # the book is below it
     assert below.hold is not None
     assert below.hold.hi[ASK] <= held.state.anchor  # decided again once the book reaches it
+
+
+def test_a_flat_seeded_grid_trails_up_only_past_its_seeded_range() -> None:
+    params = _seeded(symbol_params(), 1)  # one seed 0.5 % up: trails beyond 2 spacings, 1 %
+    _held, after, _s1 = _seed_held_then_sold(params)
+    start = after.state.anchor
+    inside = decide(snapshot(CANDLES, bid=start * 1007 // 1000), params, after.state, with_hold=True)
+    assert inside.state.anchor == start  # the re-buy's range: a static grid would not move either
+    assert inside.hold is not None
+    assert inside.hold.hi[BID] < start * 1.01  # decided again before the trailing line
+    past = decide(snapshot(CANDLES, bid=start * 1011 // 1000), params, after.state)
+    assert past.state.anchor == start * 1011 // 1000
+    plain = symbol_params()  # a grid without seeds trails one spacing up
+    first = decide(snapshot(CANDLES), plain, initial_state())
+    moved = decide(snapshot(CANDLES, bid=first.state.anchor * 1007 // 1000), plain, first.state)
+    assert moved.state.anchor == first.state.anchor * 1007 // 1000
 
 
 def test_a_held_seed_does_not_freeze_a_floating_ladder() -> None:
