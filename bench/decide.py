@@ -7,6 +7,7 @@ in the same run (slicing the 200-candle window: the least any pulse does) and to
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -21,7 +22,11 @@ from nutcracker.core.strategy import StrategyState, decide, initial_state
 from nutcracker.marketdata.candles import load_candles_csv, to_candles
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "binance_BTC-USDT_1m.csv.gz"
+# ../shared/data beside the checkout; a git worktree (../wt/NAME) names the set in NUTCRACKER_DATA_DIR
+DATA = (
+    Path(os.environ.get("NUTCRACKER_DATA_DIR") or ROOT.parent / "shared" / "data")
+    / "binance_BTC-USDT_1m.csv.gz"
+)
 TARGET_US = 50.0
 WINDOW = 200
 CALLS = 4000

@@ -3,7 +3,7 @@
 An id is ``{prefix}-{slot}-{seq}``: the prefix names the engine and symbol (restart
 reconciliation adopts open orders by it), the slot the ladder level or exit the order serves
 (``B3`` buy level 3, ``S3`` the exit of level 3's lot, ``SP`` the pooled exit, ``B129`` the
-first seeded level) and ``seq`` a
+first seeded level, ``B257`` its re-buy) and ``seq`` a
 counter kept in the strategy state, in hex. Binance allows 36 characters.
 
 Slots are plain strings: they are hashed on every pulse, and strings hash fastest.
@@ -16,16 +16,24 @@ POOLED_SLOT = "SP"
 # A seeded lot (``grid.seed_levels``) has level ``SEED_LEVEL + j``: the grid level j spacings above
 # the price it was bought at, where its exit rests. Beyond every ladder level (the deepest is 127).
 SEED_LEVEL = 128
+# Once seeded lot j sold, the grid buys again one level below its sell, as a static grid does: that
+# lot has level ``REBUY_LEVEL + j`` (``B257``...) and exits one spacing up. Beyond every seed (<= 228).
+REBUY_LEVEL = 256
 
 
 def is_seed(level: int) -> bool:
-    """Return whether a ladder level is a seeded one (``B129``, ``S129``...)."""
+    """Return whether a level is one of the seeded grid's levels above its start (never pooled)."""
     return level > SEED_LEVEL
 
 
+def is_rebuy(level: int) -> bool:
+    """Return whether a level re-buys a sold seeded level (``B257``, ``S257``...)."""
+    return level > REBUY_LEVEL
+
+
 def seed_distance(level: int) -> int:
-    """Return how many grid spacings above its buy a seeded lot's exit rests."""
-    return level - SEED_LEVEL
+    """Return how many grid spacings above its buy a seeded (or re-bought) lot's exit rests."""
+    return 1 if level > REBUY_LEVEL else level - SEED_LEVEL
 
 
 _BUY_SLOTS = tuple(f"B{level}" for level in range(128))

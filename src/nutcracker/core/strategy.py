@@ -22,7 +22,8 @@ How the five components combine (each one the user enables adds its view; none p
   the top of book, one order size each, as an exchange grid bot buys the base its sell levels
   above the price need when it starts (maker here, within the rails). Seeded lot j exits j
   spacings above its buy (the grid's sell level j), never below its minimum-profit price, and is
-  never pooled with a sequence.
+  never pooled with a sequence. Once sold, level j buys again one level below its sell and exits
+  one spacing up (``_rebuys``), as a static grid trades the range above its start.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from nutcracker.core.ledger import Booking, ClosedCycle, Ledger, Lot, book_fill,
 from nutcracker.core.model import CancelOrder, Intent, OpenOrder, PlaceLimit, PlannedLevel, Side, Snapshot
 from nutcracker.core.orders import (
     POOLED_SLOT,
+    REBUY_LEVEL,
     SEED_LEVEL,
     buy_slot,
     exit_slot,
@@ -203,6 +205,8 @@ class _Outcomes:
         "levels",
         "placed_or_kept",
         "rails_room",
+        "rebuys",
+        "rebuys_above",
         "seeds",
         "unvisited",
     )
@@ -216,6 +220,8 @@ class _Outcomes:
         self.rails_room: dict[str, tuple[int, int]] = {}  # slot -> (base, quote) committed before it
         self.cooling_kept = False  # a cooldown kept an order that would otherwise be re-priced
         self.seeds: list[_Want] = []  # the seeded levels' buys wanted this pulse
+        self.rebuys: list[_Want] = []  # the sold seeded levels' re-buys wanted this pulse
+        self.rebuys_above: list[int] = []  # re-buy prices of sold seeded levels skipped: above the book
 
 
 def decide(
@@ -246,12 +252,12 @@ def decide(
     anchor = _trail_anchor(state.anchor, ledger, market, params)
     ladder, top_terms = _ladder(state, ledger, market, ind, params, anchor, resting, reasons)
     exits = _exits(ledger, market, ind, params, reasons)
-    buys = _buys(ledger, market, ind, params, ladder, resting, reasons, outcomes)
+    buys = _buys(ledger, market, ind, params, anchor, ladder, resting, reasons, outcomes)
     requote = _requote_ppm(params, market.step)
     intents, next_seq = _reconcile(
         snap, params, ledger, resting, duplicates, exits, buys, state.next_seq, reasons, outcomes, requote
     )
-    frozen = ladder if ledger.lots and not _keeps_quoting(params) else ()
+    frozen = ladder if _in_sequence(ledger, params) and not _keeps_quoting(params) else ()
     new_state = StrategyState(ind, ledger, anchor, frozen, next_seq)
     if not intents and not snap.open_orders and not reasons:
         reasons.append("idle: nothing to place")
@@ -346,13 +352,24 @@ def _trail_anchor(anchor: int, ledger: Ledger, market: _Market, params: SymbolPa
         return anchor
     if anchor == 0:
         return market.bid
-    if ledger.lots:
+    if _in_sequence(ledger, params):  # a floating ladder's seeded levels do not pin its anchor
         return anchor
-    if grid.trailing_up and market.bid > anchor * (1 + market.step):
+    if grid.trailing_up and market.bid > anchor * (1 + market.step * _trail_up_steps(params)):
         return market.bid
     if grid.trailing_down and market.ask < anchor * (1 - market.step * (grid.levels + 1)):
         return market.ask
     return anchor
+
+
+def _trail_up_steps(params: SymbolParams) -> int:
+    """Return how many spacings above its anchor the bid must be for a flat grid to trail up.
+
+    One for a plain grid. A seeded grid trails only once the price has left its seeded range by a
+    level (``seed_levels + 1``), as a static grid re-centres only when the price has left its range:
+    trailing as soon as the last seed sold re-hung the ladder and the re-buys at the tops of ranging
+    months (bench/strategy.py: 2 -> 3 of 5 calm windows, crash median unchanged).
+    """
+    return params.grid.seed_levels + 1 if params.grid.seed_levels else 1
 
 
 def _ladder(
@@ -370,7 +387,8 @@ def _ladder(
     A ladder freezes on the pulse that books its first fill: each level keeps the price of its
     lot or resting order, so grid levels and martingale steps stay where they were placed.
     """
-    if ledger.lots and state.ladder:
+    sequence = _in_sequence(ledger, params)
+    if sequence and state.ladder:
         return state.ladder, ()
     if not market.ready:
         return (), ()
@@ -382,7 +400,7 @@ def _ladder(
     if top <= 0:
         reasons.append("idle: no ladder top (a component has no price yet)")
         return (), terms
-    if ledger.lots and _enters_one_level(params):
+    if sequence and _enters_one_level(params):
         first = [lot.price for lot in ledger.lots if lot.level == 0]
         if first:
             top = first[0]  # the sequence's deeper levels hang from the first level's fill
@@ -392,7 +410,7 @@ def _ladder(
     for _ in range(1, _lattice_depth(params)):
         prices.append(math.floor(prices[-1] * (1 - distance)))
         distance *= scale
-    if ledger.lots and not _keeps_quoting(params):
+    if sequence and not _keeps_quoting(params):
         for slot, order in resting.items():
             level = slot_level(slot)
             if slot[0] == "B" and 0 <= level < len(prices):
@@ -424,6 +442,22 @@ def _lattice_depth(params: SymbolParams) -> int:
         return levels
     size = max(1, params.grid.order_quote_qu)
     return min(_MAX_LATTICE, levels + params.rails.max_quote_qu // size)
+
+
+def _in_sequence(ledger: Ledger, params: SymbolParams) -> bool:
+    """Return whether the ladder holds a sequence: lots that freeze it and stop the entry gates.
+
+    A grid's lattice (a sliding ladder) freezes on any held lot, seeded ones included, so its levels
+    stay where the seeds' exits are. A floating ladder (``_enters_one_level``) counts only its own
+    lots: the seeded levels above its start trade on their own, and holding them must neither pin
+    the ladder and its anchor to their first price nor lift the entry gates (seeding then starved
+    the hybrid).
+    """
+    if not ledger.lots:
+        return False
+    if not _enters_one_level(params):
+        return True
+    return any(lot.held > 0 and not is_seed(lot.level) for lot in ledger.lots)
 
 
 def _enters_one_level(params: SymbolParams) -> bool:
@@ -615,6 +649,7 @@ def _buys(
     market: _Market,
     ind: IndicatorState,
     params: SymbolParams,
+    anchor: int,
     ladder: tuple[int, ...],
     resting: dict[str, OpenOrder],
     reasons: list[str],
@@ -625,15 +660,16 @@ def _buys(
         return []
     gates = params.gates
     atr_ppm = ind.atr_ppm
+    sequence = _in_sequence(ledger, params)
     gated = True
     if gates.max_atr_ppm and atr_ppm > gates.max_atr_ppm:
         reasons.append(f"no buys: volatility {atr_ppm:.0f} ppm above the backstop {gates.max_atr_ppm} ppm")
     elif gates.min_atr_ppm and atr_ppm < gates.min_atr_ppm:
         reasons.append(f"no buys: volatility {atr_ppm:.0f} ppm below the minimum {gates.min_atr_ppm} ppm")
-    elif not ledger.lots and params.keltner.enabled and ind.above_run > 0:
+    elif not sequence and params.keltner.enabled and ind.above_run > 0:
         reasons.append(f"no new sequence: {ind.above_run} closes above the upper Keltner band")
     elif (
-        not ledger.lots
+        not sequence
         and params.mean_reversion.enabled
         and params.keltner.confirm_closes > 0
         and not ind.buy_armed
@@ -653,6 +689,7 @@ def _buys(
     wants = _seeds(ledger, market, params, resting)
     if outcomes is not None:
         outcomes.seeds.extend(wants)
+    wants.extend(_rebuys(ledger, market, params, anchor, resting, outcomes))
     quoting = _keeps_quoting(params) and len(ladder) == 1
     window = params.grid.levels if _slides(params) else len(ladder)
     if _enters_one_level(params):
@@ -733,6 +770,51 @@ def _seeds(
     return wants
 
 
+def _rebuys(
+    ledger: Ledger,
+    market: _Market,
+    params: SymbolParams,
+    anchor: int,
+    resting: dict[str, OpenOrder],
+    outcomes: _Outcomes | None,
+) -> list[_Want]:
+    """Return the buys of sold seeded levels: seeded level j, once sold, buys again one level below.
+
+    A static grid re-buys one level below each sell, so it keeps trading the range above its start;
+    without this a seeded grid held only quote there and waited for the price to come back below
+    its start. Level j's re-buy rests at ``anchor x (1 + (j - 1) x spacing)`` while the market is
+    above it and exits one spacing up (``seed_distance``); from the grid's first lot on.
+    """
+    grid = params.grid
+    if not (grid.enabled and grid.seed_levels) or ledger.next_cycle_id == 1 or anchor <= 0:
+        return []
+    if not (market.step > 0 and math.isfinite(market.step)):
+        return []
+    held = {lot.level for lot in ledger.lots if lot.held > 0}
+    wants: list[_Want] = []
+    for j in range(1, grid.seed_levels + 1):
+        level = REBUY_LEVEL + j
+        slot = buy_slot(level)
+        partial = resting.get(slot)
+        if partial is not None and partial.filled and partial.side is Side.BUY:
+            wants.append(
+                _Want(slot, Side.BUY, partial.price, partial.remaining, "partially filled", as_is=True)
+            )
+            continue
+        if SEED_LEVEL + j in held or level in held:
+            continue
+        price = math.floor(anchor * (1 + (j - 1) * market.step))
+        if price > market.buy_top:
+            if outcomes is not None:
+                outcomes.rebuys_above.append(price)
+            continue
+        reason = f"re-buy of seeded level {j}"
+        wants.append(_Want(slot, Side.BUY, price, _level_qty(0, price, params), reason))
+    if outcomes is not None:
+        outcomes.rebuys.extend(wants)
+    return wants
+
+
 def _planned_levels(
     ladder: tuple[int, ...],
     exits: list[_Want],
@@ -759,7 +841,7 @@ def _planned_levels(
             for position, price in enumerate(ladder[: params.ladder_levels])
         ]
     wanted = {want.slot: want for want in buys}
-    for seed in outcomes.seeds:
+    for seed in outcomes.seeds + outcomes.rebuys:
         outcome = "resting" if seed.slot in resting else why.get(seed.slot, "skipped")
         levels.append(
             PlannedLevel(seed.slot, Side.BUY, resting.get(seed.slot, seed.price), seed.qty, outcome)
@@ -973,6 +1055,14 @@ def _hold(
     if any(not seed.as_is for seed in outcomes.seeds):
         return None  # seeding follows the top of book until it fills (a few pulses): decide again
     hb = HoldBuilder()
+    depth = params.gates.depth_ppm
+    rebuys = [w for w in outcomes.rebuys if not w.as_is]
+    if (rebuys or outcomes.rebuys_above) and params.grid.spacing is Spacing.ATR:
+        return None  # a re-buy's price follows the ATR step: decide again
+    for want in rebuys:  # wanted while the book stays above it, skipped once it is below
+        hb.buy_top_at_least(want.price, depth)
+    for above in outcomes.rebuys_above:
+        hb.buy_top_at_most(above - 1, depth, market.bid, market.ask)
     if outcomes.cooling_kept or any(why == "cooldown" for _, why in outcomes.blocked):
         # a cooldown shaped this decision: its end may change it (else the region covers its end)
         for last_fill, cooldown in (
@@ -986,7 +1076,7 @@ def _hold(
     if requote > gates.requote_ppm and params.grid.spacing is Spacing.ATR and params.ladder_levels > 1:
         hb.at_least(STEP, _step_floor(market.step))  # a narrower step would narrow the hysteresis
     _hold_ladder(hb, params, state, market, top_terms, outcomes, requote)
-    if params.grid.enabled and market.ready and not ledger.lots:
+    if params.grid.enabled and market.ready and not _in_sequence(ledger, params):
         _hold_trailing(hb, params, state.anchor, market)
     keltner = params.keltner
     exits_read_arming = False  # whether an exit's price hangs on the sell-armed flag
@@ -1000,7 +1090,7 @@ def _hold(
                 exits_read_arming = True
         elif want.qty == 0:
             _hold_skipped_exit(hb, params, want)
-    flat = not ledger.lots
+    flat = not _in_sequence(ledger, params)
     waits_for_arming = params.mean_reversion.enabled and keltner.confirm_closes > 0 and flat
     vetoed_anyway = waits_for_arming and not ind.buy_armed  # closes above the band change nothing then
     return hb.build(
@@ -1167,7 +1257,7 @@ def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _
             # between the step now and the one at which the book now would trail
             room = step
             if grid.trailing_up:
-                room = min(room, step - (market.bid / anchor - 1))
+                room = min(room, step - (market.bid / anchor - 1) / _trail_up_steps(params))
             if grid.trailing_down:
                 room = min(room, step - (1 - market.ask / anchor) / (grid.levels + 1))
             hb.at_least(STEP, step - max(0.0, room) / 2)
@@ -1175,7 +1265,7 @@ def _hold_trailing(hb: HoldBuilder, params: SymbolParams, anchor: int, market: _
     else:
         step_lo = step
     if grid.trailing_up:
-        limit = anchor * (1 + step_lo)
+        limit = anchor * (1 + step_lo * _trail_up_steps(params))
         hb.at_most(BID, math.floor(limit - abs(limit) * 1e-9))
     if grid.trailing_down:
         limit = anchor * (1 - step_lo * (grid.levels + 1))

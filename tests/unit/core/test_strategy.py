@@ -8,17 +8,19 @@ from decimal import Decimal
 import pytest
 
 from factories import BTC, PREFIX, fill, flat_candles, snapshot, symbol_params
+from nutcracker.core.hold import ASK, BID
 from nutcracker.core.ledger import min_sell_price
 from nutcracker.core.model import CancelOrder, OpenOrder, PlaceLimit, Side
 from nutcracker.core.params import (
     GateParams,
+    KeltnerParams,
     MarketMakingParams,
     MartingaleParams,
     MeanReversionParams,
     RailParams,
     SymbolParams,
 )
-from nutcracker.core.strategy import decide, initial_state
+from nutcracker.core.strategy import Decision, decide, initial_state
 from nutcracker.core.units import notional_qu
 
 PRICE = 10_000_000  # 100,000.00 USDT in ticks
@@ -362,6 +364,81 @@ def test_seeded_lots_exit_one_and_two_spacings_up_and_no_seed_is_bought_again() 
     assert not any(
         "-B129-" in p.client_order_id or "-B130-" in p.client_order_id for p in _places(after.intents)
     )
+
+
+def _seed_held_then_sold(params: SymbolParams) -> tuple[Decision, Decision, PlaceLimit]:
+    """Return the pulse that booked seed 1's buy, the one that booked its sale, and seed 1's buy."""
+    first = decide(snapshot(CANDLES), params, initial_state())
+    s1 = _places(first.intents)[0]
+    ts = CANDLES[-1].ts_ms - 180_000  # fills long enough ago for the cooldowns
+    held = decide(
+        snapshot(
+            CANDLES, free_base=s1.qty, fills=(fill(s1.client_order_id, Side.BUY, s1.price, s1.qty, ts),)
+        ),
+        params,
+        first.state,
+    )
+    sell = next(p for p in _places(held.intents) if p.side is Side.SELL)
+    sold = fill(sell.client_order_id, Side.SELL, sell.price, s1.qty, ts + 60_000)
+    after = decide(snapshot(CANDLES, fills=(sold,)), params, held.state, with_hold=True)
+    return held, after, s1
+
+
+def test_a_sold_seeded_level_buys_again_one_level_below_its_sell_and_exits_one_spacing_up() -> None:
+    params = _seeded(symbol_params(), 1)
+    _held, after, s1 = _seed_held_then_sold(params)
+    (rebuy,) = [p for p in _places(after.intents) if "-B257-" in p.client_order_id]
+    assert rebuy.price == after.state.anchor == s1.price  # sell level 1 sold: buy again at level 0
+    assert after.hold is not None  # a re-buy at a fixed price keeps the candle-skipping hold
+    ts = CANDLES[-1].ts_ms - 60_000  # long enough ago for the cooldowns
+    bought = fill(rebuy.client_order_id, Side.BUY, rebuy.price, rebuy.qty, ts)
+    again = decide(snapshot(CANDLES, free_base=rebuy.qty, fills=(bought,)), params, after.state)
+    (exit_,) = [p for p in _places(again.intents) if p.side is Side.SELL]
+    assert "-S257-" in exit_.client_order_id
+    assert exit_.price == -(-rebuy.price * 1005 // 1000)  # one spacing up: the seed's sell level again
+    lots = [lot for lot in again.state.ledger.lots if lot.level == 257]
+    assert exit_.price >= min_sell_price(lots, 1000, params.min_profit_ppm)
+
+
+def test_a_sold_seeded_level_is_not_bought_again_above_the_book() -> None:
+    params = _seeded(symbol_params(), 2)
+    first = decide(snapshot(CANDLES), params, initial_state())
+    s1, _s2 = _places(first.intents)[:2]
+    ts = CANDLES[-1].ts_ms + 60_000
+    fills = (fill(s1.client_order_id, Side.BUY, s1.price, s1.qty, ts),)
+    held = decide(snapshot(CANDLES, free_base=s1.qty, fills=fills), params, first.state)
+    sell = next(p for p in _places(held.intents) if p.side is Side.SELL)
+    sold = fill(sell.client_order_id, Side.SELL, sell.price, s1.qty, ts + 60_000)
+    below = decide(snapshot(CANDLES, bid=PRICE - 500, fills=(sold,)), params, held.state, with_hold=True)
+    assert not any("-B257-" in p.client_order_id for p in _places(below.intents))  # the book is below it
+    assert below.hold is not None
+    assert below.hold.hi[ASK] <= held.state.anchor  # decided again once the book reaches it
+
+
+def test_a_flat_seeded_grid_trails_up_only_past_its_seeded_range() -> None:
+    params = _seeded(symbol_params(), 1)  # one seed 0.5 % up: trails beyond 2 spacings, 1 %
+    _held, after, _s1 = _seed_held_then_sold(params)
+    start = after.state.anchor
+    inside = decide(snapshot(CANDLES, bid=start * 1007 // 1000), params, after.state, with_hold=True)
+    assert inside.state.anchor == start  # the re-buy's range: a static grid would not move either
+    assert inside.hold is not None
+    assert inside.hold.hi[BID] < start * 1.01  # decided again before the trailing line
+    past = decide(snapshot(CANDLES, bid=start * 1011 // 1000), params, after.state)
+    assert past.state.anchor == start * 1011 // 1000
+    plain = symbol_params()  # a grid without seeds trails one spacing up
+    first = decide(snapshot(CANDLES), plain, initial_state())
+    moved = decide(snapshot(CANDLES, bid=first.state.anchor * 1007 // 1000), plain, first.state)
+    assert moved.state.anchor == first.state.anchor * 1007 // 1000
+
+
+def test_a_held_seed_does_not_freeze_a_floating_ladder() -> None:
+    keltner = KeltnerParams(True, 20, 14, 2.0, 0, 0, 30)
+    floating = _seeded(symbol_params(keltner=keltner), 1)
+    held, _, _ = _seed_held_then_sold(floating)
+    assert held.state.ledger.lots
+    assert held.state.ladder == ()
+    grid_held, _, _ = _seed_held_then_sold(_seeded(symbol_params(), 1))
+    assert grid_held.state.ladder != ()  # a grid's lattice stays where the seeds' exits are
 
 
 def test_seeds_and_the_ladder_share_the_rails_seeds_first() -> None:
