@@ -45,9 +45,9 @@ __all__ = [
 PULSES_KEPT = 200  # per symbol: what ``/pulses`` can show
 CANDLES_KEPT = 1000  # per symbol: the closed candles the pulses hydrated, what ``/candles`` can show
 REFRESH_GAP_S = 0.05  # the event feed reads the journal at most this often (``EventFeed.refresh_soon``)
-# A symbol's status view is rebuilt from a newer report at most this often (a change of state, or
-# a command through the API, shows at once): a replay pulses a symbol dozens of times a second,
-# and rebuilding a hundred views for every poll took more of the engine's loop than its pulses.
+# How far a symbol's status view may lag its latest report (a change of state, or a command through
+# the API, shows at once): a replay pulses a symbol dozens of times a second, and rebuilding a
+# hundred views for every poll took more of the engine's loop than its pulses.
 STATUS_MAX_AGE_S = 0.25
 
 
@@ -124,7 +124,7 @@ class SymbolBook:
 class StatusBody:
     """A ``GET /status`` body kept for the callers who see the same accounts."""
 
-    at: float  # when it was built (time.monotonic)
+    at: float  # when its oldest view was last known current (time.monotonic): it expires from there
     epoch: tuple[int, int]  # the plane's (generation, state changes) then
     body: bytes
     gzipped: bytes | None = None  # compressed at the first caller who accepts it
