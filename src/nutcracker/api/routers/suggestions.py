@@ -292,7 +292,6 @@ async def accept_suggestion(
             d.plane.config = new_config
             await _record_decision(d, principal, why, accepted=True, cid=f"{cid}:decision")
             d.store.decide(d.found.id, ACCEPTED, principal.user, _now_ms())
-        d.plane.feed.refresh_soon()
     history = d.plane.journal.params_history(d.symbol)
     return DecisionResult(
         id=d.found.id,
@@ -322,7 +321,6 @@ async def reject_suggestion(
         )
         if not d.store.decide(d.found.id, REJECTED, principal.user, _now_ms()):
             raise ProblemError(409, f"{d.found.id}: the suggestion was decided meanwhile")
-        d.plane.feed.refresh_soon()
     return DecisionResult(
         id=d.found.id,
         symbol=d.symbol,

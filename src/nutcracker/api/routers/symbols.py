@@ -47,10 +47,10 @@ Offset = Annotated[
 Since = Annotated[int, Query(ge=0, le=2**53, description="only items at or after this time, epoch ms")]
 
 
-def _status(plane: ControlPlane, symbol: str, report: PulseReport | None, max_age_s: float) -> SymbolBook:
+def _status(plane: ControlPlane, symbol: str, report: PulseReport | None) -> SymbolBook:
     """The symbol's book with its status view and body: rebuilt from a newer report once the view
-    was last known current ``max_age_s`` ago, or at once when it shows another state or predates a
-    command sent through the plane; one build serves every client polling in between."""
+    was last known current ``plane.status_max_age_s`` ago, or at once when it shows another state
+    or predates a command sent through the plane; one build serves every client polling between."""
     book = plane.books[symbol]
     shown, now = book.status, time.monotonic()
     if book.status_json and shown is report:
@@ -61,7 +61,7 @@ def _status(plane: ControlPlane, symbol: str, report: PulseReport | None, max_ag
         or report is None
         or shown.status != report.status
         or book.status_generation != plane.generation
-        or now - book.status_at >= max_age_s
+        or now - book.status_at >= plane.status_max_age_s
     ):
         book.status = report
         book.status_json = status_json(book, plane.engine.worker(symbol).params, report)
@@ -91,10 +91,7 @@ async def status(request: Request, principal: Caller) -> Response:
     kept = plane.status_bodies.get(scope)
     if kept is None or kept.epoch != epoch or now - kept.at >= plane.status_max_age_s:
         latest = plane.engine.latest()
-        books = [
-            _status(plane, s, latest.get(s), plane.status_max_age_s)
-            for s in visible_symbols(plane, principal)
-        ]
+        books = [_status(plane, s, latest.get(s)) for s in visible_symbols(plane, principal)]
         mode = json.dumps(plane.mode).encode()
         body = b'{"mode":%b,"symbols":[%b]}' % (mode, b",".join(b.status_json for b in books))
         # kept until its oldest view is status_max_age_s old: nothing it shows is ever older
@@ -132,7 +129,7 @@ def accepts_gzip(accept_encoding: str) -> bool:
 async def symbol_status(request: Request, symbol: str, principal: Caller) -> Response:
     plane = plane_of(request)
     name = visible_symbol(plane, principal, symbol)
-    body = _status(plane, name, plane.engine.latest().get(name), plane.status_max_age_s).status_json
+    body = _status(plane, name, plane.engine.latest().get(name)).status_json
     return Response(body, media_type="application/json")
 
 
