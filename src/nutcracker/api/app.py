@@ -47,6 +47,9 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        # FastAPI's own OpenTelemetry hooks look for a configured provider on every request (a tenth
+        # of a request's CPU, bench/api.py); the API's metrics are its Prometheus ones (/metrics)
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.authenticator = authenticator
     app.state.plane = plane

@@ -5,6 +5,10 @@ or paper and live on the wall clock). The process owns the signals: SIGINT/SIGTE
 engine gracefully first (its shutdown cancels and journals as ``run`` does), then the server. When
 the engine stops by itself (the replay's data ends), the server stops with it.
 
+The loop is uvloop's where it is installed (``run``): the API's requests and the event stream's
+writes share the engine's loop, and uvloop's callbacks and socket writes cost a fraction of
+asyncio's (``bench/api.py`` measures the engine's loss under API load).
+
 Listening is refused, before anything starts, on a non-loopback address without TLS
 (``--tls-cert``/``--tls-key``) or an explicit ``--behind-proxy`` (a TLS-terminating proxy in front):
 tokens and passwords must never cross a network in clear text.
@@ -16,9 +20,10 @@ import asyncio
 import contextlib
 import ipaddress
 import signal
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -42,7 +47,33 @@ from nutcracker.replay.driver import run_replay
 from nutcracker.store.redis import RedisJournal
 from nutcracker.store.sqlite import SqliteJournal
 
-__all__ = ["Listen", "accounts_of", "check_listen", "serve_connected", "serve_fleet", "serve_replay"]
+__all__ = [
+    "Listen",
+    "accounts_of",
+    "check_listen",
+    "new_loop",
+    "run",
+    "serve_connected",
+    "serve_fleet",
+    "serve_replay",
+]
+
+T = TypeVar("T")
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """Return a new uvloop event loop, or asyncio's own where uvloop is not installed (Windows)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on a loop from ``new_loop``."""
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(main)
 
 
 @dataclass(frozen=True, slots=True)

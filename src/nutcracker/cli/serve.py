@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -149,9 +148,9 @@ def serve(
         scrape = None if metrics_token_file is None else load_or_create_scrape_token(metrics_token_file)
         authenticator = AuthService.open(users)
         if store is not None:
-            from nutcracker.api.server import serve_fleet
+            from nutcracker.api.server import run, serve_fleet
 
-            asyncio.run(
+            run(
                 serve_fleet(
                     config,
                     store,
@@ -163,12 +162,12 @@ def serve(
                 )
             )
         elif mode == "replay":
-            from nutcracker.api.server import serve_replay
+            from nutcracker.api.server import run, serve_replay
             from nutcracker.backtest.data import assign_data, load_data
 
             market = load_data(config, assign_data(config, data or []), synthetic=synthetic, seed=seed)
             pace = speed if speed is not None else (DEMO_SPEED if demo else 20.0)
-            asyncio.run(
+            run(
                 serve_replay(
                     config,
                     market,
@@ -182,11 +181,11 @@ def serve(
                 )
             )
         else:
-            from nutcracker.api.server import serve_connected
+            from nutcracker.api.server import run, serve_connected
             from nutcracker.app.connected import run_connected
             from nutcracker.app.kernel import Mode
 
-            asyncio.run(
+            run(
                 serve_connected(
                     config,
                     Mode(mode),
