@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python bench/api.py [--symbols 100] [--seconds 10] [--clients 200] [--subscribers 100]
 [--interval 2] [--repeat 3]``.
-One process serves the API (real uvicorn on a loopback port) beside the engine, which replays
+One process serves the API (real uvicorn on a loopback port, on ``nutcracker serve``'s loop: uvloop's
+where installed) beside the engine, which replays
 seeded synthetic candles for every symbol (``C000/USDT`` ...: the example grid, a real
 ``SqliteJournal``) as fast as it can: a round feeds every market one candle and pulses every symbol.
 Two more processes (``--load``) are the clients: one runs ``--clients`` concurrent ``GET
@@ -48,7 +49,7 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ from nutcracker.api.app import create_app
 from nutcracker.api.auth import AuthService, AuthStore, Passwords, UserAdmin
 from nutcracker.api.collector import calm_collector
 from nutcracker.api.plane import ControlPlane
+from nutcracker.api.server import new_loop, run
 from nutcracker.app.kernel import build_replay
 from nutcracker.backtest.data import load_data
 from nutcracker.config import NutcrackerConfig, parse_config
@@ -131,7 +133,7 @@ class Server:
         self.config, self.data = market.config, market.data
         self.auth = AuthService.open(market.users, passwords=CHEAP)
         self.journal = SqliteJournal(market.journals / f"{name}.db")
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_loop()  # as nutcracker serve's
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.candle = 0
         self.base = ""
@@ -399,8 +401,7 @@ class Pass:
 
 
 def _clients(base: str, clients: int, subscribers: int, interval_s: float) -> subprocess.Popen[str]:
-    argv = [sys.executable, __file__, "--load", base, "--clients", str(clients)]
-    argv += ["--subscribers", str(subscribers), "--interval", str(interval_s)]
+    argv = [sys.executable, __file__, "--load", base, str(clients), str(subscribers), str(interval_s)]
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -494,33 +495,72 @@ def _ms(samples: tuple[float, ...]) -> str:
     return f"{percentile(list(samples), 0.5) * 1000:.1f} / {percentile(list(samples), 0.99) * 1000:.1f} ms"
 
 
+def _whole(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``least`` (its error is argparse's one line)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is too few: give at least {least}")
+        return value
+
+    return parse
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} seconds: give a number above 0")
+    return value
+
+
+def _directory(text: str) -> str:
+    """An argparse type: a directory that exists."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such directory; give one that exists (e.g. /dev/shm)")
+    return text
+
+
 def main() -> None:
     logging.getLogger("asyncio").setLevel(
         logging.ERROR
     )  # "socket.send() raised": clients hanging up at the end
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=10.0, help="about how long each pass replays")
-    parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--symbols", type=_whole(1), default=100)
+    parser.add_argument("--seconds", type=_positive, default=10.0, help="about how long each pass replays")
+    parser.add_argument("--clients", type=_whole(1), default=200)
+    parser.add_argument("--subscribers", type=_whole(1), default=100)
     parser.add_argument(
         "--interval",
-        type=float,
+        type=_positive,
         default=REFRESH_S,
         help="the realistic load: each client polls this often (s)",
     )
     parser.add_argument(
         "--journal-dir",
+        type=_directory,
         help="where the journals go (default: the system's temporary directory, on disk); /dev/shm "
         "takes the disk's fsync, and other processes' disk traffic, out of the engine's times",
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="realistic passes, each between two alone ones (median loss)"
+        "--repeat",
+        type=_whole(1),
+        default=3,
+        help="realistic passes, each between two alone ones (median loss)",
     )
-    parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)  # the clients' process
+    # the clients' process: URL, pollers, subscribers, interval (either count may be 0 there)
+    parser.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        result = asyncio.run(load(args.load, args.clients, args.subscribers, args.interval))
+        base, clients, subscribers, interval_s = args.load
+        result = run(load(base, int(clients), int(subscribers), float(interval_s)))
         json.dump(result, sys.stdout)
         return
     with (

@@ -82,6 +82,29 @@ def test_the_decide_benchmark_reaches_its_busy_state_and_prints_its_verdict() ->
     assert "target median <= 50 µs per decide call:" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--repeat", "0"], "argument --repeat: 0 is too few: give at least 1"),
+        (["--repeat", "two"], "argument --repeat: 'two' is not a whole number"),
+        (["--symbols", "-3"], "argument --symbols: -3 is too few: give at least 1"),
+        (["--clients", "0"], "argument --clients: 0 is too few: give at least 1"),
+        (["--subscribers", "0"], "argument --subscribers: 0 is too few: give at least 1"),
+        (["--seconds", "0"], "argument --seconds: 0 seconds: give a number above 0"),
+        (["--seconds", "nan"], "argument --seconds: nan seconds: give a number above 0"),
+        (["--interval", "soon"], "argument --interval: 'soon' is not a number of seconds"),
+        (["--journal-dir", "/no/such/dir"], "argument --journal-dir: /no/such/dir: no such directory"),
+    ],
+)
+def test_the_api_benchmark_refuses_bad_options_in_one_line(argv: list[str], says: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "api.py"), *argv], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_the_api_benchmark_runs_both_loads_between_alone_passes() -> None:
     api_bench = BENCH.parent / "api.py"
     argv = ["--symbols", "4", "--seconds", "0.3", "--clients", "3", "--subscribers", "2"]
