@@ -200,6 +200,7 @@ class Server:
                 log_level="error",
                 lifespan="off",
                 backlog=4096,
+                proxy_headers=False,  # as serve without --behind-proxy
                 http="httptools",  # as nutcracker serve
             )
         )
