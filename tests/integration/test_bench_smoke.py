@@ -118,6 +118,7 @@ def test_the_api_benchmark_runs_both_loads_between_alone_passes() -> None:
         assert f"[{load}] GET status p50 / p99" in result.stdout
         assert f"[{load}] SSE delay p50 / p99" in result.stdout
         assert f"[{load}]   of which in the server" in result.stdout
+        assert f"[{load}]   the loop's CPU per round, loaded / alone" in result.stdout
     assert "[realistic] engine symbol-pulses/s under that load (2 passes" in result.stdout
     assert "of a core on this machine" in result.stdout
     assert "[control] engine alone beside a busy process using" in result.stdout
