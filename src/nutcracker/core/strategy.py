@@ -23,7 +23,10 @@ How the five components combine (each one the user enables adds its view; none p
   above the price need when it starts (maker here, within the rails). Seeded lot j exits j
   spacings above its buy (the grid's sell level j), never below its minimum-profit price, and is
   never pooled with a sequence. Once sold, level j buys again one level below its sell and exits
-  one spacing up (``_rebuys``), as a static grid trades the range above its start.
+  one spacing up (``_rebuys``), as a static grid trades the range above its start. The seeded
+  levels are no sequence: the entry signals (Keltner's upper band, mean reversion's wait for an
+  excursion) do not hold them back (they kept a hybrid's seeds unbought and its sold levels
+  unbought again for days); the volatility gates do.
 """
 
 from __future__ import annotations
@@ -214,7 +217,7 @@ class _Outcomes:
     def __init__(self) -> None:
         self.levels: list[tuple[int, str, int, str]] = []  # (position below the top, outcome, price, slot)
         self.unvisited: list[tuple[int, str, int, str]] = []  # the same, for held and out-of-window levels
-        self.gated = False  # a gate stopped every buy before the ladder was walked
+        self.gated = False  # a gate stopped the ladder before it was walked (seeded levels may rest)
         self.placed_or_kept: dict[str, int] = {}  # slot -> resting price after this pulse
         self.blocked: list[tuple[_Want, str]] = []  # wants not placed, and why
         self.rails_room: dict[str, tuple[int, int]] = {}  # slot -> (base, quote) committed before it
@@ -666,7 +669,20 @@ def _buys(
         reasons.append(f"no buys: volatility {atr_ppm:.0f} ppm above the backstop {gates.max_atr_ppm} ppm")
     elif gates.min_atr_ppm and atr_ppm < gates.min_atr_ppm:
         reasons.append(f"no buys: volatility {atr_ppm:.0f} ppm below the minimum {gates.min_atr_ppm} ppm")
-    elif not sequence and params.keltner.enabled and ind.above_run > 0:
+    else:
+        gated = False
+    if gated:
+        if outcomes is not None:
+            outcomes.gated = True
+        return []
+    # The seeded levels are the grid's static range above its start, not a sequence: the entry
+    # signals below hold back new sequences only, the volatility gates above every buy.
+    wants = _seeds(ledger, market, params, resting)
+    if outcomes is not None:
+        outcomes.seeds.extend(wants)
+    wants.extend(_rebuys(ledger, market, params, anchor, resting, outcomes))
+    gated = True
+    if not sequence and params.keltner.enabled and ind.above_run > 0:
         reasons.append(f"no new sequence: {ind.above_run} closes above the upper Keltner band")
     elif (
         not sequence
@@ -680,16 +696,12 @@ def _buys(
     if gated:
         if outcomes is not None:
             outcomes.gated = True
-        return []
+        return wants
     pooled = params.martingale.enabled
     held_levels = {lot.level for lot in ledger.lots if lot.held > 0}
     deepest = max((level for level in held_levels if not is_seed(level)), default=-1)
     purge_line = market.bid * (PPM - gates.purge_ppm) // PPM if gates.purge_ppm else 0
     keep_line = market.bid * (PPM - purge_keep_ppm(gates.purge_ppm)) // PPM if gates.purge_ppm else 0
-    wants = _seeds(ledger, market, params, resting)
-    if outcomes is not None:
-        outcomes.seeds.extend(wants)
-    wants.extend(_rebuys(ledger, market, params, anchor, resting, outcomes))
     quoting = _keeps_quoting(params) and len(ladder) == 1
     window = params.grid.levels if _slides(params) else len(ladder)
     if _enters_one_level(params):

@@ -441,6 +441,22 @@ def test_a_held_seed_does_not_freeze_a_floating_ladder() -> None:
     assert grid_held.state.ladder != ()  # a grid's lattice stays where the seeds' exits are
 
 
+def test_the_entry_signals_hold_back_a_sequence_but_not_the_seeded_levels() -> None:
+    waiting = replace(symbol_params().keltner, enabled=True, confirm_closes=2)
+    params = _seeded(symbol_params(mean_reversion=MeanReversionParams(True), keltner=waiting), 1)
+    first = decide(snapshot(CANDLES), params, initial_state())
+    assert [b.client_order_id.split("-")[-2] for b in _places(first.intents)] == ["B129"]  # no B0
+    assert any("waiting for a confirmed excursion" in r for r in first.reasons)
+    _held, after, s1 = _seed_held_then_sold(params)
+    (rebuy,) = [p for p in _places(after.intents) if p.side is Side.BUY]
+    assert "-B257-" in rebuy.client_order_id  # still waiting for an excursion: bought again
+    assert rebuy.price == s1.price
+    quiet = replace(params, gates=replace(params.gates, min_atr_ppm=1_000_000))
+    stopped = decide(snapshot(CANDLES), quiet, initial_state())
+    assert _places(stopped.intents) == []  # the volatility gates stop every buy, seeds too
+    assert any("volatility" in r for r in stopped.reasons)
+
+
 def test_seeds_and_the_ladder_share_the_rails_seeds_first() -> None:
     base = symbol_params()
     rails = RailParams(
