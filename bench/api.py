@@ -52,7 +52,7 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,14 @@ class Market:
         return cls(config, load_data(config, {}, synthetic=20_000, seed=3), users, journals)
 
 
+@dataclass(frozen=True, slots=True)
+class Rounds:
+    """The time elapsed at the end of each round replayed, on the wall clock and in the loop's CPU."""
+
+    wall: list[float]
+    cpu: list[float]
+
+
 class Server:
     """The engine (replay, pulsing on demand) and the API in one event loop, in a thread."""
 
@@ -140,7 +148,6 @@ class Server:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.candle = 0
         self.base = ""
-        self.cpu_marks: list[float] = []  # the loop thread's CPU time at the end of each round
         self.refreshed: list[tuple[int, int, float]] = []  # (first seq, last seq, wall time) per refresh
         self.taken: list[
             tuple[int, int, float]
@@ -214,17 +221,17 @@ class Server:
         calm_collector()  # as serve does once it listens
         return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
 
-    def run_rounds(self, rounds: int | None, seconds: float | None) -> list[float]:
+    def run_rounds(self, rounds: int | None, seconds: float | None) -> Rounds:
         """Replay up to ``rounds`` rounds, for at most ``seconds``, as fast as the engine goes; return
         the time elapsed at the end of each round."""
         done = asyncio.run_coroutine_threadsafe(self._rounds(rounds, seconds), self.loop)
         return done.result(None if seconds is None else seconds + 600)
 
-    async def _rounds(self, rounds: int | None, seconds: float | None) -> list[float]:
+    async def _rounds(self, rounds: int | None, seconds: float | None) -> Rounds:
         """A round feeds every market its next candle and pulses every symbol."""
         engine, exchange, clock = self.setup.engine, self.setup.exchange, self.setup.clock
         marks: list[float] = []
-        self.cpu_marks = []
+        cpu_marks: list[float] = []  # the loop thread's own CPU, API work included
         started, cpu_started = time.perf_counter(), time.thread_time()
         while (rounds is None or len(marks) < rounds) and (
             seconds is None or time.perf_counter() - started < seconds
@@ -236,8 +243,8 @@ class Server:
             self.candle += 1
             await engine.pulse_all()
             marks.append(time.perf_counter() - started)
-            self.cpu_marks.append(time.thread_time() - cpu_started)  # the loop's own CPU, API work included
-        return marks
+            cpu_marks.append(time.thread_time() - cpu_started)
+        return Rounds(marks, cpu_marks)
 
     def stop(self) -> None:
         async def _stop() -> None:
@@ -396,7 +403,7 @@ class Pass:
 
     name: str
     interval_s: float  # 0: closed loop
-    marks: list[float]  # the time elapsed at the end of each round
+    rounds: Rounds  # the time elapsed at the end of each round
     latencies: tuple[float, ...] = ()
     errors: int = 0
     delays: tuple[float, ...] = ()
@@ -405,7 +412,6 @@ class Pass:
         float, ...
     ] = ()  # the SSE delays' part in the server: until a stream's task took the event
     lag_max: float = 0.0  # the subscribers' process: the longest its own event loop ran late
-    cpu: tuple[float, ...] = ()  # the loop thread's CPU time at the end of each round
 
 
 def _clients(base: str, clients: int, subscribers: int, interval_s: float) -> subprocess.Popen[str]:
@@ -413,20 +419,12 @@ def _clients(base: str, clients: int, subscribers: int, interval_s: float) -> su
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-@dataclass(frozen=True, slots=True)
-class Rounds:
-    """The time elapsed at the end of each round replayed, on the wall clock and in the loop's CPU."""
-
-    wall: list[float]
-    cpu: list[float]
-
-
 def engine_alone(market: Market, name: str, rounds: int) -> Rounds:
     """A fresh engine replays ``rounds`` rounds with the API up and no client (``Server.run_rounds``)."""
     server = Server(name, market)
     server.base = server.start()
     try:
-        return Rounds(server.run_rounds(rounds, None), server.cpu_marks)
+        return server.run_rounds(rounds, None)
     finally:
         server.stop()
 
@@ -469,7 +467,7 @@ def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args:
             assert p.stdout.readline().strip() == "ready"
         mark, taken_mark = len(server.refreshed), len(server.taken)
         # the same rounds, but at most 3x --seconds: a starved engine is compared over the rounds it did
-        marks = server.run_rounds(rounds, 3 * args.seconds)
+        replayed = server.run_rounds(rounds, 3 * args.seconds)
         outs = [p.communicate("", timeout=300)[0] for p in loads]  # their stdin closes: the load stops
     finally:
         server.stop()
@@ -496,14 +494,13 @@ def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args:
     return Pass(
         name,
         interval_s,
-        marks,
+        replayed,
         latencies,
         result["errors"],
         tuple(delays),
         client_cpu,
         tuple(in_server),
         float(streamed["lag_max"]),
-        tuple(server.cpu_marks),
     )
 
 
@@ -512,19 +509,15 @@ def _ms(samples: tuple[float, ...]) -> str:
     return f"{percentile(list(samples), 0.5) * 1000:.1f} / {percentile(list(samples), 0.99) * 1000:.1f} ms"
 
 
-def _whole(least: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``least`` (its error is argparse's one line)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"{value} is too few: give at least {least}")
-        return value
-
-    return parse
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (its error is argparse's one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too few: give at least 1")
+    return value
 
 
 def _positive(text: str) -> float:
@@ -550,10 +543,10 @@ def main() -> None:
         logging.ERROR
     )  # "socket.send() raised": clients hanging up at the end
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=_whole(1), default=100)
+    parser.add_argument("--symbols", type=_at_least_one, default=100)
     parser.add_argument("--seconds", type=_positive, default=10.0, help="about how long each pass replays")
-    parser.add_argument("--clients", type=_whole(1), default=200)
-    parser.add_argument("--subscribers", type=_whole(1), default=100)
+    parser.add_argument("--clients", type=_at_least_one, default=200)
+    parser.add_argument("--subscribers", type=_at_least_one, default=100)
     parser.add_argument(
         "--interval",
         type=_positive,
@@ -568,7 +561,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--repeat",
-        type=_whole(1),
+        type=_at_least_one,
         default=3,
         help="realistic passes, each between two alone ones (median loss)",
     )
@@ -587,7 +580,7 @@ def main() -> None:
         market = Market.make(Path(name), args.symbols, Path(journals))
         probe = Server("probe", market)  # how many rounds the engine replays in --seconds
         probe.start()
-        rounds = len(probe.run_rounds(None, args.seconds))
+        rounds = len(probe.run_rounds(None, args.seconds).wall)
         probe.stop()
         # every loaded pass between two alone ones: the machine's own drift (other processes) is
         # shared by a pass and the baseline it is compared with
@@ -618,22 +611,23 @@ def _report(
     def loss(k: int) -> tuple[float, float, float]:
         """Pass k's rate, its baseline (the alone passes before and after it, over the same rounds)
         and its loss."""
-        done = len(passes[k].marks)
+        done = len(passes[k].rounds.wall)
         baseline = (rate(alone[k].wall, done) + rate(alone[k + 1].wall, done)) / 2
-        loaded = rate(passes[k].marks, done)
+        loaded = rate(passes[k].rounds.wall, done)
         return loaded, baseline, 1 - loaded / baseline
 
     def on_loop(k: int) -> tuple[float, float, float, float]:
         """Pass k's loop CPU per round, its alone passes' (the same rounds), and the share of the
         wall time the loop was off its CPU (waiting: other processes, other threads' GIL), loaded
         and alone."""
-        done, p = len(passes[k].marks), passes[k]
+        p = passes[k].rounds
+        done = len(p.wall)
         cpu_alone = [alone[j].cpu[done - 1] for j in (k, k + 1)]
         wall_alone = [alone[j].wall[done - 1] for j in (k, k + 1)]
         return (
             p.cpu[done - 1] / done,
             statistics.mean(cpu_alone) / done,
-            1 - p.cpu[done - 1] / p.marks[done - 1],
+            1 - p.cpu[done - 1] / p.wall[done - 1],
             1 - sum(cpu_alone) / sum(wall_alone),
         )
 
@@ -673,7 +667,7 @@ def _report(
             ),
             (
                 f"[{name}] engine symbol-pulses/s under that load ({len(ks)} passes, "
-                f"{min(len(passes[k].marks) for k in ks)}+ rounds)",
+                f"{min(len(passes[k].rounds.wall) for k in ks)}+ rounds)",
                 f"{statistics.median(m[0] for m in measured):,.0f}",
                 f"loss {statistics.median(losses) * 100:.1f} % (target <= 10 %), the median of "
                 + ", ".join(f"{x * 100:.1f}" for x in losses)
