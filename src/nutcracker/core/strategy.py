@@ -662,16 +662,9 @@ def _buys(
         reasons.append(_warmup_reason(ind.count))
         return []
     gates = params.gates
-    atr_ppm = ind.atr_ppm
-    sequence = _in_sequence(ledger, params)
-    gated = True
-    if gates.max_atr_ppm and atr_ppm > gates.max_atr_ppm:
-        reasons.append(f"no buys: volatility {atr_ppm:.0f} ppm above the backstop {gates.max_atr_ppm} ppm")
-    elif gates.min_atr_ppm and atr_ppm < gates.min_atr_ppm:
-        reasons.append(f"no buys: volatility {atr_ppm:.0f} ppm below the minimum {gates.min_atr_ppm} ppm")
-    else:
-        gated = False
-    if gated:
+    volatility = _volatility_gate(ind.atr_ppm, gates.max_atr_ppm, gates.min_atr_ppm)
+    if volatility:
+        reasons.append(volatility)
         if outcomes is not None:
             outcomes.gated = True
         return []
@@ -681,19 +674,9 @@ def _buys(
     if outcomes is not None:
         outcomes.seeds.extend(wants)
     wants.extend(_rebuys(ledger, market, params, anchor, resting, outcomes))
-    gated = True
-    if not sequence and params.keltner.enabled and ind.above_run > 0:
-        reasons.append(f"no new sequence: {ind.above_run} closes above the upper Keltner band")
-    elif (
-        not sequence
-        and params.mean_reversion.enabled
-        and params.keltner.confirm_closes > 0
-        and not ind.buy_armed
-    ):
-        reasons.append("no new sequence: waiting for a confirmed excursion below the lower band")
-    else:
-        gated = False
-    if gated:
+    entry = None if _in_sequence(ledger, params) else _entry_gate(ind, params)
+    if entry:
+        reasons.append(entry)
         if outcomes is not None:
             outcomes.gated = True
         return wants
@@ -751,6 +734,24 @@ def _buys(
         reason = _LEVEL_REASONS[level] if level < len(_LEVEL_REASONS) else f"ladder level {level}"
         wants.append(_Want(slot, Side.BUY, price, _level_qty(level, price, params), reason))
     return wants
+
+
+def _volatility_gate(atr_ppm: float, max_ppm: int, min_ppm: int) -> str | None:
+    """Return why the volatility backstop holds back every buy, or None when it does not."""
+    if max_ppm and atr_ppm > max_ppm:
+        return f"no buys: volatility {atr_ppm:.0f} ppm above the backstop {max_ppm} ppm"
+    if min_ppm and atr_ppm < min_ppm:
+        return f"no buys: volatility {atr_ppm:.0f} ppm below the minimum {min_ppm} ppm"
+    return None
+
+
+def _entry_gate(ind: IndicatorState, params: SymbolParams) -> str | None:
+    """Return why the entry signals hold back a new sequence, or None when they let one start."""
+    if params.keltner.enabled and ind.above_run > 0:
+        return f"no new sequence: {ind.above_run} closes above the upper Keltner band"
+    if params.mean_reversion.enabled and params.keltner.confirm_closes > 0 and not ind.buy_armed:
+        return "no new sequence: waiting for a confirmed excursion below the lower band"
+    return None
 
 
 def _seeds(
