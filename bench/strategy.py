@@ -1,7 +1,9 @@
 """Benchmark the strategy's value: every example on every 1m file, against static grids and holding.
 
-Run: ``.venv/bin/python bench/strategy.py [--examples grid,hybrid] [--files PATTERN] [--windows N]``
-(``$NUTCRACKER_DATA_DIR`` names the data directory when it is not ``../shared/data``).
+Run: ``.venv/bin/python bench/strategy.py [--examples grid,hybrid] [--config FILE ...] [--files PATTERN]
+[--windows N]`` (``$NUTCRACKER_DATA_DIR`` names the data directory when it is not ``../shared/data``).
+``--config`` benches your own one-symbol configs the same way (alone, or beside ``--examples``): a
+variant of an example is judged on the same windows and yardsticks before it trades.
 
 Each example (``examples/*.toml`` but the multi-symbol one) is re-aimed at each file's market: its
 symbol, tick, lot and minimum notional come from the file (``sim_accounts.load_market``); money
@@ -42,7 +44,8 @@ import numpy as np
 
 from nutcracker.backtest.output import curves, symbol_summary
 from nutcracker.backtest.runner import run_backtest
-from nutcracker.config import NutcrackerConfig, load_config
+from nutcracker.config import NutcrackerConfig, load_config, parse_config
+from nutcracker.errors import ConfigError
 from nutcracker.marketdata.candles import CandleArrays
 from nutcracker.simexchange.accounts import MarketSpec, load_market
 
@@ -107,10 +110,27 @@ def retarget(example: Path, spec: MarketSpec, first_close: int, out_dir: Path) -
     section["rails"]["max_base"] = str(max_base)
     if "market_making" in section:
         section["market_making"]["inventory_target"] = str((max_base / 4).quantize(lot))
-    retargeted = NutcrackerConfig.model_validate(data)
+    retargeted = parse_config(data, source=f"{example.name} re-aimed at {info.symbol} from {first}")
     path = out_dir / f"{example.stem}-{info.symbol.replace('/', '-')}.toml"
     path.write_text(retargeted.to_toml())
     return load_config(path)
+
+
+def one_line(error: Exception) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines())
+
+
+def config_problem(path: Path) -> str | None:
+    """Return, on one line, why ``path`` cannot be benched (None when it can): a config the engine
+    refuses, or one that names more or fewer than one symbol (each run re-aims one symbol)."""
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        return one_line(e)
+    if len(config.symbols) != 1:
+        count = len(config.symbols)
+        return f"{path}: it names {count} symbols; the bench re-aims one: keep one [[symbol]] table"
+    return None
 
 
 def windows(candles: CandleArrays) -> list[tuple[int, int]]:
@@ -170,6 +190,14 @@ def main() -> int:
     parser.add_argument(
         "--files", default="*_1m*.csv.gz", help="glob of data files in ../shared/data ($NUTCRACKER_DATA_DIR)"
     )
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a one-symbol config of your own to bench (repeat for more; alone unless --examples too)",
+    )
     parser.add_argument("--windows", type=int, help="use only the first N windows of each file")
     args = parser.parse_args()
     if args.windows is not None and args.windows < 1:
@@ -178,6 +206,15 @@ def main() -> int:
     if args.examples:
         wanted = {name.strip() for name in args.examples.split(",")}
         examples = [p for p in examples if p.stem in wanted or p.stem.rsplit("-", 2)[0] in wanted]
+    elif args.config:
+        examples = []
+    for path in args.config:
+        problem = config_problem(path)
+        if problem:
+            parser.error(f"--config {problem}")
+    examples += args.config
+    if len({p.stem for p in examples}) < len(examples):
+        parser.error("--config: two configs share a file name; the table names each run by it")
     files = sorted(DATA.glob(args.files))
     if not examples or not files:
         print("no example or no data file matched", file=sys.stderr)
@@ -197,7 +234,11 @@ def main() -> int:
             for example, (start, stop) in ((e, w) for w in cuts for e in examples):
                 day = time.strftime("%Y-%m-%d", time.gmtime(int(spec.candles.ts_ms[start]) / 1000))
                 label = f"{spec.info.symbol} {day} +{(stop - start) * spec.candles.interval_ms // DAY_MS}d"
-                row = run_one(example, spec, label, spec.candles.slice(start, stop), Path(tmp))
+                try:
+                    row = run_one(example, spec, label, spec.candles.slice(start, stop), Path(tmp))
+                except ConfigError as e:  # valid as written, not at this market's price or lot
+                    print(f"{Path(sys.argv[0]).name}: error: {one_line(e)}", file=sys.stderr)
+                    return 2
                 rows.append(row)
                 print(
                     f"{row.example:<28} {row.file:<26} {'yes' if row.crash else '':>5} "

@@ -53,6 +53,60 @@ def test_the_strategy_benchmark_runs_one_window_and_prints_its_verdict() -> None
     assert "targets: wins >= 70%" in result.stdout
 
 
+def test_the_strategy_benchmark_benches_a_config_of_your_own(tmp_path: Path) -> None:
+    mine = tmp_path / "wider-grid.toml"
+    example = (BENCH.parents[1] / "examples" / "grid-btc-usdt.toml").read_text()
+    mine.write_text(example.replace('spacing_bps = "40"', 'spacing_bps = "80"'))
+    argv = ["--config", str(mine), "--files", "*ETH-BTC*", "--windows", "1"]
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "strategy.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("wider-grid ")]
+    assert len(rows) == 2  # its run, then its verdict; no example ran beside it
+    assert "ETH/BTC 2021-09-18 +29d" in rows[0]
+    assert "grid-btc-usdt" not in result.stdout
+
+
+_GRID = (Path(__file__).resolve().parents[2] / "examples" / "grid-btc-usdt.toml").read_text()
+_TWO = _GRID + _GRID[_GRID.index("[[symbol]]") :].replace("BTC/USDT", "ETH/USDT")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "says"),
+    [
+        (None, None, "no such file"),
+        ("broken.toml", "[engine\n", "invalid TOML: Expected ']' at the end of a table declaration"),
+        (
+            "spacing.toml",
+            _GRID.replace('spacing_bps = "40"', 'spacing_bps = "-5"'),
+            "symbol[0].grid.spacing_bps",
+        ),
+        ("two.toml", _TWO, "it names 2 symbols; the bench re-aims one: keep one [[symbol]] table"),
+    ],
+)
+def test_the_strategy_benchmark_refuses_a_bad_config_in_one_line(
+    tmp_path: Path, name: str | None, text: str | None, says: str
+) -> None:
+    path = tmp_path / (name or "missing.toml")
+    if text is not None:
+        path.write_text(text)
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "strategy.py"), "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout[-2000:]
+    error = result.stderr.strip().splitlines()[-1]  # after argparse's usage lines: one line
+    assert error.startswith(f"strategy.py: error: --config {path}: ")
+    assert says in error
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.slow
 def test_the_console_benchmark_runs_and_prints_its_verdict() -> None:
     sys.path.insert(0, str(BENCH.parents[1] / "tests" / "integration" / "console"))
