@@ -45,7 +45,7 @@ import numpy as np
 from nutcracker.backtest.output import curves, symbol_summary
 from nutcracker.backtest.runner import run_backtest
 from nutcracker.config import NutcrackerConfig, load_config, parse_config
-from nutcracker.errors import ConfigError
+from nutcracker.errors import ConfigError, DataError
 from nutcracker.marketdata.candles import CandleArrays
 from nutcracker.simexchange.accounts import MarketSpec, load_market
 
@@ -229,7 +229,11 @@ def main() -> int:
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
         for data_file in files:
-            spec = load_market(data_file)
+            try:
+                spec = load_market(data_file)
+            except (ConfigError, DataError) as e:  # your own data: a name or a row it cannot read
+                print(f"{Path(sys.argv[0]).name}: error: {one_line(e)}", file=sys.stderr)
+                return 2
             cuts = windows(spec.candles)[: args.windows]
             for example, (start, stop) in ((e, w) for w in cuts for e in examples):
                 day = time.strftime("%Y-%m-%d", time.gmtime(int(spec.candles.ts_ms[start]) / 1000))

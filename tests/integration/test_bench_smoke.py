@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import os
 import shutil
 import subprocess
 import sys
@@ -105,6 +107,30 @@ def test_the_strategy_benchmark_refuses_a_bad_config_in_one_line(
     assert error.startswith(f"strategy.py: error: --config {path}: ")
     assert says in error
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "says"),
+    [
+        ("candles.csv.gz", b"x\n", "cannot read a symbol from file name 'candles.csv.gz'"),
+        ("binance_BTC-USDT_1m.csv.gz", b"ts,open\n1,2\n", "header is 'ts,open'"),
+    ],
+)
+def test_the_strategy_benchmark_refuses_data_it_cannot_read_in_one_line(
+    tmp_path: Path, name: str, rows: bytes, says: str
+) -> None:
+    (tmp_path / name).write_bytes(gzip.compress(rows))
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "strategy.py"), "--examples", "grid", "--files", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NUTCRACKER_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert result.stderr.startswith("strategy.py: error: ")
+    assert says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
