@@ -180,3 +180,17 @@ def test_the_roles_a_caller_gets_are_a_copy(store: AuthStore) -> None:
     assert roles is not None
     roles["binance/other"] = Role.VIEWER
     assert store.roles("alice") == {"*": Role.OWNER}
+
+
+def test_bearer_answers_both_reads_and_sees_another_processs_writes(tmp_path: Path, store: AuthStore) -> None:
+    """What every request asks, at once: is its token revoked, and what may its user do."""
+    store.start_family("f1", "alice", T0)
+    assert store.bearer("jti-1", "f1", "alice") == (False, {"*": Role.OWNER})
+    other = AuthStore.open(tmp_path / "users.db")
+    try:
+        other.revoke_token("jti-1", T0 + 300)
+        assert store.bearer("jti-1", "f1", "alice") == (True, {"*": Role.OWNER})
+        other.remove_user("alice", T0)  # revokes her logins too
+        assert store.bearer("jti-2", "f1", "alice") == (True, None)
+    finally:
+        other.close()

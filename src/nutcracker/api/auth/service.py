@@ -215,11 +215,11 @@ class AuthService:
             raise AuthError(401, "access token expired: get a new one at POST /api/v1/auth/refresh")
         if fault:
             raise AuthError(401, f"access token {fault}: {_RELOGIN}")
-        if self.store.is_revoked(str(claims["jti"]), str(claims.get("sid", ""))):
+        revoked, roles = self.store.bearer(str(claims["jti"]), str(claims.get("sid", "")), claims["sub"])
+        if revoked:
             raise AuthError(
                 401, f"access token revoked (logout, new password or a stolen refresh token): {_RELOGIN}"
             )
-        roles = self.store.roles(claims["sub"])
         if roles is None:
             raise AuthError(401, "the user of this access token no longer exists")
         return Principal(user=claims["sub"], accounts=roles, token_id=str(claims["jti"]))

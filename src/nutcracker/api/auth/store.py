@@ -8,11 +8,12 @@ server's, like the signing key beside it. Refresh tokens are stored only as SHA-
 Every method is one short transaction under a lock: the API's worker threads and the ``users``
 command (another process, through WAL) share the file, and a removed user is seen on the next request.
 
-The two reads every API request makes (``is_revoked``, ``roles``) are answered from memory: the
-answers are kept until the file changes. This connection's own writes drop them at commit, and a
-commit by any other connection (the ``users`` command) moves SQLite's ``PRAGMA data_version``, which
-each of those reads checks first (a read of the WAL index, no query of the tables). So a logout, a
-removed user or a new password still takes effect on the very next request.
+The two reads every API request makes (``is_revoked``, ``roles``; both at once: ``bearer``) are
+answered from memory: the answers are kept until the file changes. This connection's own writes
+drop them at commit, and a commit by any other connection (the ``users`` command) moves SQLite's
+``PRAGMA data_version``, which each of those reads checks first (a read of the WAL index, no query
+of the tables; ``bearer`` checks it once for both). So a logout, a removed user or a new password
+still takes effect on the very next request.
 """
 
 from __future__ import annotations
@@ -287,15 +288,25 @@ class AuthStore:
         """The user's roles per account, or None when the user is gone."""
         with self._lock:
             self._check_unchanged()
-            if name in self._roles_of:
-                known = self._roles_of[name]
-                return None if known is None else dict(known)
-            if self._db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone() is None:
-                found = None
-            else:
-                found = self._roles(name)
-            self._roles_of[name] = found
-            return None if found is None else dict(found)
+            return self._known_roles(name)
+
+    def bearer(self, jti: str, family: str, name: str) -> tuple[bool, dict[str, Role] | None]:
+        """``is_revoked(jti, family)`` and ``roles(name)`` at once, as every request asks them: the
+        file is checked for other connections' commits once, not twice (a fifth of a request's CPU)."""
+        with self._lock:
+            self._check_unchanged()
+            return self._known_revoked(jti, family), self._known_roles(name)
+
+    def _known_roles(self, name: str) -> dict[str, Role] | None:
+        if name in self._roles_of:
+            known = self._roles_of[name]
+            return None if known is None else dict(known)
+        if self._db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone() is None:
+            found = None
+        else:
+            found = self._roles(name)
+        self._roles_of[name] = found
+        return None if found is None else dict(found)
 
     def _roles(self, name: str) -> dict[str, Role]:
         rows = self._db.execute("SELECT account, role FROM roles WHERE user=? ORDER BY account", (name,))
@@ -374,16 +385,19 @@ class AuthStore:
         """True when the token itself, or the login (refresh family) it belongs to, was revoked."""
         with self._lock:
             self._check_unchanged()
-            known = self._revoked.get((jti, family))
-            if known is not None:
-                return known
-            row = self._db.execute(
-                "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti=?) OR "
-                "EXISTS(SELECT 1 FROM refresh_families WHERE family=? AND revoked_at IS NOT NULL)",
-                (jti, family),
-            ).fetchone()
-            self._revoked[(jti, family)] = revoked = bool(row[0])
-            return revoked
+            return self._known_revoked(jti, family)
+
+    def _known_revoked(self, jti: str, family: str) -> bool:
+        known = self._revoked.get((jti, family))
+        if known is not None:
+            return known
+        row = self._db.execute(
+            "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti=?) OR "
+            "EXISTS(SELECT 1 FROM refresh_families WHERE family=? AND revoked_at IS NOT NULL)",
+            (jti, family),
+        ).fetchone()
+        self._revoked[(jti, family)] = revoked = bool(row[0])
+        return revoked
 
     def family_alive(self, family: str) -> bool:
         with self._lock:
