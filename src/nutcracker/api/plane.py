@@ -219,6 +219,8 @@ class EventFeed:
     def after(self, seq: int, limit: int = 500) -> list[Frame]:
         """Return up to ``limit`` events after ``seq``, oldest first (from the tail when it covers them)."""
         tail = self._tail
+        if tail and seq >= tail[-1].seq:  # a stream that has sent it all: no scan of the tail
+            return []
         if tail and seq >= tail[0].seq - 1:
             start = max(0, seq - tail[0].seq + 1)  # seqs are consecutive in the tail
             if start < len(tail) and tail[start].seq == seq + 1:
