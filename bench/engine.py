@@ -85,7 +85,7 @@ class RoundTrips:
 
         def counted(self: object, command: object, check_health: bool = True) -> None:
             cls.sent += 1
-            original(self, command, check_health)  # type: ignore[arg-type]
+            original(self, command, check_health)  # type: ignore[arg-type,no-untyped-call]
 
         counted._counted = True  # type: ignore[attr-defined]
         redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
@@ -228,8 +228,13 @@ class TimedJournal:
     def save_state(self, symbol: str, state_json: str, ts_ms: int) -> None:
         self.inner.save_state(symbol, state_json, ts_ms)
 
-    def record_params(self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int) -> None:
-        self.inner.record_params(symbol, params_json, actor, why, ts_ms)
+    def record_params(
+        self, symbol: str, params_json: str, actor: str, why: str, ts_ms: int, config_json: str = ""
+    ) -> None:
+        self.inner.record_params(symbol, params_json, actor, why, ts_ms, config_json)
+
+    def command_detail(self, command_id: str) -> str | None:
+        return self.inner.command_detail(command_id)
 
     def params_history(self, symbol: str) -> list[ParamsRow]:
         return self.inner.params_history(symbol)
