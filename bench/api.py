@@ -302,9 +302,13 @@ class _Stream(asyncio.Protocol):
         ]
 
 
-async def _connect(base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+def _address(base: str) -> tuple[str, int]:
     host, port = base.removeprefix("http://").split(":")
-    return await asyncio.open_connection(host, int(port), limit=2**22)
+    return host, int(port)
+
+
+async def _connect(base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(*_address(base), limit=2**22)
 
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
@@ -369,8 +373,7 @@ async def load(base: str, clients: int, subscribers: int, interval_s: float) -> 
             writer.close()
 
     async def subscribe() -> _Stream:
-        host, port = base.removeprefix("http://").split(":")
-        _, stream = await asyncio.get_running_loop().create_connection(_Stream, host, int(port))
+        _, stream = await asyncio.get_running_loop().create_connection(_Stream, *_address(base))
         stream.transport.write(events_request)
         return stream
 

@@ -184,6 +184,34 @@ def run_one(example: Path, spec: MarketSpec, label: str, candles: CandleArrays, 
     )
 
 
+def bench_rows(files: list[Path], examples: list[Path], n_windows: int | None) -> list[Row]:
+    """Run every example on every window of every file, printing each run's row as it ends.
+
+    Raises:
+        DataError, ConfigError: a data file it cannot read (your own: a name or a row), or a config
+            valid as written but not at a file's price or lot.
+    """
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for data_file in files:
+            spec = load_market(data_file)
+            cuts = windows(spec.candles)[:n_windows]
+            for example, (start, stop) in ((e, w) for w in cuts for e in examples):
+                day = time.strftime("%Y-%m-%d", time.gmtime(int(spec.candles.ts_ms[start]) / 1000))
+                label = f"{spec.info.symbol} {day} +{(stop - start) * spec.candles.interval_ms // DAY_MS}d"
+                row = run_one(example, spec, label, spec.candles.slice(start, stop), Path(tmp))
+                rows.append(row)
+                print(
+                    f"{row.example:<28} {row.file:<26} {'yes' if row.crash else '':>5} "
+                    f"{row.return_pct:>7.2f} {row.drawdown_pct:>6.2f} {row.cycles:>5} "
+                    f"{row.cancels_per_fill:>6.2f} {row.loaded_share:>6.0%} {row.two_sided_share:>6.0%} "
+                    f"{row.best_grid:>9} "
+                    f"{row.best_grid_pct:>7.2f} {row.hold_pct:>7.2f} {'yes' if row.beats_grid else 'no':>3}",
+                    flush=True,
+                )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", help="comma-separated example stems (default: every example)")
@@ -219,7 +247,6 @@ def main() -> int:
     if not examples or not files:
         print("no example or no data file matched", file=sys.stderr)
         return 2
-    rows: list[Row] = []
     started = time.perf_counter()
     header = (
         f"{'example':<28} {'window':<26} {'crash':>5} {'ret %':>7} {'dd %':>6} {'cyc':>5} "
@@ -227,31 +254,11 @@ def main() -> int:
     )
     print(header)
     print("-" * len(header))
-    with tempfile.TemporaryDirectory() as tmp:
-        for data_file in files:
-            try:
-                spec = load_market(data_file)
-            except (ConfigError, DataError) as e:  # your own data: a name or a row it cannot read
-                print(f"{Path(sys.argv[0]).name}: error: {one_line(e)}", file=sys.stderr)
-                return 2
-            cuts = windows(spec.candles)[: args.windows]
-            for example, (start, stop) in ((e, w) for w in cuts for e in examples):
-                day = time.strftime("%Y-%m-%d", time.gmtime(int(spec.candles.ts_ms[start]) / 1000))
-                label = f"{spec.info.symbol} {day} +{(stop - start) * spec.candles.interval_ms // DAY_MS}d"
-                try:
-                    row = run_one(example, spec, label, spec.candles.slice(start, stop), Path(tmp))
-                except ConfigError as e:  # valid as written, not at this market's price or lot
-                    print(f"{Path(sys.argv[0]).name}: error: {one_line(e)}", file=sys.stderr)
-                    return 2
-                rows.append(row)
-                print(
-                    f"{row.example:<28} {row.file:<26} {'yes' if row.crash else '':>5} "
-                    f"{row.return_pct:>7.2f} {row.drawdown_pct:>6.2f} {row.cycles:>5} "
-                    f"{row.cancels_per_fill:>6.2f} {row.loaded_share:>6.0%} {row.two_sided_share:>6.0%} "
-                    f"{row.best_grid:>9} "
-                    f"{row.best_grid_pct:>7.2f} {row.hold_pct:>7.2f} {'yes' if row.beats_grid else 'no':>3}",
-                    flush=True,
-                )
+    try:
+        rows = bench_rows(files, examples, args.windows)
+    except (ConfigError, DataError) as e:
+        print(f"{Path(sys.argv[0]).name}: error: {one_line(e)}", file=sys.stderr)
+        return 2
     print()
     print(
         f"{'example':<28} {'wins (calm)':>11} {'share':>6} {'crash: ret-grid':>15} {'c/fill med':>10} "
