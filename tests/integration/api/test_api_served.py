@@ -6,6 +6,7 @@ Every test drives the API with ``httpx`` over TCP, moves the replay candle by ca
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -467,6 +468,20 @@ def test_the_event_stream_delivers_live_events_and_heartbeats(served: Served) ->
     ids = [int(x[4:]) for x in lines if x.startswith("id: ")]
     assert ids
     assert ids[0] == last + 1
+
+
+def test_a_subscriber_who_hangs_up_leaves_no_task_behind(served: Served) -> None:
+    async def streams() -> int:
+        names = ("EventStreamResponse._write", "_hung_up")
+        return sum(any(n in repr(t.get_coro()) for n in names) for t in asyncio.all_tasks())
+
+    with client(served).stream("GET", f"{API}/events") as r:
+        assert next(r.iter_lines()) == "retry: 1000"
+        assert served.call(streams()) == 2  # its writer and the task waiting for the hang-up
+    deadline = time.monotonic() + 5
+    while served.call(streams()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert served.call(streams()) == 0  # no refresh needed: the hang-up itself ended both
 
 
 def test_another_accounts_events_never_reach_the_stream(served: Served) -> None:

@@ -10,11 +10,13 @@ caller's symbols. A comment line every ``heartbeat_s`` keeps proxies from closin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from nutcracker.api.access import plane_of, visible_symbols
 from nutcracker.api.deps import current_principal
@@ -32,18 +34,52 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     symbols = frozenset(visible_symbols(plane, principal))
     everything = principal.role_for(ALL_ACCOUNTS) is not None
+    feed = plane.feed
     yield b"retry: 1000\n\n"
     while True:
-        text, after = plane.feed.chunk_after(cursor, symbols, everything, _BATCH)
-        if after != cursor:
-            cursor = after
-            if text:
-                yield text
-            continue
-        before = plane.feed.last_seq
-        await plane.feed.wait(heartbeat_s)
-        if plane.feed.last_seq == before:
+        if cursor < feed.last_seq:  # else it has sent all the feed holds: nothing to ask for
+            text, after = feed.chunk_after(cursor, symbols, everything, _BATCH)
+            if after != cursor:
+                cursor = after
+                if text:
+                    yield text
+                continue
+        before = feed.last_seq
+        await feed.wait(heartbeat_s)
+        if feed.last_seq == before:
             yield b": heartbeat\n\n"
+
+
+class EventStreamResponse(StreamingResponse):
+    """An endless stream whose chunks go from its generator straight to the server's ``send``.
+
+    Starlette's ``StreamingResponse`` runs each stream in an anyio task group and every chunk
+    through it: a cost paid by each of a hundred subscribers at every refresh of the feed, on the
+    loop the engine pulses on. Here one task writes the chunks and a second only waits for the
+    client to hang up (which cancels the first).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        writer = asyncio.ensure_future(self._write(send))
+        hangup = asyncio.ensure_future(_hung_up(receive))
+        try:
+            done, _ = await asyncio.wait((writer, hangup), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            writer.cancel()
+            hangup.cancel()
+        if writer in done:
+            writer.result()  # the body's own error, if it ended with one
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _write(self, send: Send) -> None:
+        async for chunk in self.body_iterator:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+async def _hung_up(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.get(
@@ -80,7 +116,7 @@ async def events(
             )
         cursor = int(last_event_id.strip())
     heartbeat_s: float = request.app.state.heartbeat_s
-    return StreamingResponse(
+    return EventStreamResponse(
         _stream(plane, principal, cursor, heartbeat_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
