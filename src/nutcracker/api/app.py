@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from nutcracker.api.admission import Admission
+from nutcracker.api.fastpath import StatusFastPath
 from nutcracker.api.metrics import ApiMetrics, RequestTimer
 from nutcracker.api.plane import ControlPlane
 from nutcracker.api.principal import Authenticator
@@ -59,6 +60,7 @@ def create_app(
     if plane is not None:
         plane.engine.add_observer(app.state.metrics.observe)
     install_problem_handlers(app)
+    app.add_middleware(StatusFastPath, path=f"{API_PREFIX}/status")  # inside both: admitted, timed
     app.add_middleware(Admission, limit=admitted)
     # added last, so outside the admission: the latency it records includes the wait for a turn
     app.add_middleware(RequestTimer, metrics=app.state.metrics, prefix=API_PREFIX)

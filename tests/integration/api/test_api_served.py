@@ -7,11 +7,13 @@ Every test drives the API with ``httpx`` over TCP, moves the replay candle by ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -629,3 +631,55 @@ def test_status_views_have_a_bounded_age_but_show_state_changes_and_commands_at_
     assert btc_quote_limit() == "2500"  # the first report after a command shows at once
     served.plane.status_max_age_s = 0.0
     assert shown() == latest()
+
+
+def test_a_status_poll_answered_before_the_router_is_the_routes_own_answer(served: Served) -> None:
+    """``api.fastpath`` answers an authenticated ``GET /status`` without FastAPI's routing: its
+    answer must be the route's, byte for byte (the route is called here through the router alone)."""
+    served.step(3)
+    token = served.users.token(served, "alice")  # type: ignore[attr-defined]
+
+    async def answer(via_router: bool, accept_encoding: bytes) -> tuple[int, list[Any], bytes]:
+        sent: list[dict[str, Any]] = []
+        headers = [(b"authorization", b"Bearer " + token.encode()), (b"accept-encoding", accept_encoding)]
+        path = f"{API}/status"
+        scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode()}
+        scope |= {"query_string": b"", "root_path": "", "headers": headers, "app": served.app}
+        scope |= {"http_version": "1.1", "scheme": "http"}
+        scope |= {"client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        if not via_router:
+            await served.app(scope, receive, send)
+            assert "endpoint" not in scope  # answered before any router matched it
+        else:  # what FastAPI's own middleware hands its router
+            async with contextlib.AsyncExitStack() as stack:
+                scope["fastapi_middleware_astack"] = stack
+                await served.app.router(scope, receive, send)
+            assert "endpoint" in scope
+        return sent[0]["status"], sent[0]["headers"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    for accept_encoding in (b"gzip, deflate", b"identity"):
+        fast = served.call(answer(False, accept_encoding))
+        assert fast[0] == 200
+        assert fast == served.call(answer(True, accept_encoding))
+    assert "ETH" not in json.dumps(client(served, "alice").get(f"{API}/status").json())  # bob's symbol
+
+
+def test_status_refuses_a_missing_a_malformed_and_a_revoked_token_in_the_routes_words(served: Served) -> None:
+    """The fast path answers only a token that authenticates; the rest get the route's problem."""
+    token = served.users.token(served, "olga")  # type: ignore[attr-defined]
+    is_problem(client(served, None).get(f"{API}/status"), 401)
+    for header in (f"Basic {token}", f"Bearer{token}", "Bearer", f"Bearer {token}x"):
+        is_problem(client(served, None).get(f"{API}/status", headers={"Authorization": header}), 401)
+    assert client(served, None).get(f"{API}/status", headers={"Authorization": f"bearer  {token}"}).is_success
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(f"{served.base_url}{API}/auth/logout", headers=bearer).status_code == 204
+    revoked = httpx.get(f"{served.base_url}{API}/status", headers=bearer)
+    is_problem(revoked, 401)
+    assert "revoked" in revoked.json()["detail"]

@@ -83,8 +83,13 @@ async def status(request: Request, principal: Caller) -> Response:
     symbol's view is rebuilt): 200 consoles polling cost a lookup each, not a hundred views
     joined. Compressed once for the clients that accept gzip (browsers, httpx, ``curl
     --compressed``): a hundred symbols are ~53 kB of JSON (~7 kB gzipped), and writing them to
-    every poller cost the loop more than answering."""
-    plane = plane_of(request)
+    every poller cost the loop more than answering. (A poll with a valid token is answered by
+    ``api.fastpath`` with the same ``status_response``, before FastAPI's routing.)"""
+    return status_response(plane_of(request), principal, request.headers.get("accept-encoding", ""))
+
+
+def status_response(plane: ControlPlane, principal: Principal, accept_encoding: str) -> Response:
+    """The answer to ``GET /status`` for ``principal`` (see ``status``)."""
     scope = frozenset(principal.accounts)  # who sees which symbols depends on these names only
     epoch = (plane.generation, plane.state_changes)
     now = time.monotonic()
@@ -99,7 +104,7 @@ async def status(request: Request, principal: Caller) -> Response:
         if len(plane.status_bodies) >= 1_000:  # one per set of accounts in use: bounded all the same
             plane.status_bodies.clear()
         plane.status_bodies[scope] = kept
-    if not accepts_gzip(request.headers.get("accept-encoding", "")):
+    if not accepts_gzip(accept_encoding):
         return Response(kept.body, media_type="application/json", headers=_VARY)
     if kept.gzipped is None:
         kept.gzipped = gzip.compress(kept.body, compresslevel=1, mtime=0)
