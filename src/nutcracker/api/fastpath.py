@@ -12,6 +12,7 @@ which answers it as before; a failed check has no side effect, so checking twice
 
 from __future__ import annotations
 
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nutcracker.api.principal import AuthError
@@ -48,12 +49,12 @@ class StatusFastPath:
 
 def _headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
     """Return the bearer token (``""`` when the first Authorization header is not one) and the
-    Accept-Encoding, read as FastAPI's ``HTTPBearer`` and Starlette's ``Headers.get`` read them."""
+    Accept-Encoding, read as FastAPI's ``HTTPBearer`` (its own parser) and ``Headers.get`` read them."""
     authorization = accept_encoding = None
     for name, value in headers:
         if name == b"authorization" and authorization is None:
             authorization = value.decode("latin-1")
         elif name == b"accept-encoding" and accept_encoding is None:
             accept_encoding = value.decode("latin-1")
-    scheme, _, token = (authorization or "").partition(" ")
-    return (token.strip() if scheme.lower() == "bearer" else ""), accept_encoding or ""
+    scheme, token = get_authorization_scheme_param(authorization)
+    return (token if scheme.lower() == "bearer" else ""), accept_encoding or ""
