@@ -17,10 +17,12 @@ _BPS = Decimal(10_000)
 
 
 def ladder_fit_warning(symbol: SymbolConfig, price: Decimal) -> str | None:
-    """Return one line when fewer than every ladder level fits in ``rails.max_base`` at ``price``.
+    """Return one line when fewer than every seed and ladder level fits in ``rails.max_base`` at ``price``.
 
     Levels are estimated ``grid.spacing_bps`` apart below ``price`` (at ``price`` itself with an ATR
-    spacing), each sized like the engine sizes it (``order_quote``, scaled by a martingale).
+    spacing), each sized like the engine sizes it (``order_quote``, scaled by a martingale). A
+    seeded grid buys its ``grid.seed_levels`` seeds first, at about ``price``: they take their share
+    of the rail before the ladder does.
     """
     if price <= 0:
         return None
@@ -28,19 +30,28 @@ def ladder_fit_warning(symbol: SymbolConfig, price: Decimal) -> str | None:
     scale = Decimal(str(symbol.martingale.volume_scale)) if symbol.martingale.enabled else Decimal(1)
     step = (symbol.grid.spacing_bps or Decimal(0)) / _BPS
     max_base, base = symbol.rails.max_base, symbol.market.base
-    held, fitting = Decimal(0), 0
+    seeds = symbol.grid.seed_levels if symbol.grid.enabled else 0
+    held, seeded, fitting = Decimal(0), 0, 0
+    for _ in range(seeds):
+        held += order_quote / price
+        if held <= max_base:
+            seeded += 1
     for k in range(levels):
         level_price = price * (1 - step) ** (k + 1) if step < 1 else price
         held += order_quote * scale**k / level_price
         if held <= max_base:
             fitting += 1
-    if fitting == levels:
+    if fitting == levels and seeded == seeds:
         return None
+    what, fix = ("the buy ladder needs", "grid.levels")
+    if seeds:
+        what, fix = (f"its {seeds} seeds and the buy ladder need", "grid.levels or grid.seed_levels")
+    placed = f"only {fitting} of {levels} levels" + (f" (after {seeded} of {seeds} seeds)" if seeds else "")
     return (
-        f"warning: {symbol.market.symbol}: at {price:,.2f} {symbol.market.quote} the buy ladder needs about "
-        f"{held:.6f} {base} but rails.max_base is {max_base.normalize():f} {base}: only {fitting} of "
-        f"{levels} levels can be placed; raise rails.max_base to at least {held:.6f} or lower "
-        "grid.order_quote/order_fraction or grid.levels"
+        f"warning: {symbol.market.symbol}: at {price:,.2f} {symbol.market.quote} {what} about "
+        f"{held:.6f} {base} but rails.max_base is {max_base.normalize():f} {base}: {placed} can be "
+        f"placed; raise rails.max_base to at least {held:.6f} or lower grid.order_quote/order_fraction "
+        f"or {fix}"
     )
 
 

@@ -84,6 +84,21 @@ def test_the_fit_warning_names_how_many_levels_max_base_lets_through() -> None:
     assert ladder_fit_warning(symbol, Decimal("60000")) is None
 
 
+def test_the_fit_warning_counts_the_seeds_first() -> None:
+    data = copy.deepcopy(grid_config())  # 6 × 200 USDT, max_base 0.03 BTC
+    data["symbol"][0]["rails"].update(max_base="0.051", max_quote="3000")
+    data["symbol"][0]["grid"]["seed_levels"] = 5
+    symbol = parse_config(data, source="t.toml").symbol[0]
+    # at 28,000 the 5 seeds take 0.0357 BTC of the 0.051: two ladder levels fit after them
+    warning = ladder_fit_warning(symbol, Decimal("28000"))
+    assert warning is not None
+    assert "its 5 seeds and the buy ladder need about" in warning
+    assert "only 2 of 6 levels (after 5 of 5 seeds)" in warning
+    assert "grid.seed_levels" in warning
+    data["symbol"][0]["grid"]["seed_levels"] = 0
+    assert ladder_fit_warning(parse_config(data, source="t.toml").symbol[0], Decimal("28000")) is None
+
+
 def test_the_fit_warning_is_silent_when_the_ladder_fits() -> None:
     data = copy.deepcopy(grid_config())
     data["symbol"][0]["rails"]["max_base"] = "1"
