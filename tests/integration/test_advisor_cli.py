@@ -46,7 +46,7 @@ def _tables(journal: Path) -> str:
 def setup(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, Path, str]:
     tmp = tmp_path_factory.mktemp("advise")
     config = tmp / "grid.toml"
-    config.write_text((ROOT / "examples" / "grid-btc-usdt.toml").read_text() + ADVISOR)
+    config.write_text((ROOT / "tests" / "fixtures" / "unseeded-grid-btc-usdt.toml").read_text() + ADVISOR)
     data = f"BTC/USDT={data_dir / DATA}"
     journal = tmp / "journal.db"
     replay = [sys.executable, "-m", "nutcracker.cli", "run", "--config", str(config), "--data", data]

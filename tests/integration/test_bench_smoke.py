@@ -58,7 +58,7 @@ def test_the_strategy_benchmark_runs_one_window_and_prints_its_verdict() -> None
 def test_the_strategy_benchmark_benches_a_config_of_your_own(tmp_path: Path) -> None:
     mine = tmp_path / "wider-grid.toml"
     example = (BENCH.parents[1] / "examples" / "grid-btc-usdt.toml").read_text()
-    mine.write_text(example.replace('spacing_bps = "40"', 'spacing_bps = "80"'))
+    mine.write_text(example.replace('spacing_bps = "100"', 'spacing_bps = "200"'))
     argv = ["--config", str(mine), "--files", "*ETH-BTC*", "--windows", "1"]
     result = subprocess.run(
         [sys.executable, str(BENCH.parent / "strategy.py"), *argv],
@@ -84,7 +84,7 @@ _TWO = _GRID + _GRID[_GRID.index("[[symbol]]") :].replace("BTC/USDT", "ETH/USDT"
         ("broken.toml", "[engine\n", "invalid TOML: Expected ']' at the end of a table declaration"),
         (
             "spacing.toml",
-            _GRID.replace('spacing_bps = "40"', 'spacing_bps = "-5"'),
+            _GRID.replace('spacing_bps = "100"', 'spacing_bps = "-5"'),
             "symbol[0].grid.spacing_bps",
         ),
         ("two.toml", _TWO, "it names 2 symbols; the bench re-aims one: keep one [[symbol]] table"),

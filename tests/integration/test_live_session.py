@@ -24,7 +24,7 @@ from nutcracker.simexchange.accounts import MarketSpec, SimAccount
 from nutcracker.simexchange.server import SimServer
 
 ROOT = Path(__file__).resolve().parents[2]
-GRID = str(ROOT / "examples" / "grid-btc-usdt.toml")
+GRID = str(ROOT / "tests" / "fixtures" / "unseeded-grid-btc-usdt.toml")
 BTC = Precision(Decimal("0.01"), Decimal("0.00001"))
 SAFE_KEY, SAFE_SECRET = "PLANTEDKEYsafe0123456789abcdefABCDEF", "PLANTEDSECRETsafe9876543210zyxwvu"
 BAD_KEY, BAD_SECRET = "PLANTEDKEYwithdraw0123456789abcdef", "PLANTEDSECRETwithdraw98765432100"

@@ -14,7 +14,7 @@ from nutcracker.core.serialize import state_from_dict
 from nutcracker.store.sqlite import SqliteJournal
 
 ROOT = Path(__file__).resolve().parents[2]
-GRID = str(ROOT / "examples" / "grid-btc-usdt.toml")
+GRID = str(ROOT / "tests" / "fixtures" / "unseeded-grid-btc-usdt.toml")
 
 
 def test_a_replay_journals_every_pulse_and_ends_with_the_backtest_outputs(tmp_path: Path) -> None:

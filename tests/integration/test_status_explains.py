@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from nutcracker.cli import app
 
-GRID = Path(__file__).resolve().parents[2] / "examples" / "grid-btc-usdt.toml"
+GRID = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "unseeded-grid-btc-usdt.toml"
 CORE_UNITS = re.compile(r"\bppm\b|\blots\b|\bqu\b|\bticks?\b")
 
 

@@ -21,7 +21,7 @@ from nutcracker.simexchange.server import SimServer
 from nutcracker.store.sqlite import SqliteJournal
 
 ROOT = Path(__file__).resolve().parents[2]
-GRID = ROOT / "examples" / "grid-btc-usdt.toml"
+GRID = ROOT / "tests" / "fixtures" / "unseeded-grid-btc-usdt.toml"
 BTC = Precision(Decimal("0.01"), Decimal("0.00001"))
 
 

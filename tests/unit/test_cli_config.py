@@ -49,11 +49,11 @@ def test_config_check_on_a_bad_file_prints_the_fix_to_stderr_and_exits_2(tmp_pat
     text = (EXAMPLES / "grid-btc-usdt.toml").read_text(encoding="utf-8")
     bad = tmp_path / "bad.toml"
     text = re.sub(r"order_fraction = .*", 'order_quote = "200"', text)  # a fixed size the rail can't hold
-    bad.write_text(text.replace('max_quote = "2000"', 'max_quote = "1000"'), encoding="utf-8")
+    bad.write_text(text.replace('max_quote = "2000"', 'max_quote = "900"'), encoding="utf-8")
     result = runner.invoke(app, ["config", "check", str(bad)])
     assert result.exit_code == EXIT_CONFIG == 2
     assert "symbol[0].rails.max_quote" in result.stderr
-    assert "raise rails.max_quote to at least 1200" in result.stderr
+    assert "raise rails.max_quote to at least 1000" in result.stderr
     assert result.stdout == ""
 
 

@@ -13,7 +13,7 @@ runner = CliRunner()
 
 
 def tight_config(tmp_path: Path) -> Path:
-    """The shipped grid with the old 0.03 BTC base rail, which holds only part of the ladder at 28,000."""
+    """The shipped grid with a 0.03 BTC base rail: at 28,000 its 5 seeds alone need 0.0357 BTC."""
     text = (EXAMPLES / "grid-btc-usdt.toml").read_text(encoding="utf-8")
     path = tmp_path / "tight.toml"
     path.write_text(text.replace('max_base = "0.15"', 'max_base = "0.03"'), encoding="utf-8")
@@ -33,7 +33,7 @@ def test_config_check_with_data_warns_when_max_base_cuts_the_ladder(tmp_path: Pa
     assert result.exit_code == 0
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1
-    assert "only 2 of 6 levels" in warnings[0]
+    assert "only 0 of 5 levels (after 4 of 5 seeds)" in warnings[0]
     assert "rails.max_base" in warnings[0]
 
 

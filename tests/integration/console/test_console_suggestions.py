@@ -39,10 +39,10 @@ def _file(stack: Stack, sid: str, levels: int) -> None:
     record = {
         "id": sid,
         "symbol": SYMBOL,
-        "summary": f"grid.levels 6 -> {levels}: won 3 of 4 folds out of sample",
+        "summary": f"grid.levels 5 -> {levels}: won 3 of 4 folds out of sample",
         "confidence": 0.75,
         "patch": {"grid": {"levels": levels}},
-        "diff": {"grid.levels": {"from": 6, "to": levels}},
+        "diff": {"grid.levels": {"from": 5, "to": levels}},
         "base_config_hash": symbol_table_hash(load_config(DEMO_CONFIG), SYMBOL),
     }
     now = time.time_ns() // 1_000_000
@@ -76,7 +76,7 @@ def test_the_owner_rejects_one_and_accepts_another_with_step_up(
     _file(stack, "s-accept", 3)
     with ApiClient(stack.api) as checker:
         checker.login(WATCHER, WATCHER_PASSWORD)
-        assert checker.params(SYMBOL)["params"]["grid"]["levels"] == 6
+        assert checker.params(SYMBOL)["params"]["grid"]["levels"] == 5
         at = _page(stack, monkeypatch, OWNER, OWNER_PASSWORD, stack.fresh_code())
         try:
             table = at.dataframe[0].value
@@ -93,7 +93,7 @@ def test_the_owner_rejects_one_and_accepts_another_with_step_up(
             next(b for b in at.button if b.label == "Accept").click()
             at.run()
             assert any("6-digit TOTP code" in e.value for e in at.error)
-            assert checker.params(SYMBOL)["params"]["grid"]["levels"] == 6  # no code, no change
+            assert checker.params(SYMBOL)["params"]["grid"]["levels"] == 5  # no code, no change
 
             at.text_input(key="suggestion_totp").input(stack.fresh_code())
             next(b for b in at.button if b.label == "Accept").click()

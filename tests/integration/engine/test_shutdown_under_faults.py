@@ -38,7 +38,7 @@ from nutcracker.simexchange.server import FaultRule, SimServer
 from nutcracker.store.sqlite import SqliteJournal
 
 ROOT = Path(__file__).resolve().parents[3]
-GRID = str(ROOT / "examples" / "grid-btc-usdt.toml")
+GRID = str(ROOT / "tests" / "fixtures" / "unseeded-grid-btc-usdt.toml")
 SYMBOL = "BTC/USDT"
 PRECISION = Precision(Decimal("0.01"), Decimal("0.00001"))
 MARKET = MarketInfo(SYMBOL, "BTC", "USDT", PRECISION.tick, PRECISION.lot, Decimal(5), Decimal("0.001"))

@@ -16,7 +16,7 @@ from nutcracker.store.sqlite import SqliteJournal
 from nutcracker.store.suggestions import ACCEPTED, EXPIRED, PENDING, REJECTED, SuggestionStore
 
 ROOT = Path(__file__).resolve().parents[3]
-GRID = ROOT / "examples" / "grid-btc-usdt.toml"
+GRID = ROOT / "tests" / "fixtures" / "unseeded-grid-btc-usdt.toml"
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_accepting_edits_only_the_patched_lines_and_keeps_a_backup(tmp_path: Pat
     assert "[symbol.cooldown]\nbuy_s = 60  # suggestion s1" in text
     changed = [line for line in text.splitlines() if line not in original.splitlines()]
     assert len(changed) == 4  # three values and one new table header
-    assert "# Trailing grid on BTC/USDT" in text  # the user's comments stay
+    assert "# An unseeded ladder on BTC/USDT" in text  # the user's comments stay
 
 
 def test_an_edit_that_would_not_load_to_the_validated_config_writes_nothing(tmp_path: Path) -> None:

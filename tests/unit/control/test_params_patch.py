@@ -65,7 +65,7 @@ def test_new_keltner_periods_reach_the_core_parameters(config: NutcrackerConfig)
         ({"gird": {"levels": 3}}, r"unknown key 'gird' in symbol\[0\]; did you mean 'grid'\?"),
         ({"profit": {"min_net_bps": "abc"}}, r"symbol\[0\]\.profit\.min_net_bps: expected a decimal"),
         (
-            {"profit": {"min_net_bps": "25"}},
+            {"profit": {"min_net_bps": "90"}},
             r"symbol\[0\]\.grid\.spacing_bps: .*cannot earn",
         ),  # across fields
         ({"market": {"symbol": "ETH/USDT"}}, r"symbol\[0\]\.market: the market cannot change while"),
