@@ -106,10 +106,15 @@ def test_effective_toml_loads_back_to_the_same_config(path: Path) -> None:
     assert parse_config(tomllib.loads(config.to_toml())) == config
 
 
-def test_hybrid_example_enables_every_component() -> None:
+def test_hybrid_example_shows_every_component_and_enables_all_but_mean_reversion() -> None:
     symbol = load_config(EXAMPLES / "hybrid-btc-usdt.toml").symbols[0]
-    components = (symbol.keltner, symbol.mean_reversion, symbol.grid, symbol.martingale, symbol.market_making)
+    components = (symbol.keltner, symbol.grid, symbol.martingale, symbol.market_making)
     assert all(component.enabled for component in components)
+    # off by default (bench/strategy.py: it lowered the hybrid's return in 15 of 19 windows), but
+    # written out, so turning it on is one word
+    assert not symbol.mean_reversion.enabled
+    text = (EXAMPLES / "hybrid-btc-usdt.toml").read_text(encoding="utf-8")
+    assert "[symbol.mean_reversion]\nenabled = false" in text
 
 
 def test_multi_symbol_example_shares_a_usdt_budget() -> None:
