@@ -43,10 +43,11 @@ def ladder_fit_warning(symbol: SymbolConfig, price: Decimal) -> str | None:
             fitting += 1
     if fitting == levels and seeded == seeds:
         return None
-    what, fix = ("the buy ladder needs", "grid.levels")
+    what, fix, placed = "the buy ladder needs", "grid.levels", f"only {fitting} of {levels} levels"
     if seeds:
-        what, fix = (f"its {seeds} seeds and the buy ladder need", "grid.levels or grid.seed_levels")
-    placed = f"only {fitting} of {levels} levels" + (f" (after {seeded} of {seeds} seeds)" if seeds else "")
+        what = f"its {seeds} seeds and the buy ladder need"
+        fix += " or grid.seed_levels"
+        placed += f" (after {seeded} of {seeds} seeds)"
     return (
         f"warning: {symbol.market.symbol}: at {price:,.2f} {symbol.market.quote} {what} about "
         f"{held:.6f} {base} but rails.max_base is {max_base.normalize():f} {base}: {placed} can be "

@@ -58,7 +58,9 @@ def test_the_strategy_benchmark_runs_one_window_and_prints_its_verdict() -> None
 def test_the_strategy_benchmark_benches_a_config_of_your_own(tmp_path: Path) -> None:
     mine = tmp_path / "wider-grid.toml"
     example = (BENCH.parents[1] / "examples" / "grid-btc-usdt.toml").read_text()
-    mine.write_text(example.replace('spacing_bps = "100"', 'spacing_bps = "200"'))
+    wider = example.replace('spacing_bps = "100"', 'spacing_bps = "200"')
+    assert wider != example  # the example still spaces its grid 100 bps: this bench is of another config
+    mine.write_text(wider)
     argv = ["--config", str(mine), "--files", "*ETH-BTC*", "--windows", "1"]
     result = subprocess.run(
         [sys.executable, str(BENCH.parent / "strategy.py"), *argv],
