@@ -1,7 +1,7 @@
 """Benchmark the control API while the engine pulses 100 symbols in replay.
 
 Run: ``.venv/bin/python bench/api.py [--symbols 100] [--seconds 10] [--clients 200] [--subscribers 100]
-[--interval 2] [--repeat 3]``.
+[--interval 2] [--repeat 3] [--fleet]``.
 One process serves the API (real uvicorn on a loopback port, on ``nutcracker serve``'s loop: uvloop's
 where installed) beside the engine, which replays
 seeded synthetic candles for every symbol (``C000/USDT`` ...: the example grid, a real
@@ -36,6 +36,22 @@ The loss is split in two: the loop thread's own CPU per round, loaded against al
 on the loop), and the share of the wall time the loop was off its CPU (other processes, other
 threads holding the GIL): on a shared two-vCPU machine the second can be as large as the first.
 Targets (issue 14): status p99 <= 50 ms, SSE delay p99 <= 100 ms, throughput loss <= 10 %.
+
+``--fleet`` measures fleet mode instead (and only it): the engine as ``nutcracker worker --store``
+runs it, the API as ``nutcracker serve --store`` in a process of its own. A private ``redis-server``
+(free loopback port, in the journals' directory: AOF with ``appendfsync always``, as the SQLite
+journal's ``synchronous=FULL``; ``redis-server`` must be on PATH) holds a database per pass. This
+process replays the same rounds on a ``RedisJournal`` and publishes each symbol's latest report to
+``RedisReports`` every second on the engine's loop, as the worker does; a real ``serve --store``
+process, started for each pass, reads them every 0.5 s. The baseline is the engine with that serve
+process up and idle (its polling of Redis is in both), so the loss is the clients' load: each
+realistic pass runs between two such alone passes (``--repeat``, the median loss; no saturation
+pass, no control). Printed, ``[fleet]`` rows: the pulses/s alone and loaded, the loop's CPU per
+round, serve's and redis-server's CPU, ``GET status`` p50/p99 and the SSE delay: from the end of
+the round that journaled an event (the event's ``ts_ms`` is that round's clock) to its arrival.
+An event reaches the API at the first poll that finds a newly published report (up to about
+1.5 s), so the in-process target of 100 ms is not this mode's; the subscribers stay on a few
+seconds after the rounds so that the last rounds' events are counted, not cut off.
 """
 
 from __future__ import annotations
@@ -43,10 +59,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import itertools
 import json
 import logging
+import os
 import re
+import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -55,26 +76,34 @@ import threading
 import time
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import redis
 import uvicorn
 from argon2 import PasswordHasher
 
 from nutcracker.api.app import create_app
 from nutcracker.api.auth import AuthService, AuthStore, Passwords, UserAdmin
 from nutcracker.api.collector import calm_collector
-from nutcracker.api.plane import ControlPlane
+from nutcracker.api.plane import REFRESH_GAP_S, ControlPlane
 from nutcracker.api.server import new_loop, run
+from nutcracker.app.fleet import POLL_S
 from nutcracker.app.kernel import build_replay
+from nutcracker.app.worker import REPORTS_S
 from nutcracker.backtest.data import load_data
 from nutcracker.config import NutcrackerConfig, parse_config
 from nutcracker.console.overview import REFRESH_S
 from nutcracker.core.commands import Role
 from nutcracker.core.model import Candle
+from nutcracker.engine.ports import JournalStore
+from nutcracker.engine.report_codec import encode_report
+from nutcracker.engine.reports import PulseReport
 from nutcracker.marketdata.candles import CandleArrays
+from nutcracker.store.redis import RedisJournal
+from nutcracker.store.redis_reports import RedisReports
 from nutcracker.store.sqlite import SqliteJournal
 
 PASSWORD = "bench password of some length"
@@ -119,6 +148,8 @@ class Market:
     users: Path
     journals: Path  # where each pass's journal goes
 
+    text: str  # the config's TOML (``serve --config`` reads it in the fleet run)
+
     @classmethod
     def make(cls, tmp: Path, n_symbols: int, journals: Path) -> Market:
         text = '[engine]\nid = "bench"\n' + "".join(SYMBOL.format(i=i) for i in range(n_symbols))
@@ -128,7 +159,7 @@ class Market:
         UserAdmin(store, actor="bench", passwords=CHEAP).add("bench", Role.OWNER, ["*"], PASSWORD)
         store.close()
         users.chmod(0o600)
-        return cls(config, load_data(config, {}, synthetic=20_000, seed=3), users, journals)
+        return cls(config, load_data(config, {}, synthetic=20_000, seed=3), users, journals, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +168,61 @@ class Rounds:
 
     wall: list[float]
     cpu: list[float]
+    started_at: float = 0.0  # time.time() when the first round began (the fleet run's SSE delays)
 
 
-class Server:
-    """The engine (replay, pulsing on demand) and the API in one event loop, in a thread."""
+class _Replay:
+    """A fresh engine replaying the market on demand, on its own event loop in a thread: the engine's
+    side of every pass, with the API beside it (``Server``) or in another process (``FleetSide``)."""
 
-    def __init__(self, name: str, market: Market) -> None:
+    def __init__(self, market: Market) -> None:
         self.config, self.data = market.config, market.data
-        self.auth = AuthService.open(market.users, passwords=CHEAP)
-        self.journal = SqliteJournal(market.journals / f"{name}.db")
         self.loop = new_loop()  # as nutcracker serve's
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.candle = 0
+
+    def _set_up(self, journal: JournalStore) -> None:
+        """Wire the replay over ``journal`` and feed every market its warm-up candles."""
+        self.setup = build_replay(self.config, self.data, journal, warmup=WARMUP)
+        self.candle = self.setup.warmup
+        for i in range(self.candle):
+            for symbol, c in self.data.items():
+                self.setup.exchange.advance(symbol, _candle(c, i))
+
+    def run_rounds(self, rounds: int | None, seconds: float | None) -> Rounds:
+        """Replay up to ``rounds`` rounds, for at most ``seconds``, as fast as the engine goes; return
+        the time elapsed at the end of each round."""
+        done = asyncio.run_coroutine_threadsafe(self._rounds(rounds, seconds), self.loop)
+        return done.result(None if seconds is None else seconds + 600)
+
+    async def _rounds(self, rounds: int | None, seconds: float | None) -> Rounds:
+        """A round feeds every market its next candle and pulses every symbol."""
+        engine, exchange, clock = self.setup.engine, self.setup.exchange, self.setup.clock
+        marks: list[float] = []
+        cpu_marks: list[float] = []  # the loop thread's own CPU, API work included
+        started_at = time.time()
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        while (rounds is None or len(marks) < rounds) and (
+            seconds is None or time.perf_counter() - started < seconds
+        ):
+            i = self.candle
+            for symbol, c in self.data.items():
+                exchange.advance(symbol, _candle(c, i))
+            clock.advance_to(exchange.now_ms)
+            self.candle += 1
+            await engine.pulse_all()
+            marks.append(time.perf_counter() - started)
+            cpu_marks.append(time.thread_time() - cpu_started)
+        return Rounds(marks, cpu_marks, started_at)
+
+
+class Server(_Replay):
+    """The engine (replay, pulsing on demand) and the API in one event loop, in a thread."""
+
+    def __init__(self, name: str, market: Market) -> None:
+        super().__init__(market)
+        self.auth = AuthService.open(market.users, passwords=CHEAP)
+        self.journal = SqliteJournal(market.journals / f"{name}.db")
         self.base = ""
         self.refreshed: list[tuple[int, int, float]] = []  # (first seq, last seq, wall time) per refresh
         self.taken: list[
@@ -160,11 +234,7 @@ class Server:
         return asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(120)
 
     async def _start(self) -> str:
-        self.setup = build_replay(self.config, self.data, self.journal, warmup=WARMUP)
-        self.candle = self.setup.warmup
-        for i in range(self.candle):
-            for symbol, c in self.data.items():
-                self.setup.exchange.advance(symbol, _candle(c, i))
+        self._set_up(self.journal)
         accounts = dict.fromkeys(self.data, "binance/replay")
         plane = ControlPlane(
             self.setup.engine,
@@ -222,31 +292,6 @@ class Server:
             await asyncio.sleep(0.01)
         calm_collector()  # as serve does once it listens
         return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
-
-    def run_rounds(self, rounds: int | None, seconds: float | None) -> Rounds:
-        """Replay up to ``rounds`` rounds, for at most ``seconds``, as fast as the engine goes; return
-        the time elapsed at the end of each round."""
-        done = asyncio.run_coroutine_threadsafe(self._rounds(rounds, seconds), self.loop)
-        return done.result(None if seconds is None else seconds + 600)
-
-    async def _rounds(self, rounds: int | None, seconds: float | None) -> Rounds:
-        """A round feeds every market its next candle and pulses every symbol."""
-        engine, exchange, clock = self.setup.engine, self.setup.exchange, self.setup.clock
-        marks: list[float] = []
-        cpu_marks: list[float] = []  # the loop thread's own CPU, API work included
-        started, cpu_started = time.perf_counter(), time.thread_time()
-        while (rounds is None or len(marks) < rounds) and (
-            seconds is None or time.perf_counter() - started < seconds
-        ):
-            i = self.candle
-            for symbol, c in self.data.items():
-                exchange.advance(symbol, _candle(c, i))
-            clock.advance_to(exchange.now_ms)
-            self.candle += 1
-            await engine.pulse_all()
-            marks.append(time.perf_counter() - started)
-            cpu_marks.append(time.thread_time() - cpu_started)
-        return Rounds(marks, cpu_marks)
 
     def stop(self) -> None:
         async def _stop() -> None:
@@ -523,6 +568,288 @@ def loaded_pass(market: Market, name: str, interval_s: float, rounds: int, args:
     )
 
 
+# --- the fleet run (--fleet): the engine as a worker runs it, the API in a process of its own ------
+
+
+# the last rounds' events reach the subscribers once their reports are published (REPORTS_S), read
+# by serve (POLL_S) and the feed has refreshed: the subscribers stay this long after the rounds
+DRAIN_S = REPORTS_S + POLL_S + 1.0
+SETTLE_S = 1.0  # every pass waits this long after serve listens, loaded or not
+_CANDLES_KEPT = 1_000  # candles kept for one publication, as the worker keeps (app/worker.py)
+
+
+class FleetSide(_Replay):
+    """The engine as ``nutcracker worker --store`` runs it: the journal in Redis, and every
+    ``REPORTS_S`` each symbol's latest report published to ``RedisReports`` (with the candles its
+    pulses read since the last publication); no API in this process.
+
+    The publisher is the worker's ``ScaleOutWorker._publish_reports`` restated: that one is a method
+    of the lease-holding worker (it reads the engines of the symbols it holds), not importable alone.
+    """
+
+    def __init__(self, market: Market, url: str) -> None:
+        super().__init__(market)
+        self.journal = RedisJournal(url)  # checked as the worker's: reachable, 7.0+, AOF on
+        self.unpublished: dict[str, list[Candle]] = {}
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(120)
+
+    async def _start(self) -> None:
+        self._set_up(self.journal)
+        self.setup.engine.add_observer(self._keep_candles)
+        await self.setup.engine.start()
+        self.publishing = asyncio.create_task(self._publish())
+
+    def _keep_candles(self, report: PulseReport) -> None:
+        if report.candles:
+            kept = self.unpublished.setdefault(report.symbol, [])
+            kept.extend(report.candles)
+            del kept[:-_CANDLES_KEPT]
+
+    async def _publish(self) -> None:
+        """Publish the symbols' latest reports, those that changed, every ``REPORTS_S`` (on this loop,
+        as the worker does: its cost is the engine's in every pass)."""
+        board = RedisReports(self.journal.client)
+        sent: dict[str, PulseReport] = {}
+        while True:
+            fresh = {s: r for s, r in self.setup.engine.latest().items() if sent.get(s) is not r}
+            if fresh:
+                board.publish(
+                    {
+                        s: encode_report(replace(r, candles=tuple(self.unpublished.pop(s, ()))))
+                        for s, r in fresh.items()
+                    }
+                )
+                sent.update(fresh)
+            await asyncio.sleep(REPORTS_S)
+
+    def round_ends(self, first: int, rounds: Rounds) -> dict[int, float]:
+        """Each round's clock (the ``ts_ms`` its journal events carry) -> when the round ended
+        (``time.time()``); ``first``: the candle of the first round."""
+        interval = next(iter(self.data.values())).interval_ms
+        ends = {
+            max(int(c.ts_ms[first + j]) for c in self.data.values()) + interval - 1: rounds.started_at + wall
+            for j, wall in enumerate(rounds.wall)
+        }
+        # the simulated exchange's clock is the close of the latest candle: the last round's is known
+        assert max(ends) == self.setup.clock.now_ms(), "a round's clock is not its candles' close"
+        return ends
+
+    def event_times(self) -> dict[int, int]:
+        """Every journaled event's seq -> its ``ts_ms`` (the clock of the round that wrote it)."""
+        times: dict[int, int] = {}
+        seq = 0
+        while rows := self.journal.events_since(seq, 10_000):
+            times.update((row.seq, row.ts_ms) for row in rows)
+            seq = rows[-1].seq
+        return times
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            self.publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.publishing  # a publisher that failed raises here
+            await self.setup.engine.shutdown("bench over")
+
+        try:
+            asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(120)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.journal.close()
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free loopback port, its append-only file in ``directory``.
+
+    ``RedisJournal`` refuses a server without AOF; ``appendfsync always`` fsyncs every write before
+    it answers, as the in-process run's ``SqliteJournal`` (``synchronous=FULL``) does, and is the
+    policy the worker asks for (it warns under any other). AOF rewrites are off: a rewrite is a fork
+    that would land in a measured pass at random. No RDB snapshots. A database per pass (``--store``
+    takes no key prefix, the URL takes a database): no pass sees another's state.
+    """
+
+    def __init__(self, directory: Path, databases: int) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            sys.exit("bench/api.py --fleet needs redis-server on PATH (apt-get install -y redis-server)")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        directory.mkdir(parents=True, exist_ok=True)
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory)]
+        args += ["--appendonly", "yes", "--appendfsync", "always", "--auto-aof-rewrite-percentage", "0"]
+        args += ["--save", "", "--databases", str(databases), "--daemonize", "no"]
+        args += ["--logfile", str(directory / "redis.log")]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                with contextlib.suppress(redis.RedisError):
+                    if client.ping() and client.info("persistence").get("loading") == 0:
+                        return
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    sys.exit(f"redis-server did not start; see {directory / 'redis.log'}")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _cpu_s(pid: int) -> float:
+    """The CPU seconds (user + system, every thread) process ``pid`` used so far (``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _serve(url: str, config: Path, users: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
+    """Start ``nutcracker serve --store url`` (any free port); return it and its base URL."""
+    argv = [sys.executable, "-m", "nutcracker.cli", "serve", "--store", url, "--config", str(config)]
+    argv += ["--users", str(users), "--port", "0"]
+    with log.open("a") as err:
+        api = subprocess.Popen(argv, cwd=log.parent, stdout=subprocess.PIPE, stderr=err, text=True)
+    assert api.stdout is not None
+    line = (
+        api.stdout.readline()
+    )  # "serving the API on http://127.0.0.1:PORT/api/v1 ...", as the tests read it
+    found = re.search(r"(http://127\.0\.0\.1:\d+)/api/v1", line)
+    if found is None:
+        api.kill()
+        api.wait()
+        said = line.strip() or (log.read_text().strip().splitlines() or ["(nothing)"])[-1]
+        sys.exit(f"nutcracker serve --store did not start: {said}")
+    return api, found[1]
+
+
+def _stop_serve(api: subprocess.Popen[str]) -> None:
+    api.send_signal(signal.SIGINT)  # as a person stops it: the uvicorn server and the poller end
+    try:
+        api.wait(30)
+    except subprocess.TimeoutExpired:
+        api.kill()
+        api.wait()
+
+
+@dataclass(frozen=True)
+class FleetPass:
+    """One fleet pass: the engine's rounds, the other processes' CPU and, loaded, what the clients saw."""
+
+    rounds: Rounds
+    api_cpu: float  # the serve process's CPU while the engine replayed, in cores
+    redis_cpu: float  # redis-server's, the same
+    latencies: tuple[float, ...] = ()
+    errors: int = 0
+    delays: tuple[float, ...] = ()
+    events: int = 0  # events the pass's rounds journaled: every subscriber should receive each
+    client_cpu: float = 0.0  # the clients' processes' CPU, in cores
+
+
+def fleet_pass(
+    market: Market,
+    redis_server: RedisServer,
+    db: int,
+    rounds: int | None,
+    seconds: float | None,
+    args: argparse.Namespace,
+    interval_s: float | None,
+) -> FleetPass:
+    """A fresh engine (Redis journal, reports published) replays ``rounds`` rounds, for at most
+    ``seconds``, with a ``serve --store`` process up; with ``interval_s``, the clients' processes
+    poll it every ``interval_s`` and hold ``--subscribers`` streams meanwhile."""
+    url = redis_server.url(db)
+    engine = FleetSide(market, url)
+    engine.start()  # journaled and fenced before serve reads the symbols, as workers' are
+    api: subprocess.Popen[str] | None = None
+    loads: list[subprocess.Popen[str]] = []
+    try:
+        here = market.users.parent
+        api, base = _serve(url, here / "bench.toml", market.users, here / "serve.log")
+        # serve still works for a moment after it says it listens (0.13 s of CPU measured): not in a pass
+        time.sleep(SETTLE_S)
+        if interval_s is not None:
+            loads = [
+                _clients(base, args.clients, 0, interval_s),
+                _clients(base, 0, args.subscribers, 0.0),
+            ]
+            for p in loads:
+                assert p.stdout is not None
+                assert p.stdout.readline().strip() == "ready"
+        first = engine.candle
+        before = (_cpu_s(api.pid), _cpu_s(redis_server.process.pid), time.perf_counter())
+        replayed = engine.run_rounds(rounds, seconds)
+        after = (_cpu_s(api.pid), _cpu_s(redis_server.process.pid), time.perf_counter())
+        wall = after[2] - before[2]
+        api_cpu, redis_cpu = (after[0] - before[0]) / wall, (after[1] - before[1]) / wall
+        if not loads:
+            return FleetPass(replayed, api_cpu, redis_cpu)
+        polled = json.loads(loads[0].communicate("", timeout=300)[0])
+        time.sleep(DRAIN_S)  # the last rounds' events on their way: their delays are not cut short
+        streamed = json.loads(loads[1].communicate("", timeout=300)[0])
+        ends = engine.round_ends(first, replayed)
+        written = {seq: ts for seq, ts in engine.event_times().items() if ts in ends}
+    finally:
+        for p in loads:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if api is not None:
+            _stop_serve(api)
+        engine.stop()
+    delays = [
+        arrival - ends[written[int(seq)]]
+        for seq, arrivals in streamed["received"].items()
+        if int(seq) in written
+        for arrival in arrivals
+    ]
+    return FleetPass(
+        replayed,
+        api_cpu,
+        redis_cpu,
+        tuple(polled["latencies"]),
+        polled["errors"],
+        tuple(delays),
+        len(written),
+        float(polled["cpu_share"]) + float(streamed["cpu_share"]),
+    )
+
+
+def fleet_run(args: argparse.Namespace) -> None:
+    """The fleet run: alone passes (engine + idle serve) around each realistic pass; print its table."""
+    with (
+        tempfile.TemporaryDirectory() as name,
+        tempfile.TemporaryDirectory(dir=args.journal_dir) as journals,
+    ):
+        market = Market.make(Path(name), args.symbols, Path(journals))
+        (market.users.parent / "bench.toml").write_text(market.text)
+        databases = itertools.count()  # one per pass: the probe, the alone and the loaded passes
+        redis_server = RedisServer(market.journals / "redis", databases=2 * args.repeat + 2)
+        try:
+            # how many rounds the engine replays in --seconds
+            probe = fleet_pass(market, redis_server, next(databases), None, args.seconds, args, None)
+            rounds = len(probe.rounds.wall)
+            alone = [fleet_pass(market, redis_server, next(databases), rounds, None, args, None)]
+            loaded = []
+            for _ in range(args.repeat):
+                db = next(databases)
+                loaded.append(
+                    fleet_pass(market, redis_server, db, rounds, 3 * args.seconds, args, args.interval)
+                )
+                alone.append(fleet_pass(market, redis_server, next(databases), rounds, None, args, None))
+        finally:
+            redis_server.stop()
+    _fleet_report(args, rounds, alone, loaded)
+
+
 def _ms(samples: tuple[float, ...]) -> str:
     """p50 / p99 in milliseconds."""
     return f"{percentile(list(samples), 0.5) * 1000:.1f} / {percentile(list(samples), 0.99) * 1000:.1f} ms"
@@ -584,6 +911,12 @@ def main() -> None:
         default=3,
         help="realistic passes, each between two alone ones (median loss)",
     )
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="measure fleet mode instead: the engine on a Redis journal publishing its reports, the API "
+        "a `nutcracker serve --store` process (needs redis-server on PATH)",
+    )
     # the clients' process: URL, pollers, subscribers, interval (either count may be 0 there)
     parser.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -591,6 +924,11 @@ def main() -> None:
         base, clients, subscribers, interval_s = args.load
         result = run(load(base, int(clients), int(subscribers), float(interval_s)))
         json.dump(result, sys.stdout)
+        return
+    if args.fleet:
+        if shutil.which("redis-server") is None:  # before minutes of set-up
+            sys.exit("bench/api.py --fleet needs redis-server on PATH (apt-get install -y redis-server)")
+        fleet_run(args)
         return
     with (
         tempfile.TemporaryDirectory() as name,
@@ -615,6 +953,35 @@ def main() -> None:
     _report(args, rounds, alone, passes, (share, control))
 
 
+def _rate(pulses: int, marks: list[float], done: int) -> float:
+    """Symbol-pulses per second over the first ``done`` rounds."""
+    return float(pulses * done / marks[done - 1])
+
+
+def _loss(pulses: int, loaded: Rounds, before: Rounds, after: Rounds) -> tuple[float, float, float]:
+    """A loaded pass's rate, its baseline (the alone passes before and after it, over the same rounds)
+    and its loss."""
+    done = len(loaded.wall)
+    baseline = (_rate(pulses, before.wall, done) + _rate(pulses, after.wall, done)) / 2
+    rate = _rate(pulses, loaded.wall, done)
+    return rate, baseline, 1 - rate / baseline
+
+
+def _on_loop(loaded: Rounds, before: Rounds, after: Rounds) -> tuple[float, float, float, float]:
+    """A loaded pass's loop CPU per round, its alone passes' (the same rounds), and the share of the
+    wall time the loop was off its CPU (waiting: other processes, other threads' GIL), loaded and
+    alone."""
+    done = len(loaded.wall)
+    cpu_alone = [a.cpu[done - 1] for a in (before, after)]
+    wall_alone = [a.wall[done - 1] for a in (before, after)]
+    return (
+        loaded.cpu[done - 1] / done,
+        statistics.mean(cpu_alone) / done,
+        1 - loaded.cpu[done - 1] / loaded.wall[done - 1],
+        1 - sum(cpu_alone) / sum(wall_alone),
+    )
+
+
 def _report(
     args: argparse.Namespace,
     rounds: int,
@@ -625,30 +992,13 @@ def _report(
     pulses = args.symbols  # a round pulses every symbol
 
     def rate(marks: list[float], done: int) -> float:
-        return float(pulses * done / marks[done - 1])
+        return _rate(pulses, marks, done)
 
     def loss(k: int) -> tuple[float, float, float]:
-        """Pass k's rate, its baseline (the alone passes before and after it, over the same rounds)
-        and its loss."""
-        done = len(passes[k].rounds.wall)
-        baseline = (rate(alone[k].wall, done) + rate(alone[k + 1].wall, done)) / 2
-        loaded = rate(passes[k].rounds.wall, done)
-        return loaded, baseline, 1 - loaded / baseline
+        return _loss(pulses, passes[k].rounds, alone[k], alone[k + 1])
 
     def on_loop(k: int) -> tuple[float, float, float, float]:
-        """Pass k's loop CPU per round, its alone passes' (the same rounds), and the share of the
-        wall time the loop was off its CPU (waiting: other processes, other threads' GIL), loaded
-        and alone."""
-        p = passes[k].rounds
-        done = len(p.wall)
-        cpu_alone = [alone[j].cpu[done - 1] for j in (k, k + 1)]
-        wall_alone = [alone[j].wall[done - 1] for j in (k, k + 1)]
-        return (
-            p.cpu[done - 1] / done,
-            statistics.mean(cpu_alone) / done,
-            1 - p.cpu[done - 1] / p.wall[done - 1],
-            1 - sum(cpu_alone) / sum(wall_alone),
-        )
+        return _on_loop(passes[k].rounds, alone[k], alone[k + 1])
 
     alone_rates = [rate(a.wall, rounds) for a in alone]
     rows = [
@@ -729,11 +1079,92 @@ def _report(
             "what sharing this machine with the load generator costs, with no API work at all",
         )
     )
+    _print_rows(rows)
+
+
+def _print_rows(rows: list[tuple[str, str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     vwidth = max(len(r[1]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>{vwidth}}  note")
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
+
+
+def _fleet_report(
+    args: argparse.Namespace, rounds: int, alone: list[FleetPass], loaded: list[FleetPass]
+) -> None:
+    pulses = args.symbols  # a round pulses every symbol
+    beside = [(alone[k].rounds, alone[k + 1].rounds) for k in range(len(loaded))]
+    measured = [_loss(pulses, p.rounds, *b) for p, b in zip(loaded, beside, strict=True)]
+    losses = [m[2] for m in measured]
+    cpus = [_on_loop(p.rounds, *b) for p, b in zip(loaded, beside, strict=True)]
+    alone_rates = [_rate(pulses, a.rounds.wall, rounds) for a in alone]
+    latencies = tuple(x for p in loaded for x in p.latencies)
+    delays = tuple(x for p in loaded for x in p.delays)
+    events = sum(p.events for p in loaded)
+    design_s = REPORTS_S + POLL_S + REFRESH_GAP_S
+    rows = [
+        (
+            f"[fleet] engine symbol-pulses/s, serve --store up, no client "
+            f"({rounds} rounds x {pulses} symbols)",
+            f"{statistics.median(alone_rates):,.0f}",
+            f"median of {len(alone)} passes, one before and after every loaded pass: "
+            + ", ".join(f"{r:,.0f}" for r in alone_rates),
+        ),
+        (
+            f"[fleet] journal: RedisJournal, redis-server appendfsync always, AOF in "
+            f"{args.journal_dir or tempfile.gettempdir()}",
+            "",
+            f"reports published every {REPORTS_S:g} s on the engine's loop (as nutcracker worker); "
+            f"serve reads them every {POLL_S:g} s",
+        ),
+        (
+            f"[fleet] load: {args.clients} clients each polling status every {args.interval:g} s "
+            f"+ {args.subscribers} SSE subscribers, on `nutcracker serve --store` (its own process)",
+            "",
+            f"the clients' own processes used {statistics.mean(p.client_cpu for p in loaded):.2f} "
+            "of a core on this machine",
+        ),
+        (
+            f"[fleet] engine symbol-pulses/s under that load ({len(loaded)} passes, "
+            f"{min(len(p.rounds.wall) for p in loaded)}+ rounds)",
+            f"{statistics.median(m[0] for m in measured):,.0f}",
+            f"loss {statistics.median(losses) * 100:.1f} % (target <= 10 %), the median of "
+            + ", ".join(f"{x * 100:.1f}" for x in losses)
+            + " %: each pass against the alone passes beside it",
+        ),
+        (
+            "[fleet]   the loop's CPU per round, loaded / alone",
+            f"{statistics.median(c[0] for c in cpus) * 1000:.1f} / "
+            f"{statistics.median(c[1] for c in cpus) * 1000:.1f} ms",
+            f"{statistics.median(c[0] / c[1] - 1 for c in cpus) * 100:+.1f} %: no API on this loop; "
+            f"the loop was off its CPU {statistics.median(c[2] for c in cpus) * 100:.1f} % of the time "
+            f"({statistics.median(c[3] for c in cpus) * 100:.1f} % alone): Redis' fsynced answers, "
+            "other processes, threads",
+        ),
+        (
+            "[fleet]   serve / redis-server CPU while the engine replayed, loaded",
+            f"{statistics.median(p.api_cpu for p in loaded):.2f} / "
+            f"{statistics.median(p.redis_cpu for p in loaded):.2f} cores",
+            f"alone: {statistics.median(a.api_cpu for a in alone):.2f} / "
+            f"{statistics.median(a.redis_cpu for a in alone):.2f} cores (medians of the passes)",
+        ),
+        (
+            f"[fleet] GET status p50 / p99 ({len(latencies)} requests, "
+            f"{sum(p.errors for p in loaded)} errors)",
+            _ms(latencies),
+            "target p99 <= 50 ms",
+        ),
+        (
+            f"[fleet] SSE delay p50 / p99 ({len(delays)} deliveries of {events} events x "
+            f"{args.subscribers} subscribers)",
+            _ms(delays),
+            "from the end of the round that journaled the event (its ts_ms) to its arrival; by design "
+            f"up to {design_s:g} s (the publication every {REPORTS_S:g} s, serve's poll every "
+            f"{POLL_S:g} s, the feed's {REFRESH_GAP_S * 1000:.0f} ms batching): not the in-process 100 ms",
+        ),
+    ]
+    _print_rows(rows)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -204,3 +205,31 @@ def test_the_api_benchmark_runs_both_loads_between_alone_passes() -> None:
     assert "[realistic] engine symbol-pulses/s under that load (2 passes" in result.stdout
     assert "of a core on this machine" in result.stdout
     assert "[control] engine alone beside a busy process using" in result.stdout
+
+
+def test_the_api_benchmark_measures_fleet_mode_against_serve_store() -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server; .ci/run does it)")
+    argv = ["--fleet", "--symbols", "3", "--seconds", "1", "--clients", "3", "--subscribers", "2"]
+    argv += ["--repeat", "1", "--interval", "0.2"]
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "api.py"), *argv], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "[saturation]" not in out  # the fleet run alone
+
+    def row(name: str, value: str) -> re.Match[str]:
+        """The ``[fleet]`` row named ``name`` (a regex) whose value column matches ``value``."""
+        found = re.search(rf"^\[fleet\] {name} +{value}(?= |$)", out, re.MULTILINE)
+        assert found, f"no [fleet] row {name!r} with a value {value!r} in:\n{out}"
+        return found
+
+    n = r"-?[\d,]+(?:\.\d+)?"  # a number as the table prints it (not nan)
+    row(r"engine symbol-pulses/s, serve --store up, no client \(\d+ rounds x 3 symbols\)", n)
+    row(r"engine symbol-pulses/s under that load \(1 passes, \d+\+ rounds\)", f"{n}  loss {n} %")
+    row(r"  the loop's CPU per round, loaded / alone", f"{n} / {n} ms")
+    status = row(r"GET status p50 / p99 \((\d+) requests, 0 errors\)", f"{n} / {n} ms")
+    assert int(status[1]) > 0
+    sse = row(r"SSE delay p50 / p99 \((\d+) deliveries of (\d+) events x 2 subscribers\)", f"{n} / {n} ms")
+    assert 0 < int(sse[1]) <= 2 * int(sse[2])  # every event reaches each subscriber once at most
