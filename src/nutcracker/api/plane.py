@@ -13,8 +13,10 @@ the exchange), and a tail of the journal's events that every SSE subscriber shar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from nutcracker.core.records import ACCOUNT, EventRow
 from nutcracker.core.units import Precision
 from nutcracker.engine.ports import Clock, ReadModels
 from nutcracker.engine.reports import PulseReport, SymbolStatus
+from nutcracker.errors import JournalError
 
 __all__ = [
     "ControlPlane",
@@ -41,6 +44,8 @@ __all__ = [
     "frame_of",
     "symbol_slug",
 ]
+
+logger = logging.getLogger("nutcracker.api")
 
 PULSES_KEPT = 200  # per symbol: what ``/pulses`` can show
 CANDLES_KEPT = 1000  # per symbol: the closed candles the pulses hydrated, what ``/candles`` can show
@@ -211,6 +216,22 @@ class EventFeed:
             return  # nothing new: the subscribers sleep on (a wake-up would cost each a heartbeat)
         self._chunks.clear()
         self._wake_all()
+
+    async def follow(self, stop: asyncio.Event, every_s: float = REFRESH_GAP_S) -> None:
+        """Refresh every ``every_s`` until ``stop``: for a journal other processes append to.
+
+        ``serve --store`` has no engine in its process to say when an event was journaled; its
+        workers publish their reports once a second, and an event waiting for the next report
+        reached subscribers up to 1.6 s late (``bench/api.py --fleet``). An empty read is one
+        round trip; the events then arrive as they would in process.
+        """
+        while not stop.is_set():
+            try:
+                self.refresh()
+            except JournalError as e:  # the store away: the streams wait, the next round retries
+                logger.warning("events not read: %s", e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
 
     def _wake_all(self) -> None:
         if self._beat is not None:

@@ -304,8 +304,9 @@ async def serve_fleet(
 ) -> None:
     """Serve the API for the symbols ``nutcracker worker`` processes trade on ``store_url``; no engine here.
 
-    Reads come from the Redis journal and the reports the workers publish; commands go through
-    the Redis inbox to each symbol's owner (``app.fleet``). Runs until a signal.
+    Reads come from the Redis journal (its events as they are journaled: ``EventFeed.follow``) and
+    the reports the workers publish (about once a second); commands go through the Redis inbox to
+    each symbol's owner (``app.fleet``). Runs until a signal.
     """
     journal = RedisJournal(store_url, prefix=prefix)
     try:
@@ -323,6 +324,10 @@ async def serve_fleet(
             authenticator, plane, metrics=ApiMetrics(), heartbeat_s=heartbeat_s, metrics_token=metrics_token
         )
         stop = asyncio.Event()
-        await _run_beside(_uvicorn(app, listen), fleet.run(stop), stop.set, on_listening, lambda: plane)
+
+        async def follow() -> None:  # the reports once a second, the journal's events as they come
+            await asyncio.gather(fleet.run(stop), plane.feed.follow(stop))
+
+        await _run_beside(_uvicorn(app, listen), follow(), stop.set, on_listening, lambda: plane)
     finally:
         journal.close()

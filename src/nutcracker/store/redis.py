@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import redis
@@ -271,6 +271,26 @@ class RedisJournal:
             return []
         rows = self._read(lambda: self._r.hmget(self._key("f", symbol), trade_ids))
         return [_fill(symbol, json.loads(row)) for row in rows]
+
+    def fills_booked_after_each(self, cursors: Mapping[str, int]) -> dict[str, list[FillRow]]:
+        """Return ``fills_booked_after`` of every symbol in ``cursors`` (symbol -> count) in two round
+        trips, not two per symbol: the API process reads a hundred symbols' new fills at once."""
+        symbols = list(cursors)
+        if not symbols:
+            return {}
+        pipe = self._r.pipeline(transaction=False)
+        for symbol in symbols:
+            pipe.lrange(self._key("fl", symbol), cursors[symbol], -1)
+        ids = self._read(pipe.execute)
+        booked = [(symbol, trade_ids) for symbol, trade_ids in zip(symbols, ids, strict=True) if trade_ids]
+        out: dict[str, list[FillRow]] = {symbol: [] for symbol in symbols}
+        if booked:
+            pipe = self._r.pipeline(transaction=False)
+            for symbol, trade_ids in booked:
+                pipe.hmget(self._key("f", symbol), trade_ids)
+            for (symbol, _), rows in zip(booked, self._read(pipe.execute), strict=True):
+                out[symbol] = [_fill(symbol, json.loads(row)) for row in rows]
+        return out
 
     def cycles(self, symbol: str) -> list[CycleRow]:
         """Return the symbol's closed cycles by cycle id."""

@@ -8,21 +8,54 @@ reaches the fleet's observers exactly once, and each report survives the codec b
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from nutcracker.api.plane import EventFeed
 from nutcracker.app.fleet import FleetEngine
 from nutcracker.app.kernel import build_replay, symbol_params
 from nutcracker.backtest.data import load_data
-from nutcracker.config import load_config
+from nutcracker.config import NutcrackerConfig, load_config
 from nutcracker.core.commands import Outcome, PauseSymbol, Role
 from nutcracker.core.model import Candle
+from nutcracker.core.records import FillRow
 from nutcracker.engine.report_codec import decode_report, encode_report
 from nutcracker.engine.reports import PulseReport
+from nutcracker.marketdata.candles import CandleArrays
 from nutcracker.store.redis import RedisJournal
 from nutcracker.store.redis_reports import RedisReports
 
 GRID = Path(__file__).resolve().parents[3] / "examples" / "grid-btc-usdt.toml"
 SYMBOL = "BTC/USDT"
+
+
+async def _replay(
+    config: NutcrackerConfig,
+    data: Mapping[str, CandleArrays],
+    journal: RedisJournal,
+    each: Callable[[int, PulseReport], None] = lambda i, r: None,
+) -> PulseReport:
+    """Replay every candle of ``data`` on ``journal``, as a worker's engine; return the last report."""
+    setup = build_replay(config, data, journal)
+    await setup.engine.start()
+    candles = data[SYMBOL]
+    report = None
+    for i in range(len(candles.ts_ms)):
+        bar = Candle(
+            int(candles.ts_ms[i]),
+            int(candles.open[i]),
+            int(candles.high[i]),
+            int(candles.low[i]),
+            int(candles.close[i]),
+        )
+        setup.exchange.advance(SYMBOL, bar)
+        setup.clock.advance_to(setup.exchange.now_ms)
+        (report,) = await setup.engine.pulse_all()
+        each(i, report)
+    await setup.engine.shutdown("test over")
+    assert report is not None
+    return report
 
 
 def test_the_fleet_hands_on_every_fill_once_from_sampled_reports(redis_url: str) -> None:
@@ -35,28 +68,13 @@ def test_the_fleet_hands_on_every_fill_once_from_sampled_reports(redis_url: str)
     fleet.add_observer(seen.append)
     texts: list[str] = []
 
-    async def run() -> None:
-        setup = build_replay(config, data, journal)
-        await setup.engine.start()
-        candles = data[SYMBOL]
-        for i in range(len(candles.ts_ms)):
-            bar = Candle(
-                int(candles.ts_ms[i]),
-                int(candles.open[i]),
-                int(candles.high[i]),
-                int(candles.low[i]),
-                int(candles.close[i]),
-            )
-            setup.exchange.advance(SYMBOL, bar)
-            setup.clock.advance_to(setup.exchange.now_ms)
-            (report,) = await setup.engine.pulse_all()
-            if i % 7 == 0:  # a worker publishes about once a second, not every pulse
-                texts.append(encode_report(report))
-                board.publish({SYMBOL: texts[-1]})
-                fleet.refresh()
-        await setup.engine.shutdown("test over")
+    def publish_some(i: int, report: PulseReport) -> None:
+        if i % 7 == 0:  # a worker publishes about once a second, not every pulse
+            texts.append(encode_report(report))
+            board.publish({SYMBOL: texts[-1]})
+            fleet.refresh()
 
-    asyncio.run(run())
+    asyncio.run(_replay(config, data, journal, publish_some))
     booked = [row.trade_id for row in journal.fills(SYMBOL)]
     assert len(booked) >= 10  # the grid traded: the check below is not about nothing
     handed = [f.trade_id for r in seen for f in r.fills]
@@ -77,3 +95,89 @@ def test_a_command_for_a_symbol_nobody_holds_is_sent_not_applied(redis_url: str)
     assert "not applied yet" in outcome.detail
     assert journal.command_detail("c-1") is None  # nothing journaled: no owner applied it
     journal.close()
+
+
+def test_a_running_fleet_reads_redis_off_the_loop_and_tells_its_observers_on_it(redis_url: str) -> None:
+    config = load_config(GRID)
+    data = load_data(config, {}, synthetic=600, seed=5)
+    journal = RedisJournal(redis_url)
+    board = RedisReports(journal.client)
+    fleet = FleetEngine(symbol_params(config), journal)
+    told: list[tuple[PulseReport, bool]] = []  # each report, and whether it came on the loop's thread
+    read_on: list[int] = []  # the threads the journal's new fills were read on
+    read_each = journal.fills_booked_after_each
+
+    def recorded(cursors: Mapping[str, int]) -> dict[str, list[FillRow]]:
+        read_on.append(threading.get_ident())
+        return read_each(cursors)
+
+    async def run() -> None:
+        loop_thread = threading.get_ident()
+        fleet.add_observer(lambda r: told.append((r, threading.get_ident() == loop_thread)))
+        journal.fills_booked_after_each = recorded  # type: ignore[method-assign]
+        report = await _replay(config, data, journal)
+        board.publish({SYMBOL: encode_report(report)})
+        stop = asyncio.Event()
+        polling = asyncio.create_task(fleet.run(stop))
+        for _ in range(100):  # the first poll is at once; a few seconds at most on a busy machine
+            if told:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await polling
+        assert read_on
+        assert loop_thread not in read_on  # Redis round trips never hold the API's loop
+
+    asyncio.run(run())
+    booked = [row.trade_id for row in journal.fills(SYMBOL)]
+    assert booked  # the grid traded: every fill booked so far comes with the one report published
+    assert len(told) == 1
+    report, on_loop = told[0]
+    assert on_loop
+    assert [f.trade_id for f in report.fills] == booked
+    journal.close()
+
+
+def test_new_fills_of_many_symbols_are_read_at_once_as_one_by_one(redis_url: str) -> None:
+    config = load_config(GRID)
+    data = load_data(config, {}, synthetic=1_500, seed=5)
+    journal = RedisJournal(redis_url)
+
+    asyncio.run(_replay(config, data, journal))
+    total = len(journal.fills(SYMBOL))
+    assert total >= 4
+    for count in (0, 1, total // 2, total - 1, total, total + 3):
+        each = journal.fills_booked_after_each({SYMBOL: count, "NONE/USDT": 0})
+        assert each == {SYMBOL: journal.fills_booked_after(SYMBOL, count), "NONE/USDT": []}
+    assert journal.fills_booked_after_each({}) == {}
+    journal.close()
+
+
+def test_serve_follows_the_journals_events_without_waiting_for_a_report(redis_url: str) -> None:
+    config = load_config(GRID)
+    data = load_data(config, {}, synthetic=300, seed=5)
+    writer, reader = RedisJournal(redis_url), RedisJournal(redis_url)  # a worker's, serve's
+    feed = EventFeed(reader)
+    last = 0
+
+    async def run() -> None:
+        nonlocal last
+        stop = asyncio.Event()
+        following = asyncio.create_task(feed.follow(stop, every_s=0.01))
+        woken = feed.wait(60.0)
+        await _replay(config, data, writer)  # no report is published
+        last = writer.events_since(0, 100_000)[-1].seq
+        for _ in range(500):
+            if feed.last_seq == last:
+                break
+            await asyncio.sleep(0.01)
+        assert woken.done()  # a subscriber was woken by the events, not by its timeout
+        stop.set()
+        await following
+
+    asyncio.run(run())
+    assert last > 0
+    assert feed.last_seq == last
+    assert [f.seq for f in feed.after(0, 100_000)] == list(range(1, last + 1))  # every event, in order
+    writer.close()
+    reader.close()
