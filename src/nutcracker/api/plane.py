@@ -225,11 +225,18 @@ class EventFeed:
         reached subscribers up to 1.6 s late (``bench/api.py --fleet``). An empty read is one
         round trip; the events then arrive as they would in process.
         """
+        failing = False  # said once when the store goes away and once when it is back: not 20 times a second
         while not stop.is_set():
             try:
                 self.refresh()
             except JournalError as e:  # the store away: the streams wait, the next round retries
-                logger.warning("events not read: %s", e)
+                if not failing:
+                    logger.warning("events not read, retrying every %g s: %s", every_s, e)
+                failing = True
+            else:
+                if failing:
+                    logger.warning("events read again")
+                failing = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)
 

@@ -8,9 +8,13 @@ reaches the fleet's observers exactly once, and each report survives the codec b
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import pytest
+from tests.redis_server import RedisServer
 
 from nutcracker.api.plane import EventFeed
 from nutcracker.app.fleet import FleetEngine
@@ -181,3 +185,43 @@ def test_serve_follows_the_journals_events_without_waiting_for_a_report(redis_ur
     assert [f.seq for f in feed.after(0, 100_000)] == list(range(1, last + 1))  # every event, in order
     writer.close()
     reader.close()
+
+
+def test_a_feed_that_loses_its_store_says_so_once_and_catches_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RedisServer(tmp_path / "redis")  # its own: this test stops it
+    config = load_config(GRID)
+    data = load_data(config, {}, synthetic=300, seed=5)
+    writer, reader = RedisJournal(server.url), RedisJournal(server.url)
+    feed = EventFeed(reader)
+    last = 0
+
+    async def run() -> None:
+        nonlocal last
+        stop = asyncio.Event()
+        following = asyncio.create_task(feed.follow(stop, every_s=0.01))
+        server.stop()
+        await asyncio.sleep(0.3)  # some thirty reads fail
+        server.start()
+        await _replay(config, data, writer)
+        last = writer.events_since(0, 100_000)[-1].seq
+        for _ in range(500):
+            if feed.last_seq == last:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await following
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="nutcracker.api"):
+            asyncio.run(run())
+    finally:
+        writer.close()
+        reader.close()
+        server.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "nutcracker.api"]
+    assert len(said) == 2, said  # once when the store went away, once when it came back
+    assert said[0].startswith("events not read, retrying every 0.01 s: ")
+    assert said[1] == "events read again"
+    assert feed.last_seq == last > 0  # nothing lost across the outage
