@@ -135,11 +135,18 @@ class FleetEngine:
         held every API request for 50-110 ms once a second (``bench/api.py --fleet``: status p99
         133 ms); only taking what was read, and telling the observers, runs on the loop.
         """
+        failing = False  # said once when Redis goes away and once when it is back
         while not stop.is_set():
             try:
                 self._take(await asyncio.to_thread(self._read))
             except Exception as e:  # Redis away: the last reports stay shown, the next round retries
-                logger.warning("reports not read: %r", e)
+                if not failing:
+                    logger.warning("reports not read, retrying every %g s: %r", POLL_S, e)
+                failing = True
+            else:
+                if failing:
+                    logger.warning("reports read again")
+                failing = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL_S)
 

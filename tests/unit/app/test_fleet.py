@@ -17,7 +17,7 @@ import pytest
 from tests.redis_server import RedisServer
 
 from nutcracker.api.plane import EventFeed
-from nutcracker.app.fleet import FleetEngine
+from nutcracker.app.fleet import POLL_S, FleetEngine
 from nutcracker.app.kernel import build_replay, symbol_params
 from nutcracker.backtest.data import load_data
 from nutcracker.config import NutcrackerConfig, load_config
@@ -187,7 +187,7 @@ def test_serve_follows_the_journals_events_without_waiting_for_a_report(redis_ur
     reader.close()
 
 
-def test_a_feed_that_loses_its_store_says_so_once_and_catches_up(
+def test_serve_that_loses_its_store_says_so_once_and_catches_up(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = RedisServer(tmp_path / "redis")  # its own: this test stops it
@@ -195,14 +195,15 @@ def test_a_feed_that_loses_its_store_says_so_once_and_catches_up(
     data = load_data(config, {}, synthetic=300, seed=5)
     writer, reader = RedisJournal(server.url), RedisJournal(server.url)
     feed = EventFeed(reader)
+    fleet = FleetEngine(symbol_params(config), reader)
     last = 0
 
     async def run() -> None:
         nonlocal last
         stop = asyncio.Event()
-        following = asyncio.create_task(feed.follow(stop, every_s=0.01))
+        following = asyncio.gather(feed.follow(stop, every_s=0.01), fleet.run(stop))
         server.stop()
-        await asyncio.sleep(0.3)  # some thirty reads fail
+        await asyncio.sleep(1.2)  # the feed's reads fail a hundred times, the fleet's twice or more
         server.start()
         await _replay(config, data, writer)
         last = writer.events_since(0, 100_000)[-1].seq
@@ -210,18 +211,26 @@ def test_a_feed_that_loses_its_store_says_so_once_and_catches_up(
             if feed.last_seq == last:
                 break
             await asyncio.sleep(0.01)
+        await asyncio.sleep(POLL_S * 2)  # the fleet's next poll, which reads again
         stop.set()
         await following
 
     try:
-        with caplog.at_level(logging.WARNING, logger="nutcracker.api"):
+        with caplog.at_level(logging.WARNING):
             asyncio.run(run())
     finally:
         writer.close()
         reader.close()
         server.stop()
-    said = [r.getMessage() for r in caplog.records if r.name == "nutcracker.api"]
-    assert len(said) == 2, said  # once when the store went away, once when it came back
-    assert said[0].startswith("events not read, retrying every 0.01 s: ")
-    assert said[1] == "events read again"
+
+    def said(logger: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == logger]
+
+    feed_said, fleet_said = said("nutcracker.api"), said("nutcracker.fleet")
+    assert len(feed_said) == 2, feed_said  # once when the store went away, once when it came back
+    assert feed_said[0].startswith("events not read, retrying every 0.01 s: ")
+    assert feed_said[1] == "events read again"
+    assert len(fleet_said) == 2, fleet_said
+    assert fleet_said[0].startswith("reports not read, retrying every 0.5 s: ")
+    assert fleet_said[1] == "reports read again"
     assert feed.last_seq == last > 0  # nothing lost across the outage
