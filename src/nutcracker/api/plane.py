@@ -167,6 +167,11 @@ def frame_of(row: EventRow) -> Frame:
     return Frame(row.seq, row.symbol, named, f"id: {row.seq}\nevent: {row.kind}\ndata: {data}\n\n".encode())
 
 
+def _why(e: Exception) -> str:
+    """A journal's error says what to check in its own words; any other is named by its type too."""
+    return str(e) if isinstance(e, JournalError) else repr(e)
+
+
 class EventFeed:
     """The journal's latest events, read and encoded once per engine report, shared by every subscriber.
 
@@ -229,9 +234,9 @@ class EventFeed:
         while not stop.is_set():
             try:
                 self.refresh()
-            except JournalError as e:  # the store away: the streams wait, the next round retries
+            except Exception as e:  # the store away (or an event it cannot read): the next round retries
                 if not failing:
-                    logger.warning("events not read, retrying every %g s: %s", every_s, e)
+                    logger.warning("events not read, retrying every %g s: %s", every_s, _why(e))
                 failing = True
             else:
                 if failing:
