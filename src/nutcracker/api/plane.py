@@ -13,7 +13,6 @@ the exchange), and a tail of the journal's events that every SSE subscriber shar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -29,6 +28,7 @@ from nutcracker.core.model import Candle, OpenOrder
 from nutcracker.core.params import SymbolParams
 from nutcracker.core.records import ACCOUNT, EventRow
 from nutcracker.core.units import Precision
+from nutcracker.engine.polling import poll
 from nutcracker.engine.ports import Clock, ReadModels
 from nutcracker.engine.reports import PulseReport, SymbolStatus
 from nutcracker.errors import JournalError
@@ -230,20 +230,11 @@ class EventFeed:
         reached subscribers up to 1.6 s late (``bench/api.py --fleet``). An empty read is one
         round trip; the events then arrive as they would in process.
         """
-        failing = False  # said once when the store goes away and once when it is back: not 20 times a second
-        while not stop.is_set():
-            try:
-                self.refresh()
-            except Exception as e:  # the store away (or an event it cannot read): the next round retries
-                if not failing:
-                    logger.warning("events not read, retrying every %g s: %s", every_s, _why(e))
-                failing = True
-            else:
-                if failing:
-                    logger.warning("events read again")
-                failing = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_s)
+
+        async def refresh() -> None:
+            self.refresh()
+
+        await poll(stop, every_s, refresh, logger, "events", _why)
 
     def _wake_all(self) -> None:
         if self._beat is not None:

@@ -14,7 +14,6 @@ command between two pulses, under its lease, as ``Engine.submit`` does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +33,7 @@ from nutcracker.core.model import Fill, OpenOrder
 from nutcracker.core.params import SymbolParams
 from nutcracker.core.records import FillRow
 from nutcracker.core.serialize import loads_params
+from nutcracker.engine.polling import poll
 from nutcracker.engine.report_codec import decode_report
 from nutcracker.engine.reports import PulseReport, SymbolStatus
 from nutcracker.engine.runtime import journaled_outcome
@@ -135,20 +135,11 @@ class FleetEngine:
         held every API request for 50-110 ms once a second (``bench/api.py --fleet``: status p99
         133 ms); only taking what was read, and telling the observers, runs on the loop.
         """
-        failing = False  # said once when Redis goes away and once when it is back
-        while not stop.is_set():
-            try:
-                self._take(await asyncio.to_thread(self._read))
-            except Exception as e:  # Redis away: the last reports stay shown, the next round retries
-                if not failing:
-                    logger.warning("reports not read, retrying every %g s: %r", POLL_S, e)
-                failing = True
-            else:
-                if failing:
-                    logger.warning("reports read again")
-                failing = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), POLL_S)
+
+        async def read() -> None:
+            self._take(await asyncio.to_thread(self._read))
+
+        await poll(stop, POLL_S, read, logger, "reports")
 
     def _read(self) -> list[_Published]:
         """Return the reports published since the last taken, each with the fills booked since.
