@@ -153,6 +153,30 @@ def test_advise_files_a_suggestion_the_user_accepts_and_cannot_accept_twice(
 
 
 @pytest.mark.slow
+def test_advise_files_in_the_workers_redis_where_suggestions_list_and_show_read_them(
+    setup: tuple[Path, Path, str], redis_url: str, tmp_path: Path
+) -> None:
+    _, _, data = setup
+    config = tmp_path / "grid.toml"  # as the setup wrote it (another test accepts into the setup's)
+    config.write_text((ROOT / "tests" / "fixtures" / "unseeded-grid-btc-usdt.toml").read_text() + ADVISOR)
+    args = ["advise", "--config", str(config), "--data", data, "--store", redis_url]
+    result = runner.invoke(app, [*args, "--trials", "6", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"filed 1 suggestion(s) in Redis {redis_url}" in result.output  # seed 2: 2 folds of 2 won
+    listing = runner.invoke(app, ["suggestions", "list", "--store", redis_url])
+    assert listing.exit_code == 0, listing.output
+    sid, status, symbol = listing.stdout.split()[:3]
+    assert (status, symbol) == ("pending", "BTC/USDT")
+    shown = runner.invoke(app, ["suggestions", "show", sid, "--store", redis_url])
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.stdout.split("\n", 1)[1])
+    assert (record["id"], record["source"]) == (sid, "config backtest on candle files")
+    again = runner.invoke(app, [*args, "--trials", "6", "--seed", "2"])  # the same advice: filed once
+    assert again.exit_code == 0, again.output
+    assert runner.invoke(app, ["suggestions", "list", "--store", redis_url]).stdout == listing.stdout
+
+
+@pytest.mark.slow
 def test_the_same_inputs_and_seed_give_the_same_suggestions_byte_for_byte(
     setup: tuple[Path, Path, str], tmp_path: Path
 ) -> None:
@@ -175,7 +199,7 @@ def test_the_same_inputs_and_seed_give_the_same_suggestions_byte_for_byte(
         ]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
-        assert "no --journal: nothing filed" in result.output or "keep your parameters" in result.output
+        assert "nothing filed" in result.output or "keep your parameters" in result.output
         outs.append((out / "suggestions.json").read_bytes())
     assert outs[0] == outs[1]
     assert b'"seed": 9' in outs[0]

@@ -235,6 +235,48 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
         3,
         ("no such journal file",),
     ),
+    (
+        "suggestions: neither --journal nor --store",
+        lambda t: ["suggestions", "list"],
+        EXIT_CONFIG,
+        ("give --journal FILE", "or --store redis://"),
+    ),
+    (
+        "suggestions: both --journal and --store",
+        lambda t: ["suggestions", "show", "s1", "--journal", str(t / "j.db"), "--store", "redis://h:1/0"],
+        EXIT_CONFIG,
+        ("--journal and --store: give one",),
+    ),
+    (
+        "suggestions: unreachable --store, its password masked",
+        lambda t: ["suggestions", "list", "--store", f"redis://:hunter2@127.0.0.1:{_closed_port()}/0"],
+        EXIT_JOURNAL,
+        ("cannot reach Redis at redis://:***@127.0.0.1", "fix --store"),
+    ),
+    (
+        "suggestions: --store that is not a Redis URL",
+        lambda t: ["suggestions", "list", "--store", "http://127.0.0.1:6379"],
+        EXIT_JOURNAL,
+        ("not a Redis URL", "redis://HOST:PORT/DB"),
+    ),
+    (
+        "suggestions accept: --store decides through the API",
+        lambda t: ["suggestions", "accept", "s1", "--config", str(GRID), "--store", "redis://h:1/0"],
+        EXIT_CONFIG,
+        ("accept through the API of `nutcracker serve --store`", "/suggestions/ID/accept"),
+    ),
+    (
+        "suggestions reject: neither --journal nor --store",
+        lambda t: ["suggestions", "reject", "s1"],
+        EXIT_CONFIG,
+        ("--journal: give the engine's journal file",),
+    ),
+    (
+        "advise: both --journal and --store",
+        lambda t: ["advise", "--config", str(GRID), "--journal", str(t / "j.db"), "--store", "redis://h:1/0"],
+        EXIT_CONFIG,
+        ("--journal and --store: give one",),
+    ),
     # --- config values (every field has a row in tests/unit/test_config.py) ---------------------
     (
         "config check: min_net_bps = 1e30",

@@ -23,7 +23,7 @@ from nutcracker.core.units import Precision
 from nutcracker.errors import AdvisorError
 from nutcracker.marketdata.candles import CandleArrays
 from nutcracker.store.snapshot import JournalSnapshot
-from nutcracker.store.suggestions import SuggestionStore
+from nutcracker.store.suggestions import Suggestions
 
 DAY_MS = 86_400_000
 
@@ -135,9 +135,8 @@ def advise(
     return out
 
 
-def file_advice(journal: Path, advices: list[Advice], *, now_ms: int, expire_days: int) -> list[str]:
-    """File the suggestions among ``advices`` in the journal's suggestions table; return their ids."""
-    store = SuggestionStore(journal)
+def file_advice(store: Suggestions, advices: list[Advice], *, now_ms: int, expire_days: int) -> list[str]:
+    """File the suggestions among ``advices`` in ``store`` (a journal file's, Redis's); return their ids."""
     filed = []
     for a in advices:
         if a.suggests:

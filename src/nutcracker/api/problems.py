@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nutcracker.api.principal import AuthError
+from nutcracker.errors import JournalError
 
 __all__ = [
     "PROBLEM_JSON",
@@ -149,6 +150,15 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status, exc.detail, request, errors=exc.errors, headers=exc.headers or None)
 
 
+async def _on_journal(request: Request, exc: Exception) -> JSONResponse:
+    """The journal (a file, Redis) cannot be read or written now: the server is fine, retry later.
+
+    Its message names the store and the fix, never a password (``redis_connect.describe``).
+    """
+    logger.warning("api_journal path=%s error=%s", request.url.path, exc)
+    return problem_response(503, str(exc), request, headers={"Retry-After": "5"})
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error("api_error path=%s error=%s", request.url.path, type(exc).__name__, exc_info=exc)
     return problem_response(500, "internal error: the server's log has the details", request)
@@ -160,4 +170,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(AuthError, _on_auth)
     app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(JournalError, _on_journal)
     app.add_exception_handler(Exception, _on_unexpected)

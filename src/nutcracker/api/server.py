@@ -45,6 +45,7 @@ from nutcracker.errors import ConfigError
 from nutcracker.marketdata.candles import CandleArrays
 from nutcracker.replay.driver import run_replay
 from nutcracker.store.redis import RedisJournal
+from nutcracker.store.redis_suggestions import RedisSuggestions
 from nutcracker.store.sqlite import SqliteJournal
 
 __all__ = [
@@ -323,6 +324,7 @@ async def serve_fleet(
         app = create_app(
             authenticator, plane, metrics=ApiMetrics(), heartbeat_s=heartbeat_s, metrics_token=metrics_token
         )
+        suggestions.enable(app, RedisSuggestions(store_url, prefix=prefix, client=journal.client))
         stop = asyncio.Event()
 
         async def follow() -> None:  # the reports once a second, the journal's events as they come

@@ -29,6 +29,7 @@ from nutcracker.store.suggestions import (
     PENDING,
     REJECTED,
     StoredSuggestion,
+    Suggestions,
     SuggestionStore,
 )
 
@@ -44,7 +45,7 @@ class Accepted:
     backup: Path
 
 
-def pending(store: SuggestionStore, suggestion_id: str, now_ms: int) -> StoredSuggestion:
+def pending(store: Suggestions, suggestion_id: str, now_ms: int) -> StoredSuggestion:
     """Return the suggestion if it can still be decided.
 
     Raises:

@@ -13,14 +13,21 @@ from rich.console import Console
 
 from nutcracker.cli._common import EXIT_JOURNAL
 from nutcracker.errors import EXIT_CONFIG, AdvisorError, ConfigError, DataError
-from nutcracker.store.suggestions import SuggestionStore
+from nutcracker.store.suggestions import Suggestions, SuggestionStore
 
 if TYPE_CHECKING:
     from nutcracker.config import NutcrackerConfig
     from nutcracker.marketdata.candles import CandleArrays
 
 JournalOption = Annotated[
-    Path, typer.Option("--journal", help="The journal file the suggestions are kept in.")
+    Path | None, typer.Option("--journal", help="The journal file the suggestions are kept in.")
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="The workers' Redis (redis://[:PASSWORD@]HOST:PORT/DB): the suggestions `serve --store` serves.",
+    ),
 ]
 advise_app = typer.Typer(
     help="Search better parameters walk-forward; suggest them only if they win out of sample.",
@@ -79,6 +86,7 @@ def advise(
             "--journal", help="Journal of a run: its period and record; suggestions are filed in it."
         ),
     ] = None,
+    store: StoreOption = None,
     data: Annotated[
         list[str] | None,
         typer.Option(
@@ -102,12 +110,14 @@ def advise(
     err = Console(stderr=True)
     if config_file is None:
         raise fail(err, ConfigError("--config: give the TOML config with its [advisor] table"))
+    check_filing(err, journal, store)
     config, candles = load_inputs(err, config_file, data, trials=trials, seed=seed)
     from nutcracker.advisor.run import advise as run_advise
     from nutcracker.advisor.run import file_advice
     from nutcracker.store.migrations import JournalError
 
     try:
+        kept = filing_store(journal, store)
         advices = run_advise(
             config,
             candles,
@@ -117,8 +127,8 @@ def advise(
             progress=lambda m: err.print(m, style="dim", markup=False),
         )
         filed = (
-            file_advice(journal, advices, now_ms=_now_ms(), expire_days=config.advisor.expire_days)
-            if journal is not None and config.advisor is not None
+            file_advice(kept, advices, now_ms=_now_ms(), expire_days=config.advisor.expire_days)
+            if kept is not None and config.advisor is not None
             else []
         )
     except JournalError as e:
@@ -137,13 +147,14 @@ def advise(
         console.print(f"  excursion model: {model.get('verdict', model.get('skipped'))}", markup=False)
     if filed:
         console.print(
-            f"filed {len(filed)} suggestion(s) in {journal}: "
-            f"`nutcracker suggestions show ID --journal {journal}`",
+            f"filed {len(filed)} suggestion(s) in {where_kept(journal, store)}: "
+            f"`nutcracker suggestions show ID {where_kept(journal, store, as_option=True)}`",
             markup=False,
             highlight=False,
+            soft_wrap=True,  # a command to copy: never wrapped
         )
     elif any(a.suggests for a in advices):
-        console.print("no --journal: nothing filed (accepting needs a journal)", markup=False)
+        console.print("no --journal nor --store: nothing filed (accepting needs one)", markup=False)
     if out is not None:
         from nutcracker.advisor.report import write_outputs
 
@@ -154,22 +165,75 @@ def advise(
     )
 
 
-def _store(err: Console, journal: Path) -> SuggestionStore:
+def check_filing(err: Console, journal: Path | None, store: str | None) -> None:
+    """Refuse ``--journal`` with ``--store``: suggestions are kept in one place (exit 2)."""
+    if journal is not None and store is not None:
+        raise fail(
+            err,
+            ConfigError(
+                "--journal and --store: give one (--journal: an engine's journal file; "
+                "--store: the Redis of `nutcracker worker`s)"
+            ),
+        )
+
+
+def filing_store(journal: Path | None, store: str | None) -> Suggestions | None:
+    """Open where suggestions are filed: Redis (``--store``), a journal file, or nowhere.
+
+    Raises:
+        JournalError: the file or the Redis cannot keep them (one line with the fix).
+    """
+    if store is not None:
+        from nutcracker.store.redis_suggestions import RedisSuggestions
+
+        return RedisSuggestions(store)
+    return None if journal is None else SuggestionStore(journal)
+
+
+def where_kept(journal: Path | None, store: str | None, *, as_option: bool = False) -> str:
+    """Name where suggestions are kept (a Redis URL without its password)."""
+    if store is not None:
+        from nutcracker.store.redis_connect import describe
+
+        return f"--store {describe(store)}" if as_option else f"Redis {describe(store)}"
+    return f"--journal {journal}" if as_option else str(journal)
+
+
+def _store(err: Console, journal: Path | None, store: str | None) -> Suggestions:
     from nutcracker.store.migrations import JournalError
 
+    check_filing(err, journal, store)
     try:
-        return SuggestionStore(journal)
+        kept = filing_store(journal, store)
     except JournalError as e:
         raise fail(err, e, EXIT_JOURNAL) from None
+    if kept is None:
+        raise fail(err, ConfigError("give --journal FILE (an engine's) or --store redis://… (the workers')"))
+    return kept
+
+
+def _journal_only(err: Console, journal: Path | None, store: str | None, verb: str) -> Path:
+    """Decide in a journal file; with ``--store`` the decision goes through the API (exit 2)."""
+    if store is not None:
+        raise fail(
+            err,
+            ConfigError(
+                f"--store: {verb} through the API of `nutcracker serve --store` (POST "
+                f"/api/v1/symbols/SYMBOL/suggestions/ID/{verb}), so the symbol's worker journals it"
+            ),
+        )
+    if journal is None:
+        raise fail(err, ConfigError("--journal: give the engine's journal file the suggestion is in"))
+    return journal
 
 
 @suggestions_app.command("list")
-def list_suggestions(journal: JournalOption) -> None:
+def list_suggestions(journal: JournalOption = None, store: StoreOption = None) -> None:
     """List the suggestions, newest first, with their status."""
-    store = _store(Console(stderr=True), journal)
-    store.expire(_now_ms())
+    kept = _store(Console(stderr=True), journal, store)
+    kept.expire(_now_ms())
     console = Console()
-    rows = store.all()
+    rows = kept.all()
     if not rows:
         console.print("no suggestions", markup=False)
     for s in rows:
@@ -183,12 +247,16 @@ def list_suggestions(journal: JournalOption) -> None:
 
 
 @suggestions_app.command("show")
-def show(suggestion_id: Annotated[str, typer.Argument(metavar="ID")], journal: JournalOption) -> None:
+def show(
+    suggestion_id: Annotated[str, typer.Argument(metavar="ID")],
+    journal: JournalOption = None,
+    store: StoreOption = None,
+) -> None:
     """Print one suggestion's record: the diff, the per-fold evidence, the disclaimer."""
     err = Console(stderr=True)
-    store = _store(err, journal)
-    store.expire(_now_ms())
-    found = store.get(suggestion_id)
+    kept = _store(err, journal, store)
+    kept.expire(_now_ms())
+    found = kept.get(suggestion_id)
     if found is None:
         raise fail(
             err,
@@ -202,10 +270,11 @@ def show(suggestion_id: Annotated[str, typer.Argument(metavar="ID")], journal: J
 @suggestions_app.command("accept")
 def accept(
     suggestion_id: Annotated[str, typer.Argument(metavar="ID")],
-    journal: JournalOption,
     config_file: Annotated[
         Path, typer.Option("--config", help="The config file to change (FILE.bak is kept).")
     ],
+    journal: JournalOption = None,
+    store: StoreOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     actor: Annotated[str, typer.Option(help="Who accepts (journaled as the actor).")] = "",
 ) -> None:
@@ -215,9 +284,10 @@ def accept(
     from nutcracker.store.migrations import JournalError
 
     err = Console(stderr=True)
+    journal = _journal_only(err, journal, store, "accept")
     who = actor or f"user:{getpass.getuser()}"
     try:
-        found = pending(_store(err, journal), suggestion_id, _now_ms())
+        found = pending(_store(err, journal, None), suggestion_id, _now_ms())
         diff = json.loads(found.record_json)["diff"]
         if not yes and not typer.confirm(f"apply {json.dumps(diff)} to {found.symbol} in {config_file}?"):
             raise fail(err, ConfigError("not accepted: nothing changed"), 1)
@@ -237,7 +307,8 @@ def accept(
 @suggestions_app.command("reject")
 def reject(
     suggestion_id: Annotated[str, typer.Argument(metavar="ID")],
-    journal: JournalOption,
+    journal: JournalOption = None,
+    store: StoreOption = None,
     actor: Annotated[str, typer.Option(help="Who rejects (journaled as the actor).")] = "",
 ) -> None:
     """Reject a pending suggestion (it can no longer be accepted)."""
@@ -245,6 +316,7 @@ def reject(
     from nutcracker.store.migrations import JournalError
 
     err = Console(stderr=True)
+    journal = _journal_only(err, journal, store, "reject")
     try:
         reject_suggestion(
             journal, suggestion_id, actor=actor or f"user:{getpass.getuser()}", now_ms=_now_ms()

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from nutcracker.cli._common import EXIT_JOURNAL
-from nutcracker.cli.advise import fail, load_inputs
+from nutcracker.cli.advise import StoreOption, check_filing, fail, filing_store, load_inputs, where_kept
 from nutcracker.errors import AdvisorError, ConfigError
 
 
@@ -42,6 +42,7 @@ def worker(
             "--journal", help="Journal of a run: its period and record; the suggestions are filed in it."
         ),
     ] = None,
+    store: StoreOption = None,
     trials: Annotated[int, typer.Option(help="The study's trial set per symbol (each: every window).")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the trial set: same inputs, same advice.")] = 0,
     wait: Annotated[
@@ -72,6 +73,7 @@ def worker(
         raise fail(
             err, ConfigError(f"--heartbeat {heartbeat} --grace {grace}: give 1 <= heartbeat < grace <= 86400")
         )
+    check_filing(err, journal, store)
     config, candles = load_inputs(err, config_file, data, trials=trials, seed=seed)
     from nutcracker.advisor.heartbeat import Heartbeat
     from nutcracker.advisor.run import file_advice, journal_windows
@@ -81,6 +83,7 @@ def worker(
 
     progress = lambda m: err.print(m, style="dim", markup=False)  # noqa: E731
     try:
+        kept = filing_store(journal, store)
         windows = journal_windows(journal, config, candles) if journal is not None else {}
         data_of = {
             s: c if s not in windows else c.slice(windows[s].start, windows[s].stop)
@@ -112,9 +115,9 @@ def worker(
         ]
         filed = (
             file_advice(
-                journal, advices, now_ms=time.time_ns() // 1_000_000, expire_days=config.advisor.expire_days
+                kept, advices, now_ms=time.time_ns() // 1_000_000, expire_days=config.advisor.expire_days
             )
-            if journal is not None and config.advisor is not None
+            if kept is not None and config.advisor is not None
             else []
         )
     except JournalError as e:
@@ -158,7 +161,12 @@ def worker(
                 soft_wrap=True,
             )
     if filed:
-        console.print(f"filed {len(filed)} suggestion(s) in {journal}", markup=False, highlight=False)
+        console.print(
+            f"filed {len(filed)} suggestion(s) in {where_kept(journal, store)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if out is not None and advices:
         from nutcracker.advisor.report import write_outputs
 

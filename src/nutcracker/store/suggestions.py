@@ -3,6 +3,7 @@
 The ``Journal`` port is not involved: this table is written by the advisor (new suggestions) and
 by the user's decision (accepted, rejected), and read by ``nutcracker suggestions``. A record's
 JSON never changes once filed (a trigger refuses it); only its status moves, once, from pending.
+``Suggestions`` is that contract; ``store.redis_suggestions`` keeps it in Redis for scale-out.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from nutcracker.store.migrations import JournalError, check_file
 
@@ -53,6 +54,36 @@ class StoredSuggestion:
     decided_ts_ms: int
     decided_by: str
     record_json: str
+
+
+class Suggestions(Protocol):
+    """Where suggestions are kept: filed once, their status moved once from pending."""
+
+    def file(
+        self, suggestion_id: str, symbol: str, record_json: str, created_ts_ms: int, expires_ts_ms: int
+    ) -> bool:
+        """File a pending suggestion; False if one with this id (the same content) is already filed."""
+        ...
+
+    def expire(self, now_ms: int) -> int:
+        """Mark the pending suggestions whose time ran out as expired; return how many."""
+        ...
+
+    def all(self) -> list[StoredSuggestion]:
+        """Return every suggestion, newest first (by id within the same millisecond)."""
+        ...
+
+    def get(self, suggestion_id: str) -> StoredSuggestion | None: ...
+
+    def decide(self, suggestion_id: str, status: str, actor: str, ts_ms: int) -> bool:
+        """Move a pending suggestion to ``status`` (accepted or rejected); False if it is not pending."""
+        ...
+
+
+def check_decision(status: str) -> None:
+    """Refuse a status a user cannot decide (expiry is the store's own)."""
+    if status not in (ACCEPTED, REJECTED):
+        raise ValueError(f"a user decides accepted or rejected, not {status!r}")
 
 
 class SuggestionStore:
@@ -124,8 +155,7 @@ class SuggestionStore:
 
     def decide(self, suggestion_id: str, status: str, actor: str, ts_ms: int) -> bool:
         """Move a pending suggestion to ``status`` (accepted or rejected); False if it is not pending."""
-        if status not in (ACCEPTED, REJECTED):
-            raise ValueError(f"a user decides accepted or rejected, not {status!r}")
+        check_decision(status)
         with self._connect() as conn:
             return (
                 conn.execute(

@@ -1,8 +1,9 @@
-"""The suggestions table and the config file edit that acceptance makes."""
+"""The suggestions' stores (a journal file's table, Redis) and the config file edit acceptance makes."""
 
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,35 +13,83 @@ from nutcracker.config.editing import apply_to_file, edited_text
 from nutcracker.control.params_patch import patched_config
 from nutcracker.errors import ConfigError
 from nutcracker.store.migrations import JournalError
+from nutcracker.store.redis_suggestions import RedisSuggestions
 from nutcracker.store.sqlite import SqliteJournal
-from nutcracker.store.suggestions import ACCEPTED, EXPIRED, PENDING, REJECTED, SuggestionStore
+from nutcracker.store.suggestions import (
+    ACCEPTED,
+    EXPIRED,
+    PENDING,
+    REJECTED,
+    Suggestions,
+    SuggestionStore,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 GRID = ROOT / "tests" / "fixtures" / "unseeded-grid-btc-usdt.toml"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SuggestionStore:
+@pytest.fixture(params=["journal file", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Suggestions:
+    if request.param == "redis":
+        return RedisSuggestions(request.getfixturevalue("redis_url"), prefix="t:")
     path = tmp_path / "journal.db"
     SqliteJournal(path).close()
     return SuggestionStore(path)
 
 
-def test_a_suggestion_is_filed_once_and_its_record_never_changes(
-    store: SuggestionStore, tmp_path: Path
-) -> None:
+def test_a_suggestion_is_filed_once(store: Suggestions) -> None:
     assert store.file("s1", "BTC/USDT", '{"a": 1}', 1000, 2000)
-    assert not store.file("s1", "BTC/USDT", '{"a": 1}', 1500, 2500)  # the same id: already filed
-    conn = sqlite3.connect(tmp_path / "journal.db")
+    assert not store.file("s1", "BTC/USDT", '{"b": 2}', 1500, 2500)  # the same id: already filed
+    found = store.get("s1")
+    assert found is not None
+    assert (found.status, found.created_ts_ms, found.expires_ts_ms, found.record_json) == (
+        PENDING,
+        1000,
+        2000,
+        '{"a": 1}',
+    )
+    assert (found.decided_ts_ms, found.decided_by) == (-1, "")
+    assert store.get("s2") is None
+
+
+def test_a_filed_record_never_changes_in_a_journal_file(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    SqliteJournal(path).close()
+    SuggestionStore(path).file("s1", "BTC/USDT", '{"a": 1}', 1000, 2000)
+    conn = sqlite3.connect(path)
     with pytest.raises(sqlite3.IntegrityError, match="does not change"):
         conn.execute("UPDATE suggestions SET record_json = '{}' WHERE id = 's1'")
     conn.close()
+
+
+def test_suggestions_are_listed_newest_first_then_by_id(store: Suggestions) -> None:
+    for sid, created in (("b", 1000), ("c", 3000), ("a", 1000), ("d", 2000)):
+        store.file(sid, "BTC/USDT", "{}", created, created + 10_000)
+    assert [s.id for s in store.all()] == ["c", "d", "a", "b"]
+
+
+def test_an_expiry_never_undoes_a_decision(store: Suggestions) -> None:
+    store.file("s1", "BTC/USDT", "{}", 1000, 2000)
+    assert store.decide("s1", ACCEPTED, "olga", 1500)
+    assert store.expire(5000) == 0
     found = store.get("s1")
     assert found is not None
-    assert (found.status, found.created_ts_ms, found.record_json) == (PENDING, 1000, '{"a": 1}')
+    assert (found.status, found.decided_by, found.decided_ts_ms) == (ACCEPTED, "olga", 1500)
+    assert not store.decide("nope", ACCEPTED, "olga", 1500)  # unknown: nothing to decide
 
 
-def test_only_a_pending_suggestion_can_be_decided(store: SuggestionStore) -> None:
+def test_of_many_deciding_one_suggestion_at_once_exactly_one_wins(store: Suggestions) -> None:
+    store.file("s1", "BTC/USDT", "{}", 1000, 9000)
+    deciders = [(ACCEPTED if i % 2 else REJECTED, f"user{i}") for i in range(8)]
+    with ThreadPoolExecutor(len(deciders)) as pool:
+        won = list(pool.map(lambda d: store.decide("s1", d[0], d[1], 1500), deciders))
+    assert won.count(True) == 1
+    found = store.get("s1")
+    assert found is not None
+    assert (found.status, found.decided_by) == deciders[won.index(True)]
+
+
+def test_only_a_pending_suggestion_can_be_decided(store: Suggestions) -> None:
     store.file("s1", "BTC/USDT", "{}", 1000, 2000)
     store.file("s2", "BTC/USDT", "{}", 1000, 2000)
     store.file("s3", "BTC/USDT", "{}", 1000, 9000)

@@ -9,9 +9,9 @@ change leaves it pending. Every decision, accept or reject, is also journaled in
 CLI's is (``accept_suggestion``, ``reject_suggestion``: a ``DecideSuggestion`` the engine records)
 with the owner, their role, their address, the suggestion and their reason.
 
-The suggestions live in the journal file's own table (``store.suggestions``); ``enable`` tells the
-app which file. Their expiry is wall-clock time, also in a replay (where the engine's clock is the
-market's).
+The suggestions live in the journal file's own table (``store.suggestions``) or, under
+``serve --store``, in the workers' Redis (``store.redis_suggestions``); ``enable`` tells the app
+which. Their expiry is wall-clock time, also in a replay (where the engine's clock is the market's).
 """
 
 from __future__ import annotations
@@ -37,7 +37,14 @@ from nutcracker.control.params_patch import change_params
 from nutcracker.core.commands import DecideSuggestion, Outcome, Role
 from nutcracker.errors import ConfigError
 from nutcracker.store.migrations import JournalError
-from nutcracker.store.suggestions import ACCEPTED, PENDING, REJECTED, StoredSuggestion, SuggestionStore
+from nutcracker.store.suggestions import (
+    ACCEPTED,
+    PENDING,
+    REJECTED,
+    StoredSuggestion,
+    Suggestions,
+    SuggestionStore,
+)
 
 __all__ = ["enable", "router"]
 
@@ -64,9 +71,10 @@ _DECIDE = problem_responses(
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-def enable(app: FastAPI, journal: Path) -> None:
-    """Serve the suggestions kept in ``journal`` (the engine's journal file)."""
-    app.state.suggestions_journal = journal
+def enable(app: FastAPI, kept: Path | Suggestions) -> None:
+    """Serve the suggestions kept in ``kept``: the engine's journal file (opened per request, as the
+    engine may create it after the server starts), or a store such as Redis's."""
+    app.state.suggestions_kept = kept
 
 
 def _now_ms() -> int:
@@ -125,12 +133,14 @@ class DecisionResult(BaseModel):
     version: int = Field(default=0, description="the symbol's parameter version after an accept")
 
 
-def _store(request: Request) -> SuggestionStore:
-    journal: Path | None = getattr(request.app.state, "suggestions_journal", None)
-    if journal is None:
+def _store(request: Request) -> Suggestions:
+    kept: Path | Suggestions | None = getattr(request.app.state, "suggestions_kept", None)
+    if kept is None:
         raise ProblemError(503, "this server keeps no suggestions: serve an engine with a journal file")
+    if not isinstance(kept, Path):
+        return kept
     try:
-        return SuggestionStore(journal)
+        return SuggestionStore(kept)
     except JournalError as e:
         raise ProblemError(503, str(e)) from None
 
@@ -160,7 +170,7 @@ def _owner(plane: ControlPlane, principal: Principal, symbol: str) -> Role:
     return Role.OWNER
 
 
-def _find(store: SuggestionStore, symbol: str, suggestion_id: str) -> StoredSuggestion:
+def _find(store: Suggestions, symbol: str, suggestion_id: str) -> StoredSuggestion:
     store.expire(_now_ms())
     found = store.get(suggestion_id)
     if found is None or found.symbol != symbol:
@@ -212,7 +222,7 @@ class _Deciding:
 
     plane: ControlPlane
     symbol: str
-    store: SuggestionStore
+    store: Suggestions
     found: StoredSuggestion
     role: Role
 
