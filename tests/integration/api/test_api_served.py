@@ -342,6 +342,24 @@ def test_another_accounts_symbol_is_a_404_that_leaks_nothing(served: Served) -> 
     is_problem(alice.get("/metrics"), 403)  # metrics name every symbol
 
 
+def test_a_kill_of_every_symbol_with_the_longest_command_id_kills_each_once(served: Served) -> None:
+    served.step(2)
+    olga = client(served)
+    body = {"reason": "stop everything", "command_id": "k" * 128}  # the longest a client may give
+    killed = olga.post(f"{API}/kill", json=body)
+    assert killed.status_code == 200, killed.text
+    ids = {k["symbol"]: k["command_id"] for k in killed.json()}
+    assert set(ids) == {"BTC/USDT", "ETH/USDT"}
+    assert len(set(ids.values())) == 2  # one id per symbol, each within the journals' 128 characters
+    assert all(len(i) <= 128 and i.startswith("api:olga:kkk") for i in ids.values())
+    assert [k["outcome"] for k in killed.json()] == ["applied", "applied"]
+    assert {served.plane.engine.worker(s).status for s in ids} == {"killed"}
+    again = olga.post(f"{API}/kill", json=body).json()  # the same key: a replay, not a second kill
+    assert {k["symbol"]: k["command_id"] for k in again} == ids
+    kills = [e for e in olga.get(f"{API}/audit").json()["entries"] if e["action"] == "kill"]
+    assert len(kills) == 2
+
+
 def test_a_viewers_mutating_calls_are_403_and_change_nothing(served: Served) -> None:
     served.step(2)
     viewer = client(served, "vic")

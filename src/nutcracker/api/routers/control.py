@@ -10,6 +10,8 @@ step-up token (stopping is always easy, starting again is deliberate).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import uuid
 from typing import Annotated, Any
@@ -49,12 +51,22 @@ _CHANGE = problem_responses(
 
 Caller = Annotated[Principal, Depends(current_principal)]
 
+_MAX_ID = 128  # the longest command id the journals keep
 _KINDS: dict[str, type[Command]] = {"pause": PauseSymbol, "resume": ResumeSymbol, "kill": KillSymbol}
 
 
 def _command_id(principal: Principal, given: str | None, suffix: str = "") -> str:
-    """Scope a client's idempotency key to its user: another user's id never replays their outcome."""
-    return f"api:{principal.user}:{given or uuid.uuid4().hex}{suffix}"[:128]
+    """Scope a client's idempotency key to its user: another user's id never replays their outcome.
+
+    At most ``_MAX_ID`` characters: a longer one keeps its start and ends with a digest of the
+    whole, so the per-symbol ids of one "for all" command stay distinct (cutting the end off made
+    them one id, and every symbol after the first a replay of the first).
+    """
+    cid = f"api:{principal.user}:{given or uuid.uuid4().hex}{suffix}"
+    if len(cid) <= _MAX_ID:
+        return cid
+    digest = hashlib.sha256(cid.encode()).hexdigest()[:32]
+    return f"{cid[: _MAX_ID - len(digest) - 1]}~{digest}"
 
 
 def _why(reason: str, request: Request, what: str) -> str:
@@ -143,11 +155,11 @@ async def _for_all(
         raise ProblemError(404, "you have no symbols here")
     if kind == "resume" and _needs_step_up_to_resume(plane, targets):
         check_step_up(request, principal, StepUpAction.RESUME_KILLED)
-    results = []
-    for symbol in targets:
-        suffix = f":{symbol}"
-        results.append(await _control(plane, request, principal, kind, symbol, body, suffix))
-    return results
+    # all at once: under `serve --store` each waits for its symbol's worker (up to 10 s when none
+    # holds it), and one after the other a kill of every symbol took minutes
+    return list(
+        await asyncio.gather(*(_control(plane, request, principal, kind, s, body, f":{s}") for s in targets))
+    )
 
 
 @router.post(
