@@ -158,6 +158,15 @@ def test_serve_store_shows_the_workers_symbols_and_pauses_one_through_its_owner(
             assert resumed.status_code == 200, resumed.text
             assert resumed.json()["outcome"] == "applied"
             _until("the resumed symbol pulsing", lambda: status()[target]["status"] != "paused", 15)
+
+            # every symbol at once: each to its own owner (the two workers), all applied
+            everything = c.post("/pause", json={"reason": "fleet e2e, all"}, headers=auth)
+            assert everything.status_code == 200, everything.text
+            assert sorted((r["symbol"], r["outcome"]) for r in everything.json()) == [
+                (s, "applied") for s in sorted(symbols)
+            ]
+            assert all(journal.load_symbol(s).status == "paused" for s in symbols)  # type: ignore[union-attr]
+            assert c.post("/resume", json={"reason": "fleet e2e, all over"}, headers=auth).status_code == 200
         journal.close()
         _stop_serve(api)
     finally:

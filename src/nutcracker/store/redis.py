@@ -93,6 +93,12 @@ class RedisJournal:
                 ("fence", lua.FENCE),
             )
         }
+        try:
+            self._r.register_script(lua.COMMAND_INDEX)(args=[prefix])  # once per store: a no-op after
+        except redis.RedisError as e:
+            raise JournalError(
+                f"Redis at {self._where}: cannot index the audit ({e}); check the server"
+            ) from None
         self._fences: dict[str, int] = {}  # symbol -> the token this journal writes under
         self._buffer_lock = threading.Lock()
         self._buffered: dict[str, tuple[str, int]] = {}  # symbol -> (state_json, ts_ms), call order
@@ -156,7 +162,8 @@ class RedisJournal:
     def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None:
         """Append an audit entry (account-wide)."""
         row = _dumps([ts_ms, actor, action, detail])
-        self._run([("audit", [ts_ms, row, audit_payload(actor, action, detail)])])
+        ids = lua.COMMAND_IDS.findall(detail)
+        self._run([("audit", [ts_ms, row, audit_payload(actor, action, detail), detail, *ids])])
 
     def fence(self, symbol: str, token: int) -> None:
         """Write ``symbol`` under a lease's fencing token from now on (``FencedJournal``).
@@ -321,12 +328,8 @@ class RedisJournal:
 
     def command_detail(self, command_id: str) -> str | None:
         """Return the first audit detail journaled for ``command_id``, or None (``Journal``)."""
-        tag = f"command={command_id} role="
-        for row in self._read(lambda: self._r.lrange(self._prefix + "audit", 0, -1)):
-            detail = str(json.loads(row)[3])
-            if tag in detail:
-                return detail
-        return None
+        detail = self._read(lambda: self._r.hget(self._prefix + "cmdd", command_id))
+        return None if detail is None else str(detail)
 
     def recent_events(self, symbol: str, limit: int) -> list[EventRow]:
         """Return the symbol's latest ``limit`` events (``ACCOUNT`` for audit), newest first."""

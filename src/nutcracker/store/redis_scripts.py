@@ -15,14 +15,19 @@ order · ``ft:S`` trade ids by time · ``c:S`` cycles · ``iid:S`` intent identi
 ``ilast:S`` latest action per cid · ``p:S`` params versions · ``ev:S`` its events · ``flog:S``
 the fencing log ("token seq" when a token's writes begin; seq: the account's next event). Account-wide:
 ``symbols``, ``fence``, ``wtok`` (each symbol's last writing token), ``audit``, ``ev`` (every event;
-seq n at index n - 1).
+seq n at index n - 1), ``cmdd`` (each command id's first audit detail: ``command_detail`` is one
+``HGET``, where it read the whole audit, every 50 ms while ``serve --store`` waited for an outcome),
+``cmdv`` (set once the audit written before ``cmdd`` existed is indexed).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
-__all__ = ["AUDIT", "FENCE", "PARAMS", "PULSE", "STATE", "STATUS", "UPDATES"]
+__all__ = ["AUDIT", "COMMAND_IDS", "COMMAND_INDEX", "FENCE", "PARAMS", "PULSE", "STATE", "STATUS", "UPDATES"]
+
+COMMAND_IDS: Final = re.compile(r"command=(\S+) role=")  # the ids an audit detail names (its tag)
 
 _COMMON: Final = r"""
 local P = ARGV[1]
@@ -195,15 +200,32 @@ return version
 """
 )
 
-# ARGV: P, ts, row, payload
+# ARGV: P, ts, row, payload, detail, then the command ids the detail names (``cmdd``: each id's first)
 AUDIT: Final = (
     _COMMON
     + r"""
 local seq = redis.call('RPUSH', P .. 'audit', ARGV[3])
 event(ARGV[2], '', 'audit', ARGV[4])
+for i = 6, #ARGV do redis.call('HSETNX', P .. 'cmdd', ARGV[i], ARGV[5]) end
 return seq
 """
 )
+
+# ARGV: P. Indexes the command ids of a store whose audit was written before ``cmdd`` was (once;
+# ``cmdv`` says it is done). The pattern is ``COMMAND_IDS``'s.
+COMMAND_INDEX: Final = r"""
+local P = ARGV[1]
+if redis.call('EXISTS', P .. 'cmdv') == 1 then return 0 end
+local rows = redis.call('LRANGE', P .. 'audit', 0, -1)
+for _, row in ipairs(rows) do
+  local detail = cjson.decode(row)[4]
+  for cid in string.gmatch(detail, 'command=(%S+) role=') do
+    redis.call('HSETNX', P .. 'cmdd', cid, detail)
+  end
+end
+redis.call('SET', P .. 'cmdv', '1')
+return #rows
+"""
 
 # ARGV: P, sym, token
 FENCE: Final = r"""

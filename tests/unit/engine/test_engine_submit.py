@@ -250,12 +250,19 @@ def test_an_injected_quote_budget_is_the_one_the_workers_reserve_from() -> None:
         )
 
 
-@pytest.mark.parametrize("store", ["memory", "sqlite"])
-def test_a_command_id_journaled_before_a_restart_is_not_applied_again(store: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["memory", "sqlite", "redis"])
+def test_a_command_id_journaled_before_a_restart_is_not_applied_again(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Idempotence outlives the process: a new engine on the same journal reads the command ids."""
+    from nutcracker.store.redis import RedisJournal
     from nutcracker.store.sqlite import SqliteJournal
 
-    journal = InMemoryJournal() if store == "memory" else SqliteJournal(tmp_path / "j.db")
+    journal: InMemoryJournal | SqliteJournal | RedisJournal
+    if store == "redis":
+        journal = RedisJournal(request.getfixturevalue("redis_url"))
+    else:
+        journal = InMemoryJournal() if store == "memory" else SqliteJournal(tmp_path / "j.db")
     world = make_world((BTC, ETH), journal=journal)
 
     def new_engine() -> Engine:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -225,3 +226,46 @@ def test_the_fsync_policy_is_read_from_the_server(tmp_path: Path, redis_client: 
             assert fsync_policy(client) == "always"
     finally:
         server.stop()
+
+
+def test_a_command_id_is_found_by_its_index_without_reading_the_audit(
+    journal: RedisJournal, redis_client: redis.Redis
+) -> None:
+    journal.audit("olga", "pause", "symbol=BTC/USDT why=x command=c-1 role=operator", 1)
+    journal.audit("olga", "pause", "symbol=BTC/USDT why=again command=c-1 role=operator", 2)  # a replay
+    journal.audit("engine", "reconciliation", '{"placed": 0}', 3)  # names no command
+    for i in range(500):  # a long audit: reading it all, as before, grew with every entry
+        journal.audit("olga", "pause", f"symbol=ETH/USDT why=x command=k-{i} role=operator grant=g", 4)
+
+    def lranges() -> int:
+        return int(redis_client.info("commandstats").get("cmdstat_lrange", {}).get("calls", 0))
+
+    before = lranges()
+    assert journal.command_detail("c-1") == "symbol=BTC/USDT why=x command=c-1 role=operator"  # the first
+    assert journal.command_detail("k-499") == "symbol=ETH/USDT why=x command=k-499 role=operator grant=g"
+    assert journal.command_detail("c-") is None  # whole ids only
+    assert journal.command_detail("k-5000") is None
+    assert lranges() == before
+
+
+def test_the_command_ids_of_an_audit_written_before_the_index_are_indexed_once(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    old = [
+        [1, "olga", "pause", "symbol=BTC/USDT why=first command=c-1 role=operator"],
+        [2, "olga", "pause", "symbol=BTC/USDT why=replayed command=c-1 role=operator"],
+        [3, "bob", "kill", 'symbol=* why=say "command=x role=" command=k:2 role=owner grant=g-7'],
+    ]
+    for row in old:  # as a journal before the index wrote them: the audit list alone
+        redis_client.rpush("nc:audit", json.dumps(row))
+    opened = RedisJournal(redis_url)
+    try:
+        assert opened.command_detail("c-1") == old[0][3]
+        assert opened.command_detail("k:2") == old[2][3]
+        assert opened.command_detail("x") == old[2][3]  # as the scan it replaces read it
+        assert redis_client.get("nc:cmdv") == "1"
+        redis_client.hdel("nc:cmdd", "c-1")
+        RedisJournal(redis_url).close()  # indexed once: a second journal does not index again
+        assert opened.command_detail("c-1") is None
+    finally:
+        opened.close()
