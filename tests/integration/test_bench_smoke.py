@@ -233,3 +233,41 @@ def test_the_api_benchmark_measures_fleet_mode_against_serve_store() -> None:
     assert int(status[1]) > 0
     sse = row(r"SSE delay p50 / p99 \((\d+) deliveries of (\d+) events x 2 subscribers\)", f"{n} / {n} ms")
     assert 0 < int(sse[1]) <= 2 * int(sse[2])  # every event reaches each subscriber once at most
+
+
+def test_the_inbox_benchmark_compares_the_doorbell_with_a_script_every_poll() -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server; .ci/run does it)")
+    argv = ["--symbols", "5", "--seconds", "0.5", "--commands", "4", "--repeat", "1"]
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "inbox.py"), *argv], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    n = r"[\d.]+"
+    for name, unit in (
+        ("redis-server CPU, share of a core", "%"),
+        ("this process's CPU \\(receivers \\+ sender\\)", "%"),
+        ("delay send -> receipt p50", "ms"),
+        ("delay send -> receipt p99", "ms"),
+    ):
+        assert re.search(rf"^{name} +{n} {unit} +{n} {unit} +{n}x$", result.stdout, re.MULTILINE), (
+            result.stdout
+        )
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--symbols", "0"], "--symbols: give 1 to 10000"),
+        (["--seconds", "0.1"], "--seconds: give 0.5 to 600"),
+        (["--commands", "0"], "--commands: give 1 to 100000"),
+        (["--repeat", "x"], "argument --repeat: invalid int value"),
+    ],
+)
+def test_the_inbox_benchmark_refuses_bad_options_in_one_line(argv: list[str], says: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "inbox.py"), *argv], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr

@@ -114,6 +114,7 @@ class ScaleOutWorker:
         self._client = journal.client
         self._leases = RedisLease(self._client, prefix=options.prefix)
         self._held: dict[str, _Held] = {}
+        self._inbox: RedisInbox | None = None  # every held symbol's commands (made on the loop)
         # candles each held symbol's pulses read since its last published report: a published report
         # carries them all, so the API's candle history has no gap between publications
         self._unpublished: dict[str, list[Candle]] = {}
@@ -258,8 +259,9 @@ class ScaleOutWorker:
 
     async def _run_engine(self, engine: Engine, symbol: str) -> None:
         """Run the symbol's engine, applying the commands the Redis inbox delivers for it between pulses."""
-        inbox = RedisInbox(self._client, prefix=self._options.prefix)
-        serving = asyncio.create_task(engine.serve(inbox, f"{self._options.owner}:{symbol}"))
+        if self._inbox is None:  # one for every symbol: its doorbell polls once for them all
+            self._inbox = RedisInbox(self._client, prefix=self._options.prefix)
+        serving = asyncio.create_task(engine.serve(self._inbox, f"{self._options.owner}:{symbol}"))
         try:
             await engine.run(handle_signals=False)
         except asyncio.CancelledError:
