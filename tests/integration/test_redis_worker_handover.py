@@ -118,3 +118,52 @@ def _claimed(worker: ScaleOutWorker) -> Callable[[], Awaitable[bool]]:
         return worker.held == [SYMBOL]
 
     return check
+
+
+def test_a_stopping_worker_stops_every_engine_at_once(redis_url: str) -> None:
+    """SIGTERM's stop asks every held engine to stop together: one after the other, each waited for
+    its running pulse while the others went on trading (a worker of 20 symbols took 87 s)."""
+    symbols = [f"S{i}/USDT" for i in range(3)]
+    infos = {
+        s: MarketInfo(s, s.split("/")[0], "USDT", BTC.tick, BTC.lot, Decimal(5), Decimal("0.001"))
+        for s in symbols
+    }
+    sim = SimExchange(MatchingEngine(infos, {"USDT": Decimal(100_000)}))
+    for s in symbols:
+        for candle in to_candles(synthetic_candles(3, 200, Decimal(40_000), BTC, symbol=s)):
+            sim.advance(s, candle)
+    exchange = GatedExchange(sim)
+    base = symbol_params()
+    params = [
+        replace(
+            base, market=replace(base.market, symbol=s, base=s.split("/")[0]), order_id_prefix=f"ncstop{i}"
+        )
+        for i, s in enumerate(symbols)
+    ]
+    settings = EngineSettings(
+        pulse_interval_s=0.02, monitor_interval_s=None, cancel_on_shutdown=False, shutdown_timeout_s=5
+    )
+    journal = RedisJournal(redis_url)
+    leases = RedisLease(journal.client)
+
+    async def main() -> None:
+        worker = ScaleOutWorker(params, exchange, journal, settings, WorkerOptions("w1", lease_ttl_ms=5_000))
+        await worker.tick()
+        assert worker.held == symbols
+        await _until("every engine pulsed", lambda: all(journal.load_symbol(s) for s in symbols), 5)
+        exchange.gate.clear()
+        await _until("every engine's pulse held at the gate", lambda: exchange.held == 3, 5)
+        stop = asyncio.Event()
+        stop.set()
+        stopping = asyncio.create_task(worker.run(stop))
+        await asyncio.sleep(0.2)  # far less than one engine's wait for its pulse (5 s)
+        assert worker.held == []  # all three asked to stop, not the first alone
+        assert not stopping.done()  # each waits for its held pulse
+        exchange.gate.set()
+        await asyncio.wait_for(stopping, 5)
+        assert all(leases.holder(s) is None for s in symbols)  # every lease released
+
+    try:
+        asyncio.run(main())
+    finally:
+        journal.close()
