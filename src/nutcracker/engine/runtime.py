@@ -127,6 +127,8 @@ Observer = Callable[[PulseReport], None]
 
 SHUTDOWN_CANCEL_S = 30.0
 """How long ``cancel_on_shutdown`` retries failed cancels (with backoff) before giving up."""
+INBOX_RETRY_S = 0.5
+"""How often ``serve`` tries again to read an inbox it could not read."""
 PULSE_SLICE_S = 0.005
 """``pulse_all`` gives the event loop a turn after at most this long of pulses in a row (a round of
 100 symbols held it about 20 ms: an API request waited that long)."""
@@ -685,11 +687,25 @@ class Engine:
     async def serve(self, inbox: CommandInbox, owner: str) -> None:
         """Claim this engine's symbols for ``owner`` and ``submit`` every command the inbox delivers.
 
-        Runs until cancelled (run it beside ``run``). An outcome goes to the journal only.
+        Runs until cancelled (run it beside ``run``). An outcome goes to the journal only. An inbox
+        that cannot be read (Redis away) is tried again every ``INBOX_RETRY_S``, said once when it
+        fails and once when it is back: ended by the first error, the symbol heard no command again
+        (no pause, no kill) while it went on trading.
         """
         await inbox.claim(owner, list(self._workers))
+        failing = False
         while True:
-            command = await inbox.receive(owner)
+            try:
+                command = await inbox.receive(owner)
+            except Exception as e:  # the inbox's store, most likely: the commands wait there
+                if not failing:
+                    logger.warning(LogLine("inbox_unreadable", owner=owner, error=repr(e)))
+                failing = True
+                await asyncio.sleep(INBOX_RETRY_S)
+                continue
+            if failing:
+                logger.warning(LogLine("inbox_read_again", owner=owner))
+                failing = False
             if command is not None:
                 await self.submit(command)
 

@@ -128,7 +128,10 @@ class _Doorbell:
     async def _poll(self) -> None:
         while self._waiting:
             await asyncio.sleep(_POLL_S)
-            now = self._read()
+            try:
+                now = self._read()
+            except redis.RedisError:  # every receiver runs its script, which says what is wrong
+                now = {_ALL: "unread"}
             if now == self._seen:
                 continue
             moved = {stream for stream, seq in now.items() if self._seen.get(stream) != seq}

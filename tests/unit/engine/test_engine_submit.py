@@ -291,3 +291,46 @@ def test_a_command_id_journaled_before_a_restart_is_not_applied_again(
     asyncio.run(first_life())
     asyncio.run(second_life())
     assert journal.command_detail("p_1") is None  # the id is matched whole, not as a pattern
+
+
+def test_serving_an_inbox_outlives_its_redis_going_away(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis restart under a worker's symbol: the commands sent after it still arrive (the serving
+    task ended at the first error, and the symbol heard no pause or kill again)."""
+    import logging
+
+    from tests.redis_server import RedisServer
+
+    from nutcracker.store.redis_connect import connect
+    from nutcracker.store.redis_inbox import RedisInbox
+
+    server = RedisServer(tmp_path / "redis")  # its own: this test stops it
+    client = connect(server.url)
+    engine, _ = engine_of()
+
+    async def main() -> str:
+        await engine.start()
+        serving = asyncio.create_task(engine.serve(RedisInbox(client), "w1"))
+        await asyncio.sleep(0.1)
+        server.stop()
+        await asyncio.sleep(1.2)  # the inbox fails to be read a few times
+        server.start()  # the AOF keeps the claim and the cursors
+        await RedisInbox(client).send(pause("after-the-outage"))
+        for _ in range(300):
+            if engine.worker(BTC).status == PAUSED:
+                break
+            await asyncio.sleep(0.02)
+        serving.cancel()
+        return str(engine.worker(BTC).status)
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert asyncio.run(main()) == PAUSED
+    finally:
+        client.close()
+        server.stop()
+    said = [r.getMessage() for r in caplog.records if "inbox_" in r.getMessage()]
+    assert len(said) == 2, said  # once when it failed, once when it was read again
+    assert "inbox_unreadable" in said[0]
+    assert "inbox_read_again" in said[1]
