@@ -38,6 +38,7 @@ from nutcracker.core.commands import (
     Role,
 )
 from nutcracker.core.serialize import dumps_params, loads_params
+from nutcracker.errors import JournalError
 
 __all__ = ["RedisInbox"]
 
@@ -161,7 +162,13 @@ class RedisInbox:
     async def send(self, command: Command) -> None:
         if command.symbol == _ALL:
             raise ValueError(f"{_ALL!r} is not a symbol")
-        self._send(args=[self._prefix, command.symbol or _ALL, json.dumps(_to_dict(command))])
+        try:
+            self._send(args=[self._prefix, command.symbol or _ALL, json.dumps(_to_dict(command))])
+        except redis.RedisError as e:  # the sender says so (the API: a 503)
+            raise JournalError(
+                f"Redis: command {command.command_id} may not have been sent ({e}); check the server, then"
+                " send it again (the same command id is applied once)"
+            ) from None
 
     async def receive(self, owner: str, timeout_s: float | None = None) -> Command | None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s

@@ -26,8 +26,10 @@ from nutcracker.core.model import Candle
 from nutcracker.core.records import FillRow
 from nutcracker.engine.report_codec import decode_report, encode_report
 from nutcracker.engine.reports import PulseReport
+from nutcracker.errors import JournalError
 from nutcracker.marketdata.candles import CandleArrays
 from nutcracker.store.redis import RedisJournal
+from nutcracker.store.redis_inbox import RedisInbox
 from nutcracker.store.redis_reports import RedisReports
 
 GRID = Path(__file__).resolve().parents[3] / "examples" / "grid-btc-usdt.toml"
@@ -99,6 +101,23 @@ def test_a_command_for_a_symbol_nobody_holds_is_sent_not_applied(redis_url: str)
     assert "not applied yet" in outcome.detail
     assert journal.command_detail("c-1") is None  # nothing journaled: no owner applied it
     journal.close()
+
+
+def test_a_command_to_a_redis_that_went_away_is_a_journal_error_saying_to_send_it_again(
+    tmp_path: Path,
+) -> None:
+    server = RedisServer(tmp_path / "redis")  # its own: this test stops it
+    journal = RedisJournal(server.url)
+    fleet = FleetEngine(symbol_params(load_config(GRID)), journal, apply_timeout_s=0.3)
+    command = PauseSymbol("c-1", SYMBOL, "olga", Role.OPERATOR, "no redis", 0)
+    server.stop()
+    try:
+        with pytest.raises(JournalError, match="read failed"):  # has it been applied? Unknown: a 503
+            asyncio.run(fleet.submit(command))
+        with pytest.raises(JournalError, match=r"may not have been sent .*send it again"):
+            asyncio.run(RedisInbox(journal.client).send(command))
+    finally:
+        journal.close()
 
 
 def test_a_running_fleet_reads_redis_off_the_loop_and_tells_its_observers_on_it(redis_url: str) -> None:
