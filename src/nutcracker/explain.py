@@ -88,7 +88,7 @@ def _purged(u: _Units, m: re.Match[str]) -> str:
 
 def _warmup(u: _Units, m: re.Match[str]) -> str:
     k = u.params.keltner
-    needed = max(k.ema_period, k.atr_period + 1, k.long_period)
+    needed = max(k.ema_period, k.atr_period + 1)  # the long average is not waited for
     return f"no buys: indicators warming up ({m['n']} of {needed} candles)"
 
 

@@ -30,7 +30,6 @@ from nutcracker.marketdata.candles import (
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOL = "BTC/USDT"
-WARMUP = 240  # candles before the first print: the indicators get ready just before it
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +58,9 @@ def market(
     candles = load_candles_csv(data_dir / "binance_BTC-USDT_1m_20240726-20240825.csv.gz", precision, SYMBOL)
     prints = load_trades_csv(data_dir / "binance_BTC-USDT_trades.csv.gz", precision, SYMBOL)
     quotes = load_bbo_csv(data_dir / "binance_BTC-USDT_bbo.csv.gz", precision, SYMBOL)
-    start = int(np.searchsorted(candles.ts_ms, prints.ts_ms[0])) - WARMUP
-    return config, candles.slice(start, start + WARMUP + 30), prints, quotes
+    warmup = config.symbols[0].warmup_candles  # candles before the first print: ready just before it
+    start = int(np.searchsorted(candles.ts_ms, prints.ts_ms[0])) - warmup
+    return config, candles.slice(start, start + warmup + 30), prints, quotes
 
 
 def _run(

@@ -360,9 +360,9 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
     ("backtest: --synthetic -7", _backtest("--synthetic", "-7"), EXIT_CONFIG, ("--synthetic -7",)),
     (
         "backtest: --synthetic shorter than the warm-up",
-        _backtest("--synthetic", "100"),
+        _backtest("--synthetic", "10"),
         EXIT_CONFIG,
-        ("--synthetic 100", "BTC/USDT needs at least 240 candles", "keltner.long_period"),
+        ("--synthetic 10", "BTC/USDT needs at least 20 candles", "keltner.ema_period = 20"),
     ),
     ("backtest: --seed -1", _backtest("--seed", "-1"), EXIT_CONFIG, ("--seed -1",)),
     ("backtest: --seed 2^64", _backtest("--seed", str(2**64)), EXIT_CONFIG, ("<= 4294967295",)),
@@ -449,9 +449,9 @@ CASES: list[tuple[str, Args, int, tuple[str, ...]]] = [
     ),
     (
         "backtest: a file shorter than the warm-up",
-        lambda t: _backtest("--data", _candles(t, "btc.csv", rows=100))(t),
+        lambda t: _backtest("--data", _candles(t, "btc.csv", rows=12))(t),
         EXIT_CONFIG,
-        ("btc.csv", "100 candles", "needs at least 240 candles", "keltner.long_period"),
+        ("btc.csv", "12 candles", "needs at least 20 candles", "keltner.atr_period = 14"),
     ),
     (
         "backtest: data for only some symbols of a multi-symbol config",

@@ -27,7 +27,7 @@ def test_a_stopped_replay_shows_what_it_held_at_its_last_pulse(tmp_path: Path) -
     shown = CliRunner().invoke(app, ["status", "--journal", str(journal)])
     assert shown.exit_code == 0, shown.output
     why = _column(shown.output, 3)  # the table wraps the "why" cell over several lines
-    assert "at the last pulse: holding 0.00333 BTC at 99,671.42 avg" in why
+    assert "at the last pulse: holding 0.00333 BTC at 99,910.42 avg" in why
     assert "min profit 0.10 % net" in why
 
 

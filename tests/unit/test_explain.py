@@ -90,7 +90,7 @@ def test_every_core_reason_shape_is_rendered_without_ticks_ppm_lots_or_quote_uni
             "no buys: volatility (ATR) 1.23 % of the price is above volatility.max_atr_pct 1.00 %"
         ),
         "no buys: indicators warming up (12 candles applied)": (
-            "no buys: indicators warming up (12 of 30 candles)"
+            "no buys: indicators warming up (12 of 20 candles)"
         ),
         "B3 at 2700000 is beyond the purge distance: skipped": (
             "B3 at 27,000.00 is farther from the market than orders.purge_bps (5.00 %): skipped"

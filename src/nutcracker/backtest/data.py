@@ -98,10 +98,7 @@ def _check_warmup(symbol: SymbolConfig, count: int, source: str) -> None:
     needed = symbol.warmup_candles
     if count < needed:
         k = symbol.keltner
-        periods = (
-            f"keltner.ema_period = {k.ema_period}, keltner.atr_period = {k.atr_period}, "
-            f"keltner.long_period = {k.long_period}"
-        )
+        periods = f"keltner.ema_period = {k.ema_period}, keltner.atr_period = {k.atr_period}"
         raise ConfigError(
             f"{source}: {symbol.market.symbol} needs at least {needed} candles to warm up its indicators "
             f"({periods}); give a longer file or lower the periods"

@@ -374,7 +374,7 @@ class SymbolConfig(_Section):
     def warmup_candles(self) -> int:
         """Return how many candles the indicators need before the first pulse that can trade."""
         k = self.keltner
-        return max(k.ema_period, k.atr_period + 1, k.long_period)
+        return max(k.ema_period, k.atr_period + 1)
 
     @model_validator(mode="after")
     def _check_rules(self) -> Self:

@@ -113,8 +113,13 @@ class IndicatorState:
 
     @property
     def ready(self) -> bool:
-        """Return whether the EMA, the ATR and the long average all have values."""
-        return not (math.isnan(self.ema) or math.isnan(self.atr) or math.isnan(self.long))
+        """Return whether the EMA and the ATR have values: what every decision reads.
+
+        The long average is not waited for: no decision reads it (it is shown, and the advisor's
+        features use it), and waiting for it kept every buy back ``long_period`` candles (four
+        hours of 1m candles at the default) at the start of every backtest.
+        """
+        return not (math.isnan(self.ema) or math.isnan(self.atr))
 
     @property
     def atr_ppm(self) -> float:
@@ -151,8 +156,8 @@ class IndicatorSeries:
 
     @property
     def ready(self) -> npt.NDArray[np.bool_]:
-        """Return, per candle, whether the EMA, the ATR and the long average all have values."""
-        return ~(np.isnan(self.ema) | np.isnan(self.atr) | np.isnan(self.long))
+        """Return, per candle, whether the EMA and the ATR have values (``IndicatorState.ready``)."""
+        return ~(np.isnan(self.ema) | np.isnan(self.atr))
 
     @property
     def atr_ppm(self) -> npt.NDArray[np.float64]:

@@ -567,6 +567,7 @@ class SymbolWorker:
         if last >= 0:
             since = last + 1
         else:
+            # the long average too: not traded on, but shown from the first pulse
             need = max(k.ema_period, k.atr_period + 1, k.long_period) + s.history_margin_candles
             since = max(0, (now // interval - need - 1) * interval)
         page = s.candles_page_limit

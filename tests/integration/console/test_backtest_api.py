@@ -102,7 +102,7 @@ def test_an_uploaded_config_runs_on_uploaded_real_candles(operator: ApiClient, d
 def test_candles_too_short_for_the_warm_up_fail_the_job_with_one_line(
     operator: ApiClient, data_dir: Path
 ) -> None:
-    job = operator.start_backtest(config=("grid.toml", GRID), candles=("short.csv", _candles(data_dir, 50)))
+    job = operator.start_backtest(config=("grid.toml", GRID), candles=("short.csv", _candles(data_dir, 12)))
     done, _ = _finished(operator, job)
     assert done["state"] == "failed"
     assert "needs at least" in done["error"]

@@ -273,7 +273,9 @@ def test_ema_by_hand() -> None:
     assert all(math.isnan(s.ema) for s in states[:2])
     assert [s.ema_sum for s in states] == [1.0, 3.0, 6.0, 6.0, 6.0]
     assert states[-1].long == 3.0  # SMA(5) seed of 1..5
-    assert [s.ready for s in states] == [False, False, False, False, True]
+    assert all(math.isnan(s.long) for s in states[:4])
+    # ready with the EMA and the ATR: the long average, which no decision reads, is not waited for
+    assert [s.ready for s in states] == [False, False, True, True, True]
 
 
 def test_atr_by_hand() -> None:
