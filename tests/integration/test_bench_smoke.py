@@ -271,3 +271,33 @@ def test_the_inbox_benchmark_refuses_bad_options_in_one_line(argv: list[str], sa
     assert result.returncode == 2
     assert says in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_command_lookup_benchmark_compares_the_index_with_the_scan_it_replaced() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "commands.py"), "--rows", "3000", "--lookups", "20"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    n = r"[\d.]+"
+    for name in ("an id not journaled \\(a new one\\)", "the last id journaled"):
+        assert re.search(rf"^{name} +{n} +{n} +{n}x$", result.stdout, re.MULTILINE), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--rows", "0"], "--rows: give 1 to 10000000"),
+        (["--rows", "10", "--lookups", "11"], "--lookups: give 1 to --rows (10)"),
+        (["--lookups", "x"], "argument --lookups: invalid int value"),
+    ],
+)
+def test_the_command_lookup_benchmark_refuses_bad_options_in_one_line(argv: list[str], says: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.parent / "commands.py"), *argv], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr

@@ -20,6 +20,8 @@ from nutcracker.core.params import SymbolParams
 
 __all__ = [
     "MAX_COMMAND_ID",
+    "TAG",
+    "TAG_END",
     "ChangeParams",
     "Command",
     "CommandOutcome",
@@ -31,9 +33,28 @@ __all__ = [
     "ResumeSymbol",
     "Role",
     "authorize",
+    "tagged_command_id",
 ]
 
 MAX_COMMAND_ID = 128  # characters: a UUID, or a client's own id, fits
+TAG, TAG_END = "command=", " role="  # an audit detail's ``command=ID role=ROLE``
+
+
+def tagged_command_id(detail: str) -> str | None:
+    """Return the command id an audit detail's tag names (its first ``command=ID role=``), or None.
+
+    Only the first: the tag is written before any free text (``symbol=S command=ID role=R ...
+    why=REASON``), so a reason that names another command's tag is never read as one. Read
+    anywhere in the detail, such a reason made that id look journaled: the real command, a kill,
+    was answered "journaled before" and never applied. The SQLite journal's trigger
+    (``store.migrations``) and Redis' index script read it the same way.
+    """
+    start = detail.find(TAG)
+    if start < 0:
+        return None
+    start += len(TAG)
+    end = detail.find(TAG_END, start)
+    return detail[start:end] if end > start else None
 
 
 class Role(StrEnum):

@@ -86,6 +86,8 @@ from types import MappingProxyType
 from typing import Protocol
 
 from nutcracker.core.commands import (
+    TAG,
+    TAG_END,
     ChangeParams,
     Command,
     CommandOutcome,
@@ -712,7 +714,8 @@ class Engine:
     async def _record_command(self, command: Command, result: str) -> None:
         """Journal a command that no worker journals itself (refused, proposed, parameters)."""
         symbol = command.symbol if command.symbol is not None else "*"
-        detail = f"symbol={symbol} why={command.why} {_command_tag(command)} {result}"
+        # the tag, then the outcome, then the free text: neither is read from a reason
+        detail = f"symbol={symbol} {_command_tag(command)} {result} why={command.why}"
         await self.journal_lane.call(self._journal.audit, command.actor, command.kind, detail, command.ts_ms)
         logger.info(
             LogLine("command", kind=command.kind, symbol=symbol, command=command.command_id, result=result)
@@ -723,10 +726,18 @@ def journaled_outcome(command: Command, detail: str) -> tuple[Outcome, str]:
     """Return what a command id's journaled audit detail records: its outcome and, if refused, why.
 
     The one reader of the details ``_record_command`` writes (``app.fleet`` reads a worker's too).
+    Only the outcome written right after the tag counts, never words in the sender's reason (a
+    reason saying " refused: " made an applied command read as refused). A detail written before
+    2026-12-08 has the reason before the tag, and the outcome last.
     """
-    if " refused: " in detail:
-        return Outcome.REFUSED, detail.split(" refused: ", 1)[1]
-    if " proposal=" in detail or isinstance(command, DecideSuggestion):
+    _, _, after = detail.partition(f"{TAG}{command.command_id}{TAG_END}")
+    result = after.split(" ", 1)[1] if " " in after else ""  # past the role
+    if result.startswith("grant="):
+        result = result.split(" ", 1)[1] if " " in result else ""
+    if result.startswith("refused: "):
+        refusal = result.removeprefix("refused: ")
+        return Outcome.REFUSED, refusal.split(" why=", 1)[0]
+    if result.startswith("proposal=") or isinstance(command, DecideSuggestion):
         return Outcome.RECORDED, ""
     return Outcome.APPLIED, ""
 
@@ -740,5 +751,5 @@ def _journaled_outcome(command: Command, detail: str) -> CommandOutcome:
 
 def _command_tag(command: Command) -> str:
     """Return the audit's ``command=... role=...`` (and ``grant=...``) of a command."""
-    tag = f"command={command.command_id} role={command.role.value}"
+    tag = f"{TAG}{command.command_id}{TAG_END}{command.role.value}"
     return f"{tag} grant={command.grant_id}" if command.grant_id else tag

@@ -951,7 +951,8 @@ class SymbolWorker:
 
     async def _control(self, action: str, actor: str, why: str, tag: str) -> None:
         self._hold = None
-        detail = f"symbol={self._symbol} why={why}" + (f" {tag}" if tag else "")
+        # the tag before the free text: a reason is never read as a tag (``tagged_command_id``)
+        detail = f"symbol={self._symbol}" + (f" {tag}" if tag else "") + f" why={why}"
         await self._j(self._journal.audit, actor, action, detail, self._clock.now_ms())
         logger.info(LogLine(action, symbol=self._symbol, actor=actor, why=why))
 

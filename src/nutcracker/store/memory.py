@@ -6,6 +6,7 @@ from bisect import bisect_left, insort
 from collections.abc import Sequence
 from dataclasses import replace
 
+from nutcracker.core.commands import tagged_command_id
 from nutcracker.core.records import (
     ACCOUNT,
     NEW_SYMBOL_STATUS,
@@ -53,6 +54,7 @@ class InMemoryJournal:
         self._open_intents: dict[str, dict[_IntentKey, int]] = {}  # the open ones of those
         self._params: dict[str, list[ParamsRow]] = {}
         self._audit: list[AuditRow] = []
+        self._commands: dict[str, str] = {}  # command id -> the first audit detail its tag names
         self._events: dict[str, list[EventRow]] = {}
         self._log: list[EventRow] = []  # every event, in seq order (seq n at index n - 1)
         self._event_count = 0
@@ -177,12 +179,14 @@ class InMemoryJournal:
     def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None:
         """Append an audit entry (account-wide)."""
         self._audit.append(AuditRow(len(self._audit) + 1, ts_ms, actor, action, detail))
+        command_id = tagged_command_id(detail)
+        if command_id is not None:
+            self._commands.setdefault(command_id, detail)
         self._append_event(ts_ms, ACCOUNT, "audit", audit_payload(actor, action, detail))
 
     def command_detail(self, command_id: str) -> str | None:
         """Return the first audit detail journaled for ``command_id``, or None (``Journal``)."""
-        tag = f"command={command_id} role="
-        return next((row.detail for row in self._audit if tag in row.detail), None)
+        return self._commands.get(command_id)
 
     def flush(self) -> None:
         """Do nothing: there is nothing to make durable."""

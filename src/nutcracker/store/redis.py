@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import redis
 
+from nutcracker.core.commands import tagged_command_id
 from nutcracker.core.model import Side
 from nutcracker.core.records import (
     NEW_SYMBOL_STATUS,
@@ -162,7 +163,8 @@ class RedisJournal:
     def audit(self, actor: str, action: str, detail: str, ts_ms: int) -> None:
         """Append an audit entry (account-wide)."""
         row = _dumps([ts_ms, actor, action, detail])
-        ids = lua.COMMAND_IDS.findall(detail)
+        command_id = tagged_command_id(detail)
+        ids = [] if command_id is None else [command_id]
         self._run([("audit", [ts_ms, row, audit_payload(actor, action, detail), detail, *ids])])
 
     def fence(self, symbol: str, token: int) -> None:

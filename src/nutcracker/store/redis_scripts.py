@@ -22,12 +22,9 @@ seq n at index n - 1), ``cmdd`` (each command id's first audit detail: ``command
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
-__all__ = ["AUDIT", "COMMAND_IDS", "COMMAND_INDEX", "FENCE", "PARAMS", "PULSE", "STATE", "STATUS", "UPDATES"]
-
-COMMAND_IDS: Final = re.compile(r"command=(\S+) role=")  # the ids an audit detail names (its tag)
+__all__ = ["AUDIT", "COMMAND_INDEX", "FENCE", "PARAMS", "PULSE", "STATE", "STATUS", "UPDATES"]
 
 _COMMON: Final = r"""
 local P = ARGV[1]
@@ -200,7 +197,7 @@ return version
 """
 )
 
-# ARGV: P, ts, row, payload, detail, then the command ids the detail names (``cmdd``: each id's first)
+# ARGV: P, ts, row, payload, detail, then the command id its tag names, if any (``cmdd``: each id's first)
 AUDIT: Final = (
     _COMMON
     + r"""
@@ -212,7 +209,8 @@ return seq
 )
 
 # ARGV: P. Indexes the command ids of a store whose audit was written before ``cmdd`` was (once;
-# ``cmdv`` says it is done). The pattern is ``COMMAND_IDS``'s.
+# ``cmdv`` says it is done): every ``command=ID role=`` of a detail, as the scan it replaced
+# matched them. A detail written since names one, its first (``core.commands.tagged_command_id``).
 COMMAND_INDEX: Final = r"""
 local P = ARGV[1]
 if redis.call('EXISTS', P .. 'cmdv') == 1 then return 0 end

@@ -504,10 +504,9 @@ class SqliteJournal:
 
     def command_detail(self, command_id: str) -> str | None:
         """Return the first audit detail journaled for ``command_id``, or None (``Journal``)."""
-        pattern = "%" + _like_escape(f"command={command_id} role=") + "%"
         with self._read_lock, self._translated("read the audit"):
-            row = self._reader.execute(
-                "SELECT detail FROM audit WHERE detail LIKE ? ESCAPE '\\' ORDER BY seq LIMIT 1", (pattern,)
+            row = self._reader.execute(  # the commands table: filled by a trigger on the audit
+                "SELECT detail FROM commands JOIN audit USING (seq) WHERE command_id = ?", (command_id,)
             ).fetchone()
         return None if row is None else str(row[0])
 
@@ -823,8 +822,3 @@ def _stored_symbol(row: tuple[str, str, int, str, str, int]) -> StoredSymbol:
 
 def _intent_row(row: tuple[str, str, str, str, int, int, str, str, str, int, int]) -> IntentRow:
     return IntentRow(*row)
-
-
-def _like_escape(text: str) -> str:
-    """Return ``text`` matched literally by SQL LIKE ... ESCAPE '\\'."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -145,8 +145,8 @@ def test_the_owner_accepts_a_suggestion_with_step_up_and_the_next_pulse_trades_i
     (entry,) = [a for a in _audit(olga) if a["action"] == "reject_suggestion"]
     assert entry["actor"] == "olga"
     assert entry["detail"] == (
-        "symbol=BTC/USDT why=rejected suggestion s-no; too few levels (API, from 127.0.0.1) "
-        "command=api:olga:reject-s-no role=owner suggestion=s-no"
+        "symbol=BTC/USDT command=api:olga:reject-s-no role=owner suggestion=s-no "
+        "why=rejected suggestion s-no; too few levels (API, from 127.0.0.1)"
     )
     assert "rejected, not pending" in _problem(olga.post(f"{url}/s-no/reject", json={}), 409)
     assert len([a for a in _audit(olga) if a["action"] == "reject_suggestion"]) == 1
@@ -179,8 +179,8 @@ def test_the_owner_accepts_a_suggestion_with_step_up_and_the_next_pulse_trades_i
     (decision,) = [a for a in audit if a["action"] == "accept_suggestion"]  # as the CLI's accept
     assert decision["actor"] == "olga"
     assert decision["detail"] == (
-        "symbol=BTC/USDT why=accepted suggestion s-fewer; less exposure (API, from 127.0.0.1) "
-        "command=api:olga:suggestion-s-fewer:decision role=owner suggestion=s-fewer"
+        "symbol=BTC/USDT command=api:olga:suggestion-s-fewer:decision role=owner suggestion=s-fewer "
+        "why=accepted suggestion s-fewer; less exposure (API, from 127.0.0.1)"
     )
     shown = vic.get(f"{url}/s-fewer").json()
     assert (shown["status"], shown["decided_by"]) == ("accepted", "olga")

@@ -130,7 +130,7 @@ def test_an_owners_decision_on_a_suggestion_is_recorded_and_changes_nothing() ->
     assert engine.worker(BTC).status == IDLE
     (entry,) = journal.audit_log(5)
     assert (entry.actor, entry.action, entry.ts_ms) == ("olga", "reject_suggestion", 6)
-    assert entry.detail == f"symbol={BTC} why=too few levels (API) command=d-1 role=owner suggestion=s-9"
+    assert entry.detail == f"symbol={BTC} command=d-1 role=owner suggestion=s-9 why=too few levels (API)"
     again = asyncio.run(engine.submit(reject))
     assert again.outcome == Outcome.RECORDED
 
@@ -291,6 +291,48 @@ def test_a_command_id_journaled_before_a_restart_is_not_applied_again(
     asyncio.run(first_life())
     asyncio.run(second_life())
     assert journal.command_detail("p_1") is None  # the id is matched whole, not as a pattern
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite", "redis"])
+def test_a_reason_that_names_a_command_id_neither_stops_that_command_nor_changes_an_outcome(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A reason is the sender's free text: one naming another command's tag (``command=ID role=``)
+    made that id look journaled, so the real command, a kill, was answered "journaled before" and
+    never applied; one saying " refused: " made an applied command read as refused on a retry."""
+    from nutcracker.store.redis import RedisJournal
+    from nutcracker.store.sqlite import SqliteJournal
+
+    journal: InMemoryJournal | SqliteJournal | RedisJournal
+    if store == "redis":
+        journal = RedisJournal(request.getfixturevalue("redis_url"))
+    else:
+        journal = InMemoryJournal() if store == "memory" else SqliteJournal(tmp_path / "j.db")
+    world = make_world((BTC, ETH), journal=journal)
+    spoof = "see command=k-1 role=operator refused: nothing proposal={}"
+    note = PauseSymbol("m-1", ETH, "mallory", Role.OPERATOR, spoof, 7)
+
+    def new_engine() -> Engine:
+        return Engine([params_for(BTC), params_for(ETH)], world.sim, journal, WallClock(), settings=FAST)
+
+    async def first_life() -> None:
+        engine = new_engine()
+        await engine.start()
+        assert (await engine.submit(note)).outcome == Outcome.APPLIED
+        killed = await engine.submit(KillSymbol("k-1", BTC, "erin", Role.OPERATOR, "stop", 8))
+        assert (killed.outcome, killed.detail) == (Outcome.APPLIED, f"{BTC} killed")
+        assert engine.worker(BTC).status == KILLED
+
+    async def second_life() -> None:
+        engine = new_engine()
+        await engine.start()
+        again = await engine.submit(note)  # a retry after a restart: still the outcome it had
+        assert (again.outcome, again.detail) == (Outcome.APPLIED, "journaled before, not applied again")
+
+    asyncio.run(first_life())
+    asyncio.run(second_life())
+    assert "command=k-1 role=operator" in (journal.command_detail("k-1") or "")
+    assert "stop" in (journal.command_detail("k-1") or "")
 
 
 def test_serving_an_inbox_outlives_its_redis_going_away(

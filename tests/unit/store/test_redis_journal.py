@@ -231,18 +231,22 @@ def test_the_fsync_policy_is_read_from_the_server(tmp_path: Path, redis_client: 
 def test_a_command_id_is_found_by_its_index_without_reading_the_audit(
     journal: RedisJournal, redis_client: redis.Redis
 ) -> None:
-    journal.audit("olga", "pause", "symbol=BTC/USDT why=x command=c-1 role=operator", 1)
-    journal.audit("olga", "pause", "symbol=BTC/USDT why=again command=c-1 role=operator", 2)  # a replay
+    journal.audit("olga", "pause", "symbol=BTC/USDT command=c-1 role=operator why=x", 1)
+    journal.audit("olga", "pause", "symbol=BTC/USDT command=c-1 role=operator why=again", 2)  # a replay
     journal.audit("engine", "reconciliation", '{"placed": 0}', 3)  # names no command
     for i in range(500):  # a long audit: reading it all, as before, grew with every entry
-        journal.audit("olga", "pause", f"symbol=ETH/USDT why=x command=k-{i} role=operator grant=g", 4)
+        journal.audit("olga", "pause", f"symbol=ETH/USDT command=k-{i} role=operator grant=g why=x", 4)
+    journal.audit(
+        "olga", "pause", "symbol=BTC/USDT command=c-2 role=operator why=see command=c-3 role=owner", 5
+    )
 
     def lranges() -> int:
         return int(redis_client.info("commandstats").get("cmdstat_lrange", {}).get("calls", 0))
 
     before = lranges()
-    assert journal.command_detail("c-1") == "symbol=BTC/USDT why=x command=c-1 role=operator"  # the first
-    assert journal.command_detail("k-499") == "symbol=ETH/USDT why=x command=k-499 role=operator grant=g"
+    assert journal.command_detail("c-1") == "symbol=BTC/USDT command=c-1 role=operator why=x"  # the first
+    assert journal.command_detail("k-499") == "symbol=ETH/USDT command=k-499 role=operator grant=g why=x"
+    assert journal.command_detail("c-3") is None  # named in a reason, after the tag: not a tag
     assert journal.command_detail("c-") is None  # whole ids only
     assert journal.command_detail("k-5000") is None
     assert lranges() == before

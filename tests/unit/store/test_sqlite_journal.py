@@ -391,8 +391,31 @@ def test_a_fresh_file_ends_at_the_latest_schema_version(journal: SqliteJournal, 
     with closing(raw(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (LATEST_VERSION,)
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    # "fences" is new (issue 12: lease tokens the journal checks)
-    assert tables == {"events", "symbols", "fills", "intents", "cycles", "params", "audit", "fences"}
+    # "fences" is new (issue 12: lease tokens the journal checks), "commands" newer (its audit's index)
+    expected = {"events", "symbols", "fills", "intents", "cycles", "params", "audit", "fences", "commands"}
+    assert tables == expected
+
+
+def test_a_version_3_file_finds_its_commands_after_the_migration_and_a_reason_names_none(path: Path) -> None:
+    old = [  # written with the reason before the tag, as the engine did before 2026-12-08
+        "symbol=BTC/USDT why=first command=c_1% role=operator",
+        "symbol=BTC/USDT why=replayed command=c_1% role=operator",
+        'symbol=* why=say "command=x role=" command=k:2 role=owner grant=g-7',
+    ]
+    with closing(raw(path)) as conn:
+        migrate(conn, str(path), MIGRATIONS[:3])
+        for seq, detail in enumerate(old, 1):
+            conn.execute("INSERT INTO audit VALUES (?, 1, 'olga', 'pause', ?)", (seq, detail))
+    with SqliteJournal(path) as journal:
+        assert journal.command_detail("c_1%") == old[0]  # the first entry
+        assert journal.command_detail("k:2") == old[2]
+        assert journal.command_detail("x") == old[2]  # as the LIKE scan it replaces read it
+        assert journal.command_detail("c_1") is None  # whole ids only
+        # written since: the tag is the first, before the reason, which names no command
+        detail = "symbol=ETH/USDT command=k-3 role=operator why=see command=k-4 role=owner"
+        journal.audit("erin", "kill", detail, 2)
+        assert journal.command_detail("k-3") == detail
+        assert journal.command_detail("k-4") is None
 
 
 def test_a_version_1_file_keeps_its_params_history_after_the_migration(path: Path) -> None:
