@@ -141,7 +141,7 @@ class Frame:
 
     seq: int
     symbol: str  # ACCOUNT for account-wide events
-    named: str  # the symbol an account-wide audit names first ("symbol=BTC/USDT why=..."), else ""
+    named: str  # the symbol an account-wide audit names first ("symbol=BTC/USDT command=..."), else ""
     text: bytes  # "id: …\nevent: …\ndata: …\n\n"
 
     def visible_to(self, symbols: frozenset[str], everything: bool) -> bool:
