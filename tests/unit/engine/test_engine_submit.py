@@ -27,6 +27,7 @@ from nutcracker.core.commands import (
 from nutcracker.core.serialize import loads_params
 from nutcracker.engine.inprocess import InProcessInbox
 from nutcracker.engine.portfolio import PortfolioRails
+from nutcracker.engine.ports import Journal
 from nutcracker.engine.runtime import Engine, EngineSettings, WallClock
 from nutcracker.engine.worker import IDLE, KILLED, PAUSED
 from nutcracker.store.memory import InMemoryJournal
@@ -250,19 +251,22 @@ def test_an_injected_quote_budget_is_the_one_the_workers_reserve_from() -> None:
         )
 
 
+def _journal(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> Journal:
+    """A journal of the kind ``store`` names: in memory, a SQLite file, or the test Redis."""
+    from nutcracker.store.redis import RedisJournal
+    from nutcracker.store.sqlite import SqliteJournal
+
+    if store == "redis":
+        return RedisJournal(request.getfixturevalue("redis_url"))
+    return InMemoryJournal() if store == "memory" else SqliteJournal(tmp_path / "j.db")
+
+
 @pytest.mark.parametrize("store", ["memory", "sqlite", "redis"])
 def test_a_command_id_journaled_before_a_restart_is_not_applied_again(
     store: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Idempotence outlives the process: a new engine on the same journal reads the command ids."""
-    from nutcracker.store.redis import RedisJournal
-    from nutcracker.store.sqlite import SqliteJournal
-
-    journal: InMemoryJournal | SqliteJournal | RedisJournal
-    if store == "redis":
-        journal = RedisJournal(request.getfixturevalue("redis_url"))
-    else:
-        journal = InMemoryJournal() if store == "memory" else SqliteJournal(tmp_path / "j.db")
+    journal = _journal(store, tmp_path, request)
     world = make_world((BTC, ETH), journal=journal)
 
     def new_engine() -> Engine:
@@ -300,14 +304,7 @@ def test_a_reason_that_names_a_command_id_neither_stops_that_command_nor_changes
     """A reason is the sender's free text: one naming another command's tag (``command=ID role=``)
     made that id look journaled, so the real command, a kill, was answered "journaled before" and
     never applied; one saying " refused: " made an applied command read as refused on a retry."""
-    from nutcracker.store.redis import RedisJournal
-    from nutcracker.store.sqlite import SqliteJournal
-
-    journal: InMemoryJournal | SqliteJournal | RedisJournal
-    if store == "redis":
-        journal = RedisJournal(request.getfixturevalue("redis_url"))
-    else:
-        journal = InMemoryJournal() if store == "memory" else SqliteJournal(tmp_path / "j.db")
+    journal = _journal(store, tmp_path, request)
     world = make_world((BTC, ETH), journal=journal)
     spoof = "see command=k-1 role=operator refused: nothing proposal={}"
     note = PauseSymbol("m-1", ETH, "mallory", Role.OPERATOR, spoof, 7)
