@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
+from nutcracker.core.indicators import warmup_candles
 from nutcracker.core.model import OpenOrder, Side
 from nutcracker.core.params import SymbolParams
 from nutcracker.core.units import QU_PER_TICK_LOT, notional_qu
@@ -88,7 +89,7 @@ def _purged(u: _Units, m: re.Match[str]) -> str:
 
 def _warmup(u: _Units, m: re.Match[str]) -> str:
     k = u.params.keltner
-    needed = max(k.ema_period, k.atr_period + 1)  # the long average is not waited for
+    needed = warmup_candles(k.ema_period, k.atr_period)  # the long average is not waited for
     return f"no buys: indicators warming up ({m['n']} of {needed} candles)"
 
 

@@ -36,6 +36,7 @@ from nutcracker.config.problems import (
     _show,
 )
 from nutcracker.config.units import _ExactUnits, _min_cycle_spread_bps
+from nutcracker.core.indicators import warmup_candles
 from nutcracker.core.orders import MAX_ID_LENGTH
 from nutcracker.core.params import (
     GateParams,
@@ -373,8 +374,7 @@ class SymbolConfig(_Section):
     @property
     def warmup_candles(self) -> int:
         """Return how many candles the indicators need before the first pulse that can trade."""
-        k = self.keltner
-        return max(k.ema_period, k.atr_period + 1)
+        return warmup_candles(self.keltner.ema_period, self.keltner.atr_period)
 
     @model_validator(mode="after")
     def _check_rules(self) -> Self:

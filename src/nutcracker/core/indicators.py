@@ -54,7 +54,13 @@ __all__ = [
     "state_at",
     "step",
     "update",
+    "warmup_candles",
 ]
+
+
+def warmup_candles(ema_period: int, atr_period: int) -> int:
+    """Return the candles applied before ``IndicatorState.ready``: the EMA's and the ATR's warm-up."""
+    return max(ema_period, atr_period + 1)
 
 
 @dataclass(slots=True, init=False, unsafe_hash=True)
